@@ -1,0 +1,62 @@
+# dlog: the front door. Every job the project knows is a target here.
+#
+#   make build     build bin/dlogd
+#   make test      everything CI runs (unit, race, fuzz-corpus replay, purego twin, crash slice, VM slice)
+#   make lint      go vet + staticcheck + gofmt check
+#   make fuzz      run every fuzz target for FUZZTIME each
+#   make bench     engine and daemon benchmarks
+#   make crash     the long crash campaign (CRASH_KILLS kills)
+#   make deps      install what the VM tests need (qemu, busybox, cpio) and fetch the kernel
+#   make vmtest    every real-kernel scenario under qemu
+#   make demo      dlogd against a live kernel mirror, explained
+#   make clean     remove build outputs and caches
+
+GO        ?= go
+TIMEOUT   ?= 20m
+FUZZTIME  ?= 2m
+COUNT     ?= 6
+CRASH_KILLS ?= 10000
+BUILD     := build
+BIN       := bin
+
+PKGS      := ./...
+
+.PHONY: all build test unit race purego lint fmt-check fuzz bench crash deps vmtest vmtest-ci vmbench demo clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/dlogd ./cmd/dlogd
+
+# test is what .ci/run calls. It must stay well under 30 minutes on 2 cores.
+test: fmt-check
+	$(GO) vet $(PKGS)
+	$(GO) test -race -timeout $(TIMEOUT) $(PKGS)
+	$(GO) test -tags purego -timeout $(TIMEOUT) ./bitmap/...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+lint: fmt-check
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+# fuzz runs each native fuzz target on its own for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== fuzz $$pkg $$t for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m ./bitmap/... ./engine/... ./bench/...
+
+crash:
+	DLOG_CRASH_KILLS=$(CRASH_KILLS) $(GO) test -run 'TestCrash' -timeout 180m -v ./engine/
+
+clean:
+	rm -rf $(BIN) $(BUILD)
