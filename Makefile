@@ -21,6 +21,9 @@ BIN       := bin
 
 PKGS      := ./...
 
+# Sub-makefiles for the larger suites (VM, soak, ...). Targets they define are listed above.
+-include mk/*.mk
+
 .PHONY: all build test unit race purego lint fmt-check fuzz bench crash deps vmtest vmtest-ci vmbench demo clean
 
 all: build
