@@ -14,7 +14,7 @@ func TestBufSizeWorkedExamples(t *testing.T) {
 		regions, bitset, buf uint64
 		block                uint32
 	}{
-		{regions: 2048, bitset: 256, buf: 1536, block: 512},        // 1 GiB at 512 KiB regions
+		{regions: 2048, bitset: 256, buf: 1536, block: 512},         // 1 GiB at 512 KiB regions
 		{regions: 4194304, bitset: 524288, buf: 525312, block: 512}, // 2 TiB at 512 KiB regions
 		{regions: 16, bitset: 8, buf: 1536, block: 512},             // 1000 sectors at 64
 		{regions: 1, bitset: 8, buf: 1536, block: 512},
