@@ -1,0 +1,69 @@
+package iouring
+
+import "log/slog"
+
+// DefaultEntries is the submission ring size used when Options.Entries is 0.
+const DefaultEntries = 128
+
+// MaxBlockLen is the largest Buf a Block may carry. Longer blocks fail with
+// EINVAL before any I/O: the kernel caps one write at just under 2 GiB and
+// reports a completion's result as an int32.
+const MaxBlockLen = 1 << 30
+
+// Block is one write: Buf is written at file offset Off. For O_DIRECT fds
+// Buf, Off and len(Buf) must satisfy the device's alignment (see
+// ProbeAlignment).
+//
+// A Block with an empty Buf is a no-op that always succeeds. A negative Off
+// fails with EINVAL. Blocks of one batch should not overlap: their writes run
+// concurrently, so which overlapping write lands last is unspecified.
+type Block struct {
+	Off int64
+	Buf []byte
+}
+
+// Writer writes batches of blocks to one fd. It is not safe for concurrent
+// use (the engine serialises flushes); it never closes the fd.
+//
+// A Writer reads each Buf until the Write that carries it returns: callers
+// must not modify the buffers during Write, and may reuse them afterwards.
+type Writer interface {
+	// Write writes every block, in as few submissions as possible (split
+	// when the batch exceeds the ring), and when sync is true follows them
+	// with one fdatasync ordered after all the writes (IOSQE_IO_DRAIN on
+	// io_uring). All blocks are attempted even if some fail. On any failure
+	// it returns a *BatchError. A short write is an error for that block,
+	// after one retry of the remainder; if a retry was needed and sync is
+	// true, a second fdatasync covers the retried bytes.
+	//
+	// Write with no blocks and sync true is a Sync whose failure is reported
+	// as a *BatchError; with no blocks and sync false it does nothing.
+	Write(blocks []Block, sync bool) error
+	// Sync issues one fdatasync. Its error wraps the errno (errors.Is works).
+	Sync() error
+	// Method reports which mechanism is in use: "io_uring" or "pwritev".
+	Method() string
+	// Close releases the ring (unmaps it and closes the ring fd). It does
+	// not close the fd given to New. Close is idempotent; Write and Sync
+	// after Close return ErrClosed.
+	Close() error
+}
+
+// Method names reported by Writer.Method.
+const (
+	MethodIOUring = "io_uring"
+	MethodPwritev = "pwritev"
+)
+
+// Options configures New. The zero value is ready to use.
+type Options struct {
+	// Entries is the submission ring size; 0 means DefaultEntries. The
+	// kernel rounds it up to a power of two. It bounds how many writes go in
+	// one submission; larger batches are split. Ignored by the fallback.
+	Entries int
+	// Fallback forces pwritev + fdatasync even where io_uring works.
+	Fallback bool
+	// Logger receives, at Info, the mechanism chosen at open and why. Nil
+	// means slog.Default().
+	Logger *slog.Logger
+}
