@@ -1,0 +1,149 @@
+//go:build linux
+
+package iouring_test
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dlog-dev/dlog/iouring"
+	"golang.org/x/sys/unix"
+)
+
+var seedFlag = flag.Uint64("iouring.seed", 0, "seed for the random block contents and offsets (0: time-based)")
+
+// newRand returns a seeded generator and logs the seed so a failure can be
+// replayed with -iouring.seed.
+func newRand(t testing.TB) *rand.Rand {
+	t.Helper()
+	seed := *seedFlag
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (replay with -iouring.seed=%d)", seed, seed)
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// mechanism is one Writer implementation; the suite runs over both.
+type mechanism struct {
+	name     string
+	fallback bool
+}
+
+var mechanisms = []mechanism{
+	{iouring.MethodIOUring, false},
+	{iouring.MethodPwritev, true},
+}
+
+// forEachMechanism runs fn as one subtest per mechanism.
+func forEachMechanism(t *testing.T, fn func(t *testing.T, m mechanism)) {
+	for _, m := range mechanisms {
+		t.Run(m.name, func(t *testing.T) { fn(t, m) })
+	}
+}
+
+var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newWriter opens a Writer of mechanism m on fd and closes it at cleanup.
+// The io_uring half skips, saying why, where the kernel refuses io_uring.
+func newWriter(t testing.TB, fd int, m mechanism, entries int) iouring.Writer {
+	t.Helper()
+	w, err := iouring.New(fd, iouring.Options{Entries: entries, Fallback: m.fallback, Logger: quietLogger})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := w.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if got := w.Method(); got != m.name {
+		if !m.fallback {
+			t.Skipf("io_uring is unavailable here (New chose %s); only the fallback half can run", got)
+		}
+		t.Fatalf("Method() = %q, want %q", got, m.name)
+	}
+	return w
+}
+
+// alignedBuf returns n bytes of page-aligned anonymous memory, unmapped at
+// cleanup.
+func alignedBuf(t testing.TB, n int) []byte {
+	t.Helper()
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatalf("mmap %d bytes: %v", n, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Munmap(b); err != nil {
+			t.Errorf("munmap: %v", err)
+		}
+	})
+	return b
+}
+
+// openFile opens path with flags and closes it at cleanup.
+func openFile(t testing.TB, path string, flags int) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// directFile creates a sparse file of size bytes in t.TempDir and opens it
+// O_RDWR|O_DIRECT.
+func directFile(t testing.TB, size int64) (string, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data")
+	f := openFile(t, path, os.O_RDWR|os.O_CREATE|unix.O_DIRECT)
+	if err := f.Truncate(size); err != nil {
+		t.Fatalf("truncate: %v", err)
+	}
+	return path, f
+}
+
+// readDirect reads n bytes at off from path through a fresh O_DIRECT fd,
+// so the bytes come from the device, not from the page cache.
+func readDirect(t testing.TB, path string, off int64, n int) []byte {
+	t.Helper()
+	f := openFile(t, path, os.O_RDONLY|unix.O_DIRECT)
+	buf := alignedBuf(t, n)
+	if got, err := f.ReadAt(buf, off); err != nil || got != n {
+		t.Fatalf("read %d bytes at %d: got %d, %v", n, off, got, err)
+	}
+	return bytes.Clone(buf)
+}
+
+// checkBlocks fails t unless each block's bytes are in image (the file's
+// content from offset 0).
+func checkBlocks(t testing.TB, image []byte, blocks []iouring.Block, skip map[int]bool) {
+	t.Helper()
+	for i, b := range blocks {
+		if skip[i] {
+			continue
+		}
+		if got := image[b.Off : b.Off+int64(len(b.Buf))]; !bytes.Equal(got, b.Buf) {
+			t.Errorf("block %d at %d: content differs on disk", i, b.Off)
+		}
+	}
+}
+
+// writeError returns the BatchError of err, failing t if err is not one.
+func batchError(t testing.TB, err error) *iouring.BatchError {
+	t.Helper()
+	be, ok := err.(*iouring.BatchError)
+	if !ok {
+		t.Fatalf("Write error = %v (%T), want *BatchError", err, err)
+	}
+	return be
+}
