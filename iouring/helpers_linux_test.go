@@ -5,11 +5,13 @@ package iouring_test
 import (
 	"bytes"
 	"flag"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,16 +21,33 @@ import (
 
 var seedFlag = flag.Uint64("iouring.seed", 0, "seed for the random block contents and offsets (0: time-based)")
 
-// newRand returns a seeded generator and logs the seed so a failure can be
-// replayed with -iouring.seed.
+var (
+	seedOnce = sync.OnceValue(func() uint64 {
+		if *seedFlag != 0 {
+			return *seedFlag
+		}
+		return uint64(time.Now().UnixNano())
+	})
+	streamsMu sync.Mutex
+	streams   = map[string]uint64{} // per test: generators handed out so far
+)
+
+// newRand returns a generator determined by the run's seed, the test's
+// name and how many generators the test asked for before, and logs the
+// seed once per test so a failure can be replayed with -iouring.seed.
 func newRand(t testing.TB) *rand.Rand {
 	t.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
+	seed := seedOnce()
+	streamsMu.Lock()
+	n := streams[t.Name()]
+	streams[t.Name()] = n + 1
+	streamsMu.Unlock()
+	if n == 0 {
+		t.Logf("seed %d (replay with -iouring.seed=%d)", seed, seed)
 	}
-	t.Logf("seed %d (replay with -iouring.seed=%d)", seed, seed)
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	h := fnv.New64a()
+	h.Write([]byte(t.Name()))
+	return rand.New(rand.NewPCG(seed, h.Sum64()+n))
 }
 
 // mechanism is one Writer implementation; the suite runs over both.

@@ -144,7 +144,7 @@ func TestWriteBlockErrors(t *testing.T) {
 			1: {Off: 1 * blockSize, Buf: page(1)},
 			2: {Off: 2 * blockSize, Buf: mem[2*blockSize+8 : 3*blockSize+8]}, // memory misaligned
 			3: {Off: 3 * blockSize, Buf: page(4)},
-			4: {Off: 5*blockSize + 100, Buf: page(5)}, // offset misaligned
+			4: {Off: 5*blockSize + 100, Buf: page(5)},   // offset misaligned
 			5: {Off: 8 * blockSize, Buf: page(6)[:100]}, // length misaligned
 			6: {Off: 10 * blockSize, Buf: page(7)},
 			7: {Off: -blockSize, Buf: page(3)}, // negative offset
@@ -195,7 +195,7 @@ func TestWriteShortWrite(t *testing.T) {
 		}
 		blocks := []iouring.Block{
 			0: {Off: 0, Buf: mem[0:blockSize]},
-			1: {Off: blockSize, Buf: mem[blockSize : 3*blockSize]}, // cut after its first 4 KiB
+			1: {Off: blockSize, Buf: mem[blockSize : 3*blockSize]},       // cut after its first 4 KiB
 			2: {Off: 4 * blockSize, Buf: mem[3*blockSize : 4*blockSize]}, // wholly past the limit
 		}
 		const limit = 2 * blockSize
