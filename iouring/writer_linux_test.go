@@ -186,7 +186,6 @@ func TestWriteBlockErrors(t *testing.T) {
 // (Go ignores the SIGXFSZ that comes with it).
 func TestWriteShortWrite(t *testing.T) {
 	forEachMechanism(t, func(t *testing.T, m mechanism) {
-		const slots = 16
 		path, f := directFile(t, 0)
 		w := newWriter(t, int(f.Fd()), m, 0)
 		mem := alignedBuf(t, 6*blockSize)
