@@ -88,7 +88,7 @@ func (r *Reply) Result(capacity int) (result int32, n int) {
 	if r.AckOnly {
 		result = int32(-r.CnAck)
 		if result == -int32(EAGAIN) {
-			return result, capacity
+			return result, max(capacity, 0)
 		}
 		return result, 0
 	}

@@ -104,29 +104,7 @@ func TestAppendAck(t *testing.T) {
 // Ensure that DecodeReply applies the kernel's acceptance checks (§1.4)
 // in the kernel's order.
 func TestDecodeReplyMalformed(t *testing.T) {
-	full := inSyncReplyFrame()
-	ack := ackFrame()
-	for _, tc := range []struct {
-		name string
-		b    []byte
-		err  error
-	}{
-		{name: "empty", b: nil, err: ulog.ErrShort},
-		{name: "15 bytes", b: full[:15], err: ulog.ErrShort},
-		{name: "nlmsg_len 35", b: with(full, offNlLen, uint32(35)), err: ulog.ErrShort},
-		{name: "nlmsg_len 15 (nlmsg_len - 16 negative)", b: with(full, offNlLen, uint32(15)), err: ulog.ErrShort},
-		{name: "nlmsg_len - 16 > 16384", b: with(append(bytes.Clone(full), make([]byte, 16400)...), offNlLen, uint32(16+16385)), err: ulog.ErrTooLong},
-		{name: "nlmsg_len 2^32-1", b: with(full, offNlLen, uint32(0xffffffff)), err: ulog.ErrTooLong},
-		{name: "nlmsg_len > bytes", b: with(full, offNlLen, uint32(205)), err: ulog.ErrTruncated},
-		{name: "cn_msg.len > nlmsg_len - 36", b: with(full, offCnLen, uint16(169)), err: ulog.ErrCnLen},
-		{name: "cn id 7/2", b: with(full, offCnVal, uint32(2)), err: ulog.ErrConnectorID},
-		{name: "ack with cn id 1/1", b: with(ack, offCnIdx, uint32(1)), err: ulog.ErrConnectorID},
-		{name: "cn_msg.len 1", b: with(full, offCnLen, uint16(1)), err: ulog.ErrIncomplete},
-		{name: "cn_msg.len 159", b: with(full, offCnLen, uint16(159)), err: ulog.ErrIncomplete},
-		{name: "data_size > cn_msg.len - 160", b: with(full, offDataSize, uint32(9)), err: ulog.ErrDataSize},
-		{name: "data_size 2^32-1", b: with(full, offDataSize, uint32(0xffffffff)), err: ulog.ErrDataSize},
-		{name: "cn_msg.len check before the id", b: with(with(full, offCnLen, uint16(400)), offCnIdx, uint32(1)), err: ulog.ErrCnLen},
-	} {
+	for _, tc := range malformedReplies() {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ulog.DecodeReply(tc.b)
 			if !errors.Is(err, tc.err) {
