@@ -1,0 +1,377 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/dlog-dev/dlog/bitmap"
+	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/iouring"
+)
+
+// Device is the log device as the disk log uses it: aligned reads at resume
+// and batched writes with an optional cache flush. Options.WrapDevice can
+// interpose on it.
+type Device interface {
+	// ReadAt reads len(p) bytes at off (O_DIRECT: p, off and len aligned).
+	ReadAt(p []byte, off int64) (int, error)
+	// Write writes the blocks and, when sync is set, flushes the device
+	// cache after them (see iouring.Writer).
+	Write(blocks []iouring.Block, sync bool) error
+	// Sync flushes the device cache.
+	Sync() error
+	// Close releases the device.
+	Close() error
+}
+
+// DeviceInfo describes an opened log device.
+type DeviceInfo struct {
+	// Name is how status strings show the device: "major:minor" for a
+	// block device (as the kernel's dm_dev name), the path for a file.
+	Name string
+	// Path is the path that was opened.
+	Path string
+	// Size is the device size in bytes.
+	Size int64
+	// LogicalBlock is the logical block size the image is rounded to.
+	LogicalBlock uint32
+	// Direct reports O_DIRECT I/O (false only for files on filesystems
+	// that refuse it, such as old tmpfs).
+	Direct bool
+	// Method is the write mechanism ("io_uring" or "pwritev").
+	Method string
+}
+
+// Stats are the disk log's I/O counters.
+type Stats struct {
+	Flushes       uint64        // flushes that wrote or synced something
+	BlocksWritten uint64        // image blocks written, resume included
+	BytesWritten  uint64        // bytes written, resume included
+	Syncs         uint64        // device cache flushes
+	LastFlush     time.Duration // duration of the latest flush with I/O
+}
+
+// maxBatchBlocks bounds one submission, and the staging memory, of a flush.
+const maxBatchBlocks = 256
+
+// diskState is what the disk types add to a log: the device, the image and
+// the flush machinery.
+type diskState struct {
+	info    DeviceInfo
+	name    string
+	dev     Device
+	bufSize int
+	block   int // write unit: 4 KiB, or the logical block size if larger
+	image   mapping
+
+	ioFailed, flushFailed atomic.Bool
+	// dirtied is set after a clean bit went from 1 to 0 (a mark) and taken
+	// by the flush before it collects changed blocks, so a flush that
+	// writes a mark always flushes the device cache after it.
+	dirtied atomic.Bool
+	// cleaned is set when a clean bit went from 0 to 1; only read when
+	// Options.FlushCallback is set.
+	cleaned atomic.Bool
+
+	// Group commit: a Flush waits for the first flush that starts after it
+	// was called. fmu guards the fields below it.
+	fmu       sync.Mutex
+	fcond     sync.Cond
+	started   uint64
+	done      uint64
+	okThrough uint64 // highest flush generation that succeeded
+	running   bool
+	lastErr   error
+	blocks    []int
+	iob       []iouring.Block
+	staging   mapping
+
+	smu   sync.Mutex // guards stats
+	stats Stats
+}
+
+func littleEndian() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}
+
+func (l *dirtyLog) openDisk() error {
+	if !littleEndian() {
+		return ErrBigEndian
+	}
+	dev, info, err := openDevice(l.cfg.Device, l.opts)
+	if err != nil {
+		return err
+	}
+	d := &diskState{info: info, name: info.Name, dev: dev}
+	d.fcond.L = &d.fmu
+	l.disk = d
+	if l.opts.WrapDevice != nil {
+		d.dev = l.opts.WrapDevice(dev)
+	}
+	bs, err := header.BufSize(l.n, info.LogicalBlock)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrDevice, info.Path, err)
+	}
+	if int64(bs) > info.Size {
+		return fmt.Errorf("%w: log device %s too small: need %d bytes, have %d", ErrDeviceTooSmall, info.Path, bs, info.Size)
+	}
+	d.bufSize = int(bs)
+	d.block = max(4096, int(info.LogicalBlock))
+	if d.image, err = mapAnon(d.bufSize); err != nil {
+		return err
+	}
+	bitset := int(header.BitsetSize(l.n))
+	words, err := bitmap.Words(d.image.m[header.BitmapOffset : header.BitmapOffset+bitset])
+	if err != nil {
+		return fmt.Errorf("engine: image memory: %w", err)
+	}
+	// The kernel's constructor sets every clean bit; the device is only
+	// read at resume.
+	for i := range words {
+		words[i] = ^uint64(0)
+	}
+	l.clean, err = bitmap.New(words, l.n, bitmap.Options{
+		Track: true, BlockSize: d.block, BlockOffset: header.BitmapOffset, PureGo: l.opts.PureGo,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: clean bitmap: %w", err)
+	}
+	nblocks := (d.bufSize + d.block - 1) / d.block
+	if d.staging, err = mapAnon(min(nblocks, maxBatchBlocks) * d.block); err != nil {
+		return err
+	}
+	d.blocks = make([]int, 0, nblocks)
+	d.iob = make([]iouring.Block, 0, min(nblocks, maxBatchBlocks))
+	l.logger.Info("disk log opened", "device", info.Path, "name", info.Name, "size", info.Size,
+		"logical_block", info.LogicalBlock, "buf_size", d.bufSize, "direct", info.Direct, "io", info.Method)
+	return l.initSyncState()
+}
+
+func (d *diskState) close() {
+	if d.dev != nil {
+		d.dev.Close()
+		d.dev = nil
+	}
+	d.image.unmap()
+	d.staging.unmap()
+}
+
+// resume is the kernel's disk_resume (protocol.md §4.4), step by step. It
+// runs under l.mu with no flush in progress (the log is not running).
+func (d *diskState) resume(l *dirtyLog) error {
+	img := d.image.m[:d.bufSize]
+	// 1. Read [0, buf_size). A failed or short read fails the device, and
+	//    the log is treated as holding no regions.
+	hdr := header.Fresh()
+	var valid uint64
+	n, err := d.dev.ReadAt(img, 0)
+	if err == nil && n != len(img) {
+		err = fmt.Errorf("short read: %d of %d bytes", n, len(img))
+	}
+	if err != nil {
+		d.fail(l, fmt.Errorf("read log header: %w", err))
+	} else {
+		// 2, 3. Fresh log, version upgrade, unsupported version; the
+		//    stored region count is clamped to this activation (§8.5 j).
+		h, _ := header.Decode(img)
+		r, ierr := header.Interpret(h, l.n, l.cfg.Sync)
+		hdr, valid = r.Header, r.Valid
+		if ierr != nil {
+			d.fail(l, ierr)
+		}
+		if r.Upgraded {
+			l.logger.Info("disk log header version 1 upgraded to 2")
+		}
+	}
+	// The words changed behind the bitmap's back.
+	l.clean.Recount()
+	// 4. Regions the image does not cover: in sync for nosync, else dirty.
+	if l.cfg.Sync == header.SyncNone {
+		l.clean.SetRange(valid, l.n)
+	} else {
+		l.clean.ClearRange(valid, l.n)
+	}
+	// 5. Stale bits of a shrunken log, up to the next multiple of 64.
+	l.clean.ClearTail()
+	// 6. sync bits := clean bits; nothing recovering.
+	if err := l.sync.CopyFrom(l.clean); err != nil {
+		return err
+	}
+	l.recovering.ClearRange(0, l.n)
+	// 7. Header with this activation's region count, the whole image
+	//    written, the device cache flushed.
+	hdr.NrRegions = l.n
+	if err := hdr.Encode(img); err != nil {
+		return err
+	}
+	d.fmu.Lock()
+	defer d.fmu.Unlock()
+	l.clean.MarkAllChanged()
+	d.dirtied.Store(false)
+	d.cleaned.Store(false)
+	if err := d.writeChanged(l, true); err != nil {
+		return fmt.Errorf("%w: resume: write log: %v", ErrIO, err)
+	}
+	return nil
+}
+
+// flush is Flush for the disk log: group commit around flushOnce.
+func (d *diskState) flush(l *dirtyLog) error {
+	d.fmu.Lock()
+	defer d.fmu.Unlock()
+	target := d.started + 1 // the first flush to start after this call
+	for d.done < target {
+		if d.running {
+			d.fcond.Wait()
+			continue
+		}
+		d.running = true
+		d.started++
+		me := d.started
+		err := d.flushOnce(l)
+		d.running = false
+		d.done = me
+		d.lastErr = err
+		if err == nil {
+			d.okThrough = me
+		}
+		d.fcond.Broadcast()
+	}
+	// A later flush that succeeded covers this call too: it started after
+	// it, and failed blocks are flagged again for the next flush.
+	if d.okThrough >= target {
+		return nil
+	}
+	return d.lastErr
+}
+
+// flushOnce writes the changed blocks. It is called with fmu held and
+// releases it around the I/O so that waiters can queue.
+func (d *diskState) flushOnce(l *dirtyLog) error {
+	marks := d.dirtied.Swap(false)
+	if cb := l.opts.FlushCallback; cb != nil && d.cleaned.Swap(false) && !l.ignoreClears.Load() {
+		if err := cb(); err != nil {
+			// The legs may not hold what the clears claim: no region can
+			// be trusted clean (the kernel's flush_failed).
+			l.logger.Error("mirror flush failed; marking every region dirty and ignoring clears until reload", "err", err)
+			l.ignoreClears.Store(true)
+			l.clean.ClearRange(0, l.n)
+			marks = true
+		}
+	}
+	d.fmu.Unlock()
+	defer d.fmu.Lock()
+	if err := d.writeChanged(l, marks); err != nil {
+		return fmt.Errorf("%w: flush: %v", ErrIO, err)
+	}
+	return nil
+}
+
+// writeChanged writes every changed block of the image in batches, then
+// flushes the device cache if sync is set. Failed blocks are flagged again
+// and a failed cache flush leaves a sync owed, so the next flush retries
+// both; the device is marked failed (D, and F for the cache flush) as the
+// kernel does.
+func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
+	d.blocks = l.clean.TakeChanged(d.blocks[:0])
+	if len(d.blocks) == 0 && !sync {
+		return nil
+	}
+	start := time.Now()
+	var errs []error
+	var written, bytes uint64
+	for i := 0; i < len(d.blocks) || (i == 0 && sync); i += maxBatchBlocks {
+		batch := d.blocks[i:min(i+maxBatchBlocks, len(d.blocks))]
+		last := i+maxBatchBlocks >= len(d.blocks)
+		d.iob = d.iob[:0]
+		for k, blk := range batch {
+			buf := d.stage(l, k, blk)
+			d.iob = append(d.iob, iouring.Block{Off: int64(blk * d.block), Buf: buf})
+			bytes += uint64(len(buf))
+		}
+		werr := d.dev.Write(d.iob, sync && last)
+		var be *iouring.BatchError
+		switch {
+		case werr == nil:
+			written += uint64(len(batch))
+		case errors.As(werr, &be):
+			failed := make(map[int]bool, len(be.Writes))
+			for _, w := range be.Writes {
+				failed[w.Index] = true
+				l.clean.MarkBlockChanged(batch[w.Index])
+				errs = append(errs, fmt.Errorf("write block %d: %w", batch[w.Index], w.Err))
+			}
+			written += uint64(len(batch) - len(failed))
+			if be.Sync != nil {
+				errs = append(errs, fmt.Errorf("flush device cache: %w", be.Sync))
+				d.failSync(l, be.Sync)
+			}
+		default:
+			for _, blk := range batch {
+				l.clean.MarkBlockChanged(blk)
+			}
+			errs = append(errs, werr)
+			if sync && last {
+				d.failSync(l, werr)
+			}
+		}
+	}
+	d.smu.Lock()
+	d.stats.Flushes++
+	d.stats.BlocksWritten += written
+	d.stats.BytesWritten += bytes
+	if sync {
+		d.stats.Syncs++
+	}
+	d.stats.LastFlush = time.Since(start)
+	d.smu.Unlock()
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		d.fail(l, err)
+		return err
+	}
+	return nil
+}
+
+// stage copies image block blk into staging slot k and returns the bytes
+// to write: the block, cut at buf_size.
+func (d *diskState) stage(l *dirtyLog, k, blk int) []byte {
+	off := blk * d.block
+	end := min(off+d.block, d.bufSize)
+	buf := d.staging.m[k*d.block : k*d.block+(end-off)]
+	// Outside the bitmap words the image is immutable after resume (the
+	// header, and the tail after the bitset): plain copies.
+	wordsLo := header.BitmapOffset
+	wordsHi := header.BitmapOffset + int(header.BitsetSize(l.n))
+	if off < wordsLo {
+		copy(buf, d.image.m[off:min(end, wordsLo)])
+	}
+	if end > wordsHi {
+		from := max(off, wordsHi)
+		copy(buf[from-off:], d.image.m[from:end])
+	}
+	l.clean.ReadBlock(blk, buf)
+	return buf
+}
+
+// fail marks the device failed (D) and logs why.
+func (d *diskState) fail(l *dirtyLog, err error) {
+	if !d.ioFailed.Swap(true) {
+		l.logger.Error("log device failed; status shows D until the log is reloaded", "device", d.info.Path, "err", err)
+	}
+}
+
+// failSync marks a failed device cache flush (F): marks written since the
+// last good cache flush may not be durable, so a sync stays owed.
+func (d *diskState) failSync(l *dirtyLog, err error) {
+	d.dirtied.Store(true)
+	if !d.flushFailed.Swap(true) {
+		l.logger.Error("log device cache flush failed; status shows F until the log is reloaded", "device", d.info.Path, "err", err)
+	}
+	d.ioFailed.Store(true)
+}

@@ -1,0 +1,411 @@
+package engine_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/internal/faultio"
+)
+
+// checkDevice compares the device, read back with O_DIRECT, with what the
+// log says: the header and every region's clean bit.
+func checkDevice(t *testing.T, l engine.Log, path string, bufSize int) []byte {
+	t.Helper()
+	img := readDirect(t, path, bufSize)
+	h, _ := header.Decode(img)
+	if h.Magic != header.Magic || h.NrRegions != l.RegionCount() {
+		t.Fatalf("device header %v, want magic and %d regions", h, l.RegionCount())
+	}
+	for r := uint64(0); r < l.RegionCount(); r++ {
+		c, _ := l.IsClean(r)
+		if cleanBit(img, r) != c {
+			t.Fatalf("region %d: device clean bit %v, log says %v", r, cleanBit(img, r), c)
+		}
+	}
+	return img
+}
+
+// The worked example of protocol.md §4.2: 2048 regions need 1536 bytes.
+func TestDiskTooSmall(t *testing.T) {
+	ok := logFile(t, 1536)
+	mustOpen(t, 2097152, "disk 2 "+ok+" 1024")
+	small := logFile(t, 1535)
+	c, _ := engine.ParseCtr("2097152 disk 2 " + small + " 1024")
+	if _, err := engine.Open(c, engine.Options{Logger: quiet()}); !errors.Is(err, engine.ErrDeviceTooSmall) {
+		t.Fatalf("1535-byte device: err = %v, want ErrDeviceTooSmall", err)
+	}
+	c, _ = engine.ParseCtr("2097152 disk 2 /nonexistent/log 1024")
+	if _, err := engine.Open(c, engine.Options{Logger: quiet()}); !errors.Is(err, engine.ErrDevice) {
+		t.Fatalf("missing device: err = %v, want ErrDevice", err)
+	}
+	c, _ = engine.ParseCtr("2097152 disk 2 " + t.TempDir() + " 1024")
+	if _, err := engine.Open(c, engine.Options{Logger: quiet()}); !errors.Is(err, engine.ErrDevice) {
+		t.Fatalf("directory as device: err = %v, want ErrDevice", err)
+	}
+}
+
+// A zeroed device has no magic: a fresh log, every region out of sync,
+// header written little-endian at resume (protocol.md §4.4).
+func TestDiskFreshResume(t *testing.T) {
+	p := logFile(t, 4096)
+	// Fill bytes 16..1023 and the tail: the kernel preserves them as read.
+	junk := bytes.Repeat([]byte{0x5A}, 4096)
+	copy(junk[header.BitmapOffset:], make([]byte, 256))
+	os.WriteFile(p, junk, 0o600)
+	l := mustOpen(t, 2097152, "disk 2 "+p+" 1024")
+	if err := l.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.SyncCount(); got != 0 {
+		t.Fatalf("SyncCount = %d, want 0", got)
+	}
+	img := checkDevice(t, l, p, 1536)
+	want := []byte{0x72, 0x52, 0x69, 0x4D, 2, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0}
+	if !bytes.Equal(img[:16], want) {
+		t.Fatalf("header % x, want % x", img[:16], want)
+	}
+	for i := 16; i < header.BitmapOffset; i++ {
+		if img[i] != 0x5A {
+			t.Fatalf("byte %d of the unused header area changed to %#x", i, img[i])
+		}
+	}
+	for i := header.BitmapOffset + 256; i < 1536; i++ {
+		if img[i] != 0x5A {
+			t.Fatalf("byte %d after the bitset changed to %#x", i, img[i])
+		}
+	}
+	// Nothing beyond buf_size was written.
+	all, _ := os.ReadFile(p)
+	if !bytes.Equal(all[1536:], junk[1536:]) {
+		t.Fatal("bytes beyond buf_size were written")
+	}
+}
+
+// Resume honours a valid image, grows and shrinks it, and applies sync and
+// nosync exactly as disk_resume does.
+func TestDiskResumeRules(t *testing.T) {
+	odd := func(i uint64) bool { return i%2 == 1 }
+	good := func(n uint64) header.Header { return header.Header{Magic: header.Magic, Version: 2, NrRegions: n} }
+	for _, tc := range []struct {
+		name      string
+		h         header.Header
+		bits      uint64 // regions whose bits the image holds
+		regions   uint64
+		syncWord  string
+		wantClean func(uint64) bool
+		wantD     bool
+	}{
+		{"honoured", good(128), 128, 128, "", odd, false},
+		{"grown: new regions dirty", good(100), 100, 128, "", func(i uint64) bool { return i < 100 && odd(i) }, false},
+		{"shrunk", good(128), 128, 100, "", odd, false},
+		{"sync ignores the image", good(128), 128, 128, "sync", func(uint64) bool { return false }, false},
+		{"nosync ignores the image", good(128), 128, 128, "nosync", func(uint64) bool { return true }, false},
+		{"nosync grown", good(64), 64, 128, "nosync", func(uint64) bool { return true }, false},
+		{"wrong magic is fresh", header.Header{Magic: 1, Version: 2, NrRegions: 128}, 128, 128, "", func(uint64) bool { return false }, false},
+		{"version 1 upgraded", header.Header{Magic: header.Magic, Version: 1, NrRegions: 128}, 128, 128, "", odd, false},
+		{"version 3 fails the device", header.Header{Magic: header.Magic, Version: 3, NrRegions: 128}, 128, 128, "", func(uint64) bool { return false }, true},
+		{"huge nr_regions clamped", good(1 << 62), 128, 128, "", odd, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeImage(t, 4096, tc.h, tc.bits, odd)
+			args := fmt.Sprintf("disk 2 %s 2", p)
+			if tc.syncWord != "" {
+				args = fmt.Sprintf("disk 3 %s 2 %s", p, tc.syncWord)
+			}
+			l := mustOpen(t, 2*tc.regions, args)
+			if err := l.Resume(); err != nil {
+				t.Fatal(err)
+			}
+			var want uint64
+			for r := uint64(0); r < tc.regions; r++ {
+				c, _ := l.IsClean(r)
+				y, _ := l.InSync(r)
+				if c != tc.wantClean(r) || y != c {
+					t.Fatalf("region %d: clean %v in_sync %v, want %v", r, c, y, tc.wantClean(r))
+				}
+				if c {
+					want++
+				}
+			}
+			if got := l.SyncCount(); got != want {
+				t.Fatalf("SyncCount = %d, want %d", got, want)
+			}
+			if io, _ := l.Failed(); io != tc.wantD {
+				t.Fatalf("device failed = %v, want %v (status %q)", io, tc.wantD, l.Status(engine.StatusInfo))
+			}
+			bs, _ := header.BufSize(tc.regions, 512)
+			img := readDirect(t, p, int(bs))
+			h, _ := header.Decode(img)
+			wantH := header.Header{Magic: header.Magic, Version: 2, NrRegions: tc.regions}
+			if tc.wantD {
+				wantH.Version = 3 // the kernel writes the unsupported version back
+			}
+			if h != wantH {
+				t.Fatalf("header after resume %v, want %v", h, wantH)
+			}
+			// Tail bits up to the next multiple of 64 are cleared.
+			for r := tc.regions; r%64 != 0; r++ {
+				if cleanBit(img, r) {
+					t.Fatalf("stale tail bit %d left set", r)
+				}
+			}
+			for r := uint64(0); r < tc.regions; r++ {
+				if cleanBit(img, r) != tc.wantClean(r) {
+					t.Fatalf("device bit %d = %v, want %v", r, cleanBit(img, r), tc.wantClean(r))
+				}
+			}
+		})
+	}
+}
+
+// Marks survive a close and reopen; clears too once flushed.
+func TestDiskPersistence(t *testing.T) {
+	p := logFile(t, 8192)
+	l := mustOpen(t, 2097152, "disk 2 "+p+" 1024")
+	l.Resume()
+	for r := uint64(0); r < 2048; r++ {
+		l.SetRegionSync(r, true)
+		l.ClearRegion(r)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []uint64{3, 700, 2047} {
+		l.MarkRegion(r)
+	}
+	l.ClearRegion(700)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	checkDevice(t, l, p, 1536)
+	l.Close()
+	l2 := mustOpen(t, 2097152, "disk 2 "+p+" 1024")
+	if err := l2.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if got := l2.SyncCount(); got != 2046 {
+		t.Fatalf("SyncCount after reopen = %d, want 2046", got)
+	}
+	for _, r := range []uint64{3, 2047} {
+		if y, _ := l2.InSync(r); y {
+			t.Fatalf("marked region %d in sync after reopen", r)
+		}
+	}
+	if r, ok, _ := l2.GetResyncWork(); !ok || r != 3 {
+		t.Fatalf("GetResyncWork = %d,%v; want 3", r, ok)
+	}
+}
+
+// Flush writes only the changed blocks, flushes the cache only when marks
+// are among them, and does nothing when nothing changed. The device is
+// read back with O_DIRECT after every flush.
+func TestDiskFlushWritesChangedBlocks(t *testing.T) {
+	const regions = 1 << 20 // 128 KiB bitset: blocks 0..32
+	bs, _ := header.BufSize(regions, 512)
+	p := logFile(t, int64(bs))
+	l := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p))
+	if err := l.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	base := l.Stats()
+	if base.BytesWritten != bs || base.Syncs != 1 {
+		t.Fatalf("resume wrote %d bytes with %d syncs, want %d and 1", base.BytesWritten, base.Syncs, bs)
+	}
+	step := func(name string, wantBlocks, wantSyncs uint64) {
+		t.Helper()
+		before := l.Stats()
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		after := l.Stats()
+		if b := after.BlocksWritten - before.BlocksWritten; b != wantBlocks {
+			t.Fatalf("%s: %d blocks written, want %d", name, b, wantBlocks)
+		}
+		if s := after.Syncs - before.Syncs; s != wantSyncs {
+			t.Fatalf("%s: %d cache flushes, want %d", name, s, wantSyncs)
+		}
+		checkDevice(t, l, p, int(bs))
+	}
+	step("nothing changed", 0, 0)
+	l.MarkRegion(0)           // block 0 (with the header)
+	l.MarkRegion(24576)       // block 1
+	l.MarkRegion(24577)       // block 1 again
+	l.MarkRegion(regions - 1) // last block
+	step("three blocks of marks", 3, 1)
+	l.MarkRegion(0) // already dirty: no change
+	step("re-mark", 0, 0)
+	l.ClearRegion(24576)
+	step("clear only: written, no cache flush", 1, 0)
+	l.MarkRegion(100)
+	l.ClearRegion(100) // net no change, but the block was touched
+	step("mark+clear", 1, 1)
+	rng := rand.New(rand.NewPCG(5, 5))
+	seen := map[uint64]bool{}
+	for i := 0; i < 32; i++ {
+		r := rng.Uint64N(regions)
+		l.MarkRegion(r)
+		seen[(header.BitmapOffset+r/8)/4096] = true
+	}
+	step("32 scattered marks", uint64(len(seen)), 1)
+	l.SetRegionSync(5, false) // sync bits are not on disk
+	step("sync bit only", 0, 0)
+}
+
+// EIO and failed cache flushes show as D and F, as in the kernel, and the
+// next flush retries what failed.
+func TestDiskIOErrors(t *testing.T) {
+	p := logFile(t, 4096)
+	faults := &faultio.Faults{}
+	l := mustOpen(t, 131072, "disk 3 "+p+" 1024 nosync", engine.Options{
+		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults) },
+	})
+	if err := l.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Status(engine.StatusInfo); got != "3 disk "+p+" A" {
+		t.Fatalf("status %q", got)
+	}
+	l.MarkRegion(1)
+	faults.FailSyncs = 1
+	if err := l.Flush(); !errors.Is(err, engine.ErrIO) {
+		t.Fatalf("flush with failing cache flush: %v", err)
+	}
+	if got := l.Status(engine.StatusInfo); got != "3 disk "+p+" F" {
+		t.Fatalf("status after cache flush failure %q, want F", got)
+	}
+	// The sync is still owed: the next flush issues it.
+	before := l.Stats().Syncs
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if l.Stats().Syncs != before+1 {
+		t.Fatal("owed cache flush not retried")
+	}
+
+	p2 := logFile(t, 4096)
+	faults2 := &faultio.Faults{}
+	l2 := mustOpen(t, 131072, "disk 3 "+p2+" 1024 nosync", engine.Options{
+		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults2) },
+	})
+	l2.Resume()
+	l2.MarkRegion(1)
+	faults2.FailWrites = 1
+	if err := l2.Flush(); !errors.Is(err, engine.ErrIO) {
+		t.Fatalf("flush with failing write: %v", err)
+	}
+	if got := l2.Status(engine.StatusInfo); got != "3 disk "+p2+" D" {
+		t.Fatalf("status after write failure %q, want D", got)
+	}
+	// The failed block is written by the next flush.
+	if err := l2.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if img := readDirect(t, p2, 1536); cleanBit(img, 1) {
+		t.Fatal("mark lost after a failed write and a good retry")
+	}
+
+	// A read error at resume: device failed, every region out of sync,
+	// resume itself succeeds (the kernel only logs it).
+	p3 := writeImage(t, 4096, header.Header{Magic: header.Magic, Version: 2, NrRegions: 128}, 128, func(uint64) bool { return true })
+	faults3 := &faultio.Faults{FailReads: 1}
+	l3 := mustOpen(t, 131072, "disk 2 "+p3+" 1024", engine.Options{
+		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults3) },
+	})
+	if err := l3.Resume(); err != nil {
+		t.Fatalf("resume after read error: %v", err)
+	}
+	if got := l3.SyncCount(); got != 0 {
+		t.Fatalf("SyncCount after failed read = %d, want 0", got)
+	}
+	if io, _ := l3.Failed(); !io {
+		t.Fatal("read error did not fail the device")
+	}
+}
+
+// Torn flushes (power lost while a flush writes) leave a log that
+// over-reports: every mark acknowledged by an earlier flush is dirty after
+// resume.
+func TestDiskTornFlush(t *testing.T) {
+	const regions = 1 << 18
+	bs, _ := header.BufSize(regions, 512)
+	rng := rand.New(rand.NewPCG(11, 12))
+	for trial := 0; trial < 40; trial++ {
+		p := logFile(t, int64(bs))
+		faults := &faultio.Faults{Rand: rand.New(rand.NewPCG(uint64(trial), 1))}
+		l := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p), engine.Options{
+			WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults) },
+		})
+		if err := l.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		mustDirty := map[uint64]bool{}
+		for round := 0; ; round++ {
+			pending := map[uint64]bool{}
+			for i := 0; i < 20; i++ {
+				r := rng.Uint64N(regions)
+				if rng.IntN(3) == 0 {
+					l.ClearRegion(r)
+					delete(pending, r)
+					delete(mustDirty, r)
+				} else {
+					l.MarkRegion(r)
+					pending[r] = true
+				}
+			}
+			if round == 3+trial%5 {
+				faults.TearNext = true
+			}
+			if err := l.Flush(); err != nil {
+				if !faults.Dead() {
+					t.Fatalf("flush failed without a tear: %v", err)
+				}
+				break
+			}
+			for r := range pending {
+				mustDirty[r] = true
+			}
+		}
+		l.Close()
+		l2 := mustOpen(t, 2*regions, fmt.Sprintf("disk 2 %s 2", p))
+		if err := l2.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		for r := range mustDirty {
+			if c, _ := l2.IsClean(r); c {
+				t.Fatalf("trial %d: acknowledged mark of region %d lost by a torn flush", trial, r)
+			}
+		}
+	}
+}
+
+// An image written by this engine is what the kernel's disk log reads: the
+// same bytes for the same bits, whatever the write granularity.
+func TestDiskImageIsKernelFormat(t *testing.T) {
+	p := logFile(t, 4096)
+	l := mustOpen(t, 131072, "disk 2 "+p+" 1024")
+	l.Resume()
+	for r := uint64(0); r < 128; r++ {
+		l.SetRegionSync(r, true)
+		if r%3 != 0 {
+			l.ClearRegion(r)
+		}
+	}
+	l.Flush()
+	img := readDirect(t, p, 1536)
+	want := make([]byte, 1536)
+	header.Header{Magic: header.Magic, Version: 2, NrRegions: 128}.Encode(want)
+	for r := uint64(0); r < 128; r++ {
+		if r%3 != 0 {
+			want[header.BitmapOffset+r/8] |= 1 << (r % 8)
+		}
+	}
+	if !bytes.Equal(img, want) {
+		t.Fatalf("image differs from the kernel format:\n got % x\nwant % x", img[1024:1040], want[1024:1040])
+	}
+}

@@ -1,0 +1,386 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dlog-dev/dlog/bitmap"
+	"github.com/dlog-dev/dlog/header"
+)
+
+// Options tune a log beyond its constructor.
+type Options struct {
+	// Logger receives the log's notable events (device failures, the I/O
+	// mechanism chosen). Nil means slog.Default().
+	Logger *slog.Logger
+	// WrapDevice, when set, wraps the disk log's device; tests use it to
+	// inject faults (torn writes, EIO) under the log.
+	WrapDevice func(Device) Device
+	// IOFallback forces pwritev + fdatasync instead of io_uring.
+	IOFallback bool
+	// PureGo forces the bitmaps' pure-Go scan kernels.
+	PureGo bool
+	// FlushCallback, when set, is called by Flush before it writes an image
+	// that records clears, as the kernel calls the mirror's flush_callback_fn
+	// to flush every leg. If it fails, every region is marked dirty and
+	// clears are ignored until the log is reconstructed (the kernel's
+	// flush_failed). dm-log-userspace has no such callback, so dlogd never
+	// sets it.
+	FlushCallback func() error
+}
+
+// Open constructs a log (the kernel's ctr). The disk log opens its device
+// and checks its size; it reads nothing until Resume.
+func Open(c Config, opts Options) (Log, error) {
+	if _, err := ParseArgs(c.TargetLen, c.Type, argsOf(c)); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	l := &dirtyLog{cfg: c, n: c.RegionCount(), opts: opts}
+	l.logger = opts.Logger.With("log", c.Type, "regions", l.n)
+	var err error
+	if c.Disk() {
+		err = l.openDisk()
+	} else {
+		err = l.openCore()
+	}
+	if err != nil {
+		l.release()
+		return nil, err
+	}
+	return l, nil
+}
+
+// argsOf re-derives the argument list of c so Open validates exactly what
+// ParseArgs would have.
+func argsOf(c Config) []string {
+	return strings.Fields(c.String())[1:]
+}
+
+// dirtyLog implements Log for every type: the disk types add a device and an
+// image (disk.go); the rest is common.
+type dirtyLog struct {
+	cfg    Config
+	n      uint64 // region count
+	opts   Options
+	logger *slog.Logger
+
+	clean, sync, recovering *bitmap.Bitmap
+	mems                    []mapping
+
+	// mu guards the resync cursor, the halted flag and the state.
+	mu     sync.Mutex
+	cursor uint64
+	halted bool
+	st     state
+
+	// closed is set first thing in Close; every method checks it. Close
+	// must not race with other calls on the same log (the daemon drains a
+	// log's requests before its DTR): it unmaps the bitmaps.
+	closed atomic.Bool
+
+	// ignoreClears is the kernel's flush_failed: set when FlushCallback
+	// fails, it stays until the log is reconstructed.
+	ignoreClears atomic.Bool
+
+	disk *diskState // nil for core types
+}
+
+func (l *dirtyLog) openCore() error {
+	var err error
+	var m mapping
+	if l.clean, m, err = newBitmap(l.n, true, l.opts.PureGo); err != nil {
+		return err
+	}
+	l.mems = append(l.mems, m)
+	return l.initSyncState()
+}
+
+// initSyncState makes the sync and recovering bitmaps of a freshly
+// constructed log: every region in sync for nosync, none otherwise.
+func (l *dirtyLog) initSyncState() error {
+	var err error
+	var m mapping
+	if l.sync, m, err = newBitmap(l.n, l.cfg.Sync == header.SyncNone, l.opts.PureGo); err != nil {
+		return err
+	}
+	l.mems = append(l.mems, m)
+	if l.recovering, m, err = newBitmap(l.n, false, l.opts.PureGo); err != nil {
+		return err
+	}
+	l.mems = append(l.mems, m)
+	return nil
+}
+
+func (l *dirtyLog) release() {
+	if l.disk != nil {
+		l.disk.close()
+	}
+	for i := range l.mems {
+		l.mems[i].unmap()
+	}
+	l.mems = nil
+}
+
+func (l *dirtyLog) Type() string        { return l.cfg.Type }
+func (l *dirtyLog) Config() Config      { return l.cfg }
+func (l *dirtyLog) RegionSize() uint64  { return uint64(l.cfg.RegionSize) }
+func (l *dirtyLog) RegionCount() uint64 { return l.n }
+
+func (l *dirtyLog) check(region uint64) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if region >= l.n {
+		return fmt.Errorf("%w: region %d, log has %d", ErrRegionRange, region, l.n)
+	}
+	return nil
+}
+
+func (l *dirtyLog) IsClean(region uint64) (bool, error) {
+	if err := l.check(region); err != nil {
+		return false, err
+	}
+	return l.clean.Test(region), nil
+}
+
+func (l *dirtyLog) InSync(region uint64) (bool, error) {
+	if err := l.check(region); err != nil {
+		return false, err
+	}
+	return l.sync.Test(region), nil
+}
+
+func (l *dirtyLog) MarkRegion(region uint64) error {
+	if err := l.check(region); err != nil {
+		return err
+	}
+	if l.clean.Clear(region) && l.disk != nil {
+		// After the bit and its block flag: see Flush.
+		l.disk.dirtied.Store(true)
+	}
+	return nil
+}
+
+func (l *dirtyLog) ClearRegion(region uint64) error {
+	if err := l.check(region); err != nil {
+		return err
+	}
+	if !l.ignoreClears.Load() && l.clean.Set(region) && l.disk != nil {
+		l.disk.cleaned.Store(true)
+	}
+	return nil
+}
+
+func (l *dirtyLog) Flush() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if l.disk == nil {
+		return nil
+	}
+	return l.disk.flush(l)
+}
+
+func (l *dirtyLog) Presuspend() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st == stateClosed {
+		return ErrClosed
+	}
+	l.halted = true
+	if l.st == stateRunning {
+		l.st = statePresuspended
+	}
+	return nil
+}
+
+func (l *dirtyLog) Postsuspend() error {
+	l.mu.Lock()
+	if l.st == stateClosed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.halted = true
+	wasLive := l.st == stateRunning || l.st == statePresuspended
+	if wasLive {
+		l.st = stateSuspended
+	}
+	l.mu.Unlock()
+	if wasLive {
+		return l.Flush()
+	}
+	return nil
+}
+
+func (l *dirtyLog) Resume() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch l.st {
+	case stateClosed:
+		return ErrClosed
+	case stateRunning:
+		return nil // a reconnecting kernel's RESUME: nothing to do
+	}
+	var err error
+	if l.disk != nil {
+		err = l.disk.resume(l)
+	}
+	l.cursor = 0
+	l.halted = false
+	l.st = stateRunning
+	return err
+}
+
+func (l *dirtyLog) GetResyncWork() (uint64, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st == stateClosed {
+		return 0, false, ErrClosed
+	}
+	if l.halted {
+		return 0, false, nil
+	}
+	// dm-raid1 recovers one region at a time and only asks for work when
+	// it has none in flight, so a region still marked recovering here was
+	// handed out in a reply the kernel never saw (a resend after a
+	// timeout): hand the same one out again instead of stranding it.
+	if r, ok := l.recovering.NextSet(0); ok {
+		return r, true, nil
+	}
+	if l.cursor >= l.n {
+		return 0, false, nil
+	}
+	r, ok := l.sync.NextClear(l.cursor)
+	if !ok {
+		l.cursor = l.n
+		return 0, false, nil
+	}
+	l.cursor = r + 1
+	l.recovering.Set(r)
+	return r, true, nil
+}
+
+func (l *dirtyLog) SetRegionSync(region uint64, inSync bool) error {
+	if err := l.check(region); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recovering.Clear(region)
+	// Unlike the kernel's core log, which counts every in_sync=1 call, the
+	// count follows the bit, so a repeated call cannot double-count.
+	if inSync {
+		l.sync.Set(region)
+	} else {
+		l.sync.Clear(region)
+	}
+	return nil
+}
+
+func (l *dirtyLog) SyncCount() uint64 {
+	if l.closed.Load() {
+		return 0
+	}
+	return l.sync.Count()
+}
+
+func (l *dirtyLog) IsRemoteRecovering(region uint64) (bool, uint64, error) {
+	if err := l.check(region); err != nil {
+		return false, 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.halted {
+		return false, l.n, nil
+	}
+	hint := l.cursor
+	if r, ok := l.recovering.NextSet(0); ok {
+		hint = min(hint, r)
+	}
+	return false, hint, nil
+}
+
+func (l *dirtyLog) Stats() Stats {
+	if l.disk == nil {
+		return Stats{}
+	}
+	l.disk.smu.Lock()
+	defer l.disk.smu.Unlock()
+	return l.disk.stats
+}
+
+func (l *dirtyLog) Failed() (bool, bool) {
+	if l.disk == nil {
+		return false, false
+	}
+	return l.disk.ioFailed.Load(), l.disk.flushFailed.Load()
+}
+
+func (l *dirtyLog) Status(t StatusType) string {
+	if l.closed.Load() {
+		return ""
+	}
+	c := l.cfg
+	dev := ""
+	if l.disk != nil {
+		dev = l.disk.name
+	}
+	if t == StatusInfo {
+		if !c.Disk() {
+			return "1 " + c.Type
+		}
+		flag := byte('A')
+		if io, fl := l.Failed(); fl {
+			flag = 'F'
+		} else if io {
+			flag = 'D'
+		}
+		return fmt.Sprintf("3 %s %s %c", c.Type, dev, flag)
+	}
+	var s string
+	switch c.Type {
+	case TypeCore:
+		s = fmt.Sprintf("core %d %d ", 1+min(int(c.Sync), 1), c.RegionSize)
+	case TypeDisk:
+		s = fmt.Sprintf("disk %d %s %d ", 2+min(int(c.Sync), 1), dev, c.RegionSize)
+	case TypeClusteredCore:
+		s = fmt.Sprintf("clustered-core %d ", c.RegionSize)
+	case TypeClusteredDisk:
+		s = fmt.Sprintf("clustered-disk %s %d ", dev, c.RegionSize)
+	}
+	if c.Sync != header.SyncDefault {
+		s += c.Sync.String() + " "
+	}
+	if c.BlockOnError {
+		s += "block_on_error "
+	}
+	return s
+}
+
+func (l *dirtyLog) Close() error {
+	l.mu.Lock()
+	if l.st == stateClosed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	live := l.st == stateRunning || l.st == statePresuspended
+	l.mu.Unlock()
+	var err error
+	if live && l.disk != nil {
+		// A dtr without postsuspend (the daemon lost its kernel, or a
+		// caller skipped the suspend): persist what we have.
+		err = l.disk.flush(l)
+	}
+	l.mu.Lock()
+	l.st = stateClosed
+	l.closed.Store(true)
+	l.mu.Unlock()
+	l.release()
+	return err
+}
