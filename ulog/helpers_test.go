@@ -165,13 +165,14 @@ type badCase struct {
 }
 
 // malformed lists every malformed datagram of protocol.md §8.4 item 50 and
-// §8.5 rows a-e (the seeds of FuzzDecodeRequest include them). Where the
-// check order matters the frame carries cn_msg.seq 0x1111 and request seq
-// 0x2222, so the expected seq shows which one the reply must carry.
+// §8.5 rows a-e (the seeds of FuzzDecodeRequest include them). Where a
+// reply is due the frame carries three different seqs (nlmsg 0x3333,
+// cn_msg 0x1111, dm_ulog_request 0x2222), so the expected seq shows which
+// one the reply must carry.
 func malformed() []badCase {
 	base := inSyncFrame()
-	seqs := func(b []byte) []byte { // cn_msg.seq 0x1111, dm_ulog_request.seq 0x2222
-		return with(with(with(b, offCnSeq, uint32(0x1111)), offSeq, uint32(0x2222)), offNlSeq, uint32(0x1111))
+	seqs := func(b []byte) []byte { // cn_msg.seq 0x1111, dm_ulog_request.seq 0x2222, nlmsg_seq 0x3333
+		return with(with(with(b, offCnSeq, uint32(0x1111)), offSeq, uint32(0x2222)), offNlSeq, uint32(0x3333))
 	}
 	noNUL := bytes.Repeat([]byte{'u'}, ulog.UUIDLen)
 	big := request(ulog.TypeMarkRegion, fixSeq, make([]byte, 336)) // 42 regions: over 332
