@@ -1,0 +1,227 @@
+//go:build linux
+
+// Command dlog-vmguest is the in-guest driver of dlog's real-kernel tests.
+// It runs inside the qemu guest that internal/vmharness boots (as a child of
+// the overlay's /init), never on a host: it mounts filesystems, loads
+// kernel modules and powers the machine off.
+//
+// It reads its options from /proc/cmdline (dlog.scenarios=, dlog.timeout=,
+// dlog.verbose=), runs the named scenarios, each a sequence of named steps
+// with timeouts, and writes /out/report.json (every step: scenario, step,
+// ok/fail/skip, expected, got, duration), /out/guest.log,
+// /out/commands.log (every command with its output), /out/dmesg.txt and the
+// golden images under /out/golden/. It then tars /out onto the raw virtio
+// disk /dev/vda and powers off. A watchdog does the same when the scenarios
+// overrun, so the host always gets what there is.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dlog-dev/dlog/internal/vmharness"
+)
+
+const (
+	outDir         = "/out"
+	resultsDevice  = "/dev/vda"
+	defaultTimeout = 10 * time.Minute
+)
+
+// modules to load, with parameters; their dependencies are found in each
+// module's .modinfo and loaded first. The virtio ones come first so that a
+// dm failure still leaves a results disk.
+var modules = []struct{ name, params string }{
+	{"virtio_pci", ""},
+	{"virtio_blk", ""},
+	{"dm-mod", ""},
+	{"dm-log", ""},
+	{"dm-region-hash", ""},
+	{"dm-mirror", ""},
+	{"dm-log-userspace", ""},
+	{"dm-zero", ""},
+	{"dm-delay", ""},
+	{"dm-flakey", ""},
+	{"loop", "max_loop=16"},
+}
+
+// scenarios is every scenario, in the order "all" runs them.
+func scenarios() []Scenario {
+	return []Scenario{
+		{Name: "kcore", Desc: "dm-mirror with the kernel core log: resync, O_DIRECT I/O, status/table, suspend/resume", Timeout: 4 * time.Minute, Run: scenKcore},
+		{Name: "kdisk", Desc: "dm-mirror with the kernel disk log: as kcore, plus re-activation honouring the on-disk log", Timeout: 4 * time.Minute, Run: scenKdisk},
+		{Name: "kgolden", Desc: "golden disk-log images written by the kernel, for the engine's unit tests", Timeout: 5 * time.Minute, Run: scenKgolden},
+		{Name: "dlogd-smoke", Desc: "the dlogd start/ready/kill -9/restart helper", Timeout: 2 * time.Minute, Run: scenDlogdSmoke},
+	}
+}
+
+func main() {
+	if len(os.Args) != 2 || os.Args[1] != "--in-vm" {
+		fmt.Fprintln(os.Stderr, "dlog-vmguest is the in-guest driver of the VM tests: it mounts filesystems, loads modules and powers the machine off.\n"+
+			"It only runs as the VM's /init child (with --in-vm). Run the VM tests with: DLOG_VM=1 go test ./tests/vm/ -v  (or make vmtest)")
+		os.Exit(2)
+	}
+	os.Exit(guestMain())
+}
+
+func guestMain() int {
+	if err := mountBasics(); err != nil {
+		fmt.Fprintf(os.Stderr, "vmguest: %v\n", err)
+		return 1
+	}
+	glog, err := os.Create(filepath.Join(outDir, "guest.log"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmguest: %v\n", err)
+		return 1
+	}
+	clog, err := os.Create(filepath.Join(outDir, "commands.log"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmguest: %v\n", err)
+		return 1
+	}
+	console := io.MultiWriter(os.Stdout, glog)
+
+	rawCmdline, _ := os.ReadFile("/proc/cmdline")
+	cmdline := strings.TrimSpace(string(rawCmdline))
+	opts, optErr := vmharness.ParseCmdline(cmdline)
+	if opts.Timeout == 0 {
+		opts.Timeout = defaultTimeout
+	}
+	if opts.Verbose {
+		cmdLog = io.MultiWriter(clog, console)
+	} else {
+		cmdLog = clog
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(console, "vmguest: "+format+"\n", args...) }
+
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	rec := NewRecorder(console)
+	report := vmharness.Report{
+		Kernel:      strings.TrimSpace(string(kernel)),
+		Cmdline:     cmdline,
+		Scenarios:   opts.Scenarios,
+		UptimeStart: uptime(),
+	}
+	fmt.Fprintln(os.Stdout) // SeaBIOS's escape codes can eat the first line
+	logf("kernel %s, uptime %.2f s, scenarios %q, watchdog %v", report.Kernel, report.UptimeStart, strings.Join(opts.Scenarios, ","), opts.Timeout)
+
+	var once sync.Once
+	finish := func(complete bool, watchdog string) {
+		once.Do(func() {
+			steps, goldens := rec.Snapshot()
+			report.Steps, report.Goldens = steps, goldens
+			report.Complete, report.Watchdog = complete, watchdog
+			report.UptimeEnd = uptime()
+			if watchdog != "" {
+				logf("WATCHDOG: %s", watchdog)
+			}
+			saveResults(&report, logf, glog, clog)
+			powerOff()
+		})
+		select {} // the other caller is powering off
+	}
+	watchdog := time.AfterFunc(opts.Timeout, func() {
+		finish(false, fmt.Sprintf("guest watchdog fired after %v (dlog.timeout): the scenarios did not finish; results are partial", opts.Timeout))
+	})
+	defer watchdog.Stop()
+
+	ctx := context.Background()
+	all := scenarios()
+	run, unknown := Select(all, opts.Scenarios)
+	setupOK := RunScenario(ctx, rec, Scenario{Name: "setup", Desc: "modules, devices, options", Timeout: time.Minute, Run: func(s *S) {
+		if optErr != nil {
+			s.Fail("kernel command line", "valid dlog.* options", cmdline, optErr.Error())
+		}
+		if len(unknown) > 0 {
+			s.Fail("scenario names", "some of "+Names(all), strings.Join(unknown, ","), "unknown scenario names on the kernel command line")
+		}
+		setup(s)
+	}}, logf)
+	if setupOK {
+		for _, sc := range run {
+			RunScenario(ctx, rec, sc, logf)
+		}
+	}
+	finish(true, "")
+	return 0
+}
+
+// setup loads the modules and checks the tools the scenarios use.
+func setup(s *S) {
+	var names []string
+	params := make(map[string]string)
+	for _, m := range modules {
+		names = append(names, m.name)
+		params[ModuleName(m.name)] = m.params
+	}
+	order := s.Value("module load order (from .modinfo depends=)", 10*time.Second, func(ctx context.Context) (string, error) {
+		o, err := LoadOrder(names, moduleDeps(readBuiltin()))
+		return strings.Join(o, " "), err
+	})
+	s.Do("insmod "+order, time.Minute, func(ctx context.Context) error {
+		for _, m := range strings.Fields(order) {
+			if err := insmod(m, params[ModuleName(m)]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s.Do("results disk "+resultsDevice+" present", 10*time.Second, func(ctx context.Context) error {
+		return waitPath(resultsDevice, 8*time.Second)
+	})
+	s.Value("dmsetup version", 10*time.Second, func(ctx context.Context) (string, error) {
+		out, err := dmsetup(ctx, "version")
+		return strings.Join(strings.Fields(out), " "), err
+	})
+	s.Value("dm targets", 10*time.Second, func(ctx context.Context) (string, error) {
+		out, err := dmsetup(ctx, "targets")
+		var t []string
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 0 {
+				t = append(t, f[0])
+			}
+		}
+		return strings.Join(t, " "), err
+	})
+}
+
+// saveResults writes report.json and dmesg.txt, then tars /out onto the
+// results disk.
+func saveResults(r *vmharness.Report, logf func(string, ...any), files ...*os.File) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(outDir, vmharness.ReportFile), b, 0o644)
+	}
+	if err != nil {
+		logf("writing %s: %v", vmharness.ReportFile, err)
+	}
+	if klog, err := kernelLog(); err == nil {
+		_ = os.WriteFile(filepath.Join(outDir, "dmesg.txt"), klog, 0o644)
+	} else {
+		logf("reading the kernel log: %v", err)
+	}
+	fail := len(r.Failures())
+	logf("done: %s; complete=%v; writing results to %s", r.Summary(), r.Complete, resultsDevice)
+	if fail > 0 {
+		for _, st := range r.Failures() {
+			logf("FAILED %s", st.String())
+		}
+	}
+	for _, f := range files {
+		_ = f.Sync()
+	}
+	cmdLogMu.Lock() // no command output mid-archive
+	defer cmdLogMu.Unlock()
+	if err := writeTarTo(outDir, resultsDevice); err != nil {
+		logf("writing results to %s failed: %v (the host will report an empty results disk)", resultsDevice, err)
+		return
+	}
+	logf("results written to %s; powering off", resultsDevice)
+}

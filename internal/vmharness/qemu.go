@@ -1,0 +1,295 @@
+package vmharness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config is one boot.
+type Config struct {
+	Kernel *Kernel // from FindKernel or EnsureKernel
+	Guest  string  // the static guest driver (CGO_ENABLED=0 go build ./cmd/dlog-vmguest)
+	Dlogd  string  // optional: a static dlogd, installed as /sbin/dlogd
+	Files  []File  // optional extra files for the overlay
+
+	Options   Options  // scenarios, guest watchdog, verbosity
+	ExtraArgs []string // more kernel command-line words
+
+	// Timeout bounds the whole boot on the host; qemu is killed when it
+	// expires. Zero means Options.Timeout plus two minutes, or 10 minutes
+	// when that is zero too.
+	Timeout time.Duration
+
+	// WorkDir receives initrd.gz, results.img and console.log. Required.
+	WorkDir string
+
+	// Console, when set, receives the serial console live, each line
+	// prefixed with ConsolePrefix and stripped of terminal escapes.
+	Console       io.Writer
+	ConsolePrefix string
+
+	MemoryMB      int    // default 1024
+	ResultsDiskMB int    // default 64
+	QEMU          string // default qemu-system-x86_64
+}
+
+// Result is what came back from one boot.
+type Result struct {
+	Report      *Report           // nil when the results disk had no report
+	Files       map[string][]byte // every file from the results disk
+	ConsoleLog  string            // path of the full serial console log
+	ResultsDisk string            // path of the raw results disk
+	Elapsed     time.Duration
+	TimedOut    bool // qemu was killed by the timeout
+}
+
+// Defaults.
+const (
+	DefaultMemoryMB      = 1024
+	DefaultResultsDiskMB = 64
+	DefaultQEMU          = "qemu-system-x86_64"
+)
+
+// QEMUArgs is the qemu command line for one boot: TCG (the host has no
+// usable KVM), one vCPU (a second gives nothing on a 2-core host and adds
+// noise), no display, no reboot (a guest panic or poweroff ends qemu), the
+// results disk as the only virtio disk, no network (which also skips the
+// iPXE option ROM).
+func QEMUArgs(vmlinuz, initrd, resultsDisk, cmdline string, memoryMB int) []string {
+	return []string{
+		"-accel", "tcg", "-cpu", "max",
+		"-m", fmt.Sprintf("%dM", memoryMB), "-smp", "1",
+		"-nographic", "-no-reboot", "-nic", "none",
+		"-kernel", vmlinuz,
+		"-initrd", initrd,
+		"-append", cmdline,
+		"-drive", "file=" + strings.ReplaceAll(resultsDisk, ",", ",,") + ",format=raw,if=virtio",
+	}
+}
+
+// Run boots the kernel with the overlay, waits for the guest to power off
+// (or the timeout), and reads back the results disk.
+//
+// The returned error is nil only when qemu exited on its own and the
+// results disk held a report; the Result is returned in every case with
+// whatever was collected, so a caller can show the console log.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Kernel == nil {
+		return nil, ErrNoKernel
+	}
+	if cfg.WorkDir == "" {
+		return nil, errors.New("vmharness: Config.WorkDir is empty")
+	}
+	qemu := cfg.QEMU
+	if qemu == "" {
+		qemu = DefaultQEMU
+	}
+	qemuPath, err := exec.LookPath(qemu)
+	if err != nil {
+		return nil, fmt.Errorf("vmharness: %s not found: run 'make deps' (apt-get install --no-install-recommends qemu-system-x86)", qemu)
+	}
+	mem := cfg.MemoryMB
+	if mem == 0 {
+		mem = DefaultMemoryMB
+	}
+	diskMB := cfg.ResultsDiskMB
+	if diskMB == 0 {
+		diskMB = DefaultResultsDiskMB
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+		if cfg.Options.Timeout > 0 {
+			timeout = cfg.Options.Timeout + 2*time.Minute
+		}
+	}
+	cmdline, err := KernelCmdline(cfg.Options, cfg.ExtraArgs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("vmharness: %w", err)
+	}
+	res := &Result{
+		ConsoleLog:  filepath.Join(cfg.WorkDir, "console.log"),
+		ResultsDisk: filepath.Join(cfg.WorkDir, "results.img"),
+	}
+
+	overlay, err := BuildOverlay(cfg.Guest, cfg.Dlogd, cfg.Files)
+	if err != nil {
+		return res, err
+	}
+	initrd := filepath.Join(cfg.WorkDir, "initrd.gz")
+	if err := WriteInitrd(initrd, cfg.Kernel.BaseInitrd, overlay); err != nil {
+		return res, err
+	}
+	// A fresh, sparse, zero-filled results disk: an archive found there can
+	// only have come from this boot.
+	_ = os.Remove(res.ResultsDisk)
+	disk, err := os.OpenFile(res.ResultsDisk, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return res, fmt.Errorf("vmharness: results disk: %w", err)
+	}
+	if err := disk.Truncate(int64(diskMB) << 20); err != nil {
+		disk.Close()
+		return res, fmt.Errorf("vmharness: results disk: %w", err)
+	}
+	disk.Close()
+
+	logf, err := os.Create(res.ConsoleLog)
+	if err != nil {
+		return res, fmt.Errorf("vmharness: console log: %w", err)
+	}
+	defer logf.Close()
+	var console io.Writer = logf
+	var live *lineWriter
+	if cfg.Console != nil {
+		live = &lineWriter{w: cfg.Console, prefix: cfg.ConsolePrefix}
+		console = io.MultiWriter(logf, live)
+	}
+
+	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	args := QEMUArgs(cfg.Kernel.Vmlinuz, initrd, res.ResultsDisk, cmdline, mem)
+	cmd := exec.CommandContext(runCtx, qemuPath, args...)
+	cmd.Stdout, cmd.Stderr = console, console
+	cmd.WaitDelay = 5 * time.Second
+	start := time.Now()
+	runErr := cmd.Run()
+	res.Elapsed = time.Since(start)
+	if live != nil {
+		live.Flush()
+	}
+	if runCtx.Err() != nil && ctx.Err() == nil {
+		res.TimedOut = true
+	}
+
+	files, readErr := ReadResults(res.ResultsDisk)
+	res.Files = files
+	if b, ok := files[ReportFile]; ok {
+		rep, err := ParseReport(b)
+		if err != nil && readErr == nil {
+			readErr = err
+		}
+		res.Report = rep
+	}
+
+	switch {
+	case res.TimedOut:
+		return res, fmt.Errorf("vmharness: qemu timed out after %v and was killed (a hung mirror or guest); console log %s ends with:\n%s",
+			timeout, res.ConsoleLog, ConsoleTail(res.ConsoleLog, 25))
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("vmharness: boot cancelled: %w", ctx.Err())
+	case runErr != nil:
+		return res, fmt.Errorf("vmharness: qemu failed: %v; console log %s ends with:\n%s", runErr, res.ConsoleLog, ConsoleTail(res.ConsoleLog, 25))
+	case readErr != nil:
+		return res, fmt.Errorf("vmharness: %w; console log %s ends with:\n%s", readErr, res.ConsoleLog, ConsoleTail(res.ConsoleLog, 25))
+	case res.Report == nil:
+		return res, fmt.Errorf("vmharness: results disk has no %s (files: %s); console log %s ends with:\n%s",
+			ReportFile, strings.Join(sortedKeys(files), " "), res.ConsoleLog, ConsoleTail(res.ConsoleLog, 25))
+	}
+	return res, nil
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ConsoleTail returns the last n lines of a console log, cleaned of carriage
+// returns and terminal escapes, for error messages.
+func ConsoleTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no console log: " + err.Error() + ")"
+	}
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, "  | "+CleanConsoleLine(sc.Text()))
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	if len(lines) == 0 {
+		return "  | (empty: qemu printed nothing)"
+	}
+	return strings.Join(lines, "\n")
+}
+
+// CleanConsoleLine drops carriage returns, ANSI/VT100 escape sequences
+// (SeaBIOS clears the screen with them) and other control characters.
+func CleanConsoleLine(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == 0x1b:
+			// ESC [ params final, or ESC + one character.
+			if i+1 < len(s) && s[i+1] == '[' {
+				j := i + 2
+				for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
+					j++
+				}
+				i = j
+			} else {
+				i++
+			}
+		case c == '\t' || c >= 0x20 && c != 0x7f:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// lineWriter prefixes each complete line and writes it to w.
+type lineWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := CleanConsoleLine(string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+		if _, err := io.WriteString(l.w, l.prefix+line+"\n"); err != nil {
+			return len(p), nil // the live view is best effort; the log file has everything
+		}
+	}
+	return len(p), nil
+}
+
+// Flush writes a trailing partial line.
+func (l *lineWriter) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		io.WriteString(l.w, l.prefix+CleanConsoleLine(string(l.buf))+"\n")
+		l.buf = nil
+	}
+}
