@@ -15,6 +15,8 @@ import (
 	"github.com/dlog-dev/dlog/ulog"
 )
 
+//go:generate go test -run ^TestFuzzCorpus$ -update-corpus
+
 var updateCorpus = flag.Bool("update-corpus", false,
 	"rewrite the seed-* files under testdata/fuzz from kernel-trace.txt and the malformed tables")
 

@@ -2,6 +2,7 @@ package ulog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"iter"
 )
@@ -18,7 +19,7 @@ func Region(data []byte) (uint64, error) {
 	if len(data) != Int64Len {
 		return 0, fmt.Errorf("ulog: region payload of %d bytes, want %d: %w", len(data), Int64Len, ErrPayloadSize)
 	}
-	return ne.Uint64(data), nil
+	return binary.NativeEndian.Uint64(data), nil
 }
 
 // RegionList is a payload of u64 region numbers (MARK_REGION,
@@ -43,7 +44,7 @@ func Regions(data []byte) (RegionList, error) {
 func (l RegionList) Len() int { return len(l) / Int64Len }
 
 // At returns region i, 0 <= i < l.Len().
-func (l RegionList) At(i int) uint64 { return ne.Uint64(l[i*Int64Len:]) }
+func (l RegionList) At(i int) uint64 { return binary.NativeEndian.Uint64(l[i*Int64Len:]) }
 
 // All returns an iterator over the index and value of every region in l.
 func (l RegionList) All() iter.Seq2[int, uint64] {
@@ -64,7 +65,7 @@ func SetRegionSync(data []byte) (region uint64, inSync int64, err error) {
 	if len(data) != PairLen {
 		return 0, 0, fmt.Errorf("ulog: SET_REGION_SYNC payload of %d bytes, want %d: %w", len(data), PairLen, ErrPayloadSize)
 	}
-	return ne.Uint64(data), int64(ne.Uint64(data[8:])), nil
+	return binary.NativeEndian.Uint64(data), int64(binary.NativeEndian.Uint64(data[8:])), nil
 }
 
 // CtrString decodes the CTR payload: the ASCII constructor string
@@ -94,7 +95,7 @@ func Int64(data []byte) (int64, error) {
 	if len(data) != Int64Len {
 		return 0, fmt.Errorf("ulog: s64 payload of %d bytes, want %d: %w", len(data), Int64Len, ErrPayloadSize)
 	}
-	return int64(ne.Uint64(data)), nil
+	return int64(binary.NativeEndian.Uint64(data)), nil
 }
 
 // Pair decodes a 16-byte {s64; u64} reply payload: {i, r} of
@@ -105,7 +106,7 @@ func Pair(data []byte) (int64, uint64, error) {
 	if len(data) != PairLen {
 		return 0, 0, fmt.Errorf("ulog: pair payload of %d bytes, want %d: %w", len(data), PairLen, ErrPayloadSize)
 	}
-	return int64(ne.Uint64(data)), ne.Uint64(data[8:]), nil
+	return int64(binary.NativeEndian.Uint64(data)), binary.NativeEndian.Uint64(data[8:]), nil
 }
 
 // Payload encoders. They append to dst, so a daemon can build a reply
@@ -116,10 +117,10 @@ func Pair(data []byte) (int64, uint64, error) {
 
 // AppendUint64 appends v as a native-endian u64: the reply of
 // GET_REGION_SIZE and GET_SYNC_COUNT, or one region of a request payload.
-func AppendUint64(dst []byte, v uint64) []byte { return ne.AppendUint64(dst, v) }
+func AppendUint64(dst []byte, v uint64) []byte { return binary.NativeEndian.AppendUint64(dst, v) }
 
 // AppendInt64 appends v as a native-endian s64.
-func AppendInt64(dst []byte, v int64) []byte { return ne.AppendUint64(dst, uint64(v)) }
+func AppendInt64(dst []byte, v int64) []byte { return binary.NativeEndian.AppendUint64(dst, uint64(v)) }
 
 // AppendBool appends v as an s64 that is exactly 1 or 0: the reply of
 // IS_CLEAN and IN_SYNC (§8.3 item 30; some kernel callers compare with 1,

@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"syscall"
 )
-
-var ne = binary.NativeEndian
 
 // Request is one struct dm_ulog_request: the 160-byte header and its
 // payload. The same struct describes a request (kernel to daemon) and the
@@ -56,7 +55,7 @@ func (r *Request) SetUUID(s string) error {
 	if len(s) > MaxUUIDLen {
 		return fmt.Errorf("ulog: uuid of %d bytes, at most %d: %w", len(s), MaxUUIDLen, ErrUUID)
 	}
-	if i := bytes.IndexByte([]byte(s), 0); i >= 0 {
+	if i := strings.IndexByte(s, 0); i >= 0 {
 		return fmt.Errorf("ulog: uuid has a NUL at byte %d: %w", i, ErrUUID)
 	}
 	r.UUID = [UUIDLen]byte{}
@@ -115,11 +114,11 @@ func DecodeRequest(b []byte, f *Frame) error {
 	if len(b) < NlmsgHdrLen {
 		return dropf(ErrShort, "ulog: datagram of %d bytes, netlink header needs %d", len(b), NlmsgHdrLen)
 	}
-	f.NlLen = ne.Uint32(b[offNlLen:])
-	f.NlType = ne.Uint16(b[offNlType:])
-	f.NlFlags = ne.Uint16(b[offNlFlags:])
-	f.NlSeq = ne.Uint32(b[offNlSeq:])
-	f.NlPID = ne.Uint32(b[offNlPID:])
+	f.NlLen = binary.NativeEndian.Uint32(b[offNlLen:])
+	f.NlType = binary.NativeEndian.Uint16(b[offNlType:])
+	f.NlFlags = binary.NativeEndian.Uint16(b[offNlFlags:])
+	f.NlSeq = binary.NativeEndian.Uint32(b[offNlSeq:])
+	f.NlPID = binary.NativeEndian.Uint32(b[offNlPID:])
 	// §8.5 b, §8.1 item 5: 36 <= nlmsg_len <= received.
 	if f.NlLen < NlmsgHdrLen+CnMsgLen {
 		return dropf(ErrShort, "ulog: nlmsg_len %d, netlink and connector headers need %d", f.NlLen, NlmsgHdrLen+CnMsgLen)
@@ -130,12 +129,12 @@ func DecodeRequest(b []byte, f *Frame) error {
 	if f.NlType != NlmsgDone {
 		return dropf(ErrNotDone, "ulog: nlmsg_type %d", f.NlType)
 	}
-	f.CnIdx = ne.Uint32(b[offCnIdx:])
-	f.CnVal = ne.Uint32(b[offCnVal:])
-	f.CnSeq = ne.Uint32(b[offCnSeq:])
-	f.CnAck = ne.Uint32(b[offCnAck:])
-	f.CnLen = ne.Uint16(b[offCnLen:])
-	f.CnFlags = ne.Uint16(b[offCnFlags:])
+	f.CnIdx = binary.NativeEndian.Uint32(b[offCnIdx:])
+	f.CnVal = binary.NativeEndian.Uint32(b[offCnVal:])
+	f.CnSeq = binary.NativeEndian.Uint32(b[offCnSeq:])
+	f.CnAck = binary.NativeEndian.Uint32(b[offCnAck:])
+	f.CnLen = binary.NativeEndian.Uint16(b[offCnLen:])
+	f.CnFlags = binary.NativeEndian.Uint16(b[offCnFlags:])
 	// §8.1 item 6.
 	if f.CnIdx != CnIdxDM || f.CnVal != CnValDMUserspaceLog {
 		return dropf(ErrConnectorID, "ulog: cn_msg.id %d/%d", f.CnIdx, f.CnVal)
@@ -152,13 +151,13 @@ func DecodeRequest(b []byte, f *Frame) error {
 		}
 	}
 	r := &f.Req
-	r.LUID = ne.Uint64(b[offLUID:])
+	r.LUID = binary.NativeEndian.Uint64(b[offLUID:])
 	copy(r.UUID[:], b[offUUID:offUUID+UUIDLen])
-	r.Version = ne.Uint32(b[offVersion:])
-	r.Error = int32(ne.Uint32(b[offError:]))
-	r.Seq = ne.Uint32(b[offSeq:])
-	r.RawType = ne.Uint32(b[offType:])
-	r.DataSize = ne.Uint32(b[offDataSize:])
+	r.Version = binary.NativeEndian.Uint32(b[offVersion:])
+	r.Error = int32(binary.NativeEndian.Uint32(b[offError:]))
+	r.Seq = binary.NativeEndian.Uint32(b[offSeq:])
+	r.RawType = binary.NativeEndian.Uint32(b[offType:])
+	r.DataSize = binary.NativeEndian.Uint32(b[offDataSize:])
 	// §8.5 d, §8.1 item 8.
 	if uint64(r.DataSize) > uint64(f.CnLen)-RequestHeaderLen {
 		return replyf(r.Seq, EINVAL, ErrDataSize, "ulog: data_size %d, cn_msg.len %d leaves %d", r.DataSize, f.CnLen, f.CnLen-RequestHeaderLen)
@@ -233,29 +232,29 @@ func AppendRequest(dst []byte, req *Request) []byte {
 // appendHeaders appends nlmsghdr and cn_msg with the fields every
 // datagram of either direction shares.
 func appendHeaders(dst []byte, nlLen, pid, seq, ack uint32, cnLen uint16) []byte {
-	dst = ne.AppendUint32(dst, nlLen)
-	dst = ne.AppendUint16(dst, NlmsgDone)
-	dst = ne.AppendUint16(dst, 0)   // nlmsg_flags
-	dst = ne.AppendUint32(dst, seq) // nlmsg_seq
-	dst = ne.AppendUint32(dst, pid) // nlmsg_pid
-	dst = ne.AppendUint32(dst, CnIdxDM)
-	dst = ne.AppendUint32(dst, CnValDMUserspaceLog)
-	dst = ne.AppendUint32(dst, seq) // cn_msg.seq
-	dst = ne.AppendUint32(dst, ack) // cn_msg.ack
-	dst = ne.AppendUint16(dst, cnLen)
-	dst = ne.AppendUint16(dst, 0) // cn_msg.flags
+	dst = binary.NativeEndian.AppendUint32(dst, nlLen)
+	dst = binary.NativeEndian.AppendUint16(dst, NlmsgDone)
+	dst = binary.NativeEndian.AppendUint16(dst, 0)   // nlmsg_flags
+	dst = binary.NativeEndian.AppendUint32(dst, seq) // nlmsg_seq
+	dst = binary.NativeEndian.AppendUint32(dst, pid) // nlmsg_pid
+	dst = binary.NativeEndian.AppendUint32(dst, CnIdxDM)
+	dst = binary.NativeEndian.AppendUint32(dst, CnValDMUserspaceLog)
+	dst = binary.NativeEndian.AppendUint32(dst, seq) // cn_msg.seq
+	dst = binary.NativeEndian.AppendUint32(dst, ack) // cn_msg.ack
+	dst = binary.NativeEndian.AppendUint16(dst, cnLen)
+	dst = binary.NativeEndian.AppendUint16(dst, 0) // cn_msg.flags
 	return dst
 }
 
 // appendRequestHeader appends the 160-byte dm_ulog_request header.
 func appendRequestHeader(dst []byte, req *Request, errno int32, dataSize uint32) []byte {
-	dst = ne.AppendUint64(dst, req.LUID)
+	dst = binary.NativeEndian.AppendUint64(dst, req.LUID)
 	dst = append(dst, req.UUID[:]...)
 	dst = append(dst, 0, 0, 0) // padding
-	dst = ne.AppendUint32(dst, req.Version)
-	dst = ne.AppendUint32(dst, uint32(errno))
-	dst = ne.AppendUint32(dst, req.Seq)
-	dst = ne.AppendUint32(dst, req.RawType)
-	dst = ne.AppendUint32(dst, dataSize)
+	dst = binary.NativeEndian.AppendUint32(dst, req.Version)
+	dst = binary.NativeEndian.AppendUint32(dst, uint32(errno))
+	dst = binary.NativeEndian.AppendUint32(dst, req.Seq)
+	dst = binary.NativeEndian.AppendUint32(dst, req.RawType)
+	dst = binary.NativeEndian.AppendUint32(dst, dataSize)
 	return dst
 }
