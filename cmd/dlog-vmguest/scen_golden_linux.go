@@ -119,8 +119,8 @@ func (g *goldenRun) capture(name, captured, desc, wantRuns string) {
 		return os.WriteFile(filepath.Join(goldenDir, name+".json"), append(js, '\n'), 0o644)
 	})
 	s.rec.AddGolden(meta)
-	s.Check(name+": buf_size", fmt.Sprint(LogBufSize(regions, g.log.BlockSize)), fmt.Sprint(len(img)))
-	s.Check(name+": image", WantLogImage(regions, wantRuns), DescribeLogImage(img))
+	s.Check("buf_size of "+name, fmt.Sprint(LogBufSize(regions, g.log.BlockSize)), fmt.Sprint(len(img)))
+	s.Check("image of "+name, WantLogImage(regions, wantRuns), DescribeLogImage(img))
 }
 
 func kernelRelease() string {
