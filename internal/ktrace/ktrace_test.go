@@ -361,3 +361,30 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse checks that no input makes Parse panic, and that what it
+// accepts is self-consistent.
+func FuzzParse(f *testing.F) {
+	f.Add(reqLine + "\n" + rspLine)
+	f.Add(reqLine + "\n    1.0     raw request (4 bytes):\n      00000000  01 02 7c 04  ||.|.|\n" + rspLine)
+	f.Add("      3.54 ===== (a) first\n    42.175 ... 7 request/response pairs elided from this section; section totals: IN_SYNC=6 FLUSH=2")
+	f.Add("# comment\n\n    80.283   CTR                    2")
+	f.Fuzz(func(t *testing.T, in string) {
+		entries, err := ktrace.Parse(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if uint32(len(e.Data)) != e.DataSize {
+				t.Fatalf("line %d: %d bytes of data, dsize %d", e.Line, len(e.Data), e.DataSize)
+			}
+			if e.Raw != nil && e.Kind != ktrace.KindRequest && e.Kind != ktrace.KindReply {
+				t.Fatalf("line %d: raw dump on a %s", e.Line, e.Kind)
+			}
+			if e.Kind == ktrace.KindRequest {
+				_, _ = e.AppendDatagram(nil)
+			}
+		}
+		_, _ = ktrace.Exchanges(entries)
+	})
+}
