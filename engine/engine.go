@@ -315,6 +315,31 @@ func (l *dirtyLog) Stats() Stats {
 	return l.disk.stats
 }
 
+func (l *dirtyLog) State() State {
+	l.mu.Lock()
+	s := State{
+		Type:       l.cfg.Type,
+		Phase:      l.st.String(),
+		Regions:    l.n,
+		RegionSize: uint64(l.cfg.RegionSize),
+		Cursor:     l.cursor,
+		Halted:     l.halted,
+	}
+	l.mu.Unlock()
+	if l.closed.Load() {
+		return s
+	}
+	s.InSync = l.sync.Count()
+	s.Dirty = l.n - l.clean.Count()
+	s.Recovering = l.recovering.Count()
+	s.IOFailed, s.FlushFailed = l.Failed()
+	s.Stats = l.Stats()
+	if l.disk != nil {
+		s.Device = l.disk.name
+	}
+	return s
+}
+
 func (l *dirtyLog) Failed() (bool, bool) {
 	if l.disk == nil {
 		return false, false

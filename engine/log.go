@@ -64,6 +64,8 @@ type Log interface {
 	Failed() (ioFailed, flushFailed bool)
 	// Stats are the log's device I/O counters (zero for core types).
 	Stats() Stats
+	// State describes the log for status reports and debug dumps.
+	State() State
 
 	// Close destroys the log (the kernel's dtr) and releases its memory and
 	// device.
@@ -112,4 +114,21 @@ func (s state) String() string {
 		return "closed"
 	}
 	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// State is a snapshot of a log for status reports and debug dumps.
+type State struct {
+	Type        string
+	Phase       string // constructed, running, presuspended, suspended, closed
+	Regions     uint64
+	RegionSize  uint64
+	InSync      uint64 // regions in sync
+	Dirty       uint64 // regions whose clean bit is clear
+	Recovering  uint64 // regions handed out for resync and not yet reported
+	Cursor      uint64 // the resync search cursor
+	Halted      bool   // recovery halted by presuspend
+	Device      string // disk types: the device name in status strings
+	IOFailed    bool
+	FlushFailed bool
+	Stats       Stats
 }
