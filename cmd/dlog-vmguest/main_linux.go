@@ -128,7 +128,13 @@ func guestMain() int {
 		select {} // the other caller is powering off
 	}
 	watchdog := time.AfterFunc(opts.Timeout, func() {
-		finish(false, fmt.Sprintf("guest watchdog fired after %v (dlog.timeout): the scenarios did not finish; results are partial", opts.Timeout))
+		where := rec.Current()
+		if where == "" {
+			where = "between steps"
+		} else {
+			where = "in " + where
+		}
+		finish(false, fmt.Sprintf("guest watchdog fired after %v (dlog.timeout) %s: the scenarios did not finish; results are partial", opts.Timeout, where))
 	})
 	defer watchdog.Stop()
 

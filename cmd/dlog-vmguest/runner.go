@@ -20,6 +20,26 @@ type Recorder struct {
 	steps   []vmharness.Step
 	goldens []vmharness.Golden
 	out     io.Writer // console and guest.log
+
+	current      string // "scenario X, step Y" while a step runs
+	currentSince time.Time
+}
+
+// setCurrent notes the step that is running, for the watchdog's message.
+func (r *Recorder) setCurrent(what string) {
+	r.mu.Lock()
+	r.current, r.currentSince = what, time.Now()
+	r.mu.Unlock()
+}
+
+// Current describes the step running now, or "" between steps.
+func (r *Recorder) Current() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.current == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s (running for %.1f s)", r.current, time.Since(r.currentSince).Seconds())
 }
 
 // NewRecorder prints one line per step to out.
@@ -219,6 +239,13 @@ func call(ctx context.Context, timeout time.Duration, fn func(ctx context.Contex
 	}
 }
 
+// call runs fn as the named step, noting it as the current one.
+func (s *S) call(ctx context.Context, step string, timeout time.Duration, fn func(ctx context.Context) (string, error)) (string, time.Duration, error) {
+	s.rec.setCurrent(fmt.Sprintf("scenario %s, step %s%s", s.scenario, s.prefix, step))
+	defer s.rec.setCurrent("")
+	return call(ctx, timeout, fn)
+}
+
 // Do runs fn as a step that must succeed; on failure the scenario (or part)
 // is aborted.
 func (s *S) Do(step string, timeout time.Duration, fn func(ctx context.Context) error) {
@@ -229,7 +256,7 @@ func (s *S) Do(step string, timeout time.Duration, fn func(ctx context.Context) 
 
 // Try is Do without the abort.
 func (s *S) Try(step string, timeout time.Duration, fn func(ctx context.Context) error) bool {
-	_, d, err := call(s.ctx, timeout, func(ctx context.Context) (string, error) { return "", fn(ctx) })
+	_, d, err := s.call(s.ctx, step, timeout, func(ctx context.Context) (string, error) { return "", fn(ctx) })
 	if err != nil {
 		s.record(step, vmharness.StatusFail, "success", "error", err.Error(), d)
 		return false
@@ -241,7 +268,7 @@ func (s *S) Try(step string, timeout time.Duration, fn func(ctx context.Context)
 // Value runs fn as a step that must succeed and returns its result, which
 // is recorded as what the step got.
 func (s *S) Value(step string, timeout time.Duration, fn func(ctx context.Context) (string, error)) string {
-	got, d, err := call(s.ctx, timeout, fn)
+	got, d, err := s.call(s.ctx, step, timeout, fn)
 	if err != nil {
 		s.record(step, vmharness.StatusFail, "success", "error", err.Error(), d)
 		panic(abort{})
@@ -253,7 +280,7 @@ func (s *S) Value(step string, timeout time.Duration, fn func(ctx context.Contex
 // Expect runs fn and compares its result with want. A mismatch is recorded
 // and the scenario goes on; an error from fn aborts it.
 func (s *S) Expect(step, want string, timeout time.Duration, fn func(ctx context.Context) (string, error)) bool {
-	got, d, err := call(s.ctx, timeout, fn)
+	got, d, err := s.call(s.ctx, step, timeout, fn)
 	if err != nil {
 		s.record(step, vmharness.StatusFail, want, "error", err.Error(), d)
 		panic(abort{})
@@ -311,7 +338,7 @@ func (s *S) runCleanups() {
 		if *c.done {
 			continue
 		}
-		_, d, err := call(s.base, c.timeout, func(ctx context.Context) (string, error) { return "", c.fn(ctx) })
+		_, d, err := s.call(s.base, "cleanup: "+c.step, c.timeout, func(ctx context.Context) (string, error) { return "", c.fn(ctx) })
 		if err != nil {
 			s.record("cleanup: "+c.step, vmharness.StatusFail, "success", "error", err.Error(), d)
 			continue

@@ -168,3 +168,19 @@ func TestSelect(t *testing.T) {
 		t.Errorf("got %s, unknown %v", Names(run), unknown)
 	}
 }
+
+func TestRecorderCurrent(t *testing.T) {
+	rec := NewRecorder(nil)
+	var during string
+	RunScenario(context.Background(), rec, Scenario{Name: "w", Run: func(s *S) {
+		s.Part("part", func(p *S) {
+			p.Do("resync", time.Second, func(context.Context) error { during = rec.Current(); return nil })
+		})
+	}}, nil)
+	if !strings.HasPrefix(during, "scenario w, step part: resync (running for ") {
+		t.Errorf("during the step: %q", during)
+	}
+	if got := rec.Current(); got != "" {
+		t.Errorf("after the scenario: %q", got)
+	}
+}
