@@ -182,6 +182,17 @@ func setup(s *S) {
 	s.Do("results disk "+resultsDevice+" present", 10*time.Second, func(ctx context.Context) error {
 		return waitPath(resultsDevice, 8*time.Second)
 	})
+	s.Value("dm-log-userspace's connector callback 7:1 in /proc/net/connector", 10*time.Second, func(ctx context.Context) (string, error) {
+		b, err := os.ReadFile("/proc/net/connector")
+		if err != nil {
+			return "", err
+		}
+		name, ok := ParseProcNetConnector(b)["7:1"]
+		if !ok {
+			return "", fmt.Errorf("no 7:1 row in /proc/net/connector: %q", b)
+		}
+		return name + " 7:1", nil
+	})
 	s.Value("dmsetup version", 10*time.Second, func(ctx context.Context) (string, error) {
 		out, err := dmsetup(ctx, "version")
 		return strings.Join(strings.Fields(out), " "), err

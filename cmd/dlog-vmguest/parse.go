@@ -111,6 +111,22 @@ func ParseProcNetNetlink(b []byte) ([]NetlinkSocket, error) {
 	return out, sc.Err()
 }
 
+// ParseProcNetConnector parses /proc/net/connector, the connector callbacks
+// registered inside the kernel ("Name ID" rows, e.g. "cn_proc 1:1"), into
+// names by "idx:val". dm-log-userspace registers one for 7:1 (CN_IDX_DM,
+// CN_VAL_DM_USERSPACE_LOG) to receive the daemon's replies. Userspace
+// listeners are not listed here: see ParseProcNetNetlink.
+func ParseProcNetConnector(b []byte) map[string]string {
+	m := make(map[string]string)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] != "Name" && strings.Contains(f[1], ":") {
+			m[f[1]] = f[0]
+		}
+	}
+	return m
+}
+
 // Connector constants: NETLINK_CONNECTOR and the device-mapper's group CN_IDX_DM.
 const (
 	netlinkConnector = 11

@@ -90,6 +90,13 @@ func TestParseProcNetNetlink(t *testing.T) {
 	}
 }
 
+func TestParseProcNetConnector(t *testing.T) {
+	got := ParseProcNetConnector([]byte("Name            ID\ncn_proc         1:1\ndmlogusr        7:1\n\n"))
+	if !reflect.DeepEqual(got, map[string]string{"1:1": "cn_proc", "7:1": "dmlogusr"}) {
+		t.Errorf("got %v", got)
+	}
+}
+
 func TestLogBufSize(t *testing.T) {
 	for _, tc := range []struct {
 		regions uint64
