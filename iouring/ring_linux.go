@@ -131,9 +131,9 @@ type ring struct {
 	sqes                    []sqe
 	tail                    uint32 // local SQ tail: SQEs before it are filled in
 
-	cqHead, cqTail, cqOverflow *uint32
-	cqMask, cqEntries          uint32
-	cqes                       []cqe
+	cqHead, cqTail    *uint32
+	cqMask, cqEntries uint32
+	cqes              []cqe
 }
 
 // newRing sets up a ring with room for entries submissions. Errors from
@@ -197,7 +197,6 @@ func (r *ring) mmap(p *params) error {
 
 	r.cqHead = (*uint32)(unsafe.Add(r.cqPtr, p.cqOff.head))
 	r.cqTail = (*uint32)(unsafe.Add(r.cqPtr, p.cqOff.tail))
-	r.cqOverflow = (*uint32)(unsafe.Add(r.cqPtr, p.cqOff.overflow))
 	r.cqMask = *(*uint32)(unsafe.Add(r.cqPtr, p.cqOff.ringMask))
 	r.cqEntries = p.cqEntries
 	r.cqes = unsafe.Slice((*cqe)(unsafe.Add(r.cqPtr, p.cqOff.cqes)), p.cqEntries)
