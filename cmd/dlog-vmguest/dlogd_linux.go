@@ -228,6 +228,22 @@ func tailFile(path string, n int) string {
 	return "    " + strings.Join(lines, "\n    ")
 }
 
+// startDlogd is how a scenario gets a daemon: it starts dlogd as a step,
+// waits until the kernel can reach it, and stops it (SIGTERM, then SIGKILL)
+// when the scenario or part ends. Without a dlogd in the initramfs it skips
+// the scenario (or part) with the reason.
+func startDlogd(s *S) *Dlogd {
+	d := NewDlogd()
+	if err := d.Present(); err != nil {
+		s.Skip("start dlogd", err.Error())
+	}
+	s.Defer("stop dlogd", 10*time.Second, func(ctx context.Context) error { return d.Stop(5 * time.Second) })
+	s.Do("start dlogd and wait until it listens on the connector", stepTimeout, func(ctx context.Context) error {
+		return d.Start(ctx, 10*time.Second)
+	})
+	return d
+}
+
 // scenDlogdSmoke checks the helper itself against stand-in daemons (so it is
 // proven before dlogd exists), then runs the real dlogd when it is there.
 func scenDlogdSmoke(s *S) {
@@ -262,12 +278,7 @@ func scenDlogdSmoke(s *S) {
 		})
 	})
 	s.Part("dlogd", func(p *S) {
-		d := NewDlogd()
-		if err := d.Present(); err != nil {
-			p.Skip("start dlogd", err.Error())
-		}
-		p.Defer("stop dlogd", 10*time.Second, func(ctx context.Context) error { return d.Stop(5 * time.Second) })
-		p.Do("start dlogd and wait until it listens on the connector", stepTimeout, func(ctx context.Context) error { return d.Start(ctx, 10*time.Second) })
+		d := startDlogd(p)
 		first := d.Pid()
 		p.Do("kill -9 and restart dlogd", stepTimeout, func(ctx context.Context) error { return d.Restart(ctx, 10*time.Second) })
 		p.Check("restarted dlogd has a new pid", "true", fmt.Sprint(d.Pid() != 0 && d.Pid() != first))

@@ -52,7 +52,14 @@ var modules = []struct{ name, params string }{
 	{"loop", "max_loop=16"},
 }
 
-// scenarios is every scenario, in the order "all" runs them.
+// scenarios is every scenario, in the order "all" runs them. Each cleans up
+// its devices so the next can run in the same boot.
+//
+// A userspace-log scenario follows kernelMirror's pattern: d := startDlogd(s)
+// (it skips when there is no dlogd), then e := newEnv(s, tag) for loop legs
+// and dm devices, a "mirror userspace <n> <uuid> clustered-core ..." table,
+// waitSync, the O_DIRECT and md5 helpers, and d.Restart for kill -9 tests;
+// dlogd's output is collected in /out/dlogd.log.
 func scenarios() []Scenario {
 	return []Scenario{
 		{Name: "kcore", Desc: "dm-mirror with the kernel core log: resync, O_DIRECT I/O, status/table, suspend/resume", Timeout: 4 * time.Minute, Run: scenKcore},
