@@ -1,0 +1,356 @@
+//go:build linux
+
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dlog-dev/dlog/ulog"
+)
+
+// netlinkTransport is the kernel's transport: an AF_NETLINK socket of
+// protocol NETLINK_CONNECTOR, member of multicast group 7.
+type netlinkTransport struct {
+	gate
+	file  *os.File // the socket, registered with the runtime poller
+	rc    syscall.RawConn
+	pid   uint32 // our port id
+	allow uint32 // Options.AllowPID
+	peer  nlPeer
+
+	// fd is the socket's descriptor, used by senders outside RawConn so
+	// that they neither allocate nor serialise on the descriptor's write
+	// lock. mu keeps it open under them: senders hold mu.RLock for the
+	// one non-blocking sendto, Close takes mu.Lock before closing.
+	fd     int
+	mu     sync.RWMutex
+	closed atomic.Bool
+
+	served   atomic.Bool
+	stopping atomic.Bool // ctx of Serve is done
+
+	rx    *receiver  // Serve's goroutine only
+	frame ulog.Frame // Serve's goroutine only
+}
+
+// nlPeer is the one peer of the netlink transport: the kernel (nl_pid 0),
+// or Options.AllowPID in test mode.
+type nlPeer struct {
+	t    *netlinkTransport
+	dst  unix.RawSockaddrNetlink // read-only after Listen
+	name string
+}
+
+var (
+	_ Transport = (*netlinkTransport)(nil)
+	_ Peer      = (*nlPeer)(nil)
+)
+
+func listenNetlink(opts Options) (Transport, error) {
+	if !opts.SkipCapCheck {
+		if err := checkCapSysAdmin(); err != nil {
+			return nil, err
+		}
+	}
+	f, pid, err := dialConnector()
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (Transport, error) {
+		_ = f.Close()
+		return nil, err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fail(fmt.Errorf("transport: netlink: %w", err))
+	}
+	fd, err := rawFD(rc)
+	if err != nil {
+		return fail(fmt.Errorf("transport: netlink: %w", err))
+	}
+	// NETLINK_BROADCAST_ERROR and NETLINK_NO_ENOBUFS stay off: the first
+	// would turn an overrun into an -ENOBUFS the kernel never retries
+	// instead of the -ESRCH that starts its reconnect sequence; the
+	// second would hide overruns from us.
+	rcvbuf, forced, err := setRcvBuf(rc, opts.RcvBuf)
+	if err != nil {
+		return fail(fmt.Errorf("transport: netlink: receive buffer: %w", err))
+	}
+	if opts.AllowPID == 0 {
+		if err := checkNetNamespace(); err != nil {
+			return fail(err)
+		}
+	}
+	t := &netlinkTransport{
+		file:  f,
+		rc:    rc,
+		fd:    fd,
+		pid:   pid,
+		allow: opts.AllowPID,
+		rx:    newReceiver(MaxDatagram, true, false),
+	}
+	t.log = opts.Logger
+	t.peer = nlPeer{t: t, name: "kernel"}
+	t.peer.dst.Family = unix.AF_NETLINK
+	if opts.AllowPID != 0 {
+		t.peer.dst.Pid = opts.AllowPID
+		t.peer.name = "netlink:pid=" + strconv.FormatUint(uint64(opts.AllowPID), 10)
+	}
+	t.log.Info("transport: listening on the netlink connector",
+		"group", ulog.CnIdxDM, "port_id", t.pid, "rcvbuf", rcvbuf, "rcvbuf_forced", forced,
+		"reply_to", t.peer.name)
+	if !forced && rcvbuf < opts.RcvBuf {
+		t.log.Warn("transport: netlink receive buffer smaller than asked (SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by net.core.rmem_max)",
+			"asked", opts.RcvBuf, "got", rcvbuf)
+	}
+	if opts.AllowPID == 0 {
+		warnIfNoDMLog(t.log)
+	}
+	return t, nil
+}
+
+// dialConnector opens the connector socket: AF_NETLINK, protocol
+// NETLINK_CONNECTOR, bound with an automatic port id and NO group bitmask,
+// then made a member of group 7 with NETLINK_ADD_MEMBERSHIP. It returns the
+// socket as a non-blocking *os.File (so the runtime poller serves its
+// RawConn and read deadlines) and the port id.
+//
+// cmirrord binds with nl_groups = CN_IDX_DM = 7, but nl_groups is a
+// bitmask: 7 means groups 1-3 (proc connector, CIFS, w1), not group 7,
+// which only its later NETLINK_ADD_MEMBERSHIP joins (protocol.md §1.1).
+//
+// The socket is made with x/sys/unix rather than mdlayher/netlink's Dial:
+// the transport must bypass netlink.Conn's Send and Receive anyway (they
+// allocate), so Dial and JoinGroup would be all it used of it.
+func dialConnector() (*os.File, uint32, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_CONNECTOR)
+	if err != nil {
+		return nil, 0, fmt.Errorf("transport: netlink: socket NETLINK_CONNECTOR: %w", os.NewSyscallError("socket", err))
+	}
+	fail := func(op string, err error) (*os.File, uint32, error) {
+		_ = unix.Close(fd)
+		return nil, 0, fmt.Errorf("transport: netlink: %w", os.NewSyscallError(op, err))
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fail("bind", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return fail("getsockname", err)
+	}
+	nl, ok := sa.(*unix.SockaddrNetlink)
+	if !ok {
+		return fail("getsockname", unix.EAFNOSUPPORT)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, ulog.CnIdxDM); err != nil {
+		return fail("setsockopt NETLINK_ADD_MEMBERSHIP 7", err)
+	}
+	return os.NewFile(uintptr(fd), "netlink-connector"), nl.Pid, nil
+}
+
+// setRcvBuf asks for a receive buffer of n bytes: SO_RCVBUFFORCE (needs
+// CAP_NET_ADMIN, ignores net.core.rmem_max), else SO_RCVBUF. It returns
+// the size the kernel reports (twice what was set: it counts its
+// bookkeeping) and whether the forced size was accepted.
+func setRcvBuf(rc syscall.RawConn, n int) (got int, forced bool, err error) {
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n); e == nil {
+			forced = true
+		} else if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n); e != nil {
+			serr = fmt.Errorf("setsockopt SO_RCVBUF %d: %w", n, e)
+			return
+		}
+		got, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	if cerr != nil {
+		return 0, false, cerr
+	}
+	return got, forced, serr
+}
+
+// checkCapSysAdmin fails with ErrNoCapability unless CAP_SYS_ADMIN is in
+// the effective set: the connector core discards replies from a sender
+// without it (cn_ulog_callback checks capable(CAP_SYS_ADMIN) in the
+// sender's context), and joining group 7 succeeds without it, so nothing
+// else would notice before every mirror hangs.
+func checkCapSysAdmin() error {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return fmt.Errorf("transport: netlink: cannot check for CAP_SYS_ADMIN: %w", err)
+	}
+	caps, err := parseCapEff(status)
+	if err != nil {
+		return fmt.Errorf("transport: netlink: cannot check for CAP_SYS_ADMIN: /proc/self/status: %w", err)
+	}
+	return capSysAdminError(caps)
+}
+
+// capSysAdminError returns the error for an effective set caps without
+// CAP_SYS_ADMIN, nil if it has it.
+func capSysAdminError(caps uint64) error {
+	if hasCap(caps, capSysAdmin) {
+		return nil
+	}
+	return fmt.Errorf("transport: netlink: %w (CapEff %016x): the kernel silently drops replies from a sender without it, "+
+		"so every mirror using the log would hang; run dlogd as root or give it CAP_SYS_ADMIN", ErrNoCapability, caps)
+}
+
+// checkNetNamespace fails with ErrNetNamespace when the process is not in
+// the initial network namespace. The connector registers its kernel
+// socket, and /proc/net/connector, in the initial namespace only
+// (connector.c cn_init), so a missing /proc/self/net/connector (with a
+// connector socket that could be created) means another namespace: the
+// daemon would listen forever and never get a request.
+func checkNetNamespace() error {
+	_, err := os.Stat("/proc/self/net/connector")
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return nil // there, or cannot tell: do not refuse on a guess
+	}
+	detail := ""
+	if self, err := os.Readlink("/proc/self/ns/net"); err == nil {
+		detail = " (this process: " + self
+		if init, err := os.Readlink("/proc/1/ns/net"); err == nil && init != self {
+			detail += ", pid 1: " + init
+		}
+		detail += ")"
+	}
+	return fmt.Errorf("transport: netlink: %w%s: /proc/self/net/connector does not exist; "+
+		"the connector exists only in the initial network namespace, so no request would ever arrive; "+
+		"run dlogd in the host's network namespace", ErrNetNamespace, detail)
+}
+
+// warnIfNoDMLog logs when dm-log-userspace has not registered its
+// connector callback ("dmlogusr 7:1" in /proc/net/connector): the daemon
+// works, but no request arrives until the module is loaded.
+func warnIfNoDMLog(log *slog.Logger) {
+	b, err := os.ReadFile("/proc/self/net/connector")
+	if err != nil || strings.Contains(string(b), "dmlogusr") {
+		return
+	}
+	log.Info("transport: dm-log-userspace is not loaded (no dmlogusr in /proc/net/connector); requests will arrive once it is")
+}
+
+// Serve reads requests until ctx is done or Close is called.
+func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
+	if !t.served.CompareAndSwap(false, true) {
+		return fmt.Errorf("transport: netlink: %w", ErrServing)
+	}
+	if t.closed.Load() || ctx.Err() != nil {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		t.stopping.Store(true)
+		_ = t.file.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	rx := t.rx
+	for !t.stopping.Load() {
+		if err := t.rc.Read(rx.fn); err != nil {
+			if t.closed.Load() || t.stopping.Load() {
+				return nil
+			}
+			return fmt.Errorf("transport: netlink: receive: %w", err)
+		}
+		switch rx.errno {
+		case 0:
+		case unix.ENOBUFS:
+			// The receive queue overflowed and the kernel dropped
+			// messages for us; the socket is fine. The kernel saw
+			// -ESRCH for the requests it could not deliver and resends
+			// them after its reconnect sequence (protocol.md §1.3, §1.6).
+			t.overrunSeen()
+			continue
+		default:
+			if t.closed.Load() {
+				return nil
+			}
+			return fmt.Errorf("transport: netlink: recvmsg: %w", rx.errno)
+		}
+		b, truncated := rx.datagram()
+		// Only the kernel (nl_pid 0) sends requests. A privileged
+		// process can multicast to group 7 too; its datagrams carry its
+		// own port id (protocol.md §1.3, §8.1 item 4).
+		if src := rx.src.Pid; src != 0 && src != t.allow {
+			t.foreign(nlPID(src), rx.n)
+			continue
+		}
+		if !t.admit(b, truncated, &t.frame, &t.peer) {
+			continue
+		}
+		h.Handle(b, &t.peer)
+	}
+	return nil
+}
+
+// nlPID names a netlink sender in the log, formatted only when logged.
+type nlPID uint32
+
+func (p nlPID) String() string { return "netlink:pid=" + strconv.FormatUint(uint64(p), 10) }
+
+// Close closes the socket.
+func (t *netlinkTransport) Close() error {
+	if !t.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	t.mu.Lock()
+	err := t.file.Close()
+	t.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("transport: netlink: close: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the counters.
+func (t *netlinkTransport) Stats() Stats { return t.c.snapshot() }
+
+// String returns "netlink".
+func (t *netlinkTransport) String() string { return "netlink" }
+
+// PortID returns the socket's netlink port id, the nlmsg_pid a daemon may
+// put in its replies (the kernel does not look at it).
+func (t *netlinkTransport) PortID() uint32 { return t.pid }
+
+// Send sends one datagram to the kernel (or AllowPID): a unicast sendto of
+// the preallocated address. It never waits: netlink input to the kernel is
+// processed synchronously in sendto, and a full queue at a test peer is a
+// lost datagram, as it would be for the kernel.
+func (p *nlPeer) Send(b []byte) error {
+	t := p.t
+	t.mu.RLock()
+	if t.closed.Load() {
+		t.mu.RUnlock()
+		return t.sendError(p, net.ErrClosed)
+	}
+	errno := sendto(t.fd, b, unix.MSG_DONTWAIT, unsafe.Pointer(&p.dst), unix.SizeofSockaddrNetlink)
+	t.mu.RUnlock()
+	if errno != 0 {
+		return t.sendError(p, errno)
+	}
+	t.c.sent.Add(1)
+	return nil
+}
+
+func (t *netlinkTransport) sendError(p *nlPeer, err error) error {
+	t.sendFailed(p, err)
+	return fmt.Errorf("transport: netlink: send to %s: %w", p.name, err)
+}
+
+// String returns "kernel", or "netlink:pid=N" in test mode.
+func (p *nlPeer) String() string { return p.name }

@@ -1,0 +1,150 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dlog-dev/dlog/ulog"
+)
+
+// Peer is where a datagram came from; Send sends one datagram back there.
+//
+// A Peer is safe for concurrent use and stays usable after Handle returned
+// (replies are sent later from worker goroutines) until its connection
+// closes; from then on Send returns an error wrapping net.ErrClosed.
+// String names the peer for logs ("kernel", "unix:@3 pid=123 uid=0").
+type Peer interface {
+	Send(b []byte) error
+	String() string
+}
+
+// Handler handles one received datagram.
+//
+// b holds exactly the bytes received and is only valid until Handle
+// returns: the transport reuses the buffer. Handle is called from the
+// transport's reader goroutine(s), one datagram at a time per connection,
+// and must not block on disk I/O.
+//
+// Every datagram a Handler sees has passed the transport's checks: it came
+// from an allowed sender, was not truncated, and its netlink and connector
+// headers are sound (ulog.DecodeRequest does not answer it with
+// ulog.ActionDrop). Requests the codec wants answered with an error
+// (ActionAckAgain, ActionReplyError) are handed over, for the Handler to
+// answer.
+type Handler interface {
+	Handle(b []byte, from Peer)
+}
+
+// HandlerFunc adapts a function to a Handler.
+type HandlerFunc func(b []byte, from Peer)
+
+// Handle calls f(b, from).
+func (f HandlerFunc) Handle(b []byte, from Peer) { f(b, from) }
+
+// Transport receives kernel-format datagrams (nlmsghdr + cn_msg +
+// dm_ulog_request + payload, exactly as the kernel sends them) and hands
+// each to a Handler.
+type Transport interface {
+	// Serve reads until ctx is done or Close is called (then it returns
+	// nil), or a fatal socket error (returned, wrapped). Non-fatal
+	// conditions (ENOBUFS overrun, a truncated or foreign datagram) are
+	// counted and logged and Serve goes on. Serve may be called once.
+	//
+	// When ctx is done Serve stops reading and returns, but the socket
+	// stays open: Peers can still send the replies of requests already
+	// handed out until Close.
+	Serve(ctx context.Context, h Handler) error
+	// Close closes the socket(s) and makes Serve return nil. Later Sends
+	// fail with an error wrapping net.ErrClosed. Close is idempotent.
+	Close() error
+	// Stats returns the transport's counters.
+	Stats() Stats
+	// String names the transport: "netlink" or "unix:/path".
+	String() string
+}
+
+// Options configure Listen. The zero value is the production setting.
+type Options struct {
+	// Logger receives the transport's log; nil means slog.Default().
+	Logger *slog.Logger
+
+	// RcvBuf is the netlink socket's receive buffer in bytes
+	// (SO_RCVBUFFORCE, falling back to SO_RCVBUF, which the kernel caps
+	// at net.core.rmem_max). 0 means DefaultRcvBuf.
+	RcvBuf int
+	// AllowPID is for tests only: also accept datagrams from this netlink
+	// port id and send replies to it instead of the kernel. 0 is
+	// production: accept only nl_pid 0, reply to nl_pid 0. A non-zero
+	// AllowPID also skips the network namespace check (a fake kernel
+	// works in any namespace).
+	AllowPID uint32
+	// SkipCapCheck is for tests only: do not refuse to listen on netlink
+	// without CAP_SYS_ADMIN.
+	SkipCapCheck bool
+
+	// Mode is the permission of the unix socket file; 0 means 0600.
+	Mode os.FileMode
+	// SendTimeout bounds how long a unix Peer.Send waits for room in a
+	// client's receive queue before giving up with an error wrapping
+	// os.ErrDeadlineExceeded; 0 means DefaultSendTimeout. (Netlink sends
+	// never wait: a full queue is a lost datagram, as for the kernel.)
+	SendTimeout time.Duration
+}
+
+// Defaults for Options.
+const (
+	// DefaultRcvBuf is the netlink receive buffer asked for when
+	// Options.RcvBuf is 0. The kernel doubles it for its bookkeeping;
+	// 4 MiB holds several thousand queued requests (a request takes about
+	// 1.3 KiB of buffer), far more than the kernel ever has outstanding.
+	DefaultRcvBuf = 4 << 20
+	// DefaultSendTimeout is the unix send timeout when
+	// Options.SendTimeout is 0: a reply the kernel would have given up on
+	// (it resends after 15 s) is not worth waiting for.
+	DefaultSendTimeout = 5 * time.Second
+	// DefaultMode is the unix socket file mode when Options.Mode is 0.
+	DefaultMode os.FileMode = 0o600
+)
+
+// MaxDatagram is the largest datagram either transport accepts: a netlink
+// header and the largest connector message the kernel takes from user
+// space (CONNECTOR_MAX_MSG_SIZE). A longer one is dropped as truncated.
+const MaxDatagram = ulog.NlmsgHdrLen + ulog.MaxConnectorMsg
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.RcvBuf <= 0 {
+		o.RcvBuf = DefaultRcvBuf
+	}
+	if o.Mode == 0 {
+		o.Mode = DefaultMode
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = DefaultSendTimeout
+	}
+}
+
+// Listen builds a transport from the --transport flag value: "netlink" for
+// the kernel's connector, or "unix:PATH" for a SOCK_SEQPACKET socket at
+// PATH. It fails with an error wrapping ErrSpec for anything else.
+func Listen(spec string, opts Options) (Transport, error) {
+	opts.setDefaults()
+	switch {
+	case spec == "netlink":
+		return listenNetlink(opts)
+	case strings.HasPrefix(spec, "unix:"):
+		path := strings.TrimPrefix(spec, "unix:")
+		if path == "" {
+			return nil, fmt.Errorf("transport: %q: empty path: %w", spec, ErrSpec)
+		}
+		return listenUnix(path, opts)
+	default:
+		return nil, fmt.Errorf("transport: %q: want \"netlink\" or \"unix:PATH\": %w", spec, ErrSpec)
+	}
+}
