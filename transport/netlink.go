@@ -290,7 +290,7 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 			t.foreign(nlPID(src), rx.n)
 			continue
 		}
-		if !t.admit(b, truncated, &t.frame, &t.peer) {
+		if !t.admit(b, rx.n, truncated, &t.frame, &t.peer) {
 			continue
 		}
 		h.Handle(b, &t.peer)

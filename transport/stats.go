@@ -180,11 +180,12 @@ type gate struct {
 // admit counts a datagram that came from an allowed sender and decides
 // whether to hand it to the Handler: not truncated, and headers sound by
 // the codec's checks (ulog.DecodeRequest does not say ActionDrop). f is
-// the reader's scratch Frame. from names the sender for the log.
-func (g *gate) admit(b []byte, truncated bool, f *ulog.Frame, from Peer) bool {
+// the reader's scratch Frame. from names the sender for the log. size is
+// the datagram's real length, larger than len(b) if it was truncated.
+func (g *gate) admit(b []byte, size int, truncated bool, f *ulog.Frame, from Peer) bool {
 	g.c.received.Add(1)
 	if truncated {
-		g.drop(dropTruncated, from, len(b), nil)
+		g.drop(dropTruncated, from, size, nil)
 		return false
 	}
 	if err := ulog.DecodeRequest(b, f); err != nil {

@@ -325,7 +325,7 @@ func (t *unixTransport) read(c *unixConn, h Handler) {
 			return
 		}
 		b, truncated := rx.datagram()
-		if !t.admit(b, truncated, &c.frame, c) {
+		if !t.admit(b, rx.n, truncated, &c.frame, c) {
 			continue
 		}
 		h.Handle(b, c)
