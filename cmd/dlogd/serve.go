@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dlog-dev/dlog/daemon"
+	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/transport"
+)
+
+type serveFlags struct {
+	transport string
+	pidfile   string
+	logLevel  string
+	force     bool
+	noMlock   bool
+	ioFall    bool
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	var f serveFlags
+	fs := flag.NewFlagSet("dlogd serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.transport, "transport", "netlink", "")
+	fs.StringVar(&f.pidfile, "pidfile", "/run/dlogd.pid", "")
+	fs.StringVar(&f.logLevel, "log-level", "info", "")
+	fs.BoolVar(&f.force, "force", false, "")
+	fs.BoolVar(&f.noMlock, "no-mlock", false, "")
+	fs.BoolVar(&f.ioFall, "io-fallback", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, helpServe)
+			return 0
+		}
+		fmt.Fprintf(stderr, "dlogd serve: %v\n\n%s", err, helpServe)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "dlogd serve: unexpected argument %q\n\n%s", fs.Arg(0), helpServe)
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "dlogd serve: --log-level %q: want debug, info, warn or error\n", f.logLevel)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	lock, err := lockPidfile(f.pidfile)
+	if errors.Is(err, errLocked) {
+		log.Error("another dlogd is running; not starting a second one (both would answer the kernel)", "pidfile", f.pidfile, "err", err)
+		return exitUsage
+	}
+	if err != nil {
+		log.Error("cannot create the pidfile; use --pidfile to choose another place", "pidfile", f.pidfile, "err", err)
+		return 1
+	}
+	defer lock.release()
+
+	if !f.noMlock {
+		if err := lockMemory(); err != nil {
+			log.Warn("could not lock memory; a page fault under memory pressure could now wait on a mirror this daemon serves (use --no-mlock to silence)", "err", err)
+		}
+	}
+
+	t, err := transport.Listen(f.transport, transport.Options{Logger: log})
+	if err != nil {
+		log.Error("cannot listen", "transport", f.transport, "err", err)
+		return 1
+	}
+	d := daemon.New(daemon.Options{Logger: log, Engine: engine.Options{IOFallback: f.ioFall}})
+	if err := lock.writePID(); err != nil {
+		log.Error("cannot write the pidfile", "pidfile", f.pidfile, "err", err)
+		t.Close()
+		return 1
+	}
+	log.Info("dlogd serving", "transport", t.String(), "pid", os.Getpid(), "pidfile", f.pidfile)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(ctx, t) }()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	exitWhenIdle := false
+	code := 0
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGUSR1, syscall.SIGUSR2:
+				d.Dump()
+				continue
+			}
+			if err := d.Persist(); err != nil {
+				log.Error("persisting logs failed", "err", err)
+			}
+			n := d.InUse()
+			switch {
+			case n == 0:
+				log.Info("stopping", "signal", sig.String())
+				break loop
+			case f.force || exitWhenIdle:
+				log.Warn("stopping while logs are in use: their mirrors wait until a daemon runs again, then reconnect", "signal", sig.String(), "logs", n)
+				break loop
+			default:
+				exitWhenIdle = true
+				log.Warn("logs exist; refusing to exit: the mirrors would hang. dlogd exits when the last log is removed; send the signal again (or use --force) to exit now", "signal", sig.String(), "logs", n)
+			}
+		case <-d.Changed():
+			if exitWhenIdle && d.InUse() == 0 {
+				log.Info("last log removed; stopping as asked")
+				break loop
+			}
+		case err := <-served:
+			if err != nil {
+				log.Error("transport failed", "err", err)
+				code = 1
+			}
+			break loop
+		}
+	}
+	cancel()
+	closeCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	if err := d.Close(closeCtx); err != nil {
+		log.Error("closing logs", "err", err)
+		code = 1
+	}
+	t.Close()
+	log.Info("dlogd stopped")
+	return code
+}

@@ -1,0 +1,293 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/ulog"
+)
+
+// control queues a CTR or DTR for the control worker.
+func (d *Daemon) control(j job) {
+	d.ctlmu.Lock()
+	defer d.ctlmu.Unlock()
+	if d.ctlStop {
+		var out []byte
+		d.reply(j.from, &j.req, -int32(ulog.EAGAIN), nil, &out)
+		return
+	}
+	d.ctlq = append(d.ctlq, j)
+	d.ctlcond.Signal()
+}
+
+// controlLoop runs CTR and DTR one at a time: they open and close devices
+// and change the table, and are rare.
+func (d *Daemon) controlLoop() {
+	defer close(d.ctlDone)
+	var buf []byte
+	for {
+		d.ctlmu.Lock()
+		for len(d.ctlq) == 0 && !d.ctlStop {
+			d.ctlcond.Wait()
+		}
+		if len(d.ctlq) == 0 {
+			d.ctlmu.Unlock()
+			return
+		}
+		j := d.ctlq[0]
+		d.ctlq = d.ctlq[1:]
+		d.ctlmu.Unlock()
+		if j.req.Type() == ulog.TypeCtr {
+			buf = d.ctr(&j, buf[:0])
+		} else {
+			buf = d.dtr(&j, buf[:0])
+		}
+	}
+}
+
+// ctr constructs a log (protocol.md §3 CTR, §8.3 items 20-25).
+func (d *Daemon) ctr(j *job, buf []byte) []byte {
+	req := &j.req
+	uuid := string(req.UUIDBytes())
+	lg := d.log.With("uuid", uuid, "luid", fmt.Sprintf("%#x", req.LUID))
+	if old := d.lookup(req); old != nil {
+		if old.ctr == j.ctr {
+			// The kernel's reconnect after a daemon restart or a lost
+			// reply: the log exists, nothing to do and nothing to return
+			// (the reconnect CTR offers no reply space).
+			lg.Info("CTR for an existing log: reconnect, keeping its state", "ctr", j.ctr)
+			d.reply(j.from, req, 0, nil, &buf)
+			return buf
+		}
+		// Same (uuid, luid), different table: the kernel reused the
+		// address of a log whose DTR we never saw.
+		lg.Warn("CTR replaces a stale log with the same uuid and luid", "old", old.ctr, "new", j.ctr)
+		d.destroy(old)
+	}
+	cfg, err := engine.ParseCtr(j.ctr)
+	if err != nil {
+		lg.Error("CTR rejected", "ctr", j.ctr, "err", err)
+		d.reply(j.from, req, -int32(ulog.EINVAL), nil, &buf)
+		return buf
+	}
+	opts := d.opts.Engine
+	opts.Logger = lg
+	l, err := d.opts.Open(cfg, opts)
+	if err != nil {
+		lg.Error("CTR failed", "ctr", j.ctr, "err", err)
+		d.reply(j.from, req, errnoOf(err), nil, &buf)
+		return buf
+	}
+	in := newInstance(uuid, req.LUID, j.ctr, l)
+	go in.run(d)
+	d.tmu.Lock()
+	t := d.cloneTable()
+	if t[uuid] == nil {
+		t[uuid] = map[uint64]*instance{}
+	}
+	t[uuid][req.LUID] = in
+	d.table.Store(&t)
+	d.tmu.Unlock()
+	d.notify()
+	lg.Info("log constructed", "ctr", j.ctr, "type", cfg.Type, "regions", cfg.RegionCount(), "region_size", cfg.RegionSize)
+	// A version-2+ kernel takes the log device name from the CTR reply and
+	// holds the device while the table lives (DM_TABLE_DEPS). Not on the
+	// reconnect CTR, which offers no room for it.
+	var payload []byte
+	if cfg.Disk() && req.CtrDeviceAllowed() && !j.reconnect {
+		if len(cfg.Device)+1 <= ulog.MaxCtrReply {
+			payload = ulog.AppendCString(nil, cfg.Device)
+		} else {
+			lg.Warn("log device name too long to return to the kernel", "device", cfg.Device)
+		}
+	}
+	d.reply(j.from, req, 0, payload, &buf)
+	return buf
+}
+
+// dtr destroys a log (protocol.md §3 DTR).
+func (d *Daemon) dtr(j *job, buf []byte) []byte {
+	in := d.lookup(&j.req)
+	if in == nil {
+		d.log.Warn("DTR for an unknown log", "uuid", string(j.req.UUIDBytes()), "luid", fmt.Sprintf("%#x", j.req.LUID))
+		d.reply(j.from, &j.req, -int32(ulog.EINVAL), nil, &buf)
+		return buf
+	}
+	err := d.destroy(in)
+	d.log.Info("log destroyed", "uuid", in.uuid, "luid", fmt.Sprintf("%#x", in.luid))
+	d.reply(j.from, &j.req, errnoOf(err), nil, &buf)
+	return buf
+}
+
+// destroy removes in from the table, lets its worker finish what is
+// queued, waits for requests in flight, and closes the log.
+func (d *Daemon) destroy(in *instance) error {
+	d.tmu.Lock()
+	t := d.cloneTable()
+	if m := t[in.uuid]; m != nil && m[in.luid] == in {
+		m = maps.Clone(m)
+		delete(m, in.luid)
+		if len(m) == 0 {
+			delete(t, in.uuid)
+		} else {
+			t[in.uuid] = m
+		}
+	}
+	d.table.Store(&t)
+	d.tmu.Unlock()
+	in.dead.Store(true)
+	in.drain()
+	in.stop()
+	err := in.log.Close()
+	if errors.Is(err, engine.ErrClosed) {
+		err = nil
+	}
+	d.notify()
+	return err
+}
+
+// cloneTable copies the top level of the table; callers hold tmu.
+func (d *Daemon) cloneTable() table {
+	return maps.Clone(*d.table.Load())
+}
+
+func (d *Daemon) notify() {
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Changed is signalled (without blocking the daemon) whenever a log is
+// constructed or destroyed.
+func (d *Daemon) Changed() <-chan struct{} { return d.changed }
+
+// InUse is the number of logs the daemon serves.
+func (d *Daemon) InUse() int {
+	n := 0
+	for _, m := range *d.table.Load() {
+		n += len(m)
+	}
+	return n
+}
+
+// instances lists every log.
+func (d *Daemon) instances() []*instance {
+	var out []*instance
+	for _, m := range *d.table.Load() {
+		for _, in := range m {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// Persist flushes every log that is live, so that the disk logs hold every
+// mark and clear received so far. Used before the daemon exits.
+func (d *Daemon) Persist() error {
+	var errs []error
+	for _, in := range d.instances() {
+		if !in.acquire() {
+			continue
+		}
+		if err := in.log.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("log %s/%#x: %w", in.uuid, in.luid, err))
+		}
+		in.release()
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the control worker and the logs' workers after they finish
+// what is queued, persists and closes every log. Requests arriving after
+// Close get EAGAIN or ESRCH.
+func (d *Daemon) Close(ctx context.Context) error {
+	d.ctlmu.Lock()
+	d.ctlStop = true
+	d.ctlcond.Broadcast()
+	d.ctlmu.Unlock()
+	select {
+	case <-d.ctlDone:
+	case <-ctx.Done():
+		return fmt.Errorf("daemon: close: control worker still busy: %w", ctx.Err())
+	}
+	var errs []error
+	for _, in := range d.instances() {
+		in.dead.Store(true)
+		in.drain()
+		in.stop()
+		// Close flushes a live disk log.
+		if err := in.log.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
+			errs = append(errs, fmt.Errorf("log %s/%#x: %w", in.uuid, in.luid, err))
+		}
+	}
+	d.table.Store(&table{})
+	return errors.Join(errs...)
+}
+
+// LogStatus describes one served log.
+type LogStatus struct {
+	UUID       string            `json:"uuid"`
+	LUID       uint64            `json:"luid"`
+	Ctr        string            `json:"ctr"`
+	State      engine.State      `json:"state"`
+	Requests   map[string]uint64 `json:"requests"`
+	LastFlush  time.Duration     `json:"last_flush_ns"`
+	P99Flush   time.Duration     `json:"p99_flush_ns"`
+	Age        time.Duration     `json:"age_ns"`
+	StatusInfo string            `json:"status_info"`
+}
+
+// Status describes every log, sorted by uuid and luid.
+func (d *Daemon) Status() []LogStatus {
+	var out []LogStatus
+	for _, in := range d.instances() {
+		if !in.acquire() {
+			continue
+		}
+		s := LogStatus{UUID: in.uuid, LUID: in.luid, Ctr: in.ctr, State: in.log.State(),
+			Requests: map[string]uint64{}, Age: time.Since(in.created), StatusInfo: in.log.Status(engine.StatusInfo)}
+		in.release()
+		for t := ulog.TypeCtr; t <= ulog.MaxRequestType; t++ {
+			if n := in.requests[t].Load(); n > 0 {
+				s.Requests[t.String()] = n
+			}
+		}
+		s.LastFlush, s.P99Flush = in.flushLat.snapshot()
+		out = append(out, s)
+	}
+	sortStatus(out)
+	return out
+}
+
+func sortStatus(s []LogStatus) {
+	for i := 1; i < len(s); i++ {
+		for k := i; k > 0 && (s[k].UUID < s[k-1].UUID || (s[k].UUID == s[k-1].UUID && s[k].LUID < s[k-1].LUID)); k-- {
+			s[k], s[k-1] = s[k-1], s[k]
+		}
+	}
+}
+
+// Dump writes every log's state to the log output at Info (cmirrord's
+// SIGUSR1 debug dump).
+func (d *Daemon) Dump() {
+	st := d.Status()
+	d.log.Info("state dump", "logs", len(st), "malformed", d.counters.malformed.Load(),
+		"unknown_log", d.counters.unknown.Load(), "errors", d.counters.errors.Load(), "busy", d.counters.busy.Load())
+	for _, s := range st {
+		var req []string
+		for k, v := range s.Requests {
+			req = append(req, fmt.Sprintf("%s=%d", k, v))
+		}
+		d.log.Info("log", "uuid", s.UUID, "luid", fmt.Sprintf("%#x", s.LUID), "ctr", s.Ctr, "phase", s.State.Phase,
+			"regions", s.State.Regions, "in_sync", s.State.InSync, "dirty", s.State.Dirty, "recovering", s.State.Recovering,
+			"cursor", s.State.Cursor, "halted", s.State.Halted, "status", s.StatusInfo,
+			"flushes", s.State.Stats.Flushes, "bytes_written", s.State.Stats.BytesWritten,
+			"last_flush", s.LastFlush, "p99_flush", s.P99Flush, "requests", strings.Join(req, " "))
+	}
+}

@@ -1,0 +1,321 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/transport"
+	"github.com/dlog-dev/dlog/ulog"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	// Logger receives the daemon's log; nil means slog.Default().
+	Logger *slog.Logger
+	// PID is the nlmsg_pid of replies (the daemon's netlink port id). The
+	// kernel does not look at it.
+	PID uint32
+	// Engine are the options every log is opened with (Logger is
+	// replaced by the daemon's).
+	Engine engine.Options
+	// Open opens a log; nil means engine.Open. Tests interpose here.
+	Open func(engine.Config, engine.Options) (engine.Log, error)
+}
+
+// Daemon serves dm-log-userspace requests for any number of logs. It is a
+// transport.Handler: give it to a Transport's Serve.
+type Daemon struct {
+	opts Options
+	log  *slog.Logger
+
+	// table maps uuid to luid to instance. It is copied on every CTR and
+	// DTR and read without a lock by every request.
+	table atomic.Pointer[table]
+	tmu   sync.Mutex // serialises table writers
+
+	// ctl runs CTR and DTR, one at a time, off the reader goroutines.
+	ctlmu    sync.Mutex
+	ctlcond  sync.Cond
+	ctlq     []job
+	ctlStop  bool
+	ctlDone  chan struct{}
+	bufs     sync.Pool
+	warnedV  atomic.Bool
+	changed  chan struct{} // signalled when the number of logs changes
+	counters counters
+}
+
+type table map[string]map[uint64]*instance
+
+// counters are the daemon-wide request and error counts.
+type counters struct {
+	requests  [ulog.MaxRequestType + 1]atomic.Uint64
+	malformed atomic.Uint64 // datagrams rejected by the codec
+	unknown   atomic.Uint64 // requests for a (uuid, luid) we do not have
+	errors    atomic.Uint64 // replies with a non-zero error
+	busy      atomic.Uint64 // requests refused with EAGAIN (queue full)
+}
+
+// New returns a Daemon with no logs. Close stops it.
+func New(opts Options) *Daemon {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Open == nil {
+		opts.Open = engine.Open
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, ctlDone: make(chan struct{}), changed: make(chan struct{}, 1)}
+	d.ctlcond.L = &d.ctlmu
+	d.table.Store(&table{})
+	d.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	go d.controlLoop()
+	return d
+}
+
+// Serve serves t until ctx is done or t is closed.
+func (d *Daemon) Serve(ctx context.Context, t transport.Transport) error {
+	return t.Serve(ctx, d)
+}
+
+// lookup finds a log by the request's (uuid, luid) without allocating.
+func (d *Daemon) lookup(r *ulog.Request) *instance {
+	byLUID := (*d.table.Load())[string(r.UUIDBytes())]
+	if byLUID == nil {
+		return nil
+	}
+	return byLUID[r.LUID]
+}
+
+// Handle handles one datagram from a transport. It never blocks on disk
+// I/O: requests that need the disk are queued to their log's worker, CTR
+// and DTR to the control worker; everything else is answered at once.
+func (d *Daemon) Handle(b []byte, from transport.Peer) {
+	var f ulog.Frame
+	bp := d.bufs.Get().(*[]byte)
+	out := (*bp)[:0]
+	defer func() { *bp = out[:0]; d.bufs.Put(bp) }()
+
+	if err := ulog.DecodeRequest(b, &f); err != nil {
+		d.counters.malformed.Add(1)
+		var fe *ulog.FrameError
+		if !errors.As(err, &fe) {
+			d.log.Warn("dropping undecodable datagram", "from", from.String(), "err", err)
+			return
+		}
+		d.log.Warn("malformed request", "from", from.String(), "action", fe.Action.String(), "seq", fe.Seq, "err", fe.Err)
+		if out = fe.AppendReply(out, &f, d.opts.PID); len(out) > 0 {
+			d.send(from, out)
+		}
+		return
+	}
+	req := &f.Req
+	t := req.Type()
+	d.counters.requests[t].Add(1)
+	if !req.KnownVersion() && !d.warnedV.Swap(true) {
+		d.log.Warn("kernel speaks a newer dm-log-userspace protocol than dlogd knows; serving it as version 3", "version", req.Version)
+	}
+	switch t {
+	case ulog.TypeCtr, ulog.TypeDtr:
+		j := job{req: *req, from: from, at: time.Now()}
+		j.req.Data = nil
+		if t == ulog.TypeCtr {
+			s, err := ulog.CtrString(req.Data)
+			if err != nil {
+				d.reply(from, req, -int32(ulog.EINVAL), nil, &out)
+				d.log.Warn("CTR with a malformed constructor string", "uuid", string(req.UUIDBytes()), "err", err)
+				return
+			}
+			j.ctr = s
+			j.reconnect = len(req.Data) > 0 && req.Data[len(req.Data)-1] == 0
+		}
+		d.control(j)
+		return
+	}
+	in := d.lookup(req)
+	if in == nil || !in.acquire() {
+		// A request for a log we do not have: after a daemon restart the
+		// kernel still has it. ESRCH makes the kernel replay CTR and RESUME
+		// and retry (protocol.md §1.6); DTR of an unknown log is an error.
+		d.counters.unknown.Add(1)
+		errno := -int32(ulog.ESRCH)
+		if t == ulog.TypeDtr {
+			errno = -int32(ulog.EINVAL)
+		}
+		d.reply(from, req, errno, nil, &out)
+		return
+	}
+	defer in.release()
+	in.requests[t].Add(1)
+	d.serve(in, req, from, &out)
+}
+
+// serve answers a request for a known log, or queues it to the log's
+// worker.
+func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) {
+	l := in.log
+	var pl [ulog.PairLen]byte
+	payload := pl[:0]
+	var errno int32
+	switch req.Type() {
+	case ulog.TypeGetRegionSize:
+		payload = ulog.AppendUint64(payload, l.RegionSize())
+	case ulog.TypeIsClean, ulog.TypeInSync, ulog.TypeIsRemoteRecovering:
+		r, err := ulog.Region(req.Data)
+		if err != nil || r >= l.RegionCount() {
+			errno = -int32(ulog.EINVAL)
+			break
+		}
+		switch req.Type() {
+		case ulog.TypeIsClean:
+			v, err := l.IsClean(r)
+			errno, payload = errnoOf(err), ulog.AppendBool(payload, v)
+		case ulog.TypeInSync:
+			v, err := l.InSync(r)
+			errno, payload = errnoOf(err), ulog.AppendBool(payload, v)
+		default:
+			rec, hint, err := l.IsRemoteRecovering(r)
+			errno, payload = errnoOf(err), ulog.AppendPair(payload, b2i(rec), hint)
+		}
+	case ulog.TypeMarkRegion, ulog.TypeClearRegion:
+		regions, err := d.regions(in, req.Data)
+		if err != nil {
+			errno = -int32(ulog.EINVAL)
+			break
+		}
+		for i := range regions.Len() {
+			if req.Type() == ulog.TypeMarkRegion {
+				err = l.MarkRegion(regions.At(i))
+			} else {
+				err = l.ClearRegion(regions.At(i))
+			}
+			if err != nil {
+				break
+			}
+		}
+		errno = errnoOf(err)
+	case ulog.TypeFlush:
+		// Integrated flush (protocol v3): the marks travel in the FLUSH.
+		// They are applied here, in arrival order, and made durable by the
+		// worker before it replies.
+		if len(req.Data) > 0 {
+			regions, err := d.regions(in, req.Data)
+			if err != nil {
+				errno = -int32(ulog.EINVAL)
+				break
+			}
+			for i := range regions.Len() {
+				l.MarkRegion(regions.At(i))
+			}
+		}
+		d.queue(in, req, from, out)
+		return
+	case ulog.TypeResume, ulog.TypePostsuspend:
+		d.queue(in, req, from, out)
+		return
+	case ulog.TypePresuspend:
+		errno = errnoOf(l.Presuspend())
+	case ulog.TypeGetResyncWork:
+		r, ok, err := l.GetResyncWork()
+		errno = errnoOf(err)
+		if !ok {
+			r = 0
+		}
+		payload = ulog.AppendPair(payload, b2i(ok), r)
+	case ulog.TypeSetRegionSync:
+		r, v, err := ulog.SetRegionSync(req.Data)
+		if err != nil || r >= l.RegionCount() {
+			errno = -int32(ulog.EINVAL)
+			break
+		}
+		errno = errnoOf(l.SetRegionSync(r, v != 0))
+	case ulog.TypeGetSyncCount:
+		payload = ulog.AppendUint64(payload, l.SyncCount())
+	case ulog.TypeStatusInfo, ulog.TypeStatusTable:
+		st := engine.StatusInfo
+		if req.Type() == ulog.TypeStatusTable {
+			st = engine.StatusTable
+		}
+		var text [512]byte
+		payload = ulog.AppendCString(text[:0], l.Status(st))
+	}
+	if errno != 0 {
+		payload = nil
+	}
+	d.reply(from, req, errno, payload, out)
+}
+
+// regions validates a MARK, CLEAR or FLUSH payload: a multiple of 8 bytes,
+// 8 to 332 of them, every region in range. A batch with any bad region is
+// rejected whole (protocol.md §8.3 item 31).
+func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
+	rl, err := ulog.Regions(data)
+	if err != nil {
+		return nil, err
+	}
+	n := in.log.RegionCount()
+	for i := range rl.Len() {
+		if rl.At(i) >= n {
+			return nil, fmt.Errorf("region %d of %d", rl.At(i), n)
+		}
+	}
+	return rl, nil
+}
+
+// queue hands a disk request to the log's worker, or answers EAGAIN when
+// the worker is swamped (the kernel resends at once).
+func (d *Daemon) queue(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) {
+	j := job{req: *req, from: from, at: time.Now()}
+	j.req.Data = nil
+	if !in.enqueue(j) {
+		d.counters.busy.Add(1)
+		d.reply(from, req, -int32(ulog.EAGAIN), nil, out)
+	}
+}
+
+// runJob executes a queued disk request on the log's worker.
+func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
+	var err error
+	start := time.Now()
+	switch j.req.Type() {
+	case ulog.TypeFlush:
+		err = in.log.Flush()
+		in.flushLat.add(time.Since(start))
+	case ulog.TypeResume:
+		err = in.log.Resume()
+	case ulog.TypePostsuspend:
+		err = in.log.Postsuspend()
+	}
+	if err != nil {
+		d.log.Error("request failed", "type", j.req.Type().String(), "uuid", in.uuid, "luid", in.luid, "err", err)
+	}
+	d.reply(j.from, &j.req, errnoOf(err), nil, &buf)
+	return buf
+}
+
+// reply sends a full reply to req; out is scratch space.
+func (d *Daemon) reply(to transport.Peer, req *ulog.Request, errno int32, payload []byte, out *[]byte) {
+	if errno != 0 {
+		d.counters.errors.Add(1)
+	}
+	*out = ulog.AppendReply((*out)[:0], req, d.opts.PID, errno, payload)
+	d.send(to, *out)
+}
+
+func (d *Daemon) send(to transport.Peer, b []byte) {
+	if err := to.Send(b); err != nil {
+		d.log.Warn("reply not sent", "to", to.String(), "err", err)
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/transport"
+	"github.com/dlog-dev/dlog/ulog"
+)
+
+// maxQueued bounds the requests waiting for one log's worker. The kernel
+// has at most a handful outstanding per log; beyond this a peer is
+// flooding, and gets EAGAIN.
+const maxQueued = 1024
+
+// instance is one log the kernel constructed: a (uuid, luid) pair.
+type instance struct {
+	uuid string
+	luid uint64
+	ctr  string // the constructor string, to tell a reconnect from a new log
+	log  engine.Log
+	cfg  engine.Config
+
+	// refs counts requests using log outside the worker; DTR waits for it
+	// to drain after setting dead, so Close never races a request.
+	refs atomic.Int64
+	dead atomic.Bool
+
+	// The worker runs the requests that touch the disk (RESUME, FLUSH,
+	// POSTSUSPEND) in arrival order, so that a slow device never holds up
+	// the reader and its IN_SYNC answers.
+	qmu     sync.Mutex
+	qcond   sync.Cond
+	queue   []job
+	closing bool
+	done    chan struct{}
+
+	created  time.Time
+	requests [ulog.MaxRequestType + 1]atomic.Uint64
+	flushLat latencies
+}
+
+// job is a request handed to a worker: the request header without its
+// payload, and where to answer.
+type job struct {
+	req  ulog.Request
+	from transport.Peer
+	at   time.Time
+	// ctr is the constructor string of a CTR; reconnect tells a reconnect
+	// CTR (sent with its NUL, with no reply capacity) from a table load.
+	ctr       string
+	reconnect bool
+}
+
+func newInstance(uuid string, luid uint64, ctr string, l engine.Log) *instance {
+	in := &instance{uuid: uuid, luid: luid, ctr: ctr, log: l, cfg: l.Config(), done: make(chan struct{}), created: time.Now()}
+	in.qcond.L = &in.qmu
+	return in
+}
+
+// acquire takes a reference for a request outside the worker; it fails
+// once DTR has begun.
+func (in *instance) acquire() bool {
+	in.refs.Add(1)
+	if in.dead.Load() {
+		in.refs.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (in *instance) release() { in.refs.Add(-1) }
+
+// enqueue hands j to the worker; false when the queue is full or closing.
+func (in *instance) enqueue(j job) bool {
+	in.qmu.Lock()
+	defer in.qmu.Unlock()
+	if in.closing || len(in.queue) >= maxQueued {
+		return false
+	}
+	in.queue = append(in.queue, j)
+	in.qcond.Signal()
+	return true
+}
+
+// run is the worker loop; it returns when the queue is closed and empty.
+func (in *instance) run(d *Daemon) {
+	defer close(in.done)
+	var buf []byte
+	for {
+		in.qmu.Lock()
+		for len(in.queue) == 0 && !in.closing {
+			in.qcond.Wait()
+		}
+		if len(in.queue) == 0 {
+			in.qmu.Unlock()
+			return
+		}
+		j := in.queue[0]
+		in.queue[0] = job{}
+		in.queue = in.queue[1:]
+		if len(in.queue) == 0 {
+			in.queue = in.queue[:0:0]
+		}
+		in.qmu.Unlock()
+		buf = d.runJob(in, &j, buf[:0])
+	}
+}
+
+// stop closes the queue and waits for the worker to finish what is queued.
+func (in *instance) stop() {
+	in.qmu.Lock()
+	in.closing = true
+	in.qcond.Broadcast()
+	in.qmu.Unlock()
+	<-in.done
+}
+
+// drain waits until no request outside the worker uses the log.
+func (in *instance) drain() {
+	for in.refs.Load() != 0 {
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// latencies keeps the last flush latency and a small window for a p99.
+type latencies struct {
+	mu     sync.Mutex
+	last   time.Duration
+	window [256]time.Duration
+	n      int
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.last = d
+	l.window[l.n%len(l.window)] = d
+	l.n++
+	l.mu.Unlock()
+}
+
+// snapshot returns the last latency and the 99th percentile of the window.
+func (l *latencies) snapshot() (last, p99 time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := min(l.n, len(l.window))
+	if n == 0 {
+		return 0, 0
+	}
+	s := make([]time.Duration, n)
+	copy(s, l.window[:n])
+	for i := 1; i < n; i++ { // insertion sort: n <= 256
+		for k := i; k > 0 && s[k] < s[k-1]; k-- {
+			s[k], s[k-1] = s[k-1], s[k]
+		}
+	}
+	return l.last, s[(n*99)/100]
+}
