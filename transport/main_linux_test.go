@@ -108,9 +108,11 @@ func runChild(t *testing.T, exe, mode, arg string, attr *syscall.SysProcAttr, wr
 	}
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, childArgEnv+"="+arg)
 	cmd.SysProcAttr = attr
-	out, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("child %s %v: %v\n%s", mode, wrapper, err, out)
+		t.Fatalf("child %s %v: %v\n%s%s", mode, wrapper, err, out, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
 }
