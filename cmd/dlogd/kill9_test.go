@@ -57,7 +57,9 @@ func TestKill9Persistence(t *testing.T) {
 		// The workload, until the daemon dies under it.
 		var mu sync.Mutex
 		done := make(chan struct{})
+		wrng := rand.New(rand.NewPCG(seed, uint64(round)+2))
 		go func() {
+			rng := wrng
 			defer close(done)
 			hot := make([]uint64, 48)
 			for i := range hot {
