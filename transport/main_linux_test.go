@@ -106,7 +106,7 @@ func runChild(t *testing.T, exe, mode, arg string, attr *syscall.SysProcAttr, wr
 	} else {
 		cmd = exec.Command(exe)
 	}
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, childArgEnv+"="+arg)
+	cmd.Env = childEnviron(mode, arg)
 	cmd.SysProcAttr = attr
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -115,6 +115,13 @@ func runChild(t *testing.T, exe, mode, arg string, attr *syscall.SysProcAttr, wr
 		t.Fatalf("child %s %v: %v\n%s%s", mode, wrapper, err, out, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// childEnviron is the environment of a child in mode with arg. The race
+// detector's one-second sleep at exit is turned off: it would dominate
+// the tests' run time.
+func childEnviron(mode, arg string) []string {
+	return append(os.Environ(), childEnv+"="+mode, childArgEnv+"="+arg, "GORACE=atexit_sleep_ms=0")
 }
 
 // testExe returns the path of the running test binary.

@@ -4,10 +4,10 @@ package transport_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -123,9 +123,20 @@ func TestIntegrationNetlinkRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Seq = testSeqBase + uint32(i)
-		req.LUID = luid
-		dgram := ulog.AppendRequest(nil, &req)
+		// The datagram the kernel sent, byte for byte (with its
+		// alignment padding), but our own seq and luid.
+		dgram, err := e.AppendDatagram(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Seq, req.LUID = testSeqBase+uint32(i), luid
+		for _, off := range []int{8, 24, 184} { // nlmsg_seq, cn_msg.seq, seq
+			binary.NativeEndian.PutUint32(dgram[off:], req.Seq)
+		}
+		binary.NativeEndian.PutUint64(dgram[36:], luid)
+		if want := ulog.AppendRequest(nil, &req); string(dgram) != string(want) {
+			t.Fatalf("%s: patched trace datagram %x differs from the request it holds %x", e.Type, dgram, want)
+		}
 		if err := fk.Multicast(dgram); err != nil {
 			t.Fatalf("multicast %s: %v", e.Type, err)
 		}
@@ -372,7 +383,7 @@ func TestMain_childModesExist(t *testing.T) {
 	// The child modes are reached through TestMain; make sure an unknown
 	// one fails loudly rather than running the tests again.
 	cmd := exec.Command(testExe(t))
-	cmd.Env = append(os.Environ(), childEnv+"=no-such-mode")
+	cmd.Env = childEnviron("no-such-mode", "")
 	if err := cmd.Run(); err == nil {
 		t.Error("unknown child mode exited 0")
 	}

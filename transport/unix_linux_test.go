@@ -76,7 +76,7 @@ func TestUnixConcurrentConnections(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			errc <- func() error {
-				luid := uint64(0xc0ffee00 + i)
+				luid := uint64(0xc0ffee00) + uint64(i)
 				uuid := fmt.Sprintf("client-%d", i)
 				// Pipeline: send everything, then read everything.
 				for seq := range uint32(perClient) {
@@ -270,7 +270,7 @@ func TestUnixStaleAndLiveSocket(t *testing.T) {
 
 	// A child listens at path and is killed: its socket file stays.
 	cmd := exec.Command(testExe(t))
-	cmd.Env = append(os.Environ(), childEnv+"=listen-unix", childArgEnv+"="+path)
+	cmd.Env = childEnviron("listen-unix", path)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,34 @@
+package transport_test
+
+import (
+	"context"
+	"log"
+
+	"github.com/dlog-dev/dlog/transport"
+	"github.com/dlog-dev/dlog/ulog"
+)
+
+// A minimal server: answer every request with an error, from the reader
+// goroutine. A real daemon queues requests that need the disk and replies
+// from its workers, with the same Peer.
+func Example() {
+	tr, err := transport.Listen("unix:/run/dlogd.sock", transport.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.Close()
+	var f ulog.Frame
+	out := make([]byte, 0, 512)
+	err = tr.Serve(context.Background(), transport.HandlerFunc(func(b []byte, from transport.Peer) {
+		if err := ulog.DecodeRequest(b, &f); err != nil {
+			return // a real daemon answers per the FrameError's Action
+		}
+		out = ulog.AppendReply(out[:0], &f.Req, 0, -int32(ulog.EINVAL), nil)
+		if err := from.Send(out); err != nil {
+			log.Printf("reply to %s: %v", from, err)
+		}
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+}
