@@ -92,8 +92,10 @@
 // looser mode). A socket file left by a dead process is replaced, but
 // only if nothing answers a connect on it; a live one fails with
 // ErrInUse. Close closes every connection and removes the socket file.
-// An empty datagram is dropped as short; the connection ends when the
-// client closes it.
+// An empty datagram is dropped as short. The connection ends when the
+// client closes it or shuts down its sending side (recvmsg cannot tell a
+// half-close from a close), so a client must read its replies before
+// either.
 //
 // UnixClient is the client side; FakeKernel plays the kernel on a real
 // netlink socket (root only).

@@ -10,20 +10,21 @@ import (
 
 // A minimal server: answer every request with an error, from the reader
 // goroutine. A real daemon queues requests that need the disk and replies
-// from its workers, with the same Peer.
+// from its workers, with the same Peer. Handle runs concurrently for
+// different unix connections, so its scratch space is per call here (a
+// daemon that must not allocate takes it from a sync.Pool).
 func Example() {
 	tr, err := transport.Listen("unix:/run/dlogd.sock", transport.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer tr.Close()
-	var f ulog.Frame
-	out := make([]byte, 0, 512)
 	err = tr.Serve(context.Background(), transport.HandlerFunc(func(b []byte, from transport.Peer) {
+		var f ulog.Frame
 		if err := ulog.DecodeRequest(b, &f); err != nil {
 			return // a real daemon answers per the FrameError's Action
 		}
-		out = ulog.AppendReply(out[:0], &f.Req, 0, -int32(ulog.EINVAL), nil)
+		out := ulog.AppendReply(nil, &f.Req, 0, -int32(ulog.EINVAL), nil)
 		if err := from.Send(out); err != nil {
 			log.Printf("reply to %s: %v", from, err)
 		}

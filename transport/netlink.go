@@ -140,7 +140,11 @@ func listenNetlink(opts Options) (Transport, error) {
 func dialConnector() (*os.File, uint32, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_CONNECTOR)
 	if err != nil {
-		return nil, 0, fmt.Errorf("transport: netlink: socket NETLINK_CONNECTOR: %w", os.NewSyscallError("socket", err))
+		hint := ""
+		if err == unix.EPROTONOSUPPORT {
+			hint = " (kernel built without CONFIG_CONNECTOR?)"
+		}
+		return nil, 0, fmt.Errorf("transport: netlink: socket NETLINK_CONNECTOR%s: %w", hint, os.NewSyscallError("socket", err))
 	}
 	fail := func(op string, err error) (*os.File, uint32, error) {
 		_ = unix.Close(fd)

@@ -11,7 +11,8 @@ import (
 
 // Stats are a transport's counters since Listen. Every datagram read from
 // a socket is counted once in Received and then either in Handled or in
-// exactly one Dropped* counter: Received == Handled + Dropped().
+// exactly one Dropped* counter: Received == Handled + Dropped() whenever
+// no datagram is between the two (the counters are read one by one).
 type Stats struct {
 	// Received counts datagrams read from the socket(s).
 	Received uint64

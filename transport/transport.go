@@ -26,7 +26,8 @@ type Peer interface {
 //
 // b holds exactly the bytes received and is only valid until Handle
 // returns: the transport reuses the buffer. Handle is called from the
-// transport's reader goroutine(s), one datagram at a time per connection,
+// transport's reader goroutine(s), one datagram at a time per connection
+// (the unix transport calls it concurrently for different connections),
 // and must not block on disk I/O.
 //
 // Every datagram a Handler sees has passed the transport's checks: it came
@@ -142,6 +143,9 @@ func Listen(spec string, opts Options) (Transport, error) {
 		path := strings.TrimPrefix(spec, "unix:")
 		if path == "" {
 			return nil, fmt.Errorf("transport: %q: empty path: %w", spec, ErrSpec)
+		}
+		if strings.HasPrefix(path, "@") {
+			return nil, fmt.Errorf("transport: %q: abstract unix sockets are not supported, give a file system path: %w", spec, ErrSpec)
 		}
 		return listenUnix(path, opts)
 	default:

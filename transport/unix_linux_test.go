@@ -586,7 +586,7 @@ func TestUnixSendTimeout(t *testing.T) {
 }
 
 func TestListenSpec(t *testing.T) {
-	for _, spec := range []string{"", "netlink:", "unix:", "udp:1", "Netlink", "unix"} {
+	for _, spec := range []string{"", "netlink:", "unix:", "udp:1", "Netlink", "unix", "unix:@abstract"} {
 		if _, err := transport.Listen(spec, transport.Options{}); !errors.Is(err, transport.ErrSpec) {
 			t.Errorf("Listen(%q): %v, want ErrSpec", spec, err)
 		}
