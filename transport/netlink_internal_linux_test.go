@@ -29,6 +29,32 @@ func TestCapSysAdminError(t *testing.T) {
 	}
 }
 
+// Listen("netlink") refuses whenever this process lacks CAP_SYS_ADMIN,
+// and gets past the check when it has it.
+func TestNetlinkListenCapability(t *testing.T) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	caps, err := parseCapEff(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Listen("netlink", Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if tr != nil {
+		_ = tr.Close()
+	}
+	if hasCap(caps, capSysAdmin) {
+		if errors.Is(err, ErrNoCapability) {
+			t.Errorf("with CAP_SYS_ADMIN (CapEff %x): %v", caps, err)
+		}
+		return
+	}
+	if !errors.Is(err, ErrNoCapability) {
+		t.Errorf("without CAP_SYS_ADMIN (CapEff %x): %v, want ErrNoCapability", caps, err)
+	}
+}
+
 // The socket is set up the way protocol.md §1.1 and §8.1 items 1 and 9
 // ask: bound with no group bitmask and a member of group 7 only (not 1-3,
 // cmirrord's bug), a large receive buffer, NETLINK_BROADCAST_ERROR and

@@ -89,8 +89,8 @@ func receiveReply(t *testing.T, fk *transport.FakeKernel, luid uint64) (ulog.Rep
 // A real request from the kernel trace, multicast to group 7, reaches the
 // handler byte for byte, and the reply reaches the fake kernel's port.
 func TestIntegrationNetlinkRoundTrip(t *testing.T) {
-	entries := ktrace.Load(t)
 	tr, fk := startNetlink(t, transport.Options{})
+	entries := ktrace.Load(t)
 	if got := tr.String(); got != "netlink" {
 		t.Errorf("String() = %q", got)
 	}
