@@ -62,7 +62,9 @@ func openDirect(b *testing.B, p string) *os.File {
 // BenchmarkFlush: a flush carrying marks of `marks` scattered regions of a
 // 2^`bits`-region disk log.
 //
-//	dlog              engine.Flush: the changed 4 KiB blocks, one drained fdatasync
+//	dlog              engine.Flush: the changed 4 KiB blocks on io_uring, then one fdatasync
+//	dlog-ring-sync    the same with the fdatasync drained on the ring
+//	dlog-pwritev      the same with pwritev instead of io_uring
 //	kernel-strategy   header + whole bitmap in one O_DIRECT write, then fdatasync (dm-log.c disk_flush)
 //	one-4k-write      the floor: one 4 KiB O_DIRECT write + fdatasync
 //
@@ -72,18 +74,18 @@ func BenchmarkFlush(b *testing.B) {
 		regions := uint64(1) << tc.bits
 		bs, _ := header.BufSize(regions, 512)
 		name := fmt.Sprintf("regions=2^%d/marks=%d", tc.bits, tc.marks)
-		for _, fallback := range []bool{false, true} {
-			impl := "dlog"
-			if fallback {
-				impl = "dlog-pwritev"
-			}
+		for _, v := range []struct {
+			impl                 string
+			fallback, syncOnRing bool
+		}{{"dlog", false, false}, {"dlog-ring-sync", false, true}, {"dlog-pwritev", true, false}} {
+			impl, fallback, syncOnRing := v.impl, v.fallback, v.syncOnRing
 			b.Run(name+"/impl="+impl, func(b *testing.B) {
 				p := preallocated(b, int(bs))
 				c, err := engine.ParseCtr(fmt.Sprintf("%d disk 3 %s 2 nosync", 2*regions, p))
 				if err != nil {
 					b.Fatal(err)
 				}
-				l, err := engine.Open(c, engine.Options{Logger: quiet, IOFallback: fallback})
+				l, err := engine.Open(c, engine.Options{Logger: quiet, IOFallback: fallback, SyncOnRing: syncOnRing})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -21,6 +21,10 @@ type Options struct {
 	WrapDevice func(Device) Device
 	// IOFallback forces pwritev + fdatasync instead of io_uring.
 	IOFallback bool
+	// SyncOnRing puts the cache flush on the io_uring ring, drained behind
+	// the writes, instead of an fdatasync(2) after them (see
+	// iouring.Options.SyncOnRing).
+	SyncOnRing bool
 	// PureGo forces the bitmaps' pure-Go scan kernels.
 	PureGo bool
 	// FlushCallback, when set, is called by Flush before it writes an image

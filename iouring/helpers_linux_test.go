@@ -50,21 +50,27 @@ func newRand(t testing.TB) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, h.Sum64()+n))
 }
 
-// mechanism is one Writer implementation; the suite runs over both.
+// mechanism is one Writer implementation; the suite runs over each.
 type mechanism struct {
-	name     string
-	fallback bool
+	name       string
+	fallback   bool
+	syncOnRing bool
 }
 
 var mechanisms = []mechanism{
-	{iouring.MethodIOUring, false},
-	{iouring.MethodPwritev, true},
+	{iouring.MethodIOUring, false, false},
+	{iouring.MethodIOUring, false, true},
+	{iouring.MethodPwritev, true, false},
 }
 
 // forEachMechanism runs fn as one subtest per mechanism.
 func forEachMechanism(t *testing.T, fn func(t *testing.T, m mechanism)) {
 	for _, m := range mechanisms {
-		t.Run(m.name, func(t *testing.T) { fn(t, m) })
+		name := m.name
+		if m.syncOnRing {
+			name += "+sync-on-ring"
+		}
+		t.Run(name, func(t *testing.T) { fn(t, m) })
 	}
 }
 
@@ -74,7 +80,7 @@ var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 // The io_uring half skips, saying why, where the kernel refuses io_uring.
 func newWriter(t testing.TB, fd int, m mechanism, entries int) iouring.Writer {
 	t.Helper()
-	w, err := iouring.New(fd, iouring.Options{Entries: entries, Fallback: m.fallback, Logger: quietLogger})
+	w, err := iouring.New(fd, iouring.Options{Entries: entries, Fallback: m.fallback, SyncOnRing: m.syncOnRing, Logger: quietLogger})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -63,6 +63,14 @@ type Options struct {
 	Entries int
 	// Fallback forces pwritev + fdatasync even where io_uring works.
 	Fallback bool
+	// SyncOnRing issues the fdatasync of Write and Sync on the ring, as an
+	// IORING_OP_FSYNC drained behind the writes of the same submission.
+	// By default the writes are reaped and fdatasync(2) is called directly:
+	// the kernel always hands a ring fsync to an io-wq worker thread, which
+	// costs a wake-up or two, measured at +70 to +100 µs for a one-block
+	// flush and nothing measurable for large batches (BenchmarkFlush in
+	// package bench compares both).
+	SyncOnRing bool
 	// Logger receives, at Info, the mechanism chosen at open and why. Nil
 	// means slog.Default().
 	Logger *slog.Logger

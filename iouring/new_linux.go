@@ -53,6 +53,9 @@ func New(fd int, opts Options) (Writer, error) {
 	if !opts.Fallback {
 		var w *uringWriter
 		w, reason, err = newURing(fd, uint32(entries))
+		if w != nil {
+			w.ringSync = opts.SyncOnRing
+		}
 		if err != nil {
 			return nil, err
 		}
