@@ -23,7 +23,11 @@ import (
 //
 // Multicasting needs CAP_NET_ADMIN (the connector does not allow non-root
 // senders); without it Multicast fails with EPERM. Every process listening
-// on group 7 on the machine receives what it sends.
+// on group 7 on the machine receives what it sends, and so does the
+// kernel's own connector socket (netlink_sendmsg also unicasts a multicast
+// message to its nl_pid, here 0), where a loaded dm-log-userspace takes it
+// for a reply and matches it by seq: on a machine with userspace-log
+// mirrors, use sequence numbers far from the kernel's counter.
 //
 // Neither Multicast nor Receive allocates. Concurrent calls of the same
 // method are serialised.
