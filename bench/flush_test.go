@@ -12,6 +12,7 @@ import (
 
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/iouring"
 )
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))
@@ -62,9 +63,11 @@ func openDirect(b *testing.B, p string) *os.File {
 // BenchmarkFlush: a flush carrying marks of `marks` scattered regions of a
 // 2^`bits`-region disk log.
 //
-//	dlog              engine.Flush: the changed 4 KiB blocks on io_uring, then one fdatasync
-//	dlog-ring-sync    the same with the fdatasync drained on the ring
-//	dlog-pwritev      the same with pwritev instead of io_uring
+//	dlog              engine.Flush: the changed 4 KiB blocks (iouring.SyncAuto: one block by pwrite + fdatasync,
+//	                  more on io_uring with a drained fsync)
+//	dlog-sync-ring    always the drained ring fsync
+//	dlog-sync-direct  always fdatasync(2) after the ring writes are reaped
+//	dlog-pwritev      pwritev + fdatasync, no io_uring
 //	kernel-strategy   header + whole bitmap in one O_DIRECT write, then fdatasync (dm-log.c disk_flush)
 //	one-4k-write      the floor: one 4 KiB O_DIRECT write + fdatasync
 //
@@ -75,17 +78,18 @@ func BenchmarkFlush(b *testing.B) {
 		bs, _ := header.BufSize(regions, 512)
 		name := fmt.Sprintf("regions=2^%d/marks=%d", tc.bits, tc.marks)
 		for _, v := range []struct {
-			impl                 string
-			fallback, syncOnRing bool
-		}{{"dlog", false, false}, {"dlog-ring-sync", false, true}, {"dlog-pwritev", true, false}} {
-			impl, fallback, syncOnRing := v.impl, v.fallback, v.syncOnRing
+			impl     string
+			fallback bool
+			sync     iouring.SyncMode
+		}{{"dlog", false, iouring.SyncAuto}, {"dlog-sync-ring", false, iouring.SyncRing}, {"dlog-sync-direct", false, iouring.SyncDirect}, {"dlog-pwritev", true, iouring.SyncAuto}} {
+			impl, fallback, sync := v.impl, v.fallback, v.sync
 			b.Run(name+"/impl="+impl, func(b *testing.B) {
 				p := preallocated(b, int(bs))
 				c, err := engine.ParseCtr(fmt.Sprintf("%d disk 3 %s 2 nosync", 2*regions, p))
 				if err != nil {
 					b.Fatal(err)
 				}
-				l, err := engine.Open(c, engine.Options{Logger: quiet, IOFallback: fallback, SyncOnRing: syncOnRing})
+				l, err := engine.Open(c, engine.Options{Logger: quiet, IOFallback: fallback, Sync: sync})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -90,7 +90,7 @@ func openDevice(arg string, opts Options) (Device, DeviceInfo, error) {
 		return nil, info, fmt.Errorf("%w: %s: %v", ErrDevice, info.Path, err)
 	}
 	info.LogicalBlock = max(al.LogicalBlock, 512)
-	w, err := iouring.New(int(f.Fd()), iouring.Options{Fallback: opts.IOFallback, SyncOnRing: opts.SyncOnRing, Logger: opts.Logger})
+	w, err := iouring.New(int(f.Fd()), iouring.Options{Fallback: opts.IOFallback, Sync: opts.Sync, Logger: opts.Logger})
 	if err != nil {
 		return nil, info, fmt.Errorf("%w: %s: %v", ErrDevice, info.Path, err)
 	}

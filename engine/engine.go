@@ -9,6 +9,7 @@ import (
 
 	"github.com/dlog-dev/dlog/bitmap"
 	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/iouring"
 )
 
 // Options tune a log beyond its constructor.
@@ -21,10 +22,9 @@ type Options struct {
 	WrapDevice func(Device) Device
 	// IOFallback forces pwritev + fdatasync instead of io_uring.
 	IOFallback bool
-	// SyncOnRing puts the cache flush on the io_uring ring, drained behind
-	// the writes, instead of an fdatasync(2) after them (see
-	// iouring.Options.SyncOnRing).
-	SyncOnRing bool
+	// Sync chooses where io_uring issues the cache flush of a flush
+	// (iouring.SyncMode; the zero value is iouring.SyncAuto).
+	Sync iouring.SyncMode
 	// PureGo forces the bitmaps' pure-Go scan kernels.
 	PureGo bool
 	// FlushCallback, when set, is called by Flush before it writes an image

@@ -52,23 +52,24 @@ func newRand(t testing.TB) *rand.Rand {
 
 // mechanism is one Writer implementation; the suite runs over each.
 type mechanism struct {
-	name       string
-	fallback   bool
-	syncOnRing bool
+	name     string
+	fallback bool
+	sync     iouring.SyncMode
 }
 
 var mechanisms = []mechanism{
-	{iouring.MethodIOUring, false, false},
-	{iouring.MethodIOUring, false, true},
-	{iouring.MethodPwritev, true, false},
+	{iouring.MethodIOUring, false, iouring.SyncAuto},
+	{iouring.MethodIOUring, false, iouring.SyncRing},
+	{iouring.MethodIOUring, false, iouring.SyncDirect},
+	{iouring.MethodPwritev, true, iouring.SyncAuto},
 }
 
 // forEachMechanism runs fn as one subtest per mechanism.
 func forEachMechanism(t *testing.T, fn func(t *testing.T, m mechanism)) {
 	for _, m := range mechanisms {
 		name := m.name
-		if m.syncOnRing {
-			name += "+sync-on-ring"
+		if !m.fallback {
+			name += "/sync=" + m.sync.String()
 		}
 		t.Run(name, func(t *testing.T) { fn(t, m) })
 	}
@@ -80,7 +81,7 @@ var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 // The io_uring half skips, saying why, where the kernel refuses io_uring.
 func newWriter(t testing.TB, fd int, m mechanism, entries int) iouring.Writer {
 	t.Helper()
-	w, err := iouring.New(fd, iouring.Options{Entries: entries, Fallback: m.fallback, SyncOnRing: m.syncOnRing, Logger: quietLogger})
+	w, err := iouring.New(fd, iouring.Options{Entries: entries, Fallback: m.fallback, Sync: m.sync, Logger: quietLogger})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -49,6 +49,36 @@ type Writer interface {
 	Close() error
 }
 
+// SyncMode chooses how an io_uring Writer issues the fdatasync of a Write
+// (the fallback always calls fdatasync(2)).
+type SyncMode int
+
+const (
+	// SyncAuto writes a one-block batch with pwrite(2) and syncs it with
+	// fdatasync(2), and puts the fdatasync of a larger batch on the ring,
+	// drained behind its writes. The kernel hands a ring fsync to an io-wq
+	// worker thread, which costs a wake-up: more than a ring round trip
+	// saves for one block, less than waiting in user space for the last of
+	// many writes before calling fdatasync (BenchmarkFlush in package
+	// bench measures the three modes side by side).
+	SyncAuto SyncMode = iota
+	// SyncRing always puts the fdatasync on the ring, drained.
+	SyncRing
+	// SyncDirect always reaps the writes, then calls fdatasync(2).
+	SyncDirect
+)
+
+// String names the mode ("auto", "ring", "direct").
+func (m SyncMode) String() string {
+	switch m {
+	case SyncRing:
+		return "ring"
+	case SyncDirect:
+		return "direct"
+	}
+	return "auto"
+}
+
 // Method names reported by Writer.Method.
 const (
 	MethodIOUring = "io_uring"
@@ -63,14 +93,9 @@ type Options struct {
 	Entries int
 	// Fallback forces pwritev + fdatasync even where io_uring works.
 	Fallback bool
-	// SyncOnRing issues the fdatasync of Write and Sync on the ring, as an
-	// IORING_OP_FSYNC drained behind the writes of the same submission.
-	// By default the writes are reaped and fdatasync(2) is called directly:
-	// the kernel always hands a ring fsync to an io-wq worker thread, which
-	// costs a wake-up or two, measured at +70 to +100 µs for a one-block
-	// flush and nothing measurable for large batches (BenchmarkFlush in
-	// package bench compares both).
-	SyncOnRing bool
+	// Sync chooses how Write makes its blocks durable; the zero value is
+	// SyncAuto.
+	Sync SyncMode
 	// Logger receives, at Info, the mechanism chosen at open and why. Nil
 	// means slog.Default().
 	Logger *slog.Logger

@@ -54,7 +54,7 @@ func New(fd int, opts Options) (Writer, error) {
 		var w *uringWriter
 		w, reason, err = newURing(fd, uint32(entries))
 		if w != nil {
-			w.ringSync = opts.SyncOnRing
+			w.mode = opts.Sync
 		}
 		if err != nil {
 			return nil, err

@@ -164,7 +164,7 @@ func TestRingFailureMidBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	w := &uringWriter{fd: fd, r: r, chunk: int(r.sqEntries), ringSync: true}
+	w := &uringWriter{fd: fd, r: r, chunk: int(r.sqEntries), mode: SyncRing}
 	if err := unix.Close(r.fd); err != nil {
 		t.Fatal(err)
 	}

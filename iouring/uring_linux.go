@@ -38,9 +38,8 @@ type uringWriter struct {
 	pinned []Block // buffers the kernel may still read after a ring failure
 	err    error   // sticky: the ring failed and cannot be trusted
 	closed bool
-	// ringSync puts the fdatasync on the ring (Options.SyncOnRing);
-	// otherwise it is a direct fdatasync(2) after every write is reaped.
-	ringSync bool
+	// mode says where the fdatasync goes (Options.Sync).
+	mode SyncMode
 }
 
 var _ Writer = (*uringWriter)(nil)
@@ -54,12 +53,13 @@ func (w *uringWriter) usable() error {
 	return w.err
 }
 
-// Write implements Writer. Pass 1 submits every block (a single block is
-// written with pwrite(2), which costs less than a ring round trip) and, if
-// sync and ringSync, a drained fdatasync in the last submission. Pass 2,
-// only when some write came back short, retries each remainder once and,
-// if sync and ringSync, issues a second drained fdatasync to cover the
-// retried bytes. Without ringSync, one fdatasync(2) follows both passes.
+// Write implements Writer. Pass 1 submits every block (in SyncAuto mode a
+// single block is written with pwrite(2), which costs less than a ring
+// round trip) and, if the sync goes on the ring, a drained fdatasync in the
+// last submission. Pass 2, only when some write came back short, retries
+// each remainder once and, if the sync goes on the ring, issues a second
+// drained fdatasync to cover the retried bytes. Otherwise one
+// fdatasync(2) follows both passes.
 func (w *uringWriter) Write(blocks []Block, sync bool) error {
 	if err := w.usable(); err != nil {
 		return err
@@ -84,10 +84,11 @@ func (w *uringWriter) Write(blocks []Block, sync bool) error {
 	}
 	w.ops = ops
 
-	ringSync := sync && w.ringSync
+	single := len(ops) == 1 && w.mode == SyncAuto
+	ringSync := sync && (w.mode == SyncRing || (w.mode == SyncAuto && !single))
 	var syncRes int32 = pending
 	var err error
-	if len(ops) == 1 && !ringSync {
+	if single {
 		b := blocks[ops[0].index]
 		n, err := pwrite(w.fd, b.Buf, b.Off)
 		res[ops[0].index] = int32(n)
@@ -166,13 +167,13 @@ func resErr(res int32) (int, error) {
 	return int(res), nil
 }
 
-// Sync implements Writer: one fdatasync(2), or with ringSync one
+// Sync implements Writer: one fdatasync(2), or in SyncRing mode one
 // IORING_OP_FSYNC(DATASYNC).
 func (w *uringWriter) Sync() error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	if !w.ringSync {
+	if w.mode != SyncRing {
 		return fdatasync(w.fd)
 	}
 	res, err := w.run(nil, nil, nil, true)
