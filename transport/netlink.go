@@ -18,6 +18,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/dlog-dev/dlog/ulog"
@@ -27,7 +28,7 @@ import (
 // protocol NETLINK_CONNECTOR, member of multicast group 7.
 type netlinkTransport struct {
 	gate
-	file  *os.File // the socket, registered with the runtime poller
+	conn  *netlink.Conn // the socket, registered with the runtime poller
 	rc    syscall.RawConn
 	pid   uint32 // our port id
 	allow uint32 // Options.AllowPID
@@ -67,17 +68,13 @@ func listenNetlink(opts Options) (Transport, error) {
 			return nil, err
 		}
 	}
-	f, pid, err := dialConnector()
+	conn, rc, pid, err := dialConnector()
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (Transport, error) {
-		_ = f.Close()
+		_ = conn.Close()
 		return nil, err
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return fail(fmt.Errorf("transport: netlink: %w", err))
 	}
 	fd, err := rawFD(rc)
 	if err != nil {
@@ -97,7 +94,7 @@ func listenNetlink(opts Options) (Transport, error) {
 		}
 	}
 	t := &netlinkTransport{
-		file:  f,
+		conn:  conn,
 		rc:    rc,
 		fd:    fd,
 		pid:   pid,
@@ -124,47 +121,33 @@ func listenNetlink(opts Options) (Transport, error) {
 	return t, nil
 }
 
-// dialConnector opens the connector socket: AF_NETLINK, protocol
-// NETLINK_CONNECTOR, bound with an automatic port id and NO group bitmask,
-// then made a member of group 7 with NETLINK_ADD_MEMBERSHIP. It returns the
-// socket as a non-blocking *os.File (so the runtime poller serves its
-// RawConn and read deadlines) and the port id.
-//
-// cmirrord binds with nl_groups = CN_IDX_DM = 7, but nl_groups is a
-// bitmask: 7 means groups 1-3 (proc connector, CIFS, w1), not group 7,
-// which only its later NETLINK_ADD_MEMBERSHIP joins (protocol.md §1.1).
-//
-// The socket is made with x/sys/unix rather than mdlayher/netlink's Dial:
-// the transport must bypass netlink.Conn's Send and Receive anyway (they
-// allocate), so Dial and JoinGroup would be all it used of it.
-func dialConnector() (*os.File, uint32, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_CONNECTOR)
+// dialConnector opens the connector socket through mdlayher/netlink:
+// AF_NETLINK, protocol NETLINK_CONNECTOR, bound with NO group bitmask (a
+// bitmask of 7 would mean groups 1-3, cmirrord's bug), then
+// NETLINK_ADD_MEMBERSHIP 7, the group the kernel multicasts dm-log
+// requests to. The socket is non-blocking and registered with the runtime
+// poller; the transport reads and writes it through the returned RawConn
+// with its own preallocated buffers, because Conn.Receive and Conn.Send
+// allocate on every message.
+func dialConnector() (*netlink.Conn, syscall.RawConn, uint32, error) {
+	c, err := netlink.Dial(unix.NETLINK_CONNECTOR, &netlink.Config{})
 	if err != nil {
 		hint := ""
-		if err == unix.EPROTONOSUPPORT {
+		if errors.Is(err, unix.EPROTONOSUPPORT) {
 			hint = " (kernel built without CONFIG_CONNECTOR?)"
 		}
-		return nil, 0, fmt.Errorf("transport: netlink: socket NETLINK_CONNECTOR%s: %w", hint, os.NewSyscallError("socket", err))
+		return nil, nil, 0, fmt.Errorf("transport: netlink: dial NETLINK_CONNECTOR%s: %w", hint, err)
 	}
-	fail := func(op string, err error) (*os.File, uint32, error) {
-		_ = unix.Close(fd)
-		return nil, 0, fmt.Errorf("transport: netlink: %w", os.NewSyscallError(op, err))
+	if err := c.JoinGroup(ulog.CnIdxDM); err != nil {
+		_ = c.Close()
+		return nil, nil, 0, fmt.Errorf("transport: netlink: join group %d: %w", ulog.CnIdxDM, err)
 	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fail("bind", err)
-	}
-	sa, err := unix.Getsockname(fd)
+	rc, err := c.SyscallConn()
 	if err != nil {
-		return fail("getsockname", err)
+		_ = c.Close()
+		return nil, nil, 0, fmt.Errorf("transport: netlink: %w", err)
 	}
-	nl, ok := sa.(*unix.SockaddrNetlink)
-	if !ok {
-		return fail("getsockname", unix.EAFNOSUPPORT)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, ulog.CnIdxDM); err != nil {
-		return fail("setsockopt NETLINK_ADD_MEMBERSHIP 7", err)
-	}
-	return os.NewFile(uintptr(fd), "netlink-connector"), nl.Pid, nil
+	return c, rc, c.PID(), nil
 }
 
 // setRcvBuf asks for a receive buffer of n bytes: SO_RCVBUFFORCE (needs
@@ -260,7 +243,7 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 	}
 	stop := context.AfterFunc(ctx, func() {
 		t.stopping.Store(true)
-		_ = t.file.SetReadDeadline(time.Unix(1, 0))
+		_ = t.conn.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
 	rx := t.rx
@@ -313,7 +296,7 @@ func (t *netlinkTransport) Close() error {
 		return nil
 	}
 	t.mu.Lock()
-	err := t.file.Close()
+	err := t.conn.Close()
 	t.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("transport: netlink: close: %w", err)
