@@ -33,8 +33,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/dlogd ./cmd/dlogd
 
 # test is what .ci/run calls. It must stay well under 30 minutes on 2 cores.
-test: fmt-check
-	$(GO) vet $(PKGS)
+test: lint
 	$(GO) test -race -timeout $(TIMEOUT) $(PKGS)
 	$(GO) test -tags purego -timeout $(TIMEOUT) ./bitmap/...
 
@@ -46,14 +45,10 @@ lint: fmt-check
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 
-# fuzz runs each native fuzz target on its own for FUZZTIME.
+# fuzz runs each native fuzz target on its own for FUZZTIME and keeps the
+# new corpus entries in testdata/fuzz (commit them).
 fuzz:
-	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== fuzz $$pkg $$t for $(FUZZTIME)"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; \
-	done
+	scripts/fuzz.sh $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m ./bitmap/... ./engine/... ./bench/...
