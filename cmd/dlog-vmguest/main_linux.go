@@ -66,10 +66,20 @@ func scenarios() []Scenario {
 		{Name: "kdisk", Desc: "dm-mirror with the kernel disk log: as kcore, plus re-activation honouring the on-disk log", Timeout: 4 * time.Minute, Run: scenKdisk},
 		{Name: "kgolden", Desc: "golden disk-log images written by the kernel, for the engine's unit tests", Timeout: 5 * time.Minute, Run: scenKgolden},
 		{Name: "dlogd-smoke", Desc: "the dlogd start/ready/kill -9/restart helper", Timeout: 2 * time.Minute, Run: scenDlogdSmoke},
+		{Name: "ucore", Desc: "dlogd clustered-core: lifecycle, strings, suspend/resume, live reload, remove; kernel core log as the reference", Timeout: 4 * time.Minute, Run: scenUcore},
+		{Name: "udisk", Desc: "dlogd clustered-disk: as ucore, plus the on-disk log and re-activation; kernel disk log as the reference", Timeout: 4 * time.Minute, Run: scenUdisk},
+		{Name: "ucore-if", Desc: "ucore with integrated_flush", Timeout: 4 * time.Minute, Run: scenUcoreIf},
+		{Name: "udisk-if", Desc: "udisk with integrated_flush", Timeout: 4 * time.Minute, Run: scenUdiskIf},
 	}
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == execWithoutNetAdmin {
+		os.Exit(execWithoutNetAdminMain(os.Args[2:]))
+	}
+	if len(os.Args) >= 2 && os.Args[1] == "demo" {
+		os.Exit(hostDemoMain(os.Args[2:]))
+	}
 	if len(os.Args) != 2 || os.Args[1] != "--in-vm" {
 		fmt.Fprintln(os.Stderr, "dlog-vmguest is the in-guest driver of the VM tests: it mounts filesystems, loads modules and powers the machine off.\n"+
 			"It only runs as the VM's /init child (with --in-vm). Run the VM tests with: DLOG_VM=1 go test ./tests/vm/ -v  (or make vmtest)")

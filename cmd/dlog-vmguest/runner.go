@@ -52,7 +52,7 @@ func (r *Recorder) add(st vmharness.Step) {
 	switch st.Status {
 	case vmharness.StatusOK:
 		got := ""
-		if st.Got != "" && len(st.Got) <= 100 {
+		if st.Got != "" && len(st.Got) <= 400 {
 			got = ": " + st.Got
 		}
 		r.printf("[%s] ok    %s%s (%.2f s)", st.Scenario, st.Step, got, st.Seconds)

@@ -42,6 +42,19 @@ type Config struct {
 	MemoryMB      int    // default 1024
 	ResultsDiskMB int    // default 64
 	QEMU          string // default qemu-system-x86_64
+
+	// Disks are extra raw disk images, attached after the results disk:
+	// the guest sees them as /dev/vdb, /dev/vdc, ... in this order. Unlike
+	// the results disk they are not recreated, so they persist from one
+	// boot to the next (the crash test keeps its log device in one).
+	Disks []string
+
+	// KillOn, when not empty, kills qemu with SIGKILL (a power cut: the
+	// guest's caches and qemu's in-flight requests are lost, what reached
+	// the host's page cache stays) KillDelay after the first console line
+	// that contains it. Run then returns with Result.Killed set and no error.
+	KillOn    string
+	KillDelay time.Duration
 }
 
 // Result is what came back from one boot.
@@ -52,6 +65,7 @@ type Result struct {
 	ResultsDisk string            // path of the raw results disk
 	Elapsed     time.Duration
 	TimedOut    bool // qemu was killed by the timeout
+	Killed      bool // qemu was killed on purpose at Config.KillOn
 }
 
 // Defaults.
@@ -66,16 +80,25 @@ const (
 // noise), no display, no reboot (a guest panic or poweroff ends qemu), the
 // results disk as the only virtio disk, no network (which also skips the
 // iPXE option ROM).
-func QEMUArgs(vmlinuz, initrd, resultsDisk, cmdline string, memoryMB int) []string {
-	return []string{
+func QEMUArgs(vmlinuz, initrd, resultsDisk, cmdline string, memoryMB int, disks ...string) []string {
+	args := []string{
 		"-accel", "tcg", "-cpu", "max",
 		"-m", fmt.Sprintf("%dM", memoryMB), "-smp", "1",
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", vmlinuz,
 		"-initrd", initrd,
 		"-append", cmdline,
-		"-drive", "file=" + strings.ReplaceAll(resultsDisk, ",", ",,") + ",format=raw,if=virtio",
+		"-drive", driveArg(resultsDisk),
 	}
+	for _, d := range disks {
+		args = append(args, "-drive", driveArg(d))
+	}
+	return args
+}
+
+// driveArg is a raw virtio -drive value; qemu escapes a comma as ",,".
+func driveArg(file string) string {
+	return "file=" + strings.ReplaceAll(file, ",", ",,") + ",format=raw,if=virtio"
 }
 
 // Run boots the kernel with the overlay, waits for the guest to power off
@@ -152,6 +175,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("vmharness: console log: %w", err)
 	}
 	defer logf.Close()
+	for _, d := range cfg.Disks {
+		if _, err := os.Stat(d); err != nil {
+			return res, fmt.Errorf("vmharness: extra disk: %w", err)
+		}
+	}
 	var console io.Writer = logf
 	var live *lineWriter
 	if cfg.Console != nil {
@@ -161,15 +189,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	args := QEMUArgs(cfg.Kernel.Vmlinuz, initrd, res.ResultsDisk, cmdline, mem)
+	args := QEMUArgs(cfg.Kernel.Vmlinuz, initrd, res.ResultsDisk, cmdline, mem, cfg.Disks...)
 	cmd := exec.CommandContext(runCtx, qemuPath, args...)
+	var killer *markerKiller
+	if cfg.KillOn != "" {
+		killer = &markerKiller{marker: cfg.KillOn, delay: cfg.KillDelay}
+		console = io.MultiWriter(console, killer)
+	}
 	cmd.Stdout, cmd.Stderr = console, console
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	runErr := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return res, fmt.Errorf("vmharness: starting qemu: %w", err)
+	}
+	if killer != nil {
+		killer.arm(cmd.Process)
+	}
+	runErr := cmd.Wait()
 	res.Elapsed = time.Since(start)
 	if live != nil {
 		live.Flush()
+	}
+	if killer != nil && killer.fired() {
+		res.Killed = true
+		files, _ := ReadResults(res.ResultsDisk) // normally empty: the guest never got to write
+		res.Files = files
+		return res, nil
 	}
 	if runCtx.Err() != nil && ctx.Err() == nil {
 		res.TimedOut = true
@@ -292,4 +337,74 @@ func (l *lineWriter) Flush() {
 		io.WriteString(l.w, l.prefix+CleanConsoleLine(string(l.buf))+"\n")
 		l.buf = nil
 	}
+}
+
+// markerKiller watches the console for a marker and kills qemu when it
+// appears (after a delay).
+type markerKiller struct {
+	mu     sync.Mutex
+	marker string
+	delay  time.Duration
+	buf    []byte
+	proc   *os.Process
+	seen   bool
+	killed bool
+}
+
+func (k *markerKiller) arm(p *os.Process) {
+	k.mu.Lock()
+	k.proc = p
+	seen := k.seen
+	k.mu.Unlock()
+	if seen {
+		k.kill()
+	}
+}
+
+func (k *markerKiller) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	if k.seen {
+		k.mu.Unlock()
+		return len(p), nil
+	}
+	k.buf = append(k.buf, p...)
+	found := false
+	for {
+		i := bytes.IndexByte(k.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if bytes.Contains(k.buf[:i], []byte(k.marker)) {
+			found = true
+		}
+		k.buf = k.buf[i+1:]
+	}
+	if found {
+		k.seen = true
+	}
+	armed := k.proc != nil
+	k.mu.Unlock()
+	if found && armed {
+		k.kill()
+	}
+	return len(p), nil
+}
+
+func (k *markerKiller) kill() {
+	go func() {
+		if k.delay > 0 {
+			time.Sleep(k.delay)
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.proc != nil && !k.killed {
+			k.killed = k.proc.Kill() == nil
+		}
+	}()
+}
+
+func (k *markerKiller) fired() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.killed
 }

@@ -27,12 +27,17 @@ func TestMain(m *testing.M) {
 
 func fakeQEMU(mode string, args []string) int {
 	var disk, cmdline string
+	var extra []string
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {
 		case "-drive":
 			spec := strings.ReplaceAll(args[i+1], ",,", "\x00")
 			file, _, _ := strings.Cut(strings.TrimPrefix(spec, "file="), ",")
-			disk = strings.ReplaceAll(file, "\x00", ",")
+			if disk == "" {
+				disk = strings.ReplaceAll(file, "\x00", ",")
+			} else {
+				extra = append(extra, strings.ReplaceAll(file, "\x00", ","))
+			}
 		case "-append":
 			cmdline = args[i+1]
 		}
@@ -80,6 +85,20 @@ func fakeQEMU(mode string, args []string) int {
 		fmt.Println("guest hung here")
 		time.Sleep(time.Minute)
 		return 0
+	case "marker":
+		// Write to the extra disk (it must persist), print the marker in
+		// two pieces, then go on "writing" until killed.
+		for _, d := range extra {
+			os.WriteFile(d, []byte("boot1"), 0o644)
+		}
+		fmt.Print("vmguest: crash point DLOG-")
+		os.Stdout.Sync()
+		time.Sleep(50 * time.Millisecond)
+		fmt.Println("KILL-ME now")
+		for i := 0; ; i++ {
+			fmt.Printf("write %d\n", i)
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	return 2
 }
@@ -194,6 +213,41 @@ func TestRunFailures(t *testing.T) {
 	}
 }
 
+func TestRunKillOnMarker(t *testing.T) {
+	cfg := fakeConfig(t, "marker")
+	disk := filepath.Join(t.TempDir(), "crash,disk.img")
+	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Disks = []string{disk}
+	cfg.KillOn, cfg.KillDelay = "DLOG-KILL-ME", 100*time.Millisecond
+	cfg.Timeout = 30 * time.Second
+	start := time.Now()
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !res.Killed || res.TimedOut || res.Report != nil {
+		t.Errorf("Killed=%v TimedOut=%v Report=%v", res.Killed, res.TimedOut, res.Report)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the kill took %v", d)
+	}
+	if b, _ := os.ReadFile(disk); string(b) != "boot1" {
+		t.Errorf("extra disk holds %q: it was not passed to qemu", b)
+	}
+	b, _ := os.ReadFile(res.ConsoleLog)
+	if !bytes.Contains(b, []byte("write 1\n")) {
+		t.Errorf("the kill should come after the delay, console: %q", b)
+	}
+
+	cfg = fakeConfig(t, "ok")
+	cfg.Disks = []string{filepath.Join(t.TempDir(), "missing.img")}
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "extra disk") {
+		t.Errorf("missing extra disk: %v", err)
+	}
+}
+
 func TestRunMissingPieces(t *testing.T) {
 	cfg := fakeConfig(t, "ok")
 	cfg.QEMU = "no-such-qemu-binary"
@@ -219,6 +273,10 @@ func TestQEMUArgs(t *testing.T) {
 		"-drive | file=/w,,x/results.img,format=raw,if=virtio"
 	if got != want {
 		t.Errorf("QEMUArgs:\n got %s\nwant %s", got, want)
+	}
+	got = strings.Join(QEMUArgs("/k/vmlinuz", "/w/initrd.gz", "/w/results.img", "x", 512, "/w/crash.img"), " | ")
+	if !strings.HasSuffix(got, "-drive | file=/w/results.img,format=raw,if=virtio | -drive | file=/w/crash.img,format=raw,if=virtio") {
+		t.Errorf("QEMUArgs with an extra disk: %s", got)
 	}
 }
 

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// ParseLogfmt splits one line of log/slog's TextHandler output
+// (key=value pairs, values quoted with Go syntax when they hold spaces,
+// quotes or '=') into a map. It returns an error for an unterminated quote.
+func ParseLogfmt(line string) (map[string]string, error) {
+	m := make(map[string]string)
+	s := strings.TrimSpace(line)
+	for s != "" {
+		eq := strings.IndexByte(s, '=')
+		sp := strings.IndexByte(s, ' ')
+		if eq < 0 || (sp >= 0 && sp < eq) {
+			// a bare word: keep it as a key without a value
+			w := s
+			if sp >= 0 {
+				w, s = s[:sp], strings.TrimLeft(s[sp:], " ")
+			} else {
+				s = ""
+			}
+			m[w] = ""
+			continue
+		}
+		key := s[:eq]
+		s = s[eq+1:]
+		if strings.HasPrefix(s, `"`) {
+			end := -1
+			for i := 1; i < len(s); i++ {
+				if s[i] == '\\' {
+					i++
+					continue
+				}
+				if s[i] == '"' {
+					end = i
+					break
+				}
+			}
+			if end < 0 {
+				return m, fmt.Errorf("logfmt: unterminated quote after %s= in %q", key, line)
+			}
+			v, err := strconv.Unquote(s[:end+1])
+			if err != nil {
+				return m, fmt.Errorf("logfmt: %s=%s: %v", key, s[:end+1], err)
+			}
+			m[key] = v
+			s = strings.TrimLeft(s[end+1:], " ")
+			continue
+		}
+		if sp := strings.IndexByte(s, ' '); sp >= 0 {
+			m[key], s = s[:sp], strings.TrimLeft(s[sp:], " ")
+		} else {
+			m[key], s = s, ""
+		}
+	}
+	return m, nil
+}
+
+// DumpLog is one log in dlogd's SIGUSR1 state dump.
+type DumpLog struct {
+	UUID, LUID, Ctr, Phase, Status string
+	Regions, InSync, Dirty         uint64
+	Recovering, Flushes            uint64
+	Requests                       map[string]uint64 // by request type name, e.g. "IN_SYNC"
+	Fields                         map[string]string // everything, raw
+}
+
+// Dump is a parsed state dump: its header fields and its logs.
+type Dump struct {
+	Header map[string]string // logs, malformed, unknown_log, errors, busy
+	Logs   []DumpLog
+}
+
+// ByUUID returns the dump's logs with that uuid.
+func (d Dump) ByUUID(uuid string) []DumpLog {
+	var out []DumpLog
+	for _, l := range d.Logs {
+		if l.UUID == uuid {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TotalRequests sums a log's request counters.
+func (l DumpLog) TotalRequests() uint64 {
+	var n uint64
+	for _, v := range l.Requests {
+		n += v
+	}
+	return n
+}
+
+// RequestDelta returns after's counters minus before's, by type (types
+// with no change are left out).
+func RequestDelta(before, after map[string]uint64) map[string]uint64 {
+	d := make(map[string]uint64)
+	for k, v := range after {
+		if v > before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}
+
+// FormatCounts prints request counters in a stable order, largest first:
+// "IN_SYNC=512 FLUSH=512 MARK_REGION=256".
+func FormatCounts(m map[string]uint64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// ParseDlogdDump finds the last complete state dump in text (dlogd's log
+// output) and parses it. complete is false when the last "state dump"
+// line is not yet followed by as many "log" lines as it announced (the
+// daemon is still writing it). Lines of other messages may interleave.
+func ParseDlogdDump(text string) (d Dump, complete bool, err error) {
+	lines := strings.Split(text, "\n")
+	start := -1
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], `msg="state dump"`) {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return Dump{}, false, nil
+	}
+	hdr, err := ParseLogfmt(lines[start])
+	if err != nil {
+		return Dump{}, false, err
+	}
+	want, err := strconv.Atoi(hdr["logs"])
+	if err != nil {
+		return Dump{}, false, fmt.Errorf("dlogd dump: logs=%q in %q", hdr["logs"], lines[start])
+	}
+	d.Header = hdr
+	for _, line := range lines[start+1:] {
+		if len(d.Logs) == want {
+			break
+		}
+		if !strings.Contains(line, " msg=log ") {
+			continue
+		}
+		f, err := ParseLogfmt(line)
+		if err != nil {
+			return d, false, err
+		}
+		l := DumpLog{UUID: f["uuid"], LUID: f["luid"], Ctr: f["ctr"], Phase: f["phase"], Status: f["status"],
+			Requests: map[string]uint64{}, Fields: f}
+		for k, p := range map[string]*uint64{"regions": &l.Regions, "in_sync": &l.InSync, "dirty": &l.Dirty, "recovering": &l.Recovering, "flushes": &l.Flushes} {
+			if v, ok := f[k]; ok {
+				if *p, err = strconv.ParseUint(v, 10, 64); err != nil {
+					return d, false, fmt.Errorf("dlogd dump: %s=%q in %q", k, v, line)
+				}
+			}
+		}
+		for _, kv := range strings.Fields(f["requests"]) {
+			k, v, ok := strings.Cut(kv, "=")
+			n, err := strconv.ParseUint(v, 10, 64)
+			if !ok || err != nil {
+				return d, false, fmt.Errorf("dlogd dump: requests item %q in %q", kv, line)
+			}
+			l.Requests[k] = n
+		}
+		d.Logs = append(d.Logs, l)
+	}
+	return d, len(d.Logs) == want, nil
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseLogfmt(t *testing.T) {
+	got, err := ParseLogfmt(`time=2026-11-25T17:59:17.691Z level=INFO msg="state dump" logs=2 ctr="131072 clustered-core 1024" empty="" bare q="a \"b\" c"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"time": "2026-11-25T17:59:17.691Z", "level": "INFO", "msg": "state dump", "logs": "2",
+		"ctr": "131072 clustered-core 1024", "empty": "", "bare": "", "q": `a "b" c`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+	if _, err := ParseLogfmt(`msg="open`); err == nil {
+		t.Error("unterminated quote accepted")
+	}
+}
+
+const sampleDump = `time=T level=INFO msg="dlogd serving" transport=netlink pid=7
+time=T level=INFO msg="state dump" logs=1 malformed=0 unknown_log=0 errors=0 busy=0
+time=T level=INFO msg=log uuid=old luid=0x1 ctr="131072 clustered-core 1024" phase=running regions=128 in_sync=128 dirty=0 requests=CTR=1
+time=T level=INFO msg="state dump" logs=2 malformed=0 unknown_log=3 errors=0 busy=0
+time=T level=INFO msg=log uuid=dlog-vm-ucore luid=0xff3dda563fde8400 ctr="131072 clustered-core 1024" phase=running regions=128 in_sync=120 dirty=8 recovering=1 cursor=121 halted=false status="1 clustered-core" flushes=0 bytes_written=0 last_flush=0s p99_flush=0s requests="IN_SYNC=12 FLUSH=4 CTR=1"
+time=T level=WARN msg="CTR for an existing log: reconnect, keeping its state" uuid=x
+`
+
+func TestParseDlogdDump(t *testing.T) {
+	d, complete, err := ParseDlogdDump(sampleDump)
+	if err != nil || complete {
+		t.Fatalf("half-written dump: complete=%v err=%v", complete, err)
+	}
+	full := sampleDump + `time=T level=INFO msg=log uuid=dlog-vm-ucore luid=0x2 ctr="131072 clustered-core 1024" phase=constructed regions=128 in_sync=0 dirty=128 requests=CTR=1`
+	d, complete, err = ParseDlogdDump(full)
+	if err != nil || !complete {
+		t.Fatalf("complete=%v err=%v", complete, err)
+	}
+	if d.Header["unknown_log"] != "3" || len(d.Logs) != 2 {
+		t.Fatalf("%+v", d)
+	}
+	l := d.Logs[0]
+	if l.UUID != "dlog-vm-ucore" || l.LUID != "0xff3dda563fde8400" || l.InSync != 120 || l.Dirty != 8 || l.Recovering != 1 ||
+		l.Status != "1 clustered-core" || l.Phase != "running" || l.Requests["IN_SYNC"] != 12 || l.TotalRequests() != 17 {
+		t.Errorf("%+v", l)
+	}
+	if n := len(d.ByUUID("dlog-vm-ucore")); n != 2 {
+		t.Errorf("ByUUID: %d", n)
+	}
+	if _, complete, _ := ParseDlogdDump("no dump here"); complete {
+		t.Error("no dump reported complete")
+	}
+}
+
+func TestRequestDelta(t *testing.T) {
+	d := RequestDelta(map[string]uint64{"IN_SYNC": 2, "FLUSH": 5}, map[string]uint64{"IN_SYNC": 10, "FLUSH": 5, "MARK_REGION": 4})
+	if got := FormatCounts(d); got != "IN_SYNC=8 MARK_REGION=4" {
+		t.Errorf("%q", got)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build linux
+
+package main
+
+func hostDemoMain(args []string) int { return 2 }
