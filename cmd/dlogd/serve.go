@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/internal/faultio"
 	"github.com/dlog-dev/dlog/transport"
 )
 
@@ -77,7 +79,23 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot listen", "transport", f.transport, "err", err)
 		return 1
 	}
-	d := daemon.New(daemon.Options{Logger: log, Engine: engine.Options{IOFallback: f.ioFall}})
+	eopts := engine.Options{IOFallback: f.ioFall}
+	if spec := os.Getenv("DLOG_FAULTIO"); spec != "" {
+		// Test-only: the soak campaign injects device faults under every
+		// disk log (internal/faultio).
+		sp, err := faultio.ParseSpec(spec)
+		if err != nil {
+			log.Error("bad DLOG_FAULTIO", "err", err)
+			t.Close()
+			return exitUsage
+		}
+		var n atomic.Int64
+		eopts.WrapDevice = func(d engine.Device) engine.Device {
+			return faultio.Wrap(d, sp.Faults(int(n.Add(1))))
+		}
+		log.Warn("FAULT INJECTION ENABLED: disk log devices will fail on purpose (DLOG_FAULTIO); never use this in production", "spec", sp.String())
+	}
+	d := daemon.New(daemon.Options{Logger: log, Engine: eopts})
 	if err := lock.writePID(); err != nil {
 		log.Error("cannot write the pidfile", "pidfile", f.pidfile, "err", err)
 		t.Close()
