@@ -379,3 +379,30 @@ func (b *Bitmap) BlockRange() (first, last int) {
 // A shard must fill exactly one 128-byte line pair: this fails to compile
 // when it does not.
 var _ = [1]struct{}{}[unsafe.Sizeof(shard{})-128]
+
+// MarkBlockChanged flags image block blk as changed, so the next
+// TakeChanged returns it again (a flush whose write of it failed).
+func (b *Bitmap) MarkBlockChanged(blk int) {
+	if i := blk - b.first; i >= 0 && i < len(b.shards) {
+		b.shards[i].changed.Store(1)
+	}
+}
+
+// CopyFrom makes b's bits below Len equal to src's, which must have the
+// same Len, and recounts. It flags every block of b as changed.
+func (b *Bitmap) CopyFrom(src *Bitmap) error {
+	if src.n != b.n {
+		return fmt.Errorf("%w: copy of %d bits into %d", ErrSize, src.n, b.n)
+	}
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		for w := s.lo; w < s.hi; w++ {
+			atomic.StoreUint64(&b.words[w], atomic.LoadUint64(&src.words[w]))
+		}
+		s.count.Store(int64(b.countRange(s.lo, s.hi)))
+		s.changed.Store(1)
+		s.mu.Unlock()
+	}
+	return nil
+}
