@@ -3,6 +3,8 @@ package daemon_test
 import (
 	"testing"
 
+	"github.com/dlog-dev/dlog/daemon"
+	"github.com/dlog-dev/dlog/internal/metrics"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -15,7 +17,14 @@ func (d *discard) String() string      { return "discard" }
 // The steady-state request path allocates nothing for MARK, CLEAR and
 // IN_SYNC (issue: "0 allocations per MARK, CLEAR and IN_SYNC request").
 func TestZeroAllocRequests(t *testing.T) {
-	d := newDaemon(t)
+	t.Run("plain", func(t *testing.T) { testZeroAlloc(t, newDaemon(t)) })
+	// With the metrics observer that dlogd serve --metrics installs.
+	t.Run("metrics", func(t *testing.T) {
+		testZeroAlloc(t, newDaemon(t, daemon.Options{Observer: metrics.New().Observer()}))
+	})
+}
+
+func testZeroAlloc(t *testing.T, d *daemon.Daemon) {
 	k := newKernel(t, d)
 	coreLog(t, k, "alloc", 1, " nosync")
 	mark := ulog.AppendRequest(nil, k.request(ulog.TypeMarkRegion, "alloc", 1, regions(3, 4)))

@@ -42,16 +42,20 @@ func (d *Daemon) controlLoop() {
 		j := d.ctlq[0]
 		d.ctlq = d.ctlq[1:]
 		d.ctlmu.Unlock()
+		var errno int32
 		if j.req.Type() == ulog.TypeCtr {
-			buf = d.ctr(&j, buf[:0])
+			buf, errno = d.ctr(&j, buf[:0])
 		} else {
-			buf = d.dtr(&j, buf[:0])
+			buf, errno = d.dtr(&j, buf[:0])
+		}
+		if d.opts.Observer != nil {
+			d.opts.Observer.Request(j.req.Type(), time.Since(j.at), errno)
 		}
 	}
 }
 
 // ctr constructs a log (protocol.md §3 CTR, §8.3 items 20-25).
-func (d *Daemon) ctr(j *job, buf []byte) []byte {
+func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 	req := &j.req
 	uuid := string(req.UUIDBytes())
 	lg := d.log.With("uuid", uuid, "luid", fmt.Sprintf("%#x", req.LUID))
@@ -62,7 +66,7 @@ func (d *Daemon) ctr(j *job, buf []byte) []byte {
 			// (the reconnect CTR offers no reply space).
 			lg.Info("CTR for an existing log: reconnect, keeping its state", "ctr", j.ctr)
 			d.reply(j.from, req, 0, nil, &buf)
-			return buf
+			return buf, 0
 		}
 		// Same (uuid, luid), different table: the kernel reused the
 		// address of a log whose DTR we never saw.
@@ -73,7 +77,7 @@ func (d *Daemon) ctr(j *job, buf []byte) []byte {
 	if err != nil {
 		lg.Error("CTR rejected", "ctr", j.ctr, "err", err)
 		d.reply(j.from, req, -int32(ulog.EINVAL), nil, &buf)
-		return buf
+		return buf, -int32(ulog.EINVAL)
 	}
 	opts := d.opts.Engine
 	opts.Logger = lg
@@ -81,7 +85,7 @@ func (d *Daemon) ctr(j *job, buf []byte) []byte {
 	if err != nil {
 		lg.Error("CTR failed", "ctr", j.ctr, "err", err)
 		d.reply(j.from, req, errnoOf(err), nil, &buf)
-		return buf
+		return buf, errnoOf(err)
 	}
 	in := newInstance(uuid, req.LUID, j.ctr, l)
 	go in.run(d)
@@ -107,21 +111,21 @@ func (d *Daemon) ctr(j *job, buf []byte) []byte {
 		}
 	}
 	d.reply(j.from, req, 0, payload, &buf)
-	return buf
+	return buf, 0
 }
 
 // dtr destroys a log (protocol.md §3 DTR).
-func (d *Daemon) dtr(j *job, buf []byte) []byte {
+func (d *Daemon) dtr(j *job, buf []byte) ([]byte, int32) {
 	in := d.lookup(&j.req)
 	if in == nil {
 		d.log.Warn("DTR for an unknown log", "uuid", string(j.req.UUIDBytes()), "luid", fmt.Sprintf("%#x", j.req.LUID))
 		d.reply(j.from, &j.req, -int32(ulog.EINVAL), nil, &buf)
-		return buf
+		return buf, -int32(ulog.EINVAL)
 	}
 	err := d.destroy(in)
 	d.log.Info("log destroyed", "uuid", in.uuid, "luid", fmt.Sprintf("%#x", in.luid))
 	d.reply(j.from, &j.req, errnoOf(err), nil, &buf)
-	return buf
+	return buf, errnoOf(err)
 }
 
 // destroy removes in from the table, lets its worker finish what is

@@ -26,6 +26,29 @@ type Options struct {
 	Engine engine.Options
 	// Open opens a log; nil means engine.Open. Tests interpose here.
 	Open func(engine.Config, engine.Options) (engine.Log, error)
+	// Observer, when set, is told how long every request took and what
+	// every flush cost (dlogd's metrics). It is called on the request path
+	// and must not block or allocate.
+	Observer Observer
+}
+
+// Observer receives the daemon's measurements.
+type Observer interface {
+	// Request reports a request answered after d, with errno (0 or
+	// negative) in its reply.
+	Request(t ulog.RequestType, d time.Duration, errno int32)
+	// Flush reports a FLUSH or POSTSUSPEND the worker ran: how long the
+	// engine took, the bytes it wrote, and its error.
+	Flush(d time.Duration, bytes uint64, err error)
+}
+
+// Counters are the daemon-wide counts (Daemon.Counters).
+type Counters struct {
+	Requests   [ulog.MaxRequestType + 1]uint64 // by request type
+	Malformed  uint64                          // datagrams the codec rejected
+	UnknownLog uint64                          // requests for a (uuid, luid) not served
+	Errors     uint64                          // replies with a non-zero error
+	Busy       uint64                          // requests refused with EAGAIN (queue full)
 }
 
 // Daemon serves dm-log-userspace requests for any number of logs. It is a
@@ -117,6 +140,10 @@ func (d *Daemon) Handle(b []byte, from transport.Peer) {
 	req := &f.Req
 	t := req.Type()
 	d.counters.requests[t].Add(1)
+	var start time.Time
+	if d.opts.Observer != nil {
+		start = time.Now()
+	}
 	if !req.KnownVersion() && !d.warnedV.Swap(true) {
 		d.log.Warn("kernel speaks a newer dm-log-userspace protocol than dlogd knows; serving it as version 3", "version", req.Version)
 	}
@@ -152,12 +179,28 @@ func (d *Daemon) Handle(b []byte, from transport.Peer) {
 	}
 	defer in.release()
 	in.requests[t].Add(1)
-	d.serve(in, req, from, &out)
+	if errno, answered := d.serve(in, req, from, &out); answered && d.opts.Observer != nil {
+		d.opts.Observer.Request(t, time.Since(start), errno)
+	}
+}
+
+// Counters returns the daemon-wide counts.
+func (d *Daemon) Counters() Counters {
+	var c Counters
+	for t := range c.Requests {
+		c.Requests[t] = d.counters.requests[t].Load()
+	}
+	c.Malformed = d.counters.malformed.Load()
+	c.UnknownLog = d.counters.unknown.Load()
+	c.Errors = d.counters.errors.Load()
+	c.Busy = d.counters.busy.Load()
+	return c
 }
 
 // serve answers a request for a known log, or queues it to the log's
-// worker.
-func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) {
+// worker. It returns the errno it answered with, and false when the
+// request was queued (the worker answers it).
+func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
 	l := in.log
 	var pl [ulog.PairLen]byte
 	payload := pl[:0]
@@ -213,11 +256,9 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 				l.MarkRegion(regions.At(i))
 			}
 		}
-		d.queue(in, req, from, out)
-		return
+		return d.queue(in, req, from, out)
 	case ulog.TypeResume, ulog.TypePostsuspend:
-		d.queue(in, req, from, out)
-		return
+		return d.queue(in, req, from, out)
 	case ulog.TypePresuspend:
 		errno = errnoOf(l.Presuspend())
 	case ulog.TypeGetResyncWork:
@@ -248,6 +289,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 		payload = nil
 	}
 	d.reply(from, req, errno, payload, out)
+	return errno, true
 }
 
 // regions validates a MARK, CLEAR or FLUSH payload: a multiple of 8 bytes,
@@ -269,32 +311,45 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 
 // queue hands a disk request to the log's worker, or answers EAGAIN when
 // the worker is swamped (the kernel resends at once).
-func (d *Daemon) queue(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) {
+func (d *Daemon) queue(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
 	j := job{req: *req, from: from, at: time.Now()}
 	j.req.Data = nil
 	if !in.enqueue(j) {
 		d.counters.busy.Add(1)
 		d.reply(from, req, -int32(ulog.EAGAIN), nil, out)
+		return -int32(ulog.EAGAIN), true
 	}
+	return 0, false
 }
 
 // runJob executes a queued disk request on the log's worker.
 func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	var err error
 	start := time.Now()
+	before := in.log.Stats().BytesWritten
 	switch j.req.Type() {
 	case ulog.TypeFlush:
 		err = in.log.Flush()
-		in.flushLat.add(time.Since(start))
 	case ulog.TypeResume:
 		err = in.log.Resume()
 	case ulog.TypePostsuspend:
 		err = in.log.Postsuspend()
 	}
+	took := time.Since(start)
+	if t := j.req.Type(); t == ulog.TypeFlush || t == ulog.TypePostsuspend {
+		in.flushLat.add(took)
+		if d.opts.Observer != nil {
+			d.opts.Observer.Flush(took, in.log.Stats().BytesWritten-before, err)
+		}
+	}
 	if err != nil {
 		d.log.Error("request failed", "type", j.req.Type().String(), "uuid", in.uuid, "luid", in.luid, "err", err)
 	}
-	d.reply(j.from, &j.req, errnoOf(err), nil, &buf)
+	errno := errnoOf(err)
+	d.reply(j.from, &j.req, errno, nil, &buf)
+	if d.opts.Observer != nil {
+		d.opts.Observer.Request(j.req.Type(), time.Since(j.at), errno)
+	}
 	return buf
 }
 

@@ -36,6 +36,7 @@ DESCRIPTION
 
 COMMANDS
     serve     run the daemon (see dlogd serve --help)
+    status    show what a running dlogd serves (see dlogd status --help)
 
 EXIT STATUS
     0 clean exit, 1 error, 2 another instance holds the pidfile or bad usage.
@@ -71,6 +72,21 @@ OPTIONS
         Lock file that keeps a second daemon from answering the same kernel
         (default /run/dlogd.pid). A pidfile left by a killed daemon does not
         stop the next start. cmirrord: its built-in /run/cmirrord.pid.
+
+    --control PATH
+        The local control socket dlogd status asks (default /run/dlogd.ctl,
+        mode 0600, only root and dlogd's own user are answered); "none"
+        turns it off.
+
+    --metrics ADDR
+        Serve Prometheus metrics at http://ADDR/metrics (off by default):
+        request counts and latency histograms by type, flush latency and
+        bytes per flush, per-log regions, dirty and in-sync gauges,
+        transport drops by reason. ADDR must be a loopback address (e.g.
+        127.0.0.1:9342) unless --metrics-remote is given.
+
+    --metrics-remote
+        Allow --metrics to listen on a non-loopback address.
 
     --log-level LEVEL
         debug, info (default), warn or error.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -15,17 +17,22 @@ import (
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/internal/control"
 	"github.com/dlog-dev/dlog/internal/faultio"
+	"github.com/dlog-dev/dlog/internal/metrics"
 	"github.com/dlog-dev/dlog/transport"
 )
 
 type serveFlags struct {
-	transport string
-	pidfile   string
-	logLevel  string
-	force     bool
-	noMlock   bool
-	ioFall    bool
+	transport     string
+	pidfile       string
+	control       string
+	metrics       string
+	metricsRemote bool
+	logLevel      string
+	force         bool
+	noMlock       bool
+	ioFall        bool
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -34,6 +41,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&f.transport, "transport", "netlink", "")
 	fs.StringVar(&f.pidfile, "pidfile", "/run/dlogd.pid", "")
+	fs.StringVar(&f.control, "control", defaultControl, "")
+	fs.StringVar(&f.metrics, "metrics", "", "")
+	fs.BoolVar(&f.metricsRemote, "metrics-remote", false, "")
 	fs.StringVar(&f.logLevel, "log-level", "info", "")
 	fs.BoolVar(&f.force, "force", false, "")
 	fs.BoolVar(&f.noMlock, "no-mlock", false, "")
@@ -49,6 +59,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "dlogd serve: unexpected argument %q\n\n%s", fs.Arg(0), helpServe)
 		return exitUsage
+	}
+	if f.metrics != "" && !f.metricsRemote {
+		if err := checkLoopback(f.metrics); err != nil {
+			fmt.Fprintf(stderr, "dlogd serve: --metrics %s: %v (add --metrics-remote to serve metrics beyond this host)\n", f.metrics, err)
+			return exitUsage
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
@@ -95,7 +111,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		log.Warn("FAULT INJECTION ENABLED: disk log devices will fail on purpose (DLOG_FAULTIO); never use this in production", "spec", sp.String())
 	}
-	d := daemon.New(daemon.Options{Logger: log, Engine: eopts})
+	var m *metrics.Metrics
+	var obs daemon.Observer
+	if f.metrics != "" {
+		m = metrics.New()
+		obs = m.Observer()
+	}
+	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs})
+	started := time.Now()
 	if err := lock.writePID(); err != nil {
 		log.Error("cannot write the pidfile", "pidfile", f.pidfile, "err", err)
 		t.Close()
@@ -107,6 +130,38 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- d.Serve(ctx, t) }()
+
+	if f.control != "" && f.control != "none" {
+		ctl, err := control.Listen(f.control, log)
+		if err != nil {
+			log.Warn("no control socket: dlogd status will not reach this daemon", "err", err)
+		} else {
+			defer ctl.Close()
+			go ctl.Serve(ctx, func(_ context.Context, cmd string) (any, error) {
+				if cmd != "status" {
+					return nil, fmt.Errorf("unknown command %q (want status)", cmd)
+				}
+				return statusOf(d, t, started), nil
+			})
+		}
+	}
+	if m != nil {
+		m.Attach(d, t)
+		ln, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			log.Error("cannot serve metrics", "addr", f.metrics, "err", err)
+			cancel()
+			d.Close(context.Background())
+			t.Close()
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("serving Prometheus metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -159,4 +214,20 @@ loop:
 	t.Close()
 	log.Info("dlogd stopped")
 	return code
+}
+
+// checkLoopback refuses a metrics address that listens beyond this host.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("not a loopback address")
+	}
+	return nil
 }
