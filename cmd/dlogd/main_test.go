@@ -300,3 +300,5 @@ func lines(s, sub string) []string {
 	}
 	return out
 }
+
+func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
