@@ -102,4 +102,3 @@ func writeZeros(t *testing.T, path string, n int) {
 		t.Fatal(err)
 	}
 }
-
