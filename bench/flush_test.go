@@ -71,9 +71,17 @@ func openDirect(b *testing.B, p string) *os.File {
 //	kernel-strategy   header + whole bitmap in one O_DIRECT write, then fdatasync (dm-log.c disk_flush)
 //	one-4k-write      the floor: one 4 KiB O_DIRECT write + fdatasync
 //
-// bytes/flush is reported for each.
+// bytes/flush is reported for each. The region count runs from 2^16 to
+// 2^28 (a 32 MiB bitmap) in steps of 4x, each with a fixed 32 and 1 marks
+// per flush, so that cmd/benchreport can plot flush cost against log size.
 func BenchmarkFlush(b *testing.B) {
-	for _, tc := range []struct{ bits, marks int }{{24, 32}, {24, 1}, {20, 32}, {16, 32}} {
+	var cases []struct{ bits, marks int }
+	for bits := 16; bits <= 28; bits += 2 {
+		for _, marks := range []int{32, 1} {
+			cases = append(cases, struct{ bits, marks int }{bits, marks})
+		}
+	}
+	for _, tc := range cases {
 		regions := uint64(1) << tc.bits
 		bs, _ := header.BufSize(regions, 512)
 		name := fmt.Sprintf("regions=2^%d/marks=%d", tc.bits, tc.marks)
