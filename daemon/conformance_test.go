@@ -292,9 +292,9 @@ func TestItems20to25Ctr(t *testing.T) {
 		{"extra word", "131072 clustered-core 1024 sync please", einval},
 		{"sync and nosync", "131072 clustered-core 1024 sync nosync", einval},
 		{"block_on_error", "131072 clustered-core 1024 block_on_error", 0},
-		{"missing device", "131072 clustered-disk /nonexistent 1024", -19},
+		{"missing device", "131072 clustered-disk /nonexistent 1024", einval},
 		{"device too small", "131072 clustered-disk " + small + " 1024", einval},
-		{"device a directory", "131072 clustered-disk " + t.TempDir() + " 1024", -19},
+		{"device a directory", "131072 clustered-disk " + t.TempDir() + " 1024", einval},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			luid := uint64(len(tc.name))

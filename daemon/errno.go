@@ -16,14 +16,11 @@ func errnoOf(err error) int32 {
 		return 0
 	case errors.Is(err, engine.ErrIO):
 		return -int32(ulog.EIO)
-	case errors.Is(err, engine.ErrDevice):
-		return -int32(enodev)
 	default:
-		// Bad arguments, a region out of range, a device too small, a log
-		// closed under the request.
+		// Bad arguments, a log device missing, unusable or too small
+		// (protocol.md §8.3 item 23: -EINVAL for every CTR that cannot
+		// use its device), a region out of range, a log closed under the
+		// request.
 		return -int32(ulog.EINVAL)
 	}
 }
-
-// enodev is Linux's ENODEV (19), the kernel's answer for a missing device.
-const enodev = 19
