@@ -1,42 +1,20 @@
 package daemon_test
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dlog-dev/dlog/internal/diotest"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
 // readDirect reads the first n bytes of a file or device with O_DIRECT:
 // what is on the device, not in the page cache.
-func readDirect(t testing.TB, path string, n int) []byte {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECT, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	size := (n + 4095) / 4096 * 4096
-	buf, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(buf)
-	want := size
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-		want = min(size, int(st.Size())/512*512)
-	}
-	if got, err := f.ReadAt(buf[:want], 0); got < n {
-		t.Fatalf("O_DIRECT read of %s: %d bytes, %v", path, got, err)
-	}
-	return bytes.Clone(buf[:n])
-}
+func readDirect(t testing.TB, path string, n int) []byte { return diotest.ReadDirect(t, path, n) }
 
 // testCtrMajMin constructs a clustered-disk log on a loop device named
 // "major:minor", as LVM names log devices.

@@ -6,13 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/internal/diotest"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -240,19 +240,7 @@ func regions(rs ...uint64) []byte {
 }
 
 // logFile returns a zero-filled file of size bytes for a disk log.
-func logFile(t testing.TB, size int64) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "log.img")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+func logFile(t testing.TB, size int64) string { return diotest.LogFile(t, size) }
 
 // statusOf returns a log's STATUS_INFO string, NUL stripped.
 func (k *kernel) status(t ulog.RequestType, uuid string, luid uint64) string {

@@ -1,17 +1,15 @@
 package engine_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/internal/diotest"
 )
 
 // quiet is a logger that drops everything below errors.
@@ -20,19 +18,7 @@ func quiet() *slog.Logger {
 }
 
 // logFile makes a zero-filled regular file of size bytes to hold a disk log.
-func logFile(t testing.TB, size int64) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "log.img")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	return p
-}
+func logFile(t testing.TB, size int64) string { return diotest.LogFile(t, size) }
 
 // mustOpen parses args ("core 1 1024", "disk 2 PATH 1024 ...") for a target
 // of targetLen sectors and opens the log, closing it at cleanup.
@@ -59,30 +45,7 @@ func mustOpen(t testing.TB, targetLen uint64, args string, opts ...engine.Option
 
 // readDirect reads the first n bytes of path with O_DIRECT, bypassing the
 // page cache: what a kernel reading the device would see.
-func readDirect(t testing.TB, path string, n int) []byte {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECT, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	size := (n + 4095) / 4096 * 4096
-	buf, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(buf)
-	want := size
-	var st unix.Stat_t
-	if unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-		want = min(size, int(st.Size)/512*512)
-	}
-	got, err := f.ReadAt(buf[:want], 0)
-	if err != nil && got < n {
-		t.Fatalf("O_DIRECT read of %s: %d bytes, %v", path, got, err)
-	}
-	return bytes.Clone(buf[:n])
-}
+func readDirect(t testing.TB, path string, n int) []byte { return diotest.ReadDirect(t, path, n) }
 
 // writeImage writes a kernel-format image: header h, clean bits from clean
 // (region i clean when clean(i)), bitset for bitsetRegions regions, into a
