@@ -1,0 +1,46 @@
+//go:build !linux
+
+package inspect
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+)
+
+// Device is a log device or image file opened read-only.
+type Device struct {
+	Path   string
+	Kind   string
+	Size   int64
+	Direct bool
+	f      *os.File
+}
+
+// Open opens an image file read-only; block devices and major:minor are
+// only understood on Linux.
+func Open(arg string) (*Device, error) {
+	f, err := os.Open(arg)
+	if err != nil {
+		return nil, fmt.Errorf("inspect: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("inspect: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("inspect: %s: only regular files are supported on %s/%s", arg, runtime.GOOS, runtime.GOARCH)
+	}
+	return &Device{Path: arg, Kind: "regular file", Size: st.Size(), f: f}, nil
+}
+
+// ReadAt reads len(p) bytes at off.
+func (d *Device) ReadAt(p []byte, off int64) (int, error) { return d.f.ReadAt(p, off) }
+
+// Close closes the file.
+func (d *Device) Close() error { return d.f.Close() }
+
+var _ io.ReaderAt = (*Device)(nil)
