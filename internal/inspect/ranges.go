@@ -46,11 +46,11 @@ func FormatRanges(rs []Range) string {
 // rangeSet collects dirty runs as the scan finds them, keeping the first
 // max (all when max is 0).
 type rangeSet struct {
-	max    int
-	kept   []Range
-	count  uint64
-	open   bool
-	start  uint64
+	max   int
+	kept  []Range
+	count uint64
+	open  bool
+	start uint64
 }
 
 // begin opens a run at region i.
