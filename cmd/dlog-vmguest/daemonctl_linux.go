@@ -6,7 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -113,26 +113,51 @@ func (d *Dlogd) ProcState() string {
 	return "?"
 }
 
-// The flood scenario runs dlogd without CAP_NET_ADMIN, so that its
-// SO_RCVBUFFORCE fails and SO_RCVBUF is capped by net.core.rmem_max: a
-// receive queue small enough for the kernel's requests to overrun it.
-// The guest driver re-executes itself as a wrapper that drops the
-// capability from its bounding set, then execs dlogd (same pid).
-const execWithoutNetAdmin = "--exec-without-net-admin"
-
-func execWithoutNetAdminMain(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: dlog-vmguest "+execWithoutNetAdmin+" PROGRAM [ARGS...]")
-		return 2
+// ShrinkRcvbuf sets the receive buffer of the daemon's connector socket
+// from outside: it duplicates the socket with pidfd_getfd(2) and sets
+// SO_RCVBUFFORCE on the copy (one socket, two descriptors). dlogd asks for
+// a large buffer and, with CAP_NET_ADMIN (which joining group 7 needs
+// anyway), gets it; the flood scenario needs a small one to make the
+// kernel's requests overrun it. It returns the buffer size now in effect.
+func (d *Dlogd) ShrinkRcvbuf(n int) (int, error) {
+	pid := d.Pid()
+	if pid == 0 {
+		return 0, fmt.Errorf("dlogd is not running")
 	}
-	runtime.LockOSThread() // the bounding set is per thread; exec from this one
-	if err := unix.Prctl(unix.PR_CAPBSET_DROP, unix.CAP_NET_ADMIN, 0, 0, 0); err != nil {
-		fmt.Fprintf(os.Stderr, "dlog-vmguest: PR_CAPBSET_DROP CAP_NET_ADMIN: %v\n", err)
-		return 1
+	sock := socketOf(uint32(pid))
+	if sock.Inode == 0 {
+		return 0, fmt.Errorf("no connector socket with port id %d in /proc/net/netlink", pid)
 	}
-	err := syscall.Exec(args[0], args, os.Environ())
-	fmt.Fprintf(os.Stderr, "dlog-vmguest: exec %s: %v\n", args[0], err)
-	return 1
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	target := -1
+	want := fmt.Sprintf("socket:[%d]", sock.Inode)
+	for _, e := range ents {
+		if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && l == want {
+			target, _ = strconv.Atoi(e.Name())
+			break
+		}
+	}
+	if target < 0 {
+		return 0, fmt.Errorf("no descriptor of pid %d links to %s", pid, want)
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return 0, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(pidfd)
+	fd, err := unix.PidfdGetfd(pidfd, target, 0)
+	if err != nil {
+		return 0, fmt.Errorf("pidfd_getfd %d/%d: %w", pid, target, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n); err != nil {
+		return 0, fmt.Errorf("SO_RCVBUFFORCE %d: %w", n, err)
+	}
+	return unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
 }
 
 // kmsgSeq numbers the markers this driver writes into the kernel log.

@@ -70,13 +70,14 @@ func scenarios() []Scenario {
 		{Name: "udisk", Desc: "dlogd clustered-disk: as ucore, plus the on-disk log and re-activation; kernel disk log as the reference", Timeout: 4 * time.Minute, Run: scenUdisk},
 		{Name: "ucore-if", Desc: "ucore with integrated_flush", Timeout: 4 * time.Minute, Run: scenUcoreIf},
 		{Name: "udisk-if", Desc: "udisk with integrated_flush", Timeout: 4 * time.Minute, Run: scenUdiskIf},
+		{Name: "kill9", Desc: "item 46: kill -9 dlogd under I/O and restart it (clustered-core, clustered-disk): no hang, reconnect, data intact", Timeout: 4 * time.Minute, Run: scenKill9},
+		{Name: "stop15", Desc: "item 47: SIGSTOP dlogd for more than 15 s with requests outstanding: kernel timeouts, then recovery", Timeout: 3 * time.Minute, Run: scenStop15},
+		{Name: "flood", Desc: "item 48: 10 mirrors, 10 writers, 10 status pollers at once, with dlogd's buffer and with a forced receive-queue overrun", Timeout: 8 * time.Minute, Run: scenFlood},
+		{Name: "logerr", Desc: "item 49: the error target under the disk log device: status D, handle_errors holds writes, recovery by log replacement; kernel disk log as the reference", Timeout: 3 * time.Minute, Run: scenLogerr},
 	}
 }
 
 func main() {
-	if len(os.Args) >= 2 && os.Args[1] == execWithoutNetAdmin {
-		os.Exit(execWithoutNetAdminMain(os.Args[2:]))
-	}
 	if len(os.Args) >= 2 && os.Args[1] == "demo" {
 		os.Exit(hostDemoMain(os.Args[2:]))
 	}

@@ -79,6 +79,9 @@ type NetlinkSocket struct {
 	Protocol int
 	PortID   uint32
 	Groups   uint32 // the first 32 multicast groups, bit g-1 for group g
+	Rmem     uint64 // bytes in the receive queue
+	Drops    uint64 // messages dropped because the receive queue was full
+	Inode    uint64 // the socket's inode, as in /proc/PID/fd links "socket:[N]"
 }
 
 // ParseProcNetNetlink parses /proc/net/netlink:
@@ -106,7 +109,15 @@ func ParseProcNetNetlink(b []byte) ([]NetlinkSocket, error) {
 		if err1 != nil || err2 != nil || err3 != nil {
 			return nil, fmt.Errorf("/proc/net/netlink: bad row %q", sc.Text())
 		}
-		out = append(out, NetlinkSocket{Protocol: proto, PortID: uint32(pid), Groups: uint32(groups)})
+		ns := NetlinkSocket{Protocol: proto, PortID: uint32(pid), Groups: uint32(groups)}
+		if len(f) >= 9 { // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+			ns.Rmem, _ = strconv.ParseUint(f[4], 10, 64)
+			ns.Drops, _ = strconv.ParseUint(f[8], 10, 64)
+		}
+		if len(f) >= 10 {
+			ns.Inode, _ = strconv.ParseUint(f[9], 10, 64)
+		}
+		out = append(out, ns)
 	}
 	return out, sc.Err()
 }

@@ -61,15 +61,18 @@ func TestParseProcNetNetlink(t *testing.T) {
 0000000000000000 0   1          00000550 0        0        0     2        0        15
 0000000000000000 11  312        00000040 0        0        0     2        0        2201
 0000000000000000 11  0          00000000 0        0        0     2        0        8
-0000000000000000 11  400        00000007 0        0        0     2        0        2300
+0000000000000000 11  400        00000007 2304     0        0     2        17       2300
 0000000000000000 15  312        00000040 0        0        0     2        0        2202
 `
 	socks, err := ParseProcNetNetlink([]byte(sample))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(socks) != 5 || socks[1] != (NetlinkSocket{Protocol: 11, PortID: 312, Groups: 0x40}) {
+	if len(socks) != 5 || socks[1] != (NetlinkSocket{Protocol: 11, PortID: 312, Groups: 0x40, Inode: 2201}) {
 		t.Fatalf("%+v", socks)
+	}
+	if socks[3].Rmem != 2304 || socks[3].Drops != 17 || socks[3].Inode != 2300 {
+		t.Errorf("Rmem/Drops: %+v", socks[3])
 	}
 	// Group 7 is bit 6 (0x40). A socket bound with nl_groups=0x7 is in
 	// groups 1-3, not 7 (vm.md §6 pitfall 3); protocol 15 is not the connector.
