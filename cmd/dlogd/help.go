@@ -36,6 +36,7 @@ DESCRIPTION
 
 COMMANDS
     serve     run the daemon (see dlogd serve --help)
+    inspect   read a disk log image (see dlogd inspect --help)
     status    show what a running dlogd serves (see dlogd status --help)
 
 EXIT STATUS
