@@ -73,6 +73,7 @@ func scenarios() []Scenario {
 		{Name: "kill9", Desc: "item 46: kill -9 dlogd under I/O and restart it (clustered-core, clustered-disk): no hang, reconnect, data intact", Timeout: 4 * time.Minute, Run: scenKill9},
 		{Name: "stop15", Desc: "item 47: SIGSTOP dlogd for more than 15 s with requests outstanding: kernel timeouts, then recovery", Timeout: 3 * time.Minute, Run: scenStop15},
 		{Name: "flood", Desc: "item 48: 10 mirrors, 10 writers, 10 status pollers at once, with dlogd's buffer and with a forced receive-queue overrun", Timeout: 8 * time.Minute, Run: scenFlood},
+		{Name: "interop", Desc: "item 43: kernel disk log image resumed by dlogd and the reverse: same dirty set, same sync count, byte-identical first buf_size bytes", Timeout: 3 * time.Minute, Run: scenInterop},
 		{Name: "logerr", Desc: "item 49: the error target under the disk log device: status D, handle_errors holds writes, recovery by log replacement; kernel disk log as the reference", Timeout: 3 * time.Minute, Run: scenLogerr},
 	}
 }

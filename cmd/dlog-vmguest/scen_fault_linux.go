@@ -102,6 +102,9 @@ func kill9Part(s *S, spec logSpec) {
 	s.Expect("dmsetup status after the restart", m.WantStatus(m.full(), "AA", "A"), stepTimeout, status(m.name))
 	s.Expect("dlogd's instance after the reconnect: phase, in sync", "running 128", stepTimeout, dumpField(d, m.uuid, func(l DumpLog) string { return fmt.Sprintf("%s %d", l.Phase, l.InSync) }))
 	verifyLegs(s, m, legs, 0, data, "the 8 MiB written across the kill")
+	s.Expect("4 KiB blocks where leg B differs from leg A", "none", time.Minute, func(ctx context.Context) (string, error) {
+		return diffBlocks(legs[0].Dev, legs[1].Dev, len(data), 4096)
+	})
 	s.Value("kernel messages since the kill", stepTimeout, func(ctx context.Context) (string, error) {
 		lines, err := dmesgAfter(marker)
 		if err != nil {
