@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Scale is how an axis maps values to pixels.
@@ -43,6 +44,7 @@ type Point struct {
 
 // Series is one line of a line chart or one colour of bars.
 type Series struct {
+	// Name is the series' legend entry (none when empty).
 	Name string
 	// Color is the series colour (zero: the next colour of Palette).
 	Color  color.RGBA
@@ -56,7 +58,8 @@ type Frame struct {
 	Plot image.Rectangle
 	X    func(float64) int
 	Y    func(float64) int
-	// Legend is the rectangle of the legend.
+	// Legend is the rectangle of the legend, below the plot (empty when
+	// no series has a name).
 	Legend image.Rectangle
 }
 
@@ -217,9 +220,62 @@ func seriesColor(s Series, i int) color.RGBA {
 	return Palette[i%len(Palette)]
 }
 
+// wrap splits s into lines no wider than w pixels at scale, at spaces (a
+// word wider than w gets a line of its own).
+func wrap(s string, w, scale int) []string {
+	var lines []string
+	cur := ""
+	for _, word := range strings.Fields(s) {
+		if cur != "" && TextWidth(cur+" "+word, scale) > w {
+			lines = append(lines, cur)
+			cur = word
+			continue
+		}
+		if cur != "" {
+			cur += " "
+		}
+		cur += word
+	}
+	if cur != "" {
+		lines = append(lines, cur)
+	}
+	return lines
+}
+
+// legendEntry is one series in the legend: its swatch and name.
+type legendEntry struct {
+	x, y int // top-left of the swatch, relative to the legend's corner
+	s    Series
+	col  color.RGBA
+}
+
+// layoutLegend places the entries in rows no wider than w, and returns
+// them with the legend's size.
+func layoutLegend(series []Series, w, s int) ([]legendEntry, int, int) {
+	margin := 4 * s
+	var out []legendEntry
+	x, y, maxX := margin, margin, 0
+	for i, sr := range series {
+		if sr.Name == "" {
+			continue
+		}
+		ew := (legendSwatch+4)*s + TextWidth(sr.Name, s)
+		if x > margin && x+ew+margin > w {
+			x, y = margin, y+LineHeight*s
+		}
+		out = append(out, legendEntry{x: x, y: y, s: sr, col: seriesColor(sr, i)})
+		x += ew + 3*margin
+		maxX = max(maxX, x-2*margin)
+	}
+	if len(out) == 0 {
+		return nil, 0, 0
+	}
+	return out, maxX, y + LineHeight*s + margin/2
+}
+
 // newLayout draws the title, the axes, the ticks, the grid and the legend
-// and returns the frame to draw the data in. xticks labels the x axis
-// when x is nil (bar charts).
+// (below the plot) and returns the frame to draw the data in. xcats labels
+// the x axis when x is nil (bar charts).
 func newLayout(w, h, s int, title, subtitle string, x, y *axisMap, xLabel string, xcats []string, series []Series, bars bool) *layout {
 	if w == 0 {
 		w = 960
@@ -233,10 +289,13 @@ func newLayout(w, h, s int, title, subtitle string, x, y *axisMap, xLabel string
 	c := NewCanvas(w, h, White)
 	lh := LineHeight * s
 	margin := 4 * s
-	top := margin + lh
-	c.TextCenter(w/2, margin, title, Black, s)
-	if subtitle != "" {
-		c.TextCenter(w/2, top, subtitle, Grey, s)
+	top := margin
+	for _, line := range wrap(title, w-2*margin, s) {
+		c.TextCenter(w/2, top, line, Black, s)
+		top += lh
+	}
+	for _, line := range wrap(subtitle, w-2*margin, s) {
+		c.TextCenter(w/2, top, line, Grey, s)
 		top += lh
 	}
 	top += lh / 2
@@ -246,13 +305,24 @@ func newLayout(w, h, s int, title, subtitle string, x, y *axisMap, xLabel string
 		yw = max(yw, TextWidth(y.label(t), s))
 	}
 	left := margin + TextHeight(s) + margin + yw + margin
-	lw := 0
-	for _, sr := range series {
-		lw = max(lw, TextWidth(sr.Name, s))
+	right := w - 2*margin
+	entries, legendW, legendH := layoutLegend(series, right-left, s)
+
+	// Category labels may wrap: the x axis gets the lines it needs.
+	catLines := make([][]string, len(xcats))
+	nl := 1
+	if len(xcats) > 0 {
+		gw := (right - left - 2*inset) / len(xcats)
+		for i, cat := range xcats {
+			catLines[i] = wrap(cat, gw-2*s, s)
+			nl = max(nl, len(catLines[i]))
+		}
 	}
-	legendW := (legendSwatch+4)*s + lw + 2*margin
-	right := w - margin - legendW - margin
-	bottom := h - margin - lh - lh - margin
+	xlab := 0
+	if xLabel != "" {
+		xlab = lh
+	}
+	bottom := h - margin - legendH - margin - xlab - nl*lh - s*4
 	l := &layout{c: c, s: s, x: x, y: y}
 	l.plot = image.Rect(left, top, right, bottom)
 
@@ -271,36 +341,40 @@ func newLayout(w, h, s int, title, subtitle string, x, y *axisMap, xLabel string
 			c.TextCenter(px, l.plot.Max.Y+s*4, x.label(t), Black, s)
 		}
 	}
-	for i, cat := range xcats {
-		c.TextCenter(l.catX(i, len(xcats)), l.plot.Max.Y+s*4, cat, Black, s)
+	for i, lines := range catLines {
+		for k, line := range lines {
+			c.TextCenter(l.catX(i, len(xcats)), l.plot.Max.Y+s*4+k*lh, line, Black, s)
+		}
 	}
 	// Axes.
 	c.VLine(l.plot.Min.X, l.plot.Min.Y, l.plot.Max.Y, Black)
 	c.HLine(l.plot.Min.X, l.plot.Max.X, l.plot.Max.Y, Black)
-	c.TextCenter((l.plot.Min.X+l.plot.Max.X)/2, l.plot.Max.Y+s*4+lh, xLabel, Black, s)
+	if xLabel != "" {
+		c.TextCenter((l.plot.Min.X+l.plot.Max.X)/2, l.plot.Max.Y+s*4+nl*lh, xLabel, Black, s)
+	}
 	DrawTextUp(c.RGBA, margin, (l.plot.Min.Y+l.plot.Max.Y)/2+TextWidth(y.Label, s)/2, y.Label, Black, s)
 
-	// Legend, to the right of the plot.
-	lx := right + margin
-	ly := top
-	l.legend = image.Rect(lx, ly, w-margin, ly+len(series)*lh+2*margin)
-	c.Outline(l.legend, Grey)
-	for i, sr := range series {
-		col := seriesColor(sr, i)
-		yy := ly + margin + i*lh
-		sw := image.Rect(lx+margin, yy, lx+margin+legendSwatch*s, yy+TextHeight(s)-s)
-		if bars {
-			c.Fill(sw, col)
-		} else {
-			dash := 0
-			if sr.Dashed {
-				dash = 3 * s
+	// Legend, centred below the plot.
+	if len(entries) > 0 {
+		lx := (l.plot.Min.X+l.plot.Max.X)/2 - legendW/2
+		ly := h - margin - legendH
+		l.legend = image.Rect(lx, ly, lx+legendW, ly+legendH)
+		c.Outline(l.legend, Grey)
+		for _, e := range entries {
+			sw := image.Rect(lx+e.x, ly+e.y, lx+e.x+legendSwatch*s, ly+e.y+TextHeight(s)-s)
+			if bars {
+				c.Fill(sw, e.col)
+			} else {
+				dash := 0
+				if e.s.Dashed {
+					dash = 3 * s
+				}
+				mid := (sw.Min.Y + sw.Max.Y) / 2
+				c.Line(sw.Min.X, mid, sw.Max.X, mid, s, dash, e.col)
+				c.Fill(image.Rect((sw.Min.X+sw.Max.X)/2-2*s, mid-2*s, (sw.Min.X+sw.Max.X)/2+2*s, mid+2*s), e.col)
 			}
-			mid := (sw.Min.Y + sw.Max.Y) / 2
-			c.Line(sw.Min.X, mid, sw.Max.X, mid, s, dash, col)
-			c.Fill(image.Rect((sw.Min.X+sw.Max.X)/2-2*s, mid-2*s, (sw.Min.X+sw.Max.X)/2+2*s, mid+2*s), col)
+			c.Text(sw.Max.X+4*s, ly+e.y, e.s.Name, Black, s)
 		}
-		c.Text(sw.Max.X+4*s, yy, sr.Name, Black, s)
 	}
 	return l
 }

@@ -1,0 +1,154 @@
+// Command benchreport runs dlog's benchmarks and writes bench/results.md,
+// its plots (bench/*.png) and bench/README-table.md.
+//
+// Every figure is measured beside its baseline in the same run, and the
+// report gives ratios: the machine is shared and noisy, so absolute times
+// move from run to run while ratios of interleaved measurements hold. Each
+// sub-benchmark runs in its own process (one compiled test binary per
+// package), once per round; a round runs every sub-benchmark next to its
+// baseline, in reverse order every other round, and -count rounds are run.
+// The report gives, for every figure, the median and the min–max spread
+// over the rounds, the baseline's median from the same rounds, and the
+// ratio of the two computed round by round.
+//
+// Usage (from the module root; `make bench-report` does this):
+//
+//	go run ./bench/cmd/benchreport [-count 6] [-benchtime 1s] [-only REGEXP] [-out bench]
+//	go run ./bench/cmd/benchreport -from build/bench/raw.txt   # re-render a previous run
+//
+// The raw results go to build/bench/raw.txt (-raw) as they come.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("benchreport", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	count := fs.Int("count", 6, "rounds: how many times every sub-benchmark runs")
+	benchtime := fs.String("benchtime", "1s", "-test.benchtime of every run")
+	timeout := fs.Duration("timeout", 15*time.Minute, "limit for one sub-benchmark run")
+	only := fs.String("only", "", "run only the benchmarks whose DIR.Name matches this regexp")
+	out := fs.String("out", "bench", "directory for results.md, README-table.md and the plots")
+	raw := fs.String("raw", filepath.Join("build", "bench", "raw.txt"), "where the raw results are written")
+	from := fs.String("from", "", "render the report from this raw file instead of running")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 || *count < 1 {
+		fmt.Fprintln(stderr, "benchreport: unexpected arguments; see -help")
+		return 2
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		fmt.Fprintf(stderr, "benchreport: %v\n", err)
+		return 1
+	}
+	benches := suite
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintf(stderr, "benchreport: -only: %v\n", err)
+			return 2
+		}
+		benches = nil
+		for _, b := range suite {
+			if re.MatchString(b.id()) {
+				benches = append(benches, b)
+			}
+		}
+	}
+	rawPath := *raw
+	if !filepath.IsAbs(rawPath) {
+		rawPath = filepath.Join(root, rawPath)
+	}
+	if *from != "" {
+		rawPath = *from // as given, from the working directory
+	} else {
+		cmdline := "go run ./bench/cmd/benchreport " + strings.Join(args, " ")
+		if err := measure(root, rawPath, cmdline, benches, *count, *benchtime, *timeout, stderr); err != nil {
+			fmt.Fprintf(stderr, "benchreport: %v\n", err)
+			return 1
+		}
+	}
+	f, err := os.Open(rawPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "benchreport: %v\n", err)
+		return 1
+	}
+	data, err := parseRaw(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(stderr, "benchreport: %s: %v\n", rawPath, err)
+		return 1
+	}
+	outDir := *out
+	if !filepath.IsAbs(outDir) {
+		outDir = filepath.Join(root, outDir)
+	}
+	files, err := writeReport(outDir, benches, data)
+	if err != nil {
+		fmt.Fprintf(stderr, "benchreport: %v\n", err)
+		return 1
+	}
+	for _, f := range files {
+		fmt.Fprintf(stderr, "benchreport: wrote %s\n", f)
+	}
+	return 0
+}
+
+// measure runs the benchmarks and writes the raw log to rawPath.
+func measure(root, rawPath, cmdline string, benches []*benchmark, count int, benchtime string, timeout time.Duration, progress io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := os.MkdirAll(filepath.Dir(rawPath), 0o755); err != nil {
+		return fmt.Errorf("raw log: %w", err)
+	}
+	raw, err := os.Create(rawPath)
+	if err != nil {
+		return fmt.Errorf("raw log: %w", err)
+	}
+	defer raw.Close()
+	work, err := os.MkdirTemp("", "benchreport-")
+	if err != nil {
+		return fmt.Errorf("work directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	env := environment(root)
+	env["count"] = fmt.Sprint(count)
+	env["benchtime"] = benchtime
+	env["command"] = cmdline
+	for _, k := range sortedKeys(env) {
+		fmt.Fprintf(raw, "meta.%s: %s\n", k, env[k])
+	}
+	r := &runner{
+		root: root, work: work, count: count, benchtime: benchtime, timeout: timeout,
+		procs: runtime.GOMAXPROCS(0), raw: raw, progress: progress,
+	}
+	start := time.Now()
+	if err := r.run(ctx, benches); err != nil {
+		return err
+	}
+	fmt.Fprintf(raw, "meta.load-end: %s\nmeta.duration: %s\n", loadavg(), time.Since(start).Round(time.Second))
+	if err := raw.Close(); err != nil {
+		return fmt.Errorf("raw log: %w", err)
+	}
+	return nil
+}

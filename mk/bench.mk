@@ -1,0 +1,26 @@
+# mk/bench.mk: the benchmark report (bench/cmd/benchreport).
+#
+#   make bench-report          run the engine (bench/), bitmap, iouring, transport and daemon benchmarks
+#                              COUNT rounds of BENCHTIME each, every sub-benchmark beside its baseline,
+#                              and write bench/results.md, bench/*.png and bench/README-table.md
+#                              (BENCH_ONLY=REGEXP picks benchmarks by DIR.Name, e.g. 'bench\.|daemon\.')
+#   make bench-report-render   write them again from the last run's raw results (build/bench/raw.txt)
+#
+# A full run takes about COUNT x 3 minutes. Figures are ratios within one run: the machine is shared.
+
+# Included before the top-level Makefile's first target: keep 'all' the default goal.
+bench_saved_default_goal := $(.DEFAULT_GOAL)
+
+BENCHTIME  ?= 1s
+BENCH_ONLY ?=
+BENCH_RAW  ?= $(BUILD)/bench/raw.txt
+
+.PHONY: bench-report bench-report-render
+
+bench-report:
+	$(GO) run ./bench/cmd/benchreport -count $(COUNT) -benchtime $(BENCHTIME) -raw $(BENCH_RAW) $(if $(BENCH_ONLY),-only '$(BENCH_ONLY)')
+
+bench-report-render:
+	$(GO) run ./bench/cmd/benchreport -from $(BENCH_RAW)
+
+.DEFAULT_GOAL := $(bench_saved_default_goal)
