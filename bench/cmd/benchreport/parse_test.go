@@ -168,18 +168,18 @@ func TestSummarize(t *testing.T) {
 
 func TestFormat(t *testing.T) {
 	for got, want := range map[string]string{
-		duration(812):          "812 ns",
-		duration(1234):         "1.23 µs",
-		duration(17.5e6):       "17.5 ms",
-		duration(2e9):          "2 s",
-		durationASCII(1000):    "1 us",
-		bytesIEC(4096):         "4 KiB",
-		bytesIEC(33555456):     "32 MiB",
-		bytesIEC(1536):         "1.5 KiB",
-		bandwidth(4720):        "4.72 GB/s",
-		sig(32.0):              "32",
-		sig(0.0123):            "0.0123",
-		ratioWords(summary{N: 3, Median: 20, Min: 5, Max: 25}): "20× faster (5–25)",
+		duration(812):       "812 ns",
+		duration(1234):      "1.23 µs",
+		duration(17.5e6):    "17.5 ms",
+		duration(2e9):       "2 s",
+		durationASCII(1000): "1 us",
+		bytesIEC(4096):      "4 KiB",
+		bytesIEC(33555456):  "32 MiB",
+		bytesIEC(1536):      "1.5 KiB",
+		bandwidth(4720):     "4.72 GB/s",
+		sig(32.0):           "32",
+		sig(0.0123):         "0.0123",
+		ratioWords(summary{N: 3, Median: 20, Min: 5, Max: 25}):      "20× faster (5–25)",
 		ratioWords(summary{N: 3, Median: 0.5, Min: 0.25, Max: 0.8}): "2× slower (1.25–4)",
 	} {
 		if got != want {
