@@ -89,6 +89,10 @@ type Scenario struct {
 	Desc    string
 	Timeout time.Duration // for the whole scenario, cleanups excluded
 	Run     func(s *S)
+	// Alone marks a scenario that needs a boot of its own (the crash
+	// test's two boots, the benchmark, the demo): "all" leaves it out and
+	// only naming it runs it.
+	Alone bool
 }
 
 // S is a running scenario (or a part of one): it runs steps with timeouts,
@@ -352,7 +356,12 @@ func (s *S) runCleanups() {
 // them when want is empty; unknown names are returned separately.
 func Select(all []Scenario, want []string) (run []Scenario, unknown []string) {
 	if len(want) == 0 {
-		return all, nil
+		for _, sc := range all {
+			if !sc.Alone {
+				run = append(run, sc)
+			}
+		}
+		return run, nil
 	}
 	byName := make(map[string]Scenario, len(all))
 	for _, sc := range all {

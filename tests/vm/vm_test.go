@@ -45,103 +45,211 @@ func TestVM(t *testing.T) {
 		t.Skip("real-kernel VM tests are off: run them with 'DLOG_VM=1 go test ./tests/vm/ -v' or 'make vmtest' " +
 			"(first use installs qemu-system-x86, busybox-static and cpio with apt-get and downloads Debian's kernel: root and the Debian mirror needed)")
 	}
-	root := repoRoot(t)
-	ctx := context.Background()
+	h := prepare(t)
+	want := vmharness.SplitScenarios(os.Getenv("DLOG_VM_SCENARIOS"))
+	// "crash" is two boots of its own (crash-write, then crash-check on
+	// the same disk); everything else shares one boot.
+	var shared []string
+	crash := len(want) == 0
+	for _, w := range want {
+		if w == "crash" {
+			crash = true
+		} else {
+			shared = append(shared, w)
+		}
+	}
+	if len(want) == 0 || len(shared) > 0 {
+		res := h.boot(t, "last-run", shared, nil)
+		if res != nil {
+			checkReport(t, res, shared)
+			checkGoldens(t, h.root, res.Report, res.Files)
+		}
+	}
+	if crash {
+		t.Run("crash", func(t *testing.T) { runCrash(t, h) })
+	}
+}
 
+// host is what every boot needs: the kernel and the binaries for the guest.
+type host struct {
+	root         string
+	kernel       *vmharness.Kernel
+	guest, dlogd string
+	files        []vmharness.File
+	guestTimeout time.Duration
+}
+
+func prepare(t *testing.T) *host {
+	h := &host{root: repoRoot(t)}
+	ctx := context.Background()
 	start := time.Now()
-	kernel, err := vmharness.EnsureKernel(ctx, root, os.Getenv("DLOG_VM_CACHE"), testWriter{t})
+	var err error
+	h.kernel, err = vmharness.EnsureKernel(ctx, h.root, os.Getenv("DLOG_VM_CACHE"), testWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("kernel %s (%s) from %s, set-up checked in %.1f s", kernel.Version, kernel.Package, kernel.Dir, time.Since(start).Seconds())
+	t.Logf("kernel %s (%s) from %s, set-up checked in %.1f s", h.kernel.Version, h.kernel.Package, h.kernel.Dir, time.Since(start).Seconds())
+	bin := filepath.Join(h.root, "build", "vm", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if h.guest, err = goBuild(t, h.root, "./cmd/dlog-vmguest", filepath.Join(bin, "dlog-vmguest")); err != nil {
+		t.Fatal(err)
+	}
+	if hasGoFiles(filepath.Join(h.root, "cmd", "dlogd")) {
+		// A dlogd that does not build fails the test, but the kernel
+		// scenarios still run (the dlogd ones then skip as "absent").
+		if h.dlogd, err = goBuild(t, h.root, "./cmd/dlogd", filepath.Join(bin, "dlogd")); err != nil {
+			t.Errorf("%v\nbooting without dlogd: the dlogd scenarios will skip", err)
+		}
+	} else {
+		t.Log("cmd/dlogd has no Go files yet: the initramfs has no dlogd, and the dlogd scenarios skip")
+	}
+	h.guestTimeout = defaultGuestTimeout
+	if v := os.Getenv("DLOG_VM_TIMEOUT"); v != "" {
+		if h.guestTimeout, err = time.ParseDuration(v); err != nil || h.guestTimeout <= 0 {
+			t.Fatalf("DLOG_VM_TIMEOUT=%q: want a positive Go duration such as 8m", v)
+		}
+	}
+	return h
+}
 
-	work := filepath.Join(root, "build", "vm", "last-run")
+// boot runs one boot in build/vm/<dir> with the scenarios (nil: all).
+// tune adjusts the configuration (extra disks, kill marker). It returns
+// nil after reporting a boot that produced nothing.
+func (h *host) boot(t *testing.T, dir string, scenarios []string, tune func(*vmharness.Config)) *vmharness.Result {
+	work := filepath.Join(h.root, "build", "vm", dir)
 	if err := os.RemoveAll(work); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	guest, err := goBuild(t, root, "./cmd/dlog-vmguest", filepath.Join(work, "dlog-vmguest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dlogd := ""
-	if hasGoFiles(filepath.Join(root, "cmd", "dlogd")) {
-		// A dlogd that does not build fails the test, but the kernel
-		// scenarios still run (the dlogd ones then skip as "absent").
-		if dlogd, err = goBuild(t, root, "./cmd/dlogd", filepath.Join(work, "dlogd")); err != nil {
-			t.Errorf("%v\nbooting without dlogd: the dlogd scenarios will skip", err)
-		}
-	} else {
-		t.Log("cmd/dlogd has no Go files yet: the initramfs has no dlogd, and the dlogd scenarios skip")
-	}
-
-	guestTimeout := defaultGuestTimeout
-	if v := os.Getenv("DLOG_VM_TIMEOUT"); v != "" {
-		if guestTimeout, err = time.ParseDuration(v); err != nil || guestTimeout <= 0 {
-			t.Fatalf("DLOG_VM_TIMEOUT=%q: want a positive Go duration such as 8m", v)
-		}
-	}
-	want := vmharness.SplitScenarios(os.Getenv("DLOG_VM_SCENARIOS"))
 	cfg := vmharness.Config{
-		Kernel:  kernel,
-		Guest:   guest,
-		Dlogd:   dlogd,
-		Options: vmharness.Options{Scenarios: want, Timeout: guestTimeout, Verbose: os.Getenv("DLOG_VM_VERBOSE") == "1"},
-		Timeout: guestTimeout + 2*time.Minute,
+		Kernel:  h.kernel,
+		Guest:   h.guest,
+		Dlogd:   h.dlogd,
+		Files:   h.files,
+		Options: vmharness.Options{Scenarios: scenarios, Timeout: h.guestTimeout, Verbose: os.Getenv("DLOG_VM_VERBOSE") == "1"},
+		Timeout: h.guestTimeout + 2*time.Minute,
 		WorkDir: work,
 	}
 	if testing.Verbose() {
 		cfg.Console, cfg.ConsolePrefix = os.Stdout, "vm| "
 	}
-	scenarios := "all"
-	if len(want) > 0 {
-		scenarios = strings.Join(want, ",")
+	if tune != nil {
+		tune(&cfg)
+	}
+	names := "all"
+	if len(scenarios) > 0 {
+		names = strings.Join(scenarios, ",")
 	}
 	t.Logf("booting %s with scenarios %s (guest watchdog %v, qemu killed after %v); console log %s",
-		kernel.Vmlinuz, scenarios, guestTimeout, cfg.Timeout, filepath.Join(work, "console.log"))
-
-	res, runErr := vmharness.Run(ctx, cfg)
+		h.kernel.Vmlinuz, names, h.guestTimeout, cfg.Timeout, filepath.Join(work, "console.log"))
+	res, runErr := vmharness.Run(context.Background(), cfg)
 	if res != nil {
 		t.Logf("qemu ran %.1f s", res.Elapsed.Seconds())
 		saveResults(t, filepath.Join(work, "results"), res.Files)
 	}
-	if res == nil || res.Report == nil {
-		t.Fatalf("no results: %v", runErr)
+	if runErr != nil {
+		t.Error(runErr)
 	}
+	if res == nil || (res.Report == nil && !res.Killed) {
+		t.Errorf("no results from the boot in %s", work)
+		return nil
+	}
+	return res
+}
+
+// checkReport turns the guest's steps into one subtest per scenario.
+func checkReport(t *testing.T, res *vmharness.Result, want []string) {
 	rep := res.Report
 	t.Logf("guest: kernel %s, uptime %.1f s at the driver's start, %.1f s at the end; %s",
 		rep.Kernel, rep.UptimeStart, rep.UptimeEnd, rep.Summary())
-
 	names, steps := rep.ByScenario()
 	for _, name := range names {
-		t.Run(name, func(t *testing.T) {
-			var total float64
-			for _, st := range steps[name] {
-				total += st.Seconds
-				switch st.Status {
-				case vmharness.StatusFail:
-					t.Error(st.String())
-				case vmharness.StatusSkip:
-					t.Log(st.String())
-				}
-			}
-			t.Logf("%d steps, %.1f s of step time", len(steps[name]), total)
-		})
+		t.Run(name, func(t *testing.T) { checkSteps(t, steps[name]) })
 	}
 	for _, w := range want {
 		if _, ok := steps[w]; !ok {
 			t.Errorf("scenario %s: recorded no steps (cut short by the watchdog, or the setup failed)", w)
 		}
 	}
-	if runErr != nil {
-		t.Error(runErr)
-	}
 	if !rep.Complete {
-		t.Errorf("the guest did not finish: %s", orDefault(rep.Watchdog, "it stopped without saying why; see "+filepath.Join(work, "results", "guest.log")))
+		t.Errorf("the guest did not finish: %s", orDefault(rep.Watchdog, "it stopped without saying why; see the results' guest.log"))
 	}
-	checkGoldens(t, root, rep, res.Files)
+}
+
+func checkSteps(t *testing.T, steps []vmharness.Step) {
+	var total float64
+	for _, st := range steps {
+		total += st.Seconds
+		switch st.Status {
+		case vmharness.StatusFail:
+			t.Error(st.String())
+		case vmharness.StatusSkip:
+			t.Log(st.String())
+		}
+	}
+	t.Logf("%d steps, %.1f s of step time", len(steps), total)
+}
+
+// runCrash is the crash test's two boots on one persistent disk: boot 1
+// writes and is killed at the guest's crash marker (a power cut), boot 2
+// checks what the logs say about the writes that were in flight.
+func runCrash(t *testing.T, h *host) {
+	dir := filepath.Join(h.root, "build", "vm", "last-run-crash")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(dir, "crash-disk.img")
+	f, err := os.Create(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(crashDiskMB << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	res := h.boot(t, "last-run-crash/boot1", []string{"crash-write"}, func(c *vmharness.Config) {
+		c.Disks = []string{disk}
+		c.KillOn, c.KillDelay = crashMarker, 300*time.Millisecond
+	})
+	if res == nil {
+		return
+	}
+	if !res.Killed {
+		t.Errorf("boot 1 ended without reaching the crash marker %q", crashMarker)
+		if res.Report != nil {
+			checkReport(t, res, []string{"crash-write"})
+		}
+		return
+	}
+	t.Logf("boot 1 killed at the crash marker after %.1f s: %s", res.Elapsed.Seconds(), markerLine(res.ConsoleLog))
+	res = h.boot(t, "last-run-crash/boot2", []string{"crash-check"}, func(c *vmharness.Config) { c.Disks = []string{disk} })
+	if res != nil && res.Report != nil {
+		checkReport(t, res, []string{"crash-check"})
+	}
+}
+
+// crashDiskMB must hold what cmd/dlog-vmguest's crash scenario lays out
+// (1 MiB of journal, then two mirrors of a 1 MiB log and two 64 MiB legs).
+const (
+	crashDiskMB = 264
+	crashMarker = "DLOG-CRASH-POINT"
+)
+
+func markerLine(consoleLog string) string {
+	b, _ := os.ReadFile(consoleLog)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, crashMarker) {
+			return strings.TrimSpace(vmharness.CleanConsoleLine(line))
+		}
+	}
+	return "(marker line not found)"
 }
 
 // checkGoldens compares the images the kernel wrote with the committed ones
