@@ -1,0 +1,38 @@
+# mk/install.mk: installing dlogd, and its man page.
+#
+#   make install     build bin/dlogd, then install it to $(DESTDIR)$(PREFIX)/sbin, the man page to
+#                    $(DESTDIR)$(PREFIX)/share/man/man8 and the systemd unit to $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+#                    (its ExecStart= rewritten to $(PREFIX)/sbin/dlogd)
+#   make uninstall   remove what install installed
+#   make man         write packaging/dlogd.8 from the help texts (a test fails while it is out of date)
+#
+# PREFIX defaults to /usr/local; DESTDIR (empty) is for staging a package; SYSTEMD_UNIT_DIR defaults
+# to /lib/systemd/system. After installing the unit: systemctl daemon-reload && systemctl enable --now dlogd
+
+# Included before the top-level Makefile's first target: keep 'all' the default goal.
+install_saved_default_goal := $(.DEFAULT_GOAL)
+
+PREFIX           ?= /usr/local
+DESTDIR          ?=
+SBINDIR          ?= $(PREFIX)/sbin
+MANDIR           ?= $(PREFIX)/share/man
+SYSTEMD_UNIT_DIR ?= /lib/systemd/system
+INSTALL          ?= install
+
+.PHONY: install uninstall man
+
+install: build
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	$(INSTALL) -m 0755 $(BIN)/dlogd $(DESTDIR)$(SBINDIR)/dlogd
+	$(INSTALL) -m 0644 packaging/dlogd.8 $(DESTDIR)$(MANDIR)/man8/dlogd.8
+	sed 's|/usr/local/sbin/dlogd|$(SBINDIR)/dlogd|g' packaging/dlogd.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service.tmp
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service.tmp
+	mv $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service.tmp $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/dlogd $(DESTDIR)$(MANDIR)/man8/dlogd.8 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service
+
+man:
+	$(GO) test -count=1 -run '^TestManPage$$' ./cmd/dlogd -args -update-man
+
+.DEFAULT_GOAL := $(install_saved_default_goal)
