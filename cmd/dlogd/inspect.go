@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	logimage "github.com/dlog-dev/dlog/internal/inspect"
 	"github.com/dlog-dev/dlog/internal/plot"
@@ -110,7 +111,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer dev.Close()
-	p := &progress{w: stderr, last: -1}
+	p := newProgress(stderr)
 	res, err := logimage.Read(dev, dev.Size, logimage.Options{MaxRanges: *maxRanges, Progress: p.update})
 	p.done()
 	if err != nil {
@@ -165,26 +166,48 @@ func printResult(w io.Writer, res *logimage.Result, dev *logimage.Device) {
 	}
 }
 
-// progress prints the percentage read of a very large log on one line.
+// progress prints the percentage read of a very large log: on one line
+// rewritten in place on a terminal, else a line every 10%.
 type progress struct {
 	w     io.Writer
+	tty   bool
 	last  int
 	shown bool
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w, last: -1}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
 }
 
 func (p *progress) update(done, total uint64) {
 	if total <= progressOver {
 		return
 	}
-	if pct := int(done * 100 / total); pct != p.last {
-		p.last = pct
-		p.shown = true
+	pct := int(done * 100 / total)
+	step := pct
+	if !p.tty {
+		step = pct / 10
+	}
+	if step == p.last {
+		return
+	}
+	p.last = step
+	p.shown = true
+	if p.tty {
 		fmt.Fprintf(p.w, "\rdlogd inspect: reading %d regions: %3d%%", total, pct)
+	} else {
+		fmt.Fprintf(p.w, "dlogd inspect: reading %d regions: %3d%%\n", total, pct)
 	}
 }
 
 func (p *progress) done() {
-	if p.shown {
+	if p.shown && p.tty {
 		fmt.Fprintln(p.w)
 	}
 }

@@ -313,7 +313,7 @@ func TestInspectProgress(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if !strings.Contains(errs, fmt.Sprintf("reading %d regions: 100%%", nr)) || !strings.Contains(errs, "regions:  12%") || !strings.HasSuffix(errs, "\n") {
+	if !strings.Contains(errs, fmt.Sprintf("reading %d regions: 100%%", nr)) || !strings.Contains(errs, "regions:  12%\n") || strings.Count(errs, "\n") != 9 {
 		t.Errorf("progress: %q", errs)
 	}
 	if !strings.Contains(out, fmt.Sprintf("dirty        %d (100.00%%)", nr)) || !strings.Contains(out, fmt.Sprintf("dirty ranges 0-%d\n", nr-1)) {

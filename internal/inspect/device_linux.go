@@ -57,13 +57,13 @@ func Open(arg string) (*Device, error) {
 		f, err = os.OpenFile(d.Path, os.O_RDONLY|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("inspect: %w", err)
+		return nil, fmt.Errorf("log device: %w", err)
 	}
 	d.f = f
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("inspect: stat %s: %w", d.Path, err)
+		return nil, fmt.Errorf("log device: stat %s: %w", d.Path, err)
 	}
 	d.align = 4096 // a multiple of every logical block size up to 4 KiB
 	switch st.Mode & unix.S_IFMT {
@@ -71,7 +71,7 @@ func Open(arg string) (*Device, error) {
 		var size uint64
 		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKGETSIZE64, uintptr(unsafe.Pointer(&size))); errno != 0 {
 			f.Close()
-			return nil, fmt.Errorf("inspect: BLKGETSIZE64 %s: %w", d.Path, errno)
+			return nil, fmt.Errorf("log device: BLKGETSIZE64 %s: %w", d.Path, errno)
 		}
 		d.Size = int64(size)
 		if lbs, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET); err == nil && lbs > 4096 {
@@ -83,7 +83,7 @@ func Open(arg string) (*Device, error) {
 		d.Kind = "regular file"
 	default:
 		f.Close()
-		return nil, fmt.Errorf("inspect: %s is neither a block device nor a regular file", d.Path)
+		return nil, fmt.Errorf("log device: %s is neither a block device nor a regular file", d.Path)
 	}
 	if d.Direct {
 		// Aligned staging memory: the Go heap does not move objects.
@@ -95,7 +95,7 @@ func Open(arg string) (*Device, error) {
 			b, err := os.OpenFile(d.Path, os.O_RDONLY|unix.O_CLOEXEC, 0)
 			if err != nil {
 				f.Close()
-				return nil, fmt.Errorf("inspect: %w", err)
+				return nil, fmt.Errorf("log device: %w", err)
 			}
 			f.Close()
 			d.f, d.Direct, d.bounce = b, false, nil
@@ -169,5 +169,5 @@ func resolveMajMin(mm string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("inspect: no block device node for %s (looked in /dev/block and /sys/dev/block)", mm)
+	return "", fmt.Errorf("log device: no block device node for %s (looked in /dev/block and /sys/dev/block)", mm)
 }

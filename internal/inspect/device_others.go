@@ -23,16 +23,16 @@ type Device struct {
 func Open(arg string) (*Device, error) {
 	f, err := os.Open(arg)
 	if err != nil {
-		return nil, fmt.Errorf("inspect: %w", err)
+		return nil, fmt.Errorf("log device: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("inspect: %w", err)
+		return nil, fmt.Errorf("log device: %w", err)
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("inspect: %s: only regular files are supported on %s/%s", arg, runtime.GOOS, runtime.GOARCH)
+		return nil, fmt.Errorf("log device: %s: only regular files are supported on %s/%s", arg, runtime.GOOS, runtime.GOARCH)
 	}
 	return &Device{Path: arg, Kind: "regular file", Size: st.Size(), f: f}, nil
 }

@@ -125,7 +125,7 @@ func Read(r io.ReaderAt, size int64, opts Options) (*Result, error) {
 	}
 	h, err := header.Decode(hb)
 	if err != nil {
-		return nil, fmt.Errorf("inspect: %w", err)
+		return nil, fmt.Errorf("decode header: %w", err)
 	}
 	res := &Result{Header: h, Size: size}
 	if h.Magic != header.Magic {
@@ -162,7 +162,7 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 	if err == nil || errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: read %d of %d bytes at offset %d", ErrTruncated, n, len(p), off)
 	}
-	return fmt.Errorf("inspect: read %d bytes at offset %d: %w", len(p), off, err)
+	return fmt.Errorf("read %d bytes at offset %d: %w", len(p), off, err)
 }
 
 // scan walks the clean bits of the res.Regions regions.
