@@ -6,6 +6,7 @@
 #                              (BENCH_ONLY=REGEXP picks benchmarks by DIR.Name, e.g. 'bench\.|daemon\.')
 #   make bench-report-render   write them again from the last run's raw results (build/bench/raw.txt)
 #
+# BENCH_OUT=DIR writes the report elsewhere (a trial run that must not replace the committed one).
 # A full run takes about COUNT x 3 minutes. Figures are ratios within one run: the machine is shared.
 
 # Included before the top-level Makefile's first target: keep 'all' the default goal.
@@ -14,13 +15,14 @@ bench_saved_default_goal := $(.DEFAULT_GOAL)
 BENCHTIME  ?= 1s
 BENCH_ONLY ?=
 BENCH_RAW  ?= $(BUILD)/bench/raw.txt
+BENCH_OUT  ?= bench
 
 .PHONY: bench-report bench-report-render
 
 bench-report:
-	$(GO) run ./bench/cmd/benchreport -count $(COUNT) -benchtime $(BENCHTIME) -raw $(BENCH_RAW) $(if $(BENCH_ONLY),-only '$(BENCH_ONLY)')
+	$(GO) run ./bench/cmd/benchreport -count $(COUNT) -benchtime $(BENCHTIME) -raw $(BENCH_RAW) -out $(BENCH_OUT) $(if $(BENCH_ONLY),-only '$(BENCH_ONLY)')
 
 bench-report-render:
-	$(GO) run ./bench/cmd/benchreport -from $(BENCH_RAW)
+	$(GO) run ./bench/cmd/benchreport -from $(BENCH_RAW) -out $(BENCH_OUT)
 
 .DEFAULT_GOAL := $(bench_saved_default_goal)
