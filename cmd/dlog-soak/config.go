@@ -54,6 +54,9 @@ type Config struct {
 	KeepDir bool
 	// ExtraEnv is added to dlogd's environment (tests).
 	ExtraEnv []string
+	// Schedule lists fault kinds injected first, in order, before the
+	// random choice takes over (tests use it to cover every kind).
+	Schedule []string
 }
 
 // DefaultConfig is `make soak`'s configuration.

@@ -136,10 +136,11 @@ func (s *spawner) close() { close(s.reqs) }
 func daemonEnv(mode runMode, extra []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DLOG_FAULTIO=") {
+		if !strings.HasPrefix(kv, "DLOG_FAULTIO=") && !strings.HasPrefix(kv, "GOTRACEBACK=") {
 			env = append(env, kv)
 		}
 	}
+	env = append(env, "GOTRACEBACK=all")
 	env = append(env, extra...)
 	if mode.faultio != "" {
 		env = append(env, "DLOG_FAULTIO="+mode.faultio)
@@ -245,7 +246,13 @@ type logTap struct {
 	alarms   []string // panics, races, fatal errors
 	recent   []string // the last lines mentioning a failure, for reports
 	lines    uint64
+	// A SIGQUIT makes the Go runtime dump every goroutine and exit: the
+	// only outside view of dlogd's goroutine count.
+	inQuit bool
+	quitG  int
 }
+
+var goroutineRe = regexp.MustCompile(`^goroutine [1-9][0-9]* `)
 
 var dumpRe = regexp.MustCompile(`msg="state dump" logs=([0-9]+)`)
 
@@ -286,6 +293,15 @@ func (t *logTap) line(s string) {
 		t.dumpLogs.Store(n)
 		t.dumpSeq.Add(1)
 	}
+	if strings.HasPrefix(s, "SIGQUIT: quit") {
+		t.inQuit, t.quitG = true, 0
+	}
+	if t.inQuit {
+		if goroutineRe.MatchString(s) {
+			t.quitG++
+		}
+		return
+	}
 	for _, a := range []string{"panic:", "fatal error:", "WARNING: DATA RACE", "SIGSEGV"} {
 		if strings.Contains(s, a) && len(t.alarms) < 20 {
 			t.alarms = append(t.alarms, s)
@@ -304,6 +320,7 @@ func (t *logTap) line(s string) {
 func (t *logTap) mark(format string, args ...any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.inQuit = false
 	fmt.Fprintf(t.f, "==== dlog-soak %s: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 }
 
@@ -321,6 +338,13 @@ outer:
 		return t.recent[i]
 	}
 	return ""
+}
+
+// quitGoroutines returns the goroutines counted in the last SIGQUIT dump.
+func (t *logTap) quitGoroutines() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.quitG
 }
 
 func (t *logTap) alarmLines() []string {

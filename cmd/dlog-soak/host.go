@@ -110,6 +110,11 @@ type loopDev struct {
 
 // attachLoop creates file (size bytes) and attaches a free loop device.
 func attachLoop(file string, size int64) (*loopDev, error) {
+	return attachLoopMode(file, size, false)
+}
+
+// attachLoopMode is attachLoop, read-only if ro (losetup -r).
+func attachLoopMode(file string, size int64, ro bool) (*loopDev, error) {
 	if err := makeFile(file, size); err != nil {
 		return nil, err
 	}
@@ -140,6 +145,9 @@ func attachLoop(file string, size int64) (*loopDev, error) {
 			return nil, fmt.Errorf("loop: %w", err)
 		}
 		cfg := unix.LoopConfig{Fd: uint32(bf.Fd()), Size: 512}
+		if ro {
+			cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY
+		}
 		copy(cfg.Info.File_name[:len(cfg.Info.File_name)-1], file)
 		err = unix.IoctlLoopConfigure(int(lf.Fd()), &cfg)
 		if err == nil {
@@ -261,7 +269,9 @@ func bindReadOnly(src, dst string) error {
 }
 
 // under is filepath.Join for readability at call sites.
-func under(dir string, elem ...string) string { return filepath.Join(append([]string{dir}, elem...)...) }
+func under(dir string, elem ...string) string {
+	return filepath.Join(append([]string{dir}, elem...)...)
+}
 
 // fsImmutableFL is FS_IMMUTABLE_FL of linux/fs.h (chattr +i).
 const fsImmutableFL = 0x00000010

@@ -67,13 +67,16 @@ func (s *stats) faultCounts() (map[string]int, map[string]string) {
 }
 
 // Flatness margins: dlogd's peak in the second half of the run may exceed
-// the first half's by at most this much.
+// the first half's by at most this much. Threads are only bounded: the Go
+// runtime keeps one per syscall that ever blocked at once, so a process's
+// count depends on its age and its I/O mode, not on a leak.
 const (
-	rssMarginPct   = 25
-	rssMarginKiB   = 8 << 10
-	threadMarginPc = 50
-	threadMargin   = 4
-	fdMargin       = 8
+	rssMarginPct = 25
+	rssMarginKiB = 8 << 10
+	gorMarginPct = 25
+	gorMargin    = 8
+	fdMargin     = 8
+	maxThreads   = 256
 )
 
 // resources keeps dlogd's peaks per half of the run.
@@ -81,6 +84,21 @@ type resources struct {
 	mu      sync.Mutex
 	peak    [2]procSample
 	samples [2]int
+	gor     [2]int // peak goroutines in SIGQUIT dumps
+	dumps   [2]int
+}
+
+func (r *resources) addGoroutines(half, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gor[half] = max(r.gor[half], n)
+	r.dumps[half]++
+}
+
+func (r *resources) goroutines() ([2]int, [2]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gor, r.dumps
 }
 
 func (r *resources) add(half int, s procSample) {
@@ -100,19 +118,27 @@ func (r *resources) snapshot() ([2]procSample, [2]int) {
 }
 
 // flat judges the peaks; it returns the reasons they are not flat.
-func flat(p [2]procSample, n [2]int) []string {
-	if n[0] == 0 || n[1] == 0 {
-		return nil
-	}
+// gorBound is the most goroutines the workload can explain.
+func flat(p [2]procSample, n [2]int, g, dumps [2]int, gorBound int) []string {
 	var bad []string
-	if lim := p[0].rssKiB*(100+rssMarginPct)/100 + rssMarginKiB; p[1].rssKiB > lim {
-		bad = append(bad, fmt.Sprintf("RSS peak grew from %d KiB to %d KiB (limit %d KiB)", p[0].rssKiB, p[1].rssKiB, lim))
+	if n[0] > 0 && n[1] > 0 {
+		if lim := p[0].rssKiB*(100+rssMarginPct)/100 + rssMarginKiB; p[1].rssKiB > lim {
+			bad = append(bad, fmt.Sprintf("RSS peak grew from %d KiB to %d KiB (limit %d KiB)", p[0].rssKiB, p[1].rssKiB, lim))
+		}
+		if lim := p[0].fds + fdMargin; p[1].fds > lim {
+			bad = append(bad, fmt.Sprintf("open-file peak grew from %d to %d (limit %d)", p[0].fds, p[1].fds, lim))
+		}
 	}
-	if lim := p[0].threads*(100+threadMarginPc)/100 + threadMargin; p[1].threads > lim {
-		bad = append(bad, fmt.Sprintf("thread peak grew from %d to %d (limit %d)", p[0].threads, p[1].threads, lim))
+	if t := max(p[0].threads, p[1].threads); t > maxThreads {
+		bad = append(bad, fmt.Sprintf("%d threads (limit %d)", t, maxThreads))
 	}
-	if lim := p[0].fds + fdMargin; p[1].fds > lim {
-		bad = append(bad, fmt.Sprintf("open-file peak grew from %d to %d (limit %d)", p[0].fds, p[1].fds, lim))
+	if dumps[0] > 0 && dumps[1] > 0 {
+		if lim := g[0]*(100+gorMarginPct)/100 + gorMargin; g[1] > lim {
+			bad = append(bad, fmt.Sprintf("goroutine peak grew from %d to %d (limit %d)", g[0], g[1], lim))
+		}
+	}
+	if m := max(g[0], g[1]); m > gorBound {
+		bad = append(bad, fmt.Sprintf("%d goroutines, more than the %d the logs and connections explain", m, gorBound))
 	}
 	return bad
 }
@@ -131,6 +157,8 @@ type Result struct {
 	CoreChecks uint64
 	Peaks      [2]procSample
 	Samples    [2]int
+	Goroutines [2]int // peak goroutines in SIGQUIT dumps, per half
+	Dumps      [2]int
 	Failures   []string // the first ones
 	NFailures  int
 	Line       string // the one-line report
@@ -153,11 +181,17 @@ func (r *Result) line() string {
 	for _, k := range allFaults {
 		fk = append(fk, fmt.Sprintf("%s=%d", k, r.Faults[k]))
 	}
+	gor := func(i int) string {
+		if r.Dumps[i] == 0 {
+			return "-"
+		}
+		return fmt.Sprint(r.Goroutines[i])
+	}
 	return fmt.Sprintf("dlog-soak %s: %s, seed %d: requests=%d restarts=%d faults{%s} marks_acked=%d marks_checked=%d marks_lost=%d core_checks=%d "+
-		"peak_rss=%s/%s threads=%d/%d fds=%d/%d (1st/2nd half, flat within +%d%%+%dMiB, +%d%%+%d, +%d) failures=%d",
+		"peak_rss=%s/%s goroutines=%s/%s threads=%d/%d fds=%d/%d (1st/2nd half; flat: rss +%d%%+%dMiB, goroutines +%d%%+%d, fds +%d) failures=%d",
 		verdict, r.Elapsed.Round(time.Second), r.Seed, r.Requests, r.Restarts, strings.Join(fk, " "), r.MarksAcked, r.Checked, r.Lost, r.CoreChecks,
-		mib(r.Peaks[0].rssKiB), mib(r.Peaks[1].rssKiB), r.Peaks[0].threads, r.Peaks[1].threads, r.Peaks[0].fds, r.Peaks[1].fds,
-		rssMarginPct, rssMarginKiB>>10, threadMarginPc, threadMargin, fdMargin, r.NFailures)
+		mib(r.Peaks[0].rssKiB), mib(r.Peaks[1].rssKiB), gor(0), gor(1), r.Peaks[0].threads, r.Peaks[1].threads, r.Peaks[0].fds, r.Peaks[1].fds,
+		rssMarginPct, rssMarginKiB>>10, gorMarginPct, gorMargin, fdMargin, r.NFailures)
 }
 
 // write prints the report: the line, a short table, the failures.
@@ -183,7 +217,8 @@ func (r *Result) write(w io.Writer) {
 	for _, k := range keys {
 		fmt.Fprintf(tw, "%s\t%d\n", k, r.Extra[k])
 	}
-	fmt.Fprintf(tw, "dlogd samples\t%d + %d\n", r.Samples[0], r.Samples[1])
+	fmt.Fprintf(tw, "dlogd /proc samples\t%d + %d\n", r.Samples[0], r.Samples[1])
+	fmt.Fprintf(tw, "SIGQUIT goroutine dumps\t%d + %d\n", r.Dumps[0], r.Dumps[1])
 	tw.Flush()
 	for i, f := range r.Failures {
 		fmt.Fprintf(w, "failure %d: %s\n", i+1, f)

@@ -1,0 +1,69 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testWriter sends lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestSoakSlice runs a short soak (DLOG_SOAK_DURATION, 20 s by default, 8 s
+// with -short) with every fault kind injected at least once: no
+// acknowledged mark may be lost, no reply may break the protocol, and
+// dlogd must end cleanly. `make soak` runs the long one.
+func TestSoakSlice(t *testing.T) {
+	d := 20 * time.Second
+	if testing.Short() {
+		d = 8 * time.Second
+	}
+	if s := os.Getenv("DLOG_SOAK_DURATION"); s != "" {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			t.Fatalf("DLOG_SOAK_DURATION: %v", err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Duration = d
+	cfg.Clients = 3
+	cfg.Logs = 8
+	cfg.Dlogd = testDlogd
+	cfg.Dir = t.TempDir()
+	cfg.Patience = 500 * time.Millisecond
+	cfg.FaultEvery = 700 * time.Millisecond
+	cfg.LifeEvery = 500 * time.Millisecond
+	cfg.Progress = 5 * time.Second
+	cfg.Mlock = false
+	cfg.Schedule = []string{faultKill9, faultStop, faultFull, faultVanis, faultTear, faultTerm, faultEIO, faultVanis}
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var out bytes.Buffer
+	cfg.Out = &out
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", out.String())
+	if !res.Pass() {
+		t.Fatalf("soak failed (seed %d): %d failures, %d marks lost; dlogd's log: %s/dlogd.log", res.Seed, res.NFailures, res.Lost, cfg.Dir)
+	}
+	if res.Checked == 0 || res.Restarts == 0 {
+		t.Fatalf("the soak checked %d marks over %d restarts: it did not exercise anything", res.Checked, res.Restarts)
+	}
+	for _, k := range []string{faultKill9, faultStop, faultTerm, faultEIO, faultTear} {
+		if res.Faults[k] == 0 && d >= 15*time.Second {
+			t.Errorf("fault %s never injected", k)
+		}
+	}
+}
