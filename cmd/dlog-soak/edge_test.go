@@ -374,7 +374,7 @@ func TestEdgeLogDevice(t *testing.T) {
 		}
 		t.Cleanup(func() { unmount(mnt); os.Remove(mnt) })
 		p := filepath.Join(mnt, "full.img")
-		const big = 65536 // a 9 KiB image
+		const big = 65536                           // a 9 KiB image
 		if err := makeFile(p, 64<<10); err != nil { // sparse
 			t.Fatal(err)
 		}

@@ -157,8 +157,8 @@ func runDlogd(t *testing.T, args ...string) (string, int) {
 
 // tkernel is a test's fake kernel: one connection, synchronous requests.
 type tkernel struct {
-	t    *testing.T
-	k    *kconn
+	t     *testing.T
+	k     *kconn
 	st    reqStats
 	seqs  atomic.Uint32
 	luids atomic.Uint64
