@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,6 +58,10 @@ type Config struct {
 	// Schedule lists fault kinds injected first, in order, before the
 	// random choice takes over (tests use it to cover every kind).
 	Schedule []string
+	// sabotage, when set, runs after each restart before the check, with
+	// the workload stopped: the self-test of the checker uses it to lose
+	// a mark behind the model's back.
+	sabotage func(context.Context, *soak)
 }
 
 // DefaultConfig is `make soak`'s configuration.

@@ -250,6 +250,8 @@ type logTap struct {
 	// only outside view of dlogd's goroutine count.
 	inQuit bool
 	quitG  int
+	// race collects a race detector report (a race-enabled dlogd).
+	race []string
 }
 
 var goroutineRe = regexp.MustCompile(`^goroutine [1-9][0-9]* `)
@@ -302,7 +304,21 @@ func (t *logTap) line(s string) {
 		}
 		return
 	}
-	for _, a := range []string{"panic:", "fatal error:", "WARNING: DATA RACE", "SIGSEGV"} {
+	if t.race != nil {
+		t.race = append(t.race, s)
+		if strings.HasPrefix(s, "==================") || len(t.race) > 300 {
+			if len(t.alarms) < 20 {
+				t.alarms = append(t.alarms, strings.Join(t.race, "\n"))
+			}
+			t.race = nil
+		}
+		return
+	}
+	if strings.Contains(s, "WARNING: DATA RACE") {
+		t.race = []string{s}
+		return
+	}
+	for _, a := range []string{"panic:", "fatal error:", "SIGSEGV"} {
 		if strings.Contains(s, a) && len(t.alarms) < 20 {
 			t.alarms = append(t.alarms, s)
 		}

@@ -374,8 +374,8 @@ func TestEdgeLogDevice(t *testing.T) {
 		}
 		t.Cleanup(func() { unmount(mnt); os.Remove(mnt) })
 		p := filepath.Join(mnt, "full.img")
-		const big = 65536                           // a 9 KiB image
-		if err := makeFile(p, 64<<10); err != nil { // sparse
+		const big = 65536 // regions: a 9 KiB image on a sparse 64 KiB file
+		if err := makeFile(p, 64<<10); err != nil {
 			t.Fatal(err)
 		}
 		filler := filepath.Join(mnt, "filler")

@@ -25,6 +25,7 @@ type stats struct {
 	coreChecks   atomic.Uint64 // clustered-core state checks
 	reloads      atomic.Uint64
 	activations  atomic.Uint64
+	audits       atomic.Uint64 // SIGUSR1 log counts compared with the kernel's
 	eioRun       atomic.Uint64 // -EIO replies in runs with EIO injection
 	tearEIO      atomic.Uint64 // -EIO replies in runs with torn writes
 	episodeEIO   atomic.Uint64 // -EIO replies from a device failed by an episode

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -355,6 +356,9 @@ func (s *soak) restart(ctx context.Context, how string, mode runMode) error {
 	s.install(g)
 	s.inj.close() // its connection was to the old daemon
 	s.gate.Lock()
+	if s.cfg.sabotage != nil {
+		s.cfg.sabotage(ctx, s)
+	}
 	err = s.checkAll(ctx, g)
 	s.gate.Unlock()
 	close(g.ready)
@@ -561,7 +565,9 @@ func (s *soak) injectFaults(ctx context.Context, deadline time.Time) error {
 			err = s.restart(ctx, how, s.normalMode())
 			s.st.fault("crash-" + how)
 		case faultTerm:
-			err = s.restart(ctx, "term", s.normalMode())
+			if err = s.audit(ctx); err == nil {
+				err = s.restart(ctx, "term", s.normalMode())
+			}
 		case faultStop:
 			err = s.pause(ctx)
 		case faultEIO:
@@ -985,6 +991,39 @@ func (s *soak) progress(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
+// audit stops the workload between steps and compares the number of logs
+// in dlogd's SIGUSR1 state dump with the instances the kernel holds: a log
+// dlogd kept after its DTR, or lost, shows here.
+func (s *soak) audit(ctx context.Context) error {
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	g := s.current()
+	want := 0
+	for _, l := range s.logs {
+		want += l.instances()
+	}
+	seq := s.tap.dumpSeq.Load()
+	if err := g.proc.signal(syscall.SIGUSR1); err != nil {
+		return err
+	}
+	for i := 0; i < 250 && s.tap.dumpSeq.Load() == seq && ctx.Err() == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.tap.dumpSeq.Load() == seq {
+		s.fail("dlogd generation %d did not answer SIGUSR1 with a state dump within 5 s", g.n)
+		return nil
+	}
+	if n := s.tap.dumpLogs.Load(); n != int64(want) {
+		var ls []string
+		for _, l := range s.logs {
+			ls = append(ls, l.describe())
+		}
+		s.fail("dlogd's state dump shows %d logs, the kernel holds %d instances: %s", n, want, strings.Join(ls, "; "))
+	}
+	s.st.audits.Add(1)
+	return nil
+}
+
 // finish ends the soak: a last kill -9 and check, a state dump whose log
 // count must match the kernel's, then SIGTERM and the deactivation of
 // every log, after which dlogd must exit 0 by itself.
@@ -1099,9 +1138,10 @@ func (s *soak) result() *Result {
 		"MARK_REGION acks lost with a restart before their FLUSH (kernel hazard, not counted)": s.st.marksDropped.Load(),
 		"tears (power loss)": uint64(r.Faults["tear-power-loss"]),
 	}
+	r.Extra["state dump audits (logs in dlogd = instances in the kernel)"] = s.st.audits.Load()
 	for k, v := range r.Faults {
-		if strings.HasPrefix(k, "vanish-") {
-			r.Extra["vanish variant "+strings.TrimPrefix(k, "vanish-")] = uint64(v)
+		if !slices.Contains(allFaults, k) && k != "tear-power-loss" {
+			r.Extra["fault variant "+k] = uint64(v)
 		}
 	}
 	s.fmu.Lock()

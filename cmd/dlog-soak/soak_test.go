@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dlog-dev/dlog/ulog"
 )
 
 // testWriter sends lines to the test log.
@@ -65,5 +67,59 @@ func TestSoakSlice(t *testing.T) {
 		if res.Faults[k] == 0 && d >= 15*time.Second {
 			t.Errorf("fault %s never injected", k)
 		}
+	}
+}
+
+// TestSoakDetectsLoss checks the checker: a mark lost behind the model's
+// back (a CLEAR the model never saw, sent while the workload is stopped
+// after a restart) must be reported, and the soak must fail.
+func TestSoakDetectsLoss(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Duration = 5 * time.Second
+	cfg.Clients = 2
+	cfg.Logs = 4
+	cfg.Dlogd = testDlogd
+	cfg.Dir = t.TempDir()
+	cfg.FaultEvery = time.Second
+	cfg.Faults = faultKill9
+	cfg.Mlock = false
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var out bytes.Buffer
+	cfg.Out = &out
+	sabotaged := 0
+	cfg.sabotage = func(ctx context.Context, s *soak) {
+		if sabotaged > 0 {
+			return
+		}
+		for _, l := range s.logs {
+			in := l.liveInst()
+			rs := l.mustDirtyList()
+			if !l.disk || in == nil || len(rs) == 0 {
+				continue
+			}
+			res, _, err := s.inj.do(ctx, l, in, ulog.TypeClearRegion, u64(rs[0]))
+			if err == nil && res == 0 {
+				_, _, err = s.inj.do(ctx, l, in, ulog.TypeFlush, nil)
+			}
+			if err != nil || res != 0 {
+				t.Errorf("sabotage CLEAR: %d %v", res, err)
+			}
+			t.Logf("sabotage: cleared %s region %d behind the model's back", l.name, rs[0])
+			sabotaged++
+			return
+		}
+	}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sabotaged == 0 {
+		t.Skip("no restart found an acknowledged mark to lose")
+	}
+	if res.Lost != 1 || res.Pass() || !strings.Contains(out.String(), "MARK LOST") {
+		t.Fatalf("one mark lost on purpose: the soak reports %d lost, pass=%v:\n%s", res.Lost, res.Pass(), out.String())
+	}
+	if !strings.Contains(res.Line, "FAIL") || !strings.Contains(res.Line, "marks_lost=1") {
+		t.Errorf("report line does not say so: %s", res.Line)
 	}
 }
