@@ -1,0 +1,142 @@
+package vm_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlog-dev/dlog/internal/vmharness"
+)
+
+// TestVMBench is make vmbench: one boot running the guest's bench scenario
+// (the same O_DIRECT workload through mirrors with the kernel's core and
+// disk logs, the bare responder, and dlogd's clustered-core and
+// clustered-disk logs), then the report: bench/vm-results.md, .png and
+// .json.
+//
+//	DLOG_VM_BENCH=1               run at all
+//	DLOG_VM_BENCH_ROUNDS=3        interleaved rounds
+//	DLOG_VM_BENCH_OUT=dir         where the report goes (default <repo>/bench)
+//	DLOG_VM_BENCH_FIO=0           leave fio out even when scripts/vm/fio.sh cached it
+func TestVMBench(t *testing.T) {
+	if os.Getenv("DLOG_VM_BENCH") != "1" {
+		t.Skip("the real-kernel benchmark is off: run it with make vmbench (DLOG_VM_BENCH=1)")
+	}
+	h := prepare(t)
+	bin := filepath.Join(h.root, "build", "vm", "bin")
+	bare, err := goBuild(t, h.root, "./bench/cmd/bareresponder", filepath.Join(bin, "bareresponder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.files = append(h.files, vmharness.File{Path: "/sbin/bareresponder", Mode: 0o755, Data: b})
+	if os.Getenv("DLOG_VM_BENCH_FIO") != "0" {
+		fio := filepath.Join(h.kernel.Dir, "fio", "root")
+		if files, err := filesUnder(fio); err == nil && len(files) > 0 {
+			t.Logf("fio: %d files from %s", len(files), fio)
+			h.files = append(h.files, files...)
+		} else {
+			why, _ := os.ReadFile(filepath.Join(h.kernel.Dir, "fio", "unavailable"))
+			t.Logf("fio: not available (%s): dd only", strings.TrimSpace(orDefault(string(why), "run scripts/vm/fio.sh")))
+		}
+	}
+	rounds := 3
+	if v := os.Getenv("DLOG_VM_BENCH_ROUNDS"); v != "" {
+		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 || rounds > 20 {
+			t.Fatalf("DLOG_VM_BENCH_ROUNDS=%q: want 1..20", v)
+		}
+	}
+	// About a minute a round, plus the boot.
+	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*3*time.Minute+5*time.Minute)
+	res := h.boot(t, "last-run-bench", []string{"bench"}, func(c *vmharness.Config) {
+		c.ExtraArgs = append(c.ExtraArgs, fmt.Sprintf("dlog.benchrounds=%d", rounds))
+		c.MemoryMB = 1536 // fio's libraries live in the initramfs
+	})
+	if res == nil || res.Report == nil {
+		t.FailNow()
+	}
+	checkReport(t, res, []string{"bench"})
+	raw, ok := res.Files[vmharness.BenchFile]
+	if !ok {
+		t.Fatalf("the results disk has no %s", vmharness.BenchFile)
+	}
+	var br vmharness.BenchResults
+	if err := json.Unmarshal(raw, &br); err != nil {
+		t.Fatal(err)
+	}
+	out := os.Getenv("DLOG_VM_BENCH_OUT")
+	if out == "" {
+		out = filepath.Join(h.root, "bench")
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	md := br.Markdown(time.Now().UTC().Format("2006-01-02"), hostDescription())
+	chart, err := vmharness.RenderChart("DLOG MAKE VMBENCH: DM-MIRROR ON "+strings.ToUpper(br.Kernel)+" UNDER QEMU TCG, BY DIRTY LOG", br.BenchChart())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pretty, _ := json.MarshalIndent(br, "", "  ")
+	for name, data := range map[string][]byte{"vm-results.md": []byte(md), "vm-results.png": chart, "vm-results.json": append(pretty, '\n')} {
+		if err := os.WriteFile(filepath.Join(out, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("wrote %s/vm-results.{md,png,json}\n%s", out, md[:strings.Index(md, "## Every run")])
+}
+
+// filesUnder loads a directory tree as overlay files at the same paths.
+func filesUnder(dir string) ([]vmharness.File, error) {
+	var out []vmharness.File
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		out = append(out, vmharness.File{Path: "/" + filepath.ToSlash(rel), Mode: st.Mode().Perm(), Data: b})
+		return nil
+	})
+	return out, err
+}
+
+// hostDescription is "<cpu model>, N cores, <kernel>" for the report.
+func hostDescription() string {
+	model := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	kernel, _ := exec.Command("uname", "-r").Output()
+	load, _ := os.ReadFile("/proc/loadavg")
+	return fmt.Sprintf("%s, %d cores, host kernel %s, load average at the end %s", model, runtime.NumCPU(),
+		strings.TrimSpace(string(kernel)), strings.Join(strings.Fields(string(load))[:3], " "))
+}
