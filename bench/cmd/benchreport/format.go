@@ -125,13 +125,18 @@ func ratioText(s summary) string {
 }
 
 // ratioWords says a speed-up summary in words, with its range over the
-// rounds in the same sense: "150× faster (120–160)", "2.3× slower (2.1–2.6)".
+// rounds in the same sense: "150× faster (120–160)" (speed-ups), "takes
+// 2.3× as long (2.1–2.6)" (time ratios); when the middle half of the
+// rounds has the baseline both faster and slower, "no clear difference"
+// and the speed-ups.
 func ratioWords(s summary) string {
 	switch {
 	case !s.ok():
 		return "–"
+	case s.Q1 < 1 && s.Q3 > 1:
+		return fmt.Sprintf("no clear difference: speed-up %s (%s–%s)", sig(s.Median), sig(s.Min), sig(s.Max))
 	case s.Median >= 1:
 		return fmt.Sprintf("%s× faster (%s–%s)", sig(s.Median), sig(s.Min), sig(s.Max))
 	}
-	return fmt.Sprintf("%s× slower (%s–%s)", sig(1/s.Median), sig(1/s.Max), sig(1/s.Min))
+	return fmt.Sprintf("takes %s× as long (%s–%s)", sig(1/s.Median), sig(1/s.Max), sig(1/s.Min))
 }

@@ -179,8 +179,10 @@ func TestFormat(t *testing.T) {
 		bandwidth(4720):     "4.72 GB/s",
 		sig(32.0):           "32",
 		sig(0.0123):         "0.0123",
-		ratioWords(summary{N: 3, Median: 20, Min: 5, Max: 25}):      "20× faster (5–25)",
-		ratioWords(summary{N: 3, Median: 0.5, Min: 0.25, Max: 0.8}): "2× slower (1.25–4)",
+		ratioWords(summarize([]float64{5, 20, 25})):          "20× faster (5–25)",
+		ratioWords(summarize([]float64{0.8, 0.9, 1.1, 1.2})): "no clear difference: speed-up 1 (0.8–1.2)",
+		ratioWords(summarize([]float64{0.9, 1.1, 1.2, 1.3})): "1.15× faster (0.9–1.3)",
+		ratioWords(summarize([]float64{0.25, 0.5, 0.8})):     "takes 2× as long (1.25–4)",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)

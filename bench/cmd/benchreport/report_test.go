@@ -48,7 +48,7 @@ func TestWriteReport(t *testing.T) {
 	table, _ := os.ReadFile(filepath.Join(dir, "README-table.md"))
 	for _, want := range []string{
 		"| flush of 32 marks, 2^28 regions (32 MiB bitmap) | 1.2 ms, 128 KiB written | kernel's whole-bitmap flush: 20 ms, 32 MiB written | 20× faster (5–25) |",
-		"| IN_SYNC round trip through dlogd (unix socket) | 8.8 µs | bare echo server: 8 µs | 1.1× slower (1.1–1.1) |",
+		"| IN_SYNC round trip through dlogd (unix socket) | 8.8 µs | bare echo server: 8 µs | takes 1.1× as long (1.1–1.1) |",
 		"commit abc123",
 	} {
 		if !strings.Contains(string(table), want) {

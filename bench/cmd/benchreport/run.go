@@ -209,6 +209,9 @@ func failure(out []byte) string {
 			return l
 		}
 	}
+	if strings.Contains(string(out), "NaN ns/op") {
+		return "measured nothing (0 iterations, NaN ns/op)"
+	}
 	return "no result: " + tail(out, 1)
 }
 
