@@ -49,6 +49,7 @@ type DeviceInfo struct {
 // Stats are the disk log's I/O counters.
 type Stats struct {
 	Flushes       uint64        // flushes that wrote or synced something
+	Writes        uint64        // write I/Os (one per run of blocks), resume included
 	BlocksWritten uint64        // image blocks written, resume included
 	BytesWritten  uint64        // bytes written, resume included
 	Syncs         uint64        // device cache flushes
@@ -57,6 +58,10 @@ type Stats struct {
 
 // maxBatchBlocks bounds one submission, and the staging memory, of a flush.
 const maxBatchBlocks = 256
+
+// DefaultMergeGap is Options.MergeGap's default: changed blocks up to 8
+// blocks (32 KiB) apart are written as one I/O.
+const DefaultMergeGap = 8
 
 // diskState is what the disk types add to a log: the device, the image and
 // the flush machinery.
@@ -67,6 +72,9 @@ type diskState struct {
 	bufSize int
 	block   int // write unit: 4 KiB, or the logical block size if larger
 	image   mapping
+	// mergeGap is how many unchanged blocks may lie between two changed
+	// ones that are written as one I/O (Options.MergeGap).
+	mergeGap int
 
 	ioFailed, flushFailed atomic.Bool
 	// dirtied is set after a clean bit went from 1 to 0 (a mark) and taken
@@ -122,6 +130,14 @@ func (l *dirtyLog) openDisk() error {
 	}
 	d.bufSize = int(bs)
 	d.block = max(4096, int(info.LogicalBlock))
+	switch {
+	case l.opts.MergeGap < 0:
+		d.mergeGap = 0
+	case l.opts.MergeGap == 0:
+		d.mergeGap = DefaultMergeGap
+	default:
+		d.mergeGap = l.opts.MergeGap
+	}
 	if d.image, err = mapAnon(d.bufSize); err != nil {
 		return err
 	}
@@ -272,11 +288,16 @@ func (d *diskState) flushOnce(l *dirtyLog) error {
 	return nil
 }
 
-// writeChanged writes every changed block of the image in batches, then
-// flushes the device cache if sync is set. Failed blocks are flagged again
-// and a failed cache flush leaves a sync owed, so the next flush retries
-// both; the device is marked failed (D, and F for the cache flush) as the
-// kernel does.
+// writeChanged writes every changed block of the image, then flushes the
+// device cache if sync is set. Changed blocks separated by at most
+// mergeGap unchanged ones are written together, gap included, as one
+// sequential I/O: an unchanged block holds what the device already holds,
+// so rewriting it is harmless, and on every device measured one larger
+// write costs less than two small ones. Writes go out in submissions of
+// at most maxBatchBlocks blocks. Failed runs are flagged again and a
+// failed cache flush leaves a sync owed, so the next flush retries both;
+// the device is marked failed (D, and F for the cache flush) as the kernel
+// does.
 func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	d.blocks = l.clean.TakeChanged(d.blocks[:0])
 	if len(d.blocks) == 0 && !sync {
@@ -284,45 +305,75 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	}
 	start := time.Now()
 	var errs []error
-	var written, bytes uint64
-	for i := 0; i < len(d.blocks) || (i == 0 && sync); i += maxBatchBlocks {
-		batch := d.blocks[i:min(i+maxBatchBlocks, len(d.blocks))]
-		last := i+maxBatchBlocks >= len(d.blocks)
-		d.iob = d.iob[:0]
-		for k, blk := range batch {
-			buf := d.stage(l, k, blk)
-			d.iob = append(d.iob, iouring.Block{Off: int64(blk * d.block), Buf: buf})
-			bytes += uint64(len(buf))
-		}
+	var written, bytes, ios uint64
+	// runs[i] is the first block of d.iob[i] and its block count.
+	type run struct{ first, n int }
+	var runs [maxBatchBlocks]run
+	nruns, slots := 0, 0
+	submit := func(last bool) {
 		werr := d.dev.Write(d.iob, sync && last)
 		var be *iouring.BatchError
+		failed := map[int]bool{}
 		switch {
 		case werr == nil:
-			written += uint64(len(batch))
 		case errors.As(werr, &be):
-			failed := make(map[int]bool, len(be.Writes))
 			for _, w := range be.Writes {
 				failed[w.Index] = true
-				l.clean.MarkBlockChanged(batch[w.Index])
-				errs = append(errs, fmt.Errorf("write block %d: %w", batch[w.Index], w.Err))
+				errs = append(errs, fmt.Errorf("write blocks %d..%d: %w", runs[w.Index].first, runs[w.Index].first+runs[w.Index].n-1, w.Err))
 			}
-			written += uint64(len(batch) - len(failed))
 			if be.Sync != nil {
 				errs = append(errs, fmt.Errorf("flush device cache: %w", be.Sync))
 				d.failSync(l, be.Sync)
 			}
 		default:
-			for _, blk := range batch {
-				l.clean.MarkBlockChanged(blk)
+			for i := range d.iob {
+				failed[i] = true
 			}
 			errs = append(errs, werr)
 			if sync && last {
 				d.failSync(l, werr)
 			}
 		}
+		for i, r := range runs[:nruns] {
+			if failed[i] {
+				for b := r.first; b < r.first+r.n; b++ {
+					l.clean.MarkBlockChanged(b)
+				}
+				continue
+			}
+			written += uint64(r.n)
+			bytes += uint64(len(d.iob[i].Buf))
+			ios++
+		}
+		d.iob, nruns, slots = d.iob[:0], 0, 0
 	}
+	d.iob = d.iob[:0]
+	for i := 0; i < len(d.blocks); {
+		// The run: this changed block and the following ones within the
+		// merge gap, as long as the staging area holds them.
+		first, end := d.blocks[i], d.blocks[i]+1
+		i++
+		for i < len(d.blocks) && d.blocks[i]-end <= d.mergeGap && d.blocks[i]+1-first <= maxBatchBlocks {
+			end = d.blocks[i] + 1
+			i++
+		}
+		if slots+(end-first) > maxBatchBlocks {
+			submit(false)
+		}
+		for b := first; b < end; b++ {
+			d.stage(l, slots+b-first, b)
+		}
+		off := first * d.block
+		n := min(end*d.block, d.bufSize) - off
+		d.iob = append(d.iob, iouring.Block{Off: int64(off), Buf: d.staging.m[slots*d.block : slots*d.block+n]})
+		runs[nruns] = run{first, end - first}
+		nruns++
+		slots += end - first
+	}
+	submit(true)
 	d.smu.Lock()
 	d.stats.Flushes++
+	d.stats.Writes += ios
 	d.stats.BlocksWritten += written
 	d.stats.BytesWritten += bytes
 	if sync {
@@ -338,9 +389,8 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	return nil
 }
 
-// stage copies image block blk into staging slot k and returns the bytes
-// to write: the block, cut at buf_size.
-func (d *diskState) stage(l *dirtyLog, k, blk int) []byte {
+// stage copies image block blk into staging slot k, cut at buf_size.
+func (d *diskState) stage(l *dirtyLog, k, blk int) {
 	off := blk * d.block
 	end := min(off+d.block, d.bufSize)
 	buf := d.staging.m[k*d.block : k*d.block+(end-off)]
@@ -356,7 +406,6 @@ func (d *diskState) stage(l *dirtyLog, k, blk int) []byte {
 		copy(buf[from-off:], d.image.m[from:end])
 	}
 	l.clean.ReadBlock(blk, buf)
-	return buf
 }
 
 // fail marks the device failed (D) and logs why.

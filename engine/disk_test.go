@@ -209,7 +209,8 @@ func TestDiskFlushWritesChangedBlocks(t *testing.T) {
 	const regions = 1 << 20 // 128 KiB bitset: blocks 0..32
 	bs, _ := header.BufSize(regions, 512)
 	p := logFile(t, int64(bs))
-	l := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p))
+	// MergeGap -1: only changed blocks are written, so they can be counted.
+	l := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p), engine.Options{MergeGap: -1})
 	if err := l.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +256,56 @@ func TestDiskFlushWritesChangedBlocks(t *testing.T) {
 	step("32 scattered marks", uint64(len(seen)), 1)
 	l.SetRegionSync(5, false) // sync bits are not on disk
 	step("sync bit only", 0, 0)
+}
+
+// Changed blocks close together are written as one I/O with the
+// unchanged blocks between them; blocks further apart are not.
+func TestDiskFlushMergesNearbyBlocks(t *testing.T) {
+	const regions = 1 << 20 // blocks 0..32
+	bs, _ := header.BufSize(regions, 512)
+	p := logFile(t, int64(bs))
+	l := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p), engine.Options{MergeGap: 3})
+	if err := l.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	region := func(blk int) uint64 { return uint64(blk*4096-1024)*8 + 5 } // a region in image block blk
+	for _, blk := range []int{2, 4, 8, 20, 32} {
+		l.MarkRegion(region(blk))
+	}
+	before := l.Stats()
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	after := l.Stats()
+	// 2..8 (gaps of 1 and 3) is one run of 7 blocks; 20 and 32 stand alone;
+	// the last block is cut at buf_size.
+	if w := after.Writes - before.Writes; w != 3 {
+		t.Fatalf("%d write I/Os, want 3", w)
+	}
+	if b := after.BlocksWritten - before.BlocksWritten; b != 9 {
+		t.Fatalf("%d blocks written, want 9", b)
+	}
+	if n := after.BytesWritten - before.BytesWritten; n != 8*4096+bs-32*4096 {
+		t.Fatalf("%d bytes written, want %d", n, 8*4096+bs-32*4096)
+	}
+	checkDevice(t, l, p, int(bs))
+	// A failed merged write is retried whole by the next flush.
+	l.Close()
+	p2 := logFile(t, int64(bs))
+	faults := &faultio.Faults{}
+	l2 := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p2), engine.Options{MergeGap: 3,
+		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults) }})
+	l2.Resume()
+	l2.MarkRegion(region(2))
+	l2.MarkRegion(region(5))
+	faults.FailWrites = 1
+	if err := l2.Flush(); err == nil {
+		t.Fatal("flush with a failing write succeeded")
+	}
+	if err := l2.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	checkDevice(t, l2, p2, int(bs))
 }
 
 // EIO and failed cache flushes show as D and F, as in the kernel, and the

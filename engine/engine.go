@@ -22,6 +22,11 @@ type Options struct {
 	WrapDevice func(Device) Device
 	// IOFallback forces pwritev + fdatasync instead of io_uring.
 	IOFallback bool
+	// MergeGap is how many unchanged image blocks may lie between two
+	// changed ones that a flush writes as one sequential I/O, rewriting
+	// the unchanged ones. 0 means DefaultMergeGap; negative writes only
+	// changed blocks, each run of adjacent ones as one I/O.
+	MergeGap int
 	// Sync chooses where io_uring issues the cache flush of a flush
 	// (iouring.SyncMode; the zero value is iouring.SyncAuto).
 	Sync iouring.SyncMode
