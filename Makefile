@@ -4,7 +4,7 @@
 #   make test      everything CI runs (unit, race, fuzz-corpus replay, purego twin, crash slice, VM slice)
 #   make lint      go vet + staticcheck + gofmt check
 #   make fuzz      run every fuzz target for FUZZTIME each
-#   make bench     engine and daemon benchmarks
+#   make bench     benchmarks beside their baselines -> bench/results.md + plots (mk/bench.mk)
 #   make crash     the long crash campaign (CRASH_KILLS kills)
 #   make deps      install what the VM tests need (qemu, busybox, cpio) and fetch the kernel
 #   make vmtest    every real-kernel scenario under qemu
@@ -24,7 +24,7 @@ PKGS      := ./...
 # Sub-makefiles for the larger suites (VM, soak, ...). Targets they define are listed above.
 -include mk/*.mk
 
-.PHONY: all build test unit race purego lint fmt-check fuzz bench crash deps vmtest vmtest-ci vmbench demo clean
+.PHONY: all build test lint fmt-check fuzz bench bench-raw crash clean
 
 all: build
 
@@ -50,8 +50,12 @@ lint: fmt-check
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m ./bitmap/... ./engine/... ./bench/...
+# bench writes bench/results.md and its plots (mk/bench.mk); bench-raw only
+# prints the go test -bench output.
+bench: bench-report
+
+bench-raw:
+	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m ./bitmap/... ./engine/... ./bench/... ./daemon/... ./transport/...
 
 crash:
 	DLOG_CRASH_KILLS=$(CRASH_KILLS) $(GO) test -run 'TestCrash' -timeout 180m -v ./engine/
