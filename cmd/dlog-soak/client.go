@@ -25,6 +25,9 @@ type kclient struct {
 	conn *kconn
 	// gen is the generation of the connection that gave the last reply.
 	gen uint64
+	// resent: the last request was sent more than once (a timeout or a
+	// lost connection): a DTR may then find its log already gone.
+	resent bool
 	// inStep: the client holds s.gate for reading (a workload step); it
 	// lets go of it while it waits for a restarted daemon.
 	inStep bool
@@ -131,7 +134,11 @@ func (c *kclient) awaitNewer(ctx context.Context, g *generation) error {
 // resends there, as the kernel's timeout would). capacity is the reply
 // room offered.
 func (c *kclient) req(ctx context.Context, l *soakLog, luid uint64, typ ulog.RequestType, data []byte, capacity int) (int32, []byte, error) {
-	for {
+	c.resent = false
+	for first := true; ; first = false {
+		if !first {
+			c.resent = true
+		}
 		if c.conn == nil {
 			if err := c.connect(ctx); err != nil {
 				return 0, nil, err
@@ -140,6 +147,7 @@ func (c *kclient) req(ctx context.Context, l *soakLog, luid uint64, typ ulog.Req
 		res, d, err := c.conn.roundTrip(ctx, &c.s.st.req, &c.s.seqs, c.s.cfg.Patience, typ, l.uuid, luid, data, capacity)
 		if err == nil {
 			c.gen = c.conn.gen.n
+			c.resent = c.resent || c.conn.sends > 1
 			if res == eIO {
 				c.s.onEIO(c.conn.gen, l, typ)
 			}

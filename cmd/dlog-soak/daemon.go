@@ -363,6 +363,20 @@ func (t *logTap) quitGoroutines() int {
 	return t.quitG
 }
 
+// lastAlarm is the first line of the latest alarm, or "".
+func (t *logTap) lastAlarm() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.alarms) == 0 {
+		return ""
+	}
+	a := t.alarms[len(t.alarms)-1]
+	if i := strings.IndexByte(a, '\n'); i >= 0 {
+		a = a[:i]
+	}
+	return "dlogd said: " + a
+}
+
 func (t *logTap) alarmLines() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -42,6 +42,9 @@ type kconn struct {
 	gen  *generation
 	buf  []byte
 	sbuf []byte
+	// sends is how many times the last request was sent (resends after
+	// a timeout or -EAGAIN included).
+	sends int
 }
 
 func dialGen(g *generation) (*kconn, error) {
@@ -75,10 +78,12 @@ func (k *kconn) roundTrip(ctx context.Context, st *reqStats, seqs *atomic.Uint32
 	if err := r.SetUUID(uuid); err != nil {
 		return 0, nil, err
 	}
+	k.sends = 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, nil, err
 		}
+		k.sends++
 		r.Seq = seqs.Add(1)
 		k.sbuf = ulog.AppendRequest(k.sbuf[:0], r)
 		k.c.SetWriteDeadline(time.Now().Add(patience))

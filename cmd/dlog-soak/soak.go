@@ -459,6 +459,9 @@ func (s *soak) run(parent context.Context) (*Result, error) {
 	runErr := s.injectFaults(ctx, deadline)
 
 	// Wind down: the clients finish their steps.
+	if runErr != nil {
+		abort() // the soak cannot go on: nobody will start a daemon for them
+	}
 	close(stopClients)
 	done := make(chan struct{})
 	go func() { cw.Wait(); close(done) }()
@@ -524,7 +527,7 @@ func (s *soak) injectFaults(ctx context.Context, deadline time.Time) error {
 			return nil
 		case <-g.proc.done:
 			if !g.proc.expected.Load() {
-				s.fail("dlogd generation %d (pid %d, %s) died on its own: %v", g.n, g.proc.pid, g.mode, g.proc.err)
+				s.fail("dlogd generation %d (pid %d, %s) died on its own: %v; %s", g.n, g.proc.pid, g.mode, g.proc.err, s.tap.lastAlarm())
 				if err := s.restart(ctx, "dead", s.normalMode()); err != nil {
 					return err
 				}
@@ -583,6 +586,15 @@ func (s *soak) injectFaults(ctx context.Context, deadline time.Time) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if g := s.current(); g.proc.exited() && !g.proc.expected.Load() {
+				// dlogd crashed under the fault: a failure, and the soak
+				// goes on with a new daemon.
+				s.fail("dlogd generation %d (pid %d) died on its own during fault %s: %v; %s", g.n, g.proc.pid, kind, g.proc.err, s.tap.lastAlarm())
+				if err := s.restart(ctx, "dead", s.normalMode()); err != nil {
+					return err
+				}
+				continue
 			}
 			return fmt.Errorf("fault %s: %w", kind, err)
 		}

@@ -48,7 +48,7 @@ func TestSoakSlice(t *testing.T) {
 	cfg.LifeEvery = 500 * time.Millisecond
 	cfg.Progress = 5 * time.Second
 	cfg.Mlock = false
-	cfg.Schedule = []string{faultKill9, faultStop, faultFull, faultVanis, faultTear, faultTerm, faultEIO, faultVanis}
+	cfg.Schedule = []string{faultKill9, faultStop, faultEIO, faultTear, faultTerm, faultFull, faultVanis, faultVanis}
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var out bytes.Buffer
 	cfg.Out = &out
