@@ -77,6 +77,7 @@ func scenarios() []Scenario {
 		{Name: "crash-write", Desc: "crash test, boot 1: writes in flight on a kernel disk log and a dlogd clustered-disk log, then the host kills qemu", Timeout: 3 * time.Minute, Run: scenCrashWrite, Alone: true},
 		{Name: "crash-check", Desc: "crash test, boot 2: every region whose legs differ is dirty; resume, sync count, resync", Timeout: 4 * time.Minute, Run: scenCrashCheck, Alone: true},
 		{Name: "bench", Desc: "make vmbench: timed O_DIRECT dd (and fio) through mirrors with kernel core/disk, the bare responder, dlogd clustered-core/disk (+ integrated_flush)", Timeout: 60 * time.Minute, Run: scenBench, Alone: true},
+		{Name: "demo", Desc: "make demo: a dlogd-served mirror, narrated for a new user", Timeout: 4 * time.Minute, Run: scenDemo, Alone: true},
 		{Name: "logerr", Desc: "item 49: the error target under the disk log device: status D, handle_errors holds writes, recovery by log replacement; kernel disk log as the reference", Timeout: 3 * time.Minute, Run: scenLogerr},
 	}
 }

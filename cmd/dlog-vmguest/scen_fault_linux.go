@@ -45,8 +45,66 @@ func verifyLegs(s *S, m *mirrorDev, legs []*Loop, off int64, data []byte, what s
 
 func scenKill9(s *S) {
 	for _, spec := range []logSpec{{Type: "clustered-core"}, {Type: "clustered-disk"}} {
-		s.Part(spec.Label(), func(p *S) { kill9Part(p, spec) })
+		s.Part(spec.Label()+", killed under I/O", func(p *S) { kill9Part(p, spec) })
 	}
+	s.Part("dlogd clustered-disk, killed while idle, restarted, then written", kill9Idle)
+}
+
+// kill9Idle kills dlogd while the mirror is idle and starts a new one
+// before the next write: the new daemon gets the kernel's next request
+// for a log it has never seen, and the kernel's reconnect must still end
+// with the write on both legs.
+func kill9Idle(s *S) {
+	spec := logSpec{Type: "clustered-disk"}
+	d := startDlogd(s)
+	e := newEnv(s, "k9idle")
+	m, legs := newUserMirror(e, spec, "k9idle", legBytes)
+	m.create(e, "create")
+	s.MustExpect("full resync", m.full(), syncTimeout, syncWait(m.name))
+	marker := kmsgMark("kill9 idle")
+	s.Do("kill -9 dlogd (the mirror is idle)", stepTimeout, func(ctx context.Context) error { return d.Kill9() })
+	s.Do("start a new dlogd", stepTimeout, func(ctx context.Context) error { return d.Start(ctx, 10*time.Second) })
+	data := pattern(461, mib)
+	s.Do("write 1 MiB in 4 KiB O_DIRECT writes to regions 40-41", time.Minute, func(ctx context.Context) error {
+		return writeDirect(ctx, m.dev.Path, 40*regionBytes, data, 4096)
+	})
+	s.Expect("kernel log: Reconnected to userspace log server", "true", 30*time.Second, func(ctx context.Context) (string, error) {
+		_, err := waitDmesg(ctx, marker, "Reconnected to userspace log server")
+		return fmt.Sprint(err == nil), err
+	})
+	s.Expect("kernel log: no 'Insufficient space to receive package' (a reply the kernel could not take)", "none", stepTimeout, func(ctx context.Context) (string, error) {
+		lines, err := dmesgAfter(marker)
+		g := grepLines(lines, 3, "Insufficient space to receive package")
+		for i := range g {
+			if j := strings.Index(g[i], "]"); j >= 0 {
+				g[i] = strings.TrimSpace(g[i][j+1:])
+			}
+		}
+		return orNone(strings.Join(g, " | ")), err
+	})
+	s.Expect("4 KiB blocks of regions 40-41 where leg B differs from leg A", "none", time.Minute, func(ctx context.Context) (string, error) {
+		da, err := readDirect(legs[0].Dev, 40*regionBytes, len(data))
+		if err != nil {
+			return "", err
+		}
+		db, err := readDirect(legs[1].Dev, 40*regionBytes, len(data))
+		if err != nil {
+			return "", err
+		}
+		var blocks []int
+		for i := 0; i < len(data); i += 4096 {
+			if string(da[i:i+4096]) != string(db[i:i+4096]) {
+				blocks = append(blocks, (40*regionBytes+i)/4096)
+			}
+		}
+		if len(blocks) == 0 {
+			return "none", nil
+		}
+		return fmt.Sprintf("%d blocks: %s", len(blocks), runs(blocks)), nil
+	})
+	verifyLegs(s, m, legs, 40*regionBytes, data, "the 1 MiB written after the restart")
+	s.Expect("dmsetup status", m.WantStatus(m.full(), "AA", "A"), stepTimeout, status(m.name))
+	m.dev.remove(s, "remove")
 }
 
 func kill9Part(s *S, spec logSpec) {
@@ -234,7 +292,7 @@ func chanClosed(c chan struct{}) bool {
 const (
 	floodMirrors = 10
 	floodLeg     = 8 * mib
-	floodWrite   = mib // per mirror, in 4 KiB writes
+	floodWrite   = regionBytes // per mirror, in 4 KiB writes
 )
 
 func scenFlood(s *S) {

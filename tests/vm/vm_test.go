@@ -12,12 +12,16 @@
 //	DLOG_VM_SCENARIOS=a,b     scenarios to run (default: all the guest knows)
 //	DLOG_VM_TIMEOUT=6m        the guest's watchdog; qemu is killed 2 minutes later
 //	DLOG_VM_VERBOSE=1         echo every guest command to the console
+//	DLOG_VM_QUIET=1           do not stream the guest's console with -v (console.log keeps it)
 //	DLOG_VM_UPDATE_GOLDEN=1   copy the kernel-written images to engine/testdata/kernel/
 //	DLOG_VM_CACHE=dir         kernel cache (default build/vm, filled by scripts/vm/deps.sh)
 //
 // The last boot's files stay in build/vm/last-run/: console.log,
 // results.img and results/ (report.json, guest.log, commands.log,
-// dmesg.txt, golden/).
+// dmesg.txt, dlogd.log, golden/); the crash test's two boots in
+// build/vm/last-run-crash/. "crash" in DLOG_VM_SCENARIOS (or no list)
+// runs the crash test: boot 1 is killed at the guest's crash marker,
+// boot 2 checks the logs on the same disk.
 package vm_test
 
 import (
@@ -38,7 +42,8 @@ import (
 
 // defaultGuestTimeout plus the two-minute qemu margin stays under go test's
 // default 10-minute timeout, so a hang is reported by the harness, precisely.
-const defaultGuestTimeout = 6 * time.Minute
+// (make vmtest sets DLOG_VM_TIMEOUT and a longer go test timeout.)
+const defaultGuestTimeout = 7 * time.Minute
 
 func TestVM(t *testing.T) {
 	if os.Getenv("DLOG_VM") != "1" {
@@ -134,7 +139,7 @@ func (h *host) boot(t *testing.T, dir string, scenarios []string, tune func(*vmh
 		Timeout: h.guestTimeout + 2*time.Minute,
 		WorkDir: work,
 	}
-	if testing.Verbose() {
+	if testing.Verbose() && os.Getenv("DLOG_VM_QUIET") != "1" {
 		cfg.Console, cfg.ConsolePrefix = os.Stdout, "vm| "
 	}
 	if tune != nil {
