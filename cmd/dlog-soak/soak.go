@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -96,6 +97,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		s.dir, tempDir = d, true
 	} else if err := logDir(s.dir); err != nil {
 		return nil, err
+	}
+	// dlogd opens the log devices by these paths, whatever its cwd.
+	if abs, err := filepath.Abs(s.dir); err == nil {
+		s.dir = abs
 	}
 	s.sock = under(s.dir, "dlogd.sock")
 	s.pidfile = under(s.dir, "dlogd.pid")
