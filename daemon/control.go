@@ -81,7 +81,12 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 	}
 	opts := d.opts.Engine
 	opts.Logger = lg
-	l, err := d.opts.Open(cfg, opts)
+	var l engine.Log
+	if d.opts.OpenInstance != nil {
+		l, err = d.opts.OpenInstance(uuid, req.LUID, cfg, opts)
+	} else {
+		l, err = d.opts.Open(cfg, opts)
+	}
 	if err != nil {
 		lg.Error("CTR failed", "ctr", j.ctr, "err", err)
 		d.reply(j.from, req, errnoOf(err), nil, &buf)

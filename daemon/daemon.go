@@ -26,6 +26,11 @@ type Options struct {
 	Engine engine.Options
 	// Open opens a log; nil means engine.Open. Tests interpose here.
 	Open func(engine.Config, engine.Options) (engine.Log, error)
+	// OpenInstance, when set, is used instead of Open and also gets the
+	// log's identity: the uuid and luid the kernel names it by. A
+	// cluster-coherent log needs the uuid to find its peers on other nodes
+	// (package cluster names its group after it).
+	OpenInstance func(uuid string, luid uint64, c engine.Config, o engine.Options) (engine.Log, error)
 	// Observer, when set, is told how long every request took and what
 	// every flush cost (dlogd's metrics). It is called on the request path
 	// and must not block or allocate.
@@ -40,6 +45,15 @@ type Observer interface {
 	// Flush reports a FLUSH or POSTSUSPEND the worker ran: how long the
 	// engine took, the bytes it wrote, and its error.
 	Flush(d time.Duration, bytes uint64, err error)
+}
+
+// QueuedResyncWork is implemented by a log whose GetResyncWork may wait: a
+// cluster log waits for its group to agree on a hand-out. When
+// QueueResyncWork reports true, the daemon answers GET_RESYNC_WORK for that
+// log from the log's worker, as it does FLUSH, so that the reader (and the
+// IN_SYNC answers of every other log) never waits for it.
+type QueuedResyncWork interface {
+	QueueResyncWork() bool
 }
 
 // Counters are the daemon-wide counts (Daemon.Counters).
@@ -262,6 +276,9 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 	case ulog.TypePresuspend:
 		errno = errnoOf(l.Presuspend())
 	case ulog.TypeGetResyncWork:
+		if q, ok := l.(QueuedResyncWork); ok && q.QueueResyncWork() {
+			return d.queue(in, req, from, out)
+		}
 		r, ok, err := l.GetResyncWork()
 		errno = errnoOf(err)
 		if !ok {
@@ -325,9 +342,17 @@ func (d *Daemon) queue(in *instance, req *ulog.Request, from transport.Peer, out
 // runJob executes a queued disk request on the log's worker.
 func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	var err error
+	var pl [ulog.PairLen]byte
+	var payload []byte
 	start := time.Now()
 	before := in.log.Stats().BytesWritten
 	switch j.req.Type() {
+	case ulog.TypeGetResyncWork:
+		r, ok, werr := in.log.GetResyncWork()
+		if err = werr; !ok {
+			r = 0
+		}
+		payload = ulog.AppendPair(pl[:0], b2i(ok), r)
 	case ulog.TypeFlush:
 		err = in.log.Flush()
 	case ulog.TypeResume:
@@ -346,7 +371,10 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 		d.log.Error("request failed", "type", j.req.Type().String(), "uuid", in.uuid, "luid", in.luid, "err", err)
 	}
 	errno := errnoOf(err)
-	d.reply(j.from, &j.req, errno, nil, &buf)
+	if errno != 0 {
+		payload = nil
+	}
+	d.reply(j.from, &j.req, errno, payload, &buf)
 	if d.opts.Observer != nil {
 		d.opts.Observer.Request(j.req.Type(), time.Since(j.at), errno)
 	}
