@@ -5,7 +5,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dlog-dev/dlog/ulog"
@@ -487,7 +490,13 @@ func (c *kclient) reload(ctx context.Context, l *soakLog) (reloadResult, error) 
 		return reloadResult{}, nil
 	}
 	nw := &instance{luid: c.s.newLUID(), ctr: l.ctr}
+	// The mirror keeps doing I/O through the old table while the new one
+	// is loaded: IN_SYNC for the old instance from another kernel context.
+	stopIO := c.backgroundIO(ctx, l, old)
 	res, err := c.ctr(ctx, l, nw)
+	if err != nil || res != 0 {
+		stopIO()
+	}
 	if err != nil {
 		return reloadResult{}, err
 	}
@@ -502,7 +511,9 @@ func (c *kclient) reload(ctx context.Context, l *soakLog) (reloadResult, error) 
 	l.next = nw
 	l.mu.Unlock()
 	genBefore := c.gen
-	if err := c.regionSize(ctx, l, nw); err != nil {
+	err = c.regionSize(ctx, l, nw)
+	stopIO() // dm suspends the old table: its I/O drains
+	if err != nil {
 		return reloadResult{}, err
 	}
 	res, err = c.direct(ctx, l, old, ulog.TypePresuspend)
@@ -548,6 +559,50 @@ func (c *kclient) reload(ctx context.Context, l *soakLog) (reloadResult, error) 
 	}
 	c.s.st.reloads.Add(1)
 	return reloadResult{}, nil
+}
+
+// backgroundIO sends IN_SYNC requests for in from a connection of its own
+// until the returned function is called (which waits for it to stop).
+func (c *kclient) backgroundIO(ctx context.Context, l *soakLog, in *instance) func() {
+	g := c.s.current()
+	k, err := dialGen(g)
+	if err != nil {
+		return func() {}
+	}
+	var stop atomic.Bool
+	done := make(chan struct{})
+	rng := rand.New(rand.NewPCG(c.rng.Uint64(), 7))
+	started := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer k.close()
+		for n := 0; !stop.Load() || n == 0; n++ {
+			if n == 1 {
+				close(started)
+			}
+			r := l.hot[rng.IntN(len(l.hot))]
+			res, d, err := k.roundTrip(ctx, &c.s.st.req, &c.s.seqs, c.s.cfg.Patience, ulog.TypeInSync, l.uuid, in.luid, u64(r), ulog.Int64Len)
+			if err != nil {
+				return // the daemon died: the step notices on its own
+			}
+			if res == 0 {
+				c.checkBool(l, ulog.TypeInSync, d)
+			} else if res != eSRCH {
+				c.s.fail("%s: IN_SYNC on %s's old instance during a reload: error %d", c.name, l.name, res)
+			}
+		}
+	}()
+	select { // the I/O is under way before the caller goes on
+	case <-started:
+	case <-done:
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			stop.Store(true)
+			<-done
+		})
+	}
 }
 
 // reactivate deactivates the mirror (PRESUSPEND, POSTSUSPEND, DTR) and
