@@ -29,10 +29,25 @@
 // unallocated while the filesystem is full); a log device vanishing (the
 // loop device under a log shrinks to nothing, or the log file is replaced).
 //
+// The invariant, after every restart and every resume of a disk log:
+// every mark acknowledged by a successful FLUSH reply, and not cleared
+// since the CLEAR was sent, reads dirty (IS_CLEAN 0). A mark acknowledged
+// by MARK_REGION whose FLUSH only succeeded after a restart (and the
+// kernel's reconnect) is not counted: the restarted daemon never had it,
+// yet the kernel would take it as durable; the report counts these
+// separately (a hazard of the protocol without integrated_flush). After a
+// restart a clustered-core log must read fresh: nothing in sync (all of it
+// for nosync). Replies are checked as the kernel checks them (seq,
+// sizes, errno range) plus the value ranges of protocol.md §8.3.
+//
 // At the end it prints one line of figures (and a short table): requests
 // served, restarts survived, faults injected by kind, marks checked, marks
-// lost (must be 0), and dlogd's peak RSS, threads and open files in each
-// half of the run (must be flat). It exits 1 if anything failed.
+// lost (must be 0), and dlogd's peaks in each half of the run: RSS,
+// threads and open files from /proc/PID, goroutines from the Go runtime's
+// dump when a crash is a SIGQUIT instead of a SIGKILL (RSS, goroutines and
+// files must be flat). SIGUSR1 state dumps are compared with the logs the
+// kernel holds. A line of progress comes every --progress. It exits 1 if
+// anything failed.
 package main
 
 import (
