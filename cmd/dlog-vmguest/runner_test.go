@@ -167,6 +167,23 @@ func TestSelect(t *testing.T) {
 	if Names(run) != "c,a" || strings.Join(unknown, ",") != "x" {
 		t.Errorf("got %s, unknown %v", Names(run), unknown)
 	}
+	// A scenario that needs a boot of its own runs only when named.
+	all = append(all, Scenario{Name: "crash-write", Alone: true})
+	if run, _ = Select(all, nil); Names(run) != "a,b,c" {
+		t.Errorf("all with an Alone scenario: %s", Names(run))
+	}
+	if run, _ = Select(all, []string{"crash-write"}); Names(run) != "crash-write" {
+		t.Errorf("named Alone scenario: %s", Names(run))
+	}
+}
+
+func TestNote(t *testing.T) {
+	rec := NewRecorder(nil)
+	RunScenario(context.Background(), rec, Scenario{Name: "n", Run: func(s *S) { s.Note("timings", "1.00 s") }}, nil)
+	steps, _ := rec.Snapshot()
+	if len(steps) != 1 || steps[0].Status != "ok" || steps[0].Got != "1.00 s" {
+		t.Errorf("%+v", steps)
+	}
 }
 
 func TestRecorderCurrent(t *testing.T) {
