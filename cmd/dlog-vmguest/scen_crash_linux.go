@@ -181,8 +181,7 @@ func readJournal() ([]jEntry, error) {
 
 // scenCrashWrite is boot 1.
 func scenCrashWrite(s *S) {
-	d := startDlogd(s)
-	_ = d
+	startDlogd(s)
 	e := newEnv(s, "crash")
 	s.Do("clear the journal", stepTimeout, func(ctx context.Context) error {
 		return writeDirect(ctx, crashDisk, 0, make([]byte, crashMirrorOff), 64<<10)

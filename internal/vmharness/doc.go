@@ -1,7 +1,7 @@
 // Package vmharness boots Debian's stock kernel under qemu (TCG) and runs the
 // in-guest test driver, cmd/dlog-vmguest, against the kernel's real
 // device-mapper: dm-mirror with the kernel's own core and disk logs, and
-// later dm-log-userspace served by dlogd.
+// dm-log-userspace served by dlogd.
 //
 // # How a run works
 //
@@ -20,6 +20,12 @@
 //     golden images) onto a raw virtio disk and powers off; Run reads it back
 //     with archive/tar and decodes the Report.
 //
-// The types shared with the guest (Report, Step, Golden, Options) live here
-// too, so both sides agree on the command line and the results format.
+// Two more things a boot can do: attach extra raw disks that persist from
+// one boot to the next (Config.Disks), and kill qemu like a power cut when
+// the console shows a marker (Config.KillOn): the crash test uses both.
+//
+// The types shared with the guest (Report, Step, Golden, Options,
+// BenchResults) live here too, so both sides agree on the command line and
+// the results format; so does the benchmark's report (Markdown, and a PNG
+// chart drawn with image/png and a built-in bitmap font).
 package vmharness
