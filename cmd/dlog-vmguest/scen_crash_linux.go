@@ -37,9 +37,9 @@ const CrashMarker = "DLOG-CRASH-POINT"
 
 const (
 	crashDisk      = "/dev/vdb"
-	crashJournal   = 4096              // header sector at 0, journal entries from here
-	crashJournalSz = 1*mib - 4096      // 2040 entries of 512 bytes
-	crashMirrorOff = 1 * mib           // mirror k at 1 MiB + k*crashStride
+	crashJournal   = 4096               // header sector at 0, journal entries from here
+	crashJournalSz = 1*mib - 4096       // 2040 entries of 512 bytes
+	crashMirrorOff = 1 * mib            // mirror k at 1 MiB + k*crashStride
 	crashStride    = 1*mib + 2*legBytes // log (1 MiB), leg A, leg B
 	crashDiskBytes = crashMirrorOff + 2*crashStride
 	crashDelayMS   = 1500 // leg B write delay while the writers run
