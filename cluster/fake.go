@@ -1,0 +1,214 @@
+package cluster
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// FakeNet is an in-process cluster engine with CPG's guarantees: every
+// group has one total order of messages and membership changes, and every
+// member delivers that order from its own join on, its own messages
+// included, each member from one goroutine. Nodes can be killed (their
+// members vanish from every group at one point of each group's order, as
+// corosync reports a dead node) and can lose quorum. It is the engine the
+// cluster log's tests run on; the log logic itself is not faked.
+type FakeNet struct {
+	mu       sync.Mutex
+	groups   map[string][]*fakeMember
+	nodes    map[uint32]*FakeNode
+	expected int
+	pid      uint32
+}
+
+// NewFakeNet returns a network whose quorum is a majority of expected nodes.
+func NewFakeNet(expected int) *FakeNet {
+	return &FakeNet{groups: map[string][]*fakeMember{}, nodes: map[uint32]*FakeNode{}, expected: expected, pid: 1000}
+}
+
+// FakeNode is one node's cluster engine; it is a Transport.
+type FakeNode struct {
+	net  *FakeNet
+	id   uint32
+	dead bool
+}
+
+// Node returns node id, alive (a killed node comes back alive).
+func (f *FakeNet) Node(id uint32) *FakeNode {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.nodes[id]
+	if n == nil {
+		n = &FakeNode{net: f, id: id}
+		f.nodes[id] = n
+	}
+	n.dead = false
+	return n
+}
+
+// Kill kills a node: its members leave every group at once.
+func (f *FakeNet) Kill(id uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.nodes[id]
+	if n == nil {
+		return
+	}
+	n.dead = true
+	for name, ms := range f.groups {
+		var gone []MemberID
+		var rest []*fakeMember
+		for _, m := range ms {
+			if m.node == n {
+				gone = append(gone, m.id)
+				m.stop()
+			} else {
+				rest = append(rest, m)
+			}
+		}
+		if len(gone) > 0 {
+			f.groups[name] = rest
+			f.confchg(rest, gone, nil)
+		}
+	}
+}
+
+func (f *FakeNet) quorate() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	alive := 0
+	for _, n := range f.nodes {
+		if !n.dead {
+			alive++
+		}
+	}
+	return alive*2 > f.expected
+}
+
+func (n *FakeNode) Name() string { return "fake" }
+
+func (n *FakeNode) Check() error {
+	n.net.mu.Lock()
+	defer n.net.mu.Unlock()
+	if n.dead {
+		return fmt.Errorf("%w: fake node %d is down", ErrUnreachable, n.id)
+	}
+	return nil
+}
+
+func (n *FakeNode) Join(name string, h Handler) (Group, error) {
+	f := n.net
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n.dead {
+		return nil, fmt.Errorf("%w: fake node %d is down", ErrUnreachable, n.id)
+	}
+	f.pid++
+	m := &fakeMember{id: MakeMemberID(n.id, f.pid), node: n, name: name, h: h, done: make(chan struct{})}
+	m.cond.L = &m.mu
+	go m.run()
+	ms := append(f.groups[name], m)
+	f.groups[name] = ms
+	f.confchg(ms, nil, []MemberID{m.id})
+	return m, nil
+}
+
+// confchg queues a membership change to ms; f.mu is held.
+func (f *FakeNet) confchg(ms []*fakeMember, left, joined []MemberID) {
+	ids := make([]MemberID, len(ms))
+	for i, m := range ms {
+		ids[i] = m.id
+	}
+	for _, m := range ms {
+		m.push(fakeEvent{cc: true, members: ids, left: left, joined: joined})
+	}
+}
+
+type fakeEvent struct {
+	cc                    bool
+	from                  MemberID
+	msg                   []byte
+	members, left, joined []MemberID
+}
+
+type fakeMember struct {
+	id   MemberID
+	node *FakeNode
+	name string
+	h    Handler
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	inbox   []fakeEvent
+	stopped bool
+	done    chan struct{}
+}
+
+func (m *fakeMember) push(e fakeEvent) {
+	m.mu.Lock()
+	m.inbox = append(m.inbox, e)
+	m.cond.Signal()
+	m.mu.Unlock()
+}
+
+func (m *fakeMember) stop() {
+	m.mu.Lock()
+	m.stopped = true
+	m.cond.Signal()
+	m.mu.Unlock()
+}
+
+func (m *fakeMember) run() {
+	defer close(m.done)
+	for {
+		m.mu.Lock()
+		for len(m.inbox) == 0 && !m.stopped {
+			m.cond.Wait()
+		}
+		if m.stopped {
+			m.mu.Unlock()
+			return
+		}
+		e := m.inbox[0]
+		m.inbox = m.inbox[1:]
+		m.mu.Unlock()
+		if e.cc {
+			m.h.ConfigChange(e.members, e.left, e.joined)
+		} else {
+			m.h.Deliver(e.from, e.msg)
+		}
+	}
+}
+
+func (m *fakeMember) Self() MemberID { return m.id }
+func (m *fakeMember) Quorate() bool  { return m.node.net.quorate() }
+
+func (m *fakeMember) Multicast(msg []byte) error {
+	f := m.node.net
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ms := f.groups[m.name]
+	if m.node.dead || !slices.Contains(ms, m) {
+		return ErrLeft
+	}
+	b := slices.Clone(msg)
+	for _, x := range ms {
+		x.push(fakeEvent{from: m.id, msg: b})
+	}
+	return nil
+}
+
+func (m *fakeMember) Leave() error {
+	f := m.node.net
+	f.mu.Lock()
+	ms := f.groups[m.name]
+	if i := slices.Index(ms, m); i >= 0 {
+		ms = slices.Delete(slices.Clone(ms), i, i+1)
+		f.groups[m.name] = ms
+		f.confchg(ms, []MemberID{m.id}, nil)
+	}
+	f.mu.Unlock()
+	m.stop()
+	<-m.done
+	return nil
+}

@@ -1,0 +1,746 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/header"
+)
+
+// Options configure the cluster logs of one daemon.
+type Options struct {
+	// Transport reaches the cluster engine; required.
+	Transport Transport
+	// Logger receives notable events; nil means slog.Default().
+	Logger *slog.Logger
+	// JoinTimeout bounds how long RESUME waits for the group's state
+	// (default 60 s). On expiry RESUME fails; the log answers its kernel
+	// as a log that has nothing in sync until a later RESUME succeeds.
+	JoinTimeout time.Duration
+	// WorkTimeout bounds how long GET_RESYNC_WORK waits for the group to
+	// agree on a hand-out (default 2 s); a hand-out granted later is
+	// returned by the next call.
+	WorkTimeout time.Duration
+	// Reserve is how long an IS_REMOTE_RECOVERING answer of 0 keeps its
+	// region from being handed out elsewhere (default 5 s): the kernel
+	// marks and flushes in the same worker pass, microseconds later.
+	Reserve time.Duration
+	// MaxSlots bounds the slots used on a clustered-disk device (default
+	// and maximum MaxSlots).
+	MaxSlots int
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.JoinTimeout <= 0 {
+		o.JoinTimeout = 60 * time.Second
+	}
+	if o.WorkTimeout <= 0 {
+		o.WorkTimeout = 2 * time.Second
+	}
+	if o.Reserve <= 0 {
+		o.Reserve = 5 * time.Second
+	}
+	if o.MaxSlots <= 0 || o.MaxSlots > MaxSlots {
+		o.MaxSlots = MaxSlots
+	}
+}
+
+// ErrNoState is returned by Resume when the group's state did not arrive.
+var ErrNoState = errors.New("cluster: no state from the group")
+
+// Opener returns the daemon's log opener: clustered-core and
+// clustered-disk logs become cluster logs over o.Transport; core and disk
+// logs are opened by engine.Open exactly as without a cluster.
+func Opener(o Options) func(uuid string, luid uint64, c engine.Config, eo engine.Options) (engine.Log, error) {
+	o.defaults()
+	return func(uuid string, luid uint64, c engine.Config, eo engine.Options) (engine.Log, error) {
+		if !c.Clustered() {
+			return engine.Open(c, eo)
+		}
+		l, err := Open(uuid, c, eo, o)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+}
+
+// GroupName is the CPG group of a log uuid: "dlogd:" and the uuid (cut to
+// 127 bytes with a hash of the rest if longer).
+func GroupName(uuid string) string {
+	name := "dlogd:" + uuid
+	if len(name) > 127 {
+		h := uint32(2166136261)
+		for i := 0; i < len(name); i++ {
+			h = (h ^ uint32(name[i])) * 16777619
+		}
+		name = fmt.Sprintf("%s#%08x", name[:118], h)
+	}
+	return name
+}
+
+// event is a group event as delivered.
+type event struct {
+	cc      bool
+	from    MemberID
+	msg     []byte
+	members []MemberID
+	left    []MemberID
+	joined  []MemberID
+}
+
+// Log is a cluster-coherent dirty log (see the package doc).
+type Log struct {
+	cfg   engine.Config
+	eopts engine.Options
+	opts  Options
+	log   *slog.Logger
+	n     uint64
+	core  bool
+	name  string
+	codec codec
+
+	// Local state of this node, answered without the group.
+	mine     bits          // this node's own marks
+	promised atomic.Uint64 // highest in_sync_hint this node's kernel may hold
+	halted   atomic.Bool
+	running  atomic.Bool
+	closed   atomic.Bool
+
+	raw  *rawDev    // clustered-disk: the shared device
+	geo  geometry   // clustered-disk
+	slot engine.Log // clustered-disk: this member's slot, while resumed
+
+	pmu                sync.Mutex // guards the new marks and clears
+	newMarks, newClear []uint64
+
+	// syncp is st.sync, for the readers that take no lock.
+	syncp atomic.Pointer[bits]
+
+	// mu guards everything below and the replicated state.
+	mu   sync.Mutex
+	cond sync.Cond
+	st   *state
+	// Local, not replicated:
+	me            MemberID
+	group         Group
+	status        uint8      // stUnsynced, stSynced, stRetired
+	cur           []MemberID // current membership
+	round         map[MemberID]uint8
+	resolved      bool
+	queue         []event // events since our join, while unsynced
+	assembly      map[MemberID]*stateAsm
+	replaying     bool
+	seq           uint64               // last sequence number sent
+	delivered     uint64               // highest own sequence number delivered
+	override      map[uint64]bool      // own SET_REGION_SYNC not yet delivered
+	reserved      map[uint64]time.Time // IS_REMOTE_RECOVERING answered 0
+	ns            map[uint64]bool      // regions this node's kernel may hold NOSYNC
+	prio          []uint64
+	cursor        uint64
+	skipped       map[uint64]bool
+	lastReset     time.Time
+	propID        uint64
+	myProp        uint64 // id of our open proposal, 0 if none
+	vetoed        map[uint64]bool
+	merging       map[int]bool
+	failed        error // fatal group condition (split brain, expelled)
+	founded       bool
+	leavingAt     uint64 // seq of our LEAVING, 0 if none
+	resumeWanted  bool
+	resumeWaiting bool
+	loopDone      chan struct{}
+	events        []event
+	evcond        sync.Cond
+	evstop        bool
+	sendq         [][]byte
+	sendcond      sync.Cond
+	sendStop      bool
+	sendDone      chan struct{}
+	stats         struct{ sent, recv, malformed, grants, vetoes, merges uint64 }
+}
+
+type stateAsm struct {
+	id   uint64
+	buf  []byte
+	next uint64
+}
+
+// Open constructs a cluster log (CTR). It checks that the cluster engine
+// is reachable and, for clustered-disk, opens the log device; it joins no
+// group (that is RESUME's job, protocol.md §3.1 CTR).
+func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, error) {
+	o.defaults()
+	if o.Transport == nil {
+		return nil, fmt.Errorf("%w: no cluster transport configured", ErrUnreachable)
+	}
+	if eo.Logger == nil {
+		eo.Logger = o.Logger
+	}
+	if _, err := engine.ParseArgs(c.TargetLen, c.Type, argsOf(c)); err != nil {
+		return nil, err
+	}
+	if err := o.Transport.Check(); err != nil {
+		return nil, fmt.Errorf("%s log %s needs %s: %w", c.Type, uuid, o.Transport.Name(), err)
+	}
+	n := c.RegionCount()
+	l := &Log{
+		cfg: c, eopts: eo, opts: o, n: n, core: !c.Disk(), name: GroupName(uuid),
+		codec:    codec{n: n, rs: c.RegionSize},
+		log:      eo.Logger.With("cluster", o.Transport.Name()),
+		mine:     newBits(n, false),
+		override: map[uint64]bool{}, reserved: map[uint64]time.Time{}, ns: map[uint64]bool{},
+		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{},
+		assembly: map[MemberID]*stateAsm{},
+	}
+	l.cond.L = &l.mu
+	l.evcond.L = &l.mu
+	l.sendcond.L = &l.mu
+	if c.Disk() {
+		dev, info, err := engine.OpenDevice(c.Device, eo)
+		if err != nil {
+			return nil, err
+		}
+		g, err := geometryOf(n, info, o.MaxSlots)
+		if err != nil {
+			dev.Close()
+			return nil, fmt.Errorf("%w: %s: %v", engine.ErrDevice, info.Path, err)
+		}
+		if g.nslots < 1 {
+			dev.Close()
+			return nil, fmt.Errorf("%w: log device %s too small for a cluster log: need %d bytes for the image and one node's slot (%d more per node), have %d",
+				engine.ErrDeviceTooSmall, info.Path, g.need(1), g.slotSize, info.Size)
+		}
+		l.raw = &rawDev{dev: dev, info: info, g: g}
+		l.geo = g
+		l.log.Info("cluster disk log opened", "device", info.Path, "buf_size", g.bufSize, "slots", g.nslots, "slot_size", g.slotSize)
+	}
+	l.setState(newState(n, l.core, l.geo.nslots))
+	return l, nil
+}
+
+func argsOf(c engine.Config) []string {
+	s := c.String()
+	var out []string
+	start := -1
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ' ' {
+			if start >= 0 {
+				out = append(out, s[start:i])
+			}
+			start = -1
+		} else if start < 0 {
+			start = i
+		}
+	}
+	return out[1:]
+}
+
+// QueueResyncWork tells the daemon that GetResyncWork may wait for the
+// group (daemon.QueuedResyncWork).
+func (l *Log) QueueResyncWork() bool { return true }
+
+func (l *Log) Type() string          { return l.cfg.Type }
+func (l *Log) Config() engine.Config { return l.cfg }
+func (l *Log) RegionSize() uint64    { return uint64(l.cfg.RegionSize) }
+func (l *Log) RegionCount() uint64   { return l.n }
+
+func (l *Log) check(r uint64) error {
+	if l.closed.Load() {
+		return engine.ErrClosed
+	}
+	if r >= l.n {
+		return fmt.Errorf("%w: region %d, log has %d", engine.ErrRegionRange, r, l.n)
+	}
+	return nil
+}
+
+// ---- requests answered locally ----
+
+// IsClean: not marked by this node and in sync in the cluster.
+func (l *Log) IsClean(r uint64) (bool, error) {
+	if err := l.check(r); err != nil {
+		return false, err
+	}
+	return !l.mine.Test(r) && l.syncp.Load().Test(r), nil
+}
+
+// InSync answers from the cluster's sync bits, except where the kernel
+// would write without asking IS_REMOTE_RECOVERING (below the hint it
+// holds, or just after an answer of 0): there it answers 1, so that the
+// write goes to every leg with a mark, never to the default leg only
+// (see the package doc, "The latch").
+func (l *Log) InSync(r uint64) (bool, error) {
+	if err := l.check(r); err != nil {
+		return false, err
+	}
+	if !l.running.Load() {
+		return false, nil
+	}
+	if l.syncp.Load().Test(r) {
+		l.mu.Lock()
+		v, ok := l.override[r]
+		l.mu.Unlock()
+		return !ok || v, nil
+	}
+	if r < l.promised.Load() {
+		return true, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v, ok := l.override[r]; ok {
+		return v, nil
+	}
+	if t, ok := l.reserved[r]; ok && time.Now().Before(t) {
+		return true, nil
+	}
+	return false, nil
+}
+
+func (l *Log) MarkRegion(r uint64) error {
+	if err := l.check(r); err != nil {
+		return err
+	}
+	if l.mine.Set(r) {
+		l.pmu.Lock()
+		l.newMarks = append(l.newMarks, r)
+		if s := l.slot; s != nil {
+			s.MarkRegion(r)
+		}
+		l.pmu.Unlock()
+	}
+	return nil
+}
+
+func (l *Log) ClearRegion(r uint64) error {
+	if err := l.check(r); err != nil {
+		return err
+	}
+	if l.mine.Clear(r) {
+		l.pmu.Lock()
+		l.newClear = append(l.newClear, r)
+		if s := l.slot; s != nil {
+			s.ClearRegion(r)
+		}
+		l.pmu.Unlock()
+	}
+	return nil
+}
+
+// Flush makes this node's marks durable: clustered-disk in its own slot
+// (changed blocks and one cache flush, as the single-node disk log);
+// clustered-core in the group, by one ordered message that must come back
+// before the answer. Then it waits while any newly marked region is being
+// handed out to another node.
+func (l *Log) Flush() error {
+	if l.closed.Load() {
+		return engine.ErrClosed
+	}
+	l.mu.Lock()
+	failed := l.failed
+	l.mu.Unlock()
+	if failed != nil && l.running.Load() {
+		return fmt.Errorf("%w: not in the log's group: %v", engine.ErrIO, failed)
+	}
+	l.pmu.Lock()
+	marks, clears := l.newMarks, l.newClear
+	l.newMarks, l.newClear = nil, nil
+	slot := l.slot
+	l.pmu.Unlock()
+	if !l.core {
+		if slot != nil {
+			if err := slot.Flush(); err != nil {
+				return err
+			}
+		}
+	} else if len(marks)+len(clears) > 0 && l.running.Load() {
+		if err := l.sendMarks(marks, clears); err != nil {
+			l.pmu.Lock()
+			l.newMarks = append(l.newMarks, marks...)
+			l.newClear = append(l.newClear, clears...)
+			l.pmu.Unlock()
+			return err
+		}
+	}
+	return l.holdFor(marks)
+}
+
+// sendMarks multicasts marks and clears and, when there are marks, waits
+// for their delivery back to this member.
+func (l *Log) sendMarks(marks, clears []uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var last uint64
+	hadMarks := len(marks) > 0
+	for len(marks)+len(clears) > 0 {
+		m := marks[:min(len(marks), maxList)]
+		c := clears[:min(len(clears), maxList-len(m))]
+		marks, clears = marks[len(m):], clears[len(c):]
+		last = l.send(func(seq uint64) []byte { return l.codec.marks(seq, m, c) })
+	}
+	if !hadMarks {
+		return nil
+	}
+	for l.delivered < last {
+		if l.failed != nil || l.group == nil {
+			return fmt.Errorf("%w: marks not confirmed by the group: %v", engine.ErrIO, l.failedErr())
+		}
+		l.cond.Wait()
+	}
+	return nil
+}
+
+func (l *Log) failedErr() error {
+	if l.failed != nil {
+		return l.failed
+	}
+	return ErrLeft
+}
+
+// holdFor waits while another member holds any of marks for recovery.
+func (l *Log) holdFor(marks []uint64) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range marks {
+		for {
+			id, ok := l.st.lockedBy(r)
+			if !ok || id == l.me || l.group == nil || l.failed != nil || !l.mine.Test(r) {
+				break
+			}
+			l.cond.Wait()
+		}
+	}
+	return nil
+}
+
+func (l *Log) Presuspend() error {
+	if l.closed.Load() {
+		return engine.ErrClosed
+	}
+	l.halted.Store(true)
+	return nil
+}
+
+// IsRemoteRecovering reports a region out of sync as recovering (the
+// kernel delays the write until it is resynced, by whichever node) and
+// reserves an in-sync region for this node's imminent write.
+func (l *Log) IsRemoteRecovering(r uint64) (bool, uint64, error) {
+	if err := l.check(r); err != nil {
+		return false, 0, err
+	}
+	if !l.running.Load() {
+		return true, 0, nil
+	}
+	if l.halted.Load() {
+		return false, l.n, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	hint := l.n
+	if c, ok := l.st.sync.NextClear(0); ok {
+		hint = c
+	}
+	rec := !l.st.sync.Test(r)
+	if v, ok := l.override[r]; ok {
+		rec = !v
+	}
+	if rec {
+		hint = min(hint, r)
+		if len(l.prio) < 1024 && !slices.Contains(l.prio, r) {
+			l.prio = append(l.prio, r)
+		}
+	} else {
+		l.reserved[r] = time.Now().Add(l.opts.Reserve)
+		if len(l.reserved) > 4096 {
+			now := time.Now()
+			for k, t := range l.reserved {
+				if now.After(t) {
+					delete(l.reserved, k)
+				}
+			}
+		}
+	}
+	l.promise(hint)
+	return rec, hint, nil
+}
+
+func (l *Log) promise(h uint64) {
+	for {
+		p := l.promised.Load()
+		if h <= p || l.promised.CompareAndSwap(p, h) {
+			return
+		}
+	}
+}
+
+// SyncCount is the cluster's count of regions in sync.
+func (l *Log) SyncCount() uint64 {
+	if l.closed.Load() || !l.running.Load() {
+		return 0
+	}
+	c := l.syncp.Load().Count()
+	if c >= l.n {
+		l.promise(l.n)
+	}
+	return c
+}
+
+// SetRegionSync records a resync outcome (or a failed write) in the group.
+// This node answers with the new value at once; the others when the
+// message arrives.
+func (l *Log) SetRegionSync(r uint64, inSync bool) error {
+	if err := l.check(r); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if g, ok := l.st.grants[l.me]; !inSync && (!ok || g != r) {
+		// A failed write: the kernel keeps the region NOSYNC in its
+		// region hash until reload; only this node may resync it.
+		l.ns[r] = true
+	}
+	if l.group == nil || l.status != stSynced {
+		return nil
+	}
+	l.override[r] = inSync
+	l.send(func(seq uint64) []byte { return l.codec.sync(seq, r, inSync) })
+	return nil
+}
+
+// ---- resync hand-out ----
+
+// GetResyncWork proposes a region to the group and returns it once every
+// other synced member accepted it (package doc, "Hand-out").
+func (l *Log) GetResyncWork() (uint64, bool, error) {
+	if l.closed.Load() {
+		return 0, false, engine.ErrClosed
+	}
+	if l.halted.Load() || !l.running.Load() {
+		return 0, false, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	deadline := time.Now().Add(l.opts.WorkTimeout)
+	stop := time.AfterFunc(l.opts.WorkTimeout, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
+	defer stop.Stop()
+	for tries := 0; tries < 8; tries++ {
+		if r, ok := l.st.grants[l.me]; ok {
+			return r, true, nil
+		}
+		if l.group == nil || l.status != stSynced || l.failed != nil || !l.group.Quorate() || l.halted.Load() {
+			return 0, false, nil
+		}
+		if l.myProp == 0 {
+			r, ok := l.candidate()
+			if !ok {
+				return 0, false, nil
+			}
+			l.propID++
+			id := l.propID
+			l.myProp = id
+			l.send(func(seq uint64) []byte { return l.codec.propose(seq, id, r) })
+		}
+		id := l.myProp
+		for l.myProp == id && l.group != nil && l.failed == nil && time.Now().Before(deadline) {
+			l.cond.Wait()
+		}
+		if l.myProp == id {
+			return 0, false, nil // still open: a later call returns it if granted
+		}
+	}
+	return 0, false, nil
+}
+
+// candidate picks the next region to propose: regions this node's kernel
+// asked about first, then the sync bits from the cursor.
+func (l *Log) candidate() (uint64, bool) {
+	free := func(r uint64) bool {
+		if l.st.sync.Test(r) || l.skipped[r] {
+			return false
+		}
+		_, locked := l.st.lockedBy(r)
+		return !locked
+	}
+	for len(l.prio) > 0 {
+		r := l.prio[0]
+		l.prio = l.prio[1:]
+		if free(r) {
+			return r, true
+		}
+	}
+	for pass := 0; pass < 2; pass++ {
+		for l.cursor < l.n {
+			r, ok := l.st.sync.NextClear(l.cursor)
+			if !ok {
+				l.cursor = l.n
+				break
+			}
+			l.cursor = r + 1
+			if free(r) {
+				return r, true
+			}
+		}
+		// Everything left was vetoed or held: try again from the start,
+		// at most once a second.
+		if time.Since(l.lastReset) < time.Second {
+			return 0, false
+		}
+		l.resetCursor()
+	}
+	return 0, false
+}
+
+func (l *Log) resetCursor() {
+	l.cursor = 0
+	clear(l.skipped)
+	l.lastReset = time.Now()
+}
+
+// ---- status ----
+
+func (l *Log) Status(t engine.StatusType) string {
+	if l.closed.Load() {
+		return ""
+	}
+	c := l.cfg
+	if t == engine.StatusInfo {
+		if !c.Disk() {
+			return "1 " + c.Type
+		}
+		flag := byte('A')
+		if io, fl := l.Failed(); fl {
+			flag = 'F'
+		} else if io {
+			flag = 'D'
+		}
+		return fmt.Sprintf("3 %s %s %c", c.Type, l.raw.info.Name, flag)
+	}
+	var s string
+	if c.Disk() {
+		s = fmt.Sprintf("%s %s %d ", c.Type, l.raw.info.Name, c.RegionSize)
+	} else {
+		s = fmt.Sprintf("%s %d ", c.Type, c.RegionSize)
+	}
+	if c.Sync != header.SyncDefault {
+		s += c.Sync.String() + " "
+	}
+	if c.BlockOnError {
+		s += "block_on_error "
+	}
+	return s
+}
+
+func (l *Log) Failed() (bool, bool) {
+	l.pmu.Lock()
+	s := l.slot
+	l.pmu.Unlock()
+	if s == nil {
+		return false, false
+	}
+	return s.Failed()
+}
+
+func (l *Log) Stats() engine.Stats {
+	l.pmu.Lock()
+	s := l.slot
+	l.pmu.Unlock()
+	if s == nil {
+		return engine.Stats{}
+	}
+	return s.Stats()
+}
+
+func (l *Log) State() engine.State {
+	s := engine.State{Type: l.cfg.Type, Regions: l.n, RegionSize: uint64(l.cfg.RegionSize)}
+	switch {
+	case l.closed.Load():
+		s.Phase = "closed"
+		return s
+	case l.running.Load() && l.halted.Load():
+		s.Phase = "presuspended"
+	case l.running.Load():
+		s.Phase = "running"
+	default:
+		s.Phase = "suspended"
+	}
+	s.Halted = l.halted.Load()
+	s.InSync = l.syncp.Load().Count()
+	s.Dirty = l.mine.Count()
+	l.mu.Lock()
+	if _, ok := l.st.grants[l.me]; ok {
+		s.Recovering = 1
+	}
+	s.Cursor = l.cursor
+	l.mu.Unlock()
+	s.IOFailed, s.FlushFailed = l.Failed()
+	s.Stats = l.Stats()
+	if l.raw != nil {
+		s.Device = l.raw.info.Name
+	}
+	return s
+}
+
+// Info describes the log's place in its group, for tests and status.
+type Info struct {
+	Me       MemberID
+	Synced   bool
+	Members  []MemberID
+	Server   MemberID
+	Grants   map[MemberID]uint64
+	InSync   uint64
+	Slot     int
+	Founded  bool
+	Sent     uint64
+	Received uint64
+	Bad      uint64
+	Merges   uint64
+}
+
+// Info returns the log's group view.
+func (l *Log) Info() Info {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	in := Info{Me: l.me, Synced: l.status == stSynced, Members: slices.Clone(l.cur), Grants: map[MemberID]uint64{},
+		InSync: l.st.sync.Count(), Slot: -1, Founded: l.founded, Sent: l.stats.sent, Received: l.stats.recv, Bad: l.stats.malformed, Merges: l.stats.merges}
+	for k, v := range l.st.grants {
+		in.Grants[k] = v
+	}
+	if s := l.st.synced(); len(s) > 0 {
+		in.Server = s[0]
+	}
+	if m := l.st.members[l.me]; m != nil {
+		in.Slot = m.slot
+	}
+	return in
+}
+
+func (l *Log) setState(st *state) {
+	l.st = st
+	l.syncp.Store(&st.sync)
+}
+
+// crash stops the log as a killed process stops: no more events, no
+// goroutine wakes to act, every waiting call returns. Tests use it.
+func (l *Log) crash() {
+	l.mu.Lock()
+	l.failed = errors.New("cluster: killed")
+	l.evstop, l.sendStop = true, true
+	l.evcond.Broadcast()
+	l.sendcond.Broadcast()
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.running.Store(false)
+	l.closed.Store(true)
+}
