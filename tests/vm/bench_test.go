@@ -58,8 +58,8 @@ func TestVMBench(t *testing.T) {
 			t.Fatalf("DLOG_VM_BENCH_ROUNDS=%q: want 1..20", v)
 		}
 	}
-	// About a minute a round, plus the boot.
-	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*3*time.Minute+5*time.Minute)
+	// Four to six minutes a round on a shared 2-core host, plus the boot.
+	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*8*time.Minute+5*time.Minute)
 	res := h.boot(t, "last-run-bench", []string{"bench"}, func(c *vmharness.Config) {
 		c.ExtraArgs = append(c.ExtraArgs, fmt.Sprintf("dlog.benchrounds=%d", rounds))
 		c.MemoryMB = 1536 // fio's libraries live in the initramfs
