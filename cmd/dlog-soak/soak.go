@@ -344,7 +344,9 @@ func (s *soak) restart(ctx context.Context, how string, mode runMode) error {
 	}
 	switch how {
 	case "term":
-		if code := old.proc.exitCode(); code != 0 {
+		if code := old.proc.exitCode(); code == 66 {
+			s.fail("dlogd generation %d exited with 66 after SIGTERM twice: its race detector found a data race (see the DATA RACE failure)", old.n)
+		} else if code != 0 {
 			s.fail("dlogd generation %d exited with %d after SIGTERM twice, want 0", old.n, code)
 		}
 	case "quit":
