@@ -38,10 +38,13 @@ import (
 // exactly.
 const (
 	// LiveMagic marks a union image whose slots must be merged.
-	LiveMagic   uint32 = 0x4C436C44 // "DlCL" little-endian
-	slotDescOff        = 64
-	slotDescLen        = 40
-	slotMagic          = 0x544F4C53474F4C44 // "DLOGSLOT"
+	LiveMagic uint32 = 0x4C436C44 // "DlCL" little-endian
+)
+
+const (
+	slotDescOff = 64
+	slotDescLen = 40
+	slotMagic   = 0x544F4C53474F4C44 // "DLOGSLOT"
 )
 
 type geometry struct {

@@ -121,7 +121,11 @@ func (l *Log) newRound(members []MemberID) {
 	l.round = map[MemberID]uint8{}
 	l.resolved = false
 	clear(l.merging)
-	l.send(func(seq uint64) []byte { return l.codec.announce(seq, l.status, len(l.cur)) })
+	status := l.status
+	if l.leavingAt != 0 {
+		status = stRetired
+	}
+	l.send(func(seq uint64) []byte { return l.codec.announce(seq, status, len(l.cur)) })
 }
 
 func (l *Log) selfLeft(left []MemberID) {
@@ -166,13 +170,24 @@ func (l *Log) tally(from MemberID, m message) {
 	if int(m.Members) != len(l.cur) || !slices.Contains(l.cur, from) {
 		return // sent for another membership
 	}
-	if m.Status == stSynced && l.status == stSynced && !l.replaying && !l.st.isSynced(from) && from != l.me {
+	status := m.Status
+	if mm := l.st.members[from]; mm != nil && mm.status == stRetired {
+		status = stRetired // announced before its LEAVING was delivered
+	}
+	if status == stSynced && l.status == stSynced && !l.replaying && !l.st.isSynced(from) && from != l.me {
+		if debugf != nil {
+			ms := map[MemberID]uint8{}
+			for id, mm := range l.st.members {
+				ms[id] = mm.status
+			}
+			debugf("%s: SPLIT from %s: members %v founded %v", l.me, from, ms, l.founded)
+		}
 		if l.failed == nil {
 			l.failed = fmt.Errorf("cluster: split brain: %s claims the log's state but this member never gave it", from)
 			l.log.Error("two members hold the log's state (a partition healed without fencing): refusing hand-outs and flushes", "other", from.String())
 		}
 	}
-	l.round[from] = m.Status
+	l.round[from] = status
 	l.resolveRound(from, m.Seq)
 }
 
@@ -315,6 +330,9 @@ func (l *Log) found() {
 		l.foundDisk(st)
 		st.slots[0] = slotInfo{owner: l.me, state: slotUsed}
 		st.members[l.me].slot = 0
+	}
+	if debugf != nil {
+		debugf("%s: FOUND with round %v", l.me, l.round)
 	}
 	l.setState(st)
 	l.status = stSynced
@@ -486,6 +504,9 @@ func (l *Log) processFull(ev event) {
 			l.log.Warn("dropping a state transfer", "from", from.String(), "err", err)
 			return
 		}
+		if debugf != nil {
+			debugf("%s: STATE from %s for %v (replay %v)", l.me, from, sn.recipients, l.replaying)
+		}
 		for _, r := range sn.recipients {
 			mm := st.members[r]
 			if mm == nil || mm.status != stUnsynced {
@@ -566,8 +587,14 @@ func (l *Log) propose(x MemberID, m message) {
 		l.grant(x, p)
 		return
 	}
+	if debugf != nil {
+		debugf("%s: PROPOSE from %s id %d region %d waiting %v replay %v", l.me, x, m.Proposal, r, p.waiting, l.replaying)
+	}
 	if slices.Contains(p.waiting, l.me) && !l.replaying {
 		accept := l.accept(r)
+		if debugf != nil {
+			debugf("%s: vote %v on %s/%d region %d (mine %v)", l.me, accept, x, m.Proposal, r, l.mine.Test(r))
+		}
 		l.send(func(seq uint64) []byte { return l.codec.vote(seq, x, m.Proposal, accept) })
 	}
 }
@@ -612,7 +639,13 @@ func (l *Log) vote(from MemberID, m message) {
 	}
 }
 
+// debugf, when set by a test, traces hand-outs.
+var debugf func(format string, a ...any)
+
 func (l *Log) grant(x MemberID, p *proposal) {
+	if debugf != nil {
+		debugf("%s: GRANT %s region %d (id %d)", l.me, x, p.region, p.id)
+	}
 	delete(l.st.pending, x)
 	l.st.grants[x] = p.region
 	if x == l.me {

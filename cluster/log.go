@@ -537,6 +537,10 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 	defer stop.Stop()
 	for tries := 0; tries < 8; tries++ {
 		if r, ok := l.st.grants[l.me]; ok {
+			if _, reported := l.override[r]; reported {
+				// Its SET_REGION_SYNC is on its way: not work any more.
+				return 0, false, nil
+			}
 			return r, true, nil
 		}
 		if l.group == nil || l.status != stSynced || l.failed != nil || !l.group.Quorate() || l.halted.Load() {
