@@ -33,6 +33,7 @@ type serveFlags struct {
 	force         bool
 	noMlock       bool
 	ioFall        bool
+	cluster       string
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -48,6 +49,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.force, "force", false, "")
 	fs.BoolVar(&f.noMlock, "no-mlock", false, "")
 	fs.BoolVar(&f.ioFall, "io-fallback", false, "")
+	fs.StringVar(&f.cluster, "cluster", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, helpServe)
@@ -72,6 +74,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	openLog, err := clusterOpener(f.cluster, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "dlogd serve: --cluster %q: %v\n", f.cluster, err)
+		return exitUsage
+	}
 
 	lock, err := lockPidfile(f.pidfile)
 	if errors.Is(err, errLocked) {
@@ -117,7 +124,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		m = metrics.New()
 		obs = m.Observer()
 	}
-	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs})
+	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog})
 	started := time.Now()
 	if err := lock.writePID(); err != nil {
 		log.Error("cannot write the pidfile", "pidfile", f.pidfile, "err", err)
