@@ -892,6 +892,8 @@ func (l *Log) leave() {
 	}
 	g := l.group
 	l.running.Store(false)
+	l.sendStop = true
+	l.sendcond.Broadcast()
 	l.mu.Unlock()
 	if g != nil {
 		if err := g.Leave(); err != nil {
