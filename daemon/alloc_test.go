@@ -42,3 +42,40 @@ func testZeroAlloc(t *testing.T, d *daemon.Daemon) {
 		t.Fatal("no replies were sent")
 	}
 }
+
+// waitPeer signals each reply without allocating.
+type waitPeer struct{ got chan struct{} }
+
+func (w *waitPeer) Send(b []byte) error { w.got <- struct{}{}; return nil }
+func (w *waitPeer) String() string      { return "wait" }
+
+// A MARK of a disk log is answered by the log's worker after a flush; that
+// path allocates nothing either.
+func TestZeroAllocDurableMark(t *testing.T) {
+	d := newDaemon(t)
+	k := newKernel(t, d)
+	p := logFile(t, 1<<20)
+	k.ctr("alloc-disk", 1, "262144 clustered-disk "+p+" 2 nosync")
+	k.ok(ulog.TypeResume, "alloc-disk", 1, nil)
+	w := &waitPeer{got: make(chan struct{}, 1)}
+	reqs := make([][]byte, 64)
+	for i := range reqs {
+		t := ulog.TypeMarkRegion
+		if i%2 == 1 {
+			t = ulog.TypeClearRegion
+		}
+		reqs[i] = ulog.AppendRequest(nil, k.request(t, "alloc-disk", 1, regions(uint64(i/2*4099))))
+	}
+	i := 0
+	call := func() {
+		d.Handle(reqs[i%len(reqs)], w)
+		<-w.got
+		i++
+	}
+	for range 8 {
+		call() // warm up the queue and the pool
+	}
+	if a := testing.AllocsPerRun(200, call); a != 0 {
+		t.Fatalf("%v allocations per durable MARK or CLEAR, want 0", a)
+	}
+}

@@ -95,11 +95,15 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 	in := newInstance(uuid, req.LUID, j.ctr, l)
 	go in.run(d)
 	d.tmu.Lock()
+	// Copy on write at both levels: readers hold the old maps without a
+	// lock (a live reload adds a second luid to a uuid in use).
 	t := d.cloneTable()
-	if t[uuid] == nil {
-		t[uuid] = map[uint64]*instance{}
+	m := maps.Clone(t[uuid])
+	if m == nil {
+		m = map[uint64]*instance{}
 	}
-	t[uuid][req.LUID] = in
+	m[req.LUID] = in
+	t[uuid] = m
 	d.table.Store(&t)
 	d.tmu.Unlock()
 	d.notify()

@@ -256,6 +256,15 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			}
 		}
 		errno = errnoOf(err)
+		if errno == 0 && req.Type() == ulog.TypeMarkRegion && in.cfg.Disk() {
+			// A mark of a disk log is made durable before it is
+			// acknowledged, not at the FLUSH that follows: if the daemon
+			// died in between, the kernel would reconnect, replay CTR and
+			// RESUME, send the FLUSH to the new daemon, and write to
+			// regions whose marks nobody had. The FLUSH then finds nothing
+			// left to write, so a write batch still costs one sync.
+			return d.queue(in, req, from, out)
+		}
 	case ulog.TypeFlush:
 		// Integrated flush (protocol v3): the marks travel in the FLUSH.
 		// They are applied here, in arrival order, and made durable by the
@@ -353,7 +362,7 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 			r = 0
 		}
 		payload = ulog.AppendPair(pl[:0], b2i(ok), r)
-	case ulog.TypeFlush:
+	case ulog.TypeFlush, ulog.TypeMarkRegion:
 		err = in.log.Flush()
 	case ulog.TypeResume:
 		err = in.log.Resume()
@@ -361,14 +370,14 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 		err = in.log.Postsuspend()
 	}
 	took := time.Since(start)
-	if t := j.req.Type(); t == ulog.TypeFlush || t == ulog.TypePostsuspend {
+	if t := j.req.Type(); t == ulog.TypeFlush || t == ulog.TypeMarkRegion || t == ulog.TypePostsuspend {
 		in.flushLat.add(took)
 		if d.opts.Observer != nil {
 			d.opts.Observer.Flush(took, in.log.Stats().BytesWritten-before, err)
 		}
 	}
 	if err != nil {
-		d.log.Error("request failed", "type", j.req.Type().String(), "uuid", in.uuid, "luid", in.luid, "err", err)
+		d.log.Error("request failed", "type", j.req.Type().String(), "uuid", in.uuid, "luid", fmt.Sprintf("%#x", in.luid), "err", err)
 	}
 	errno := errnoOf(err)
 	if errno != 0 {

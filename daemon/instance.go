@@ -33,7 +33,8 @@ type instance struct {
 	// the reader and its IN_SYNC answers.
 	qmu     sync.Mutex
 	qcond   sync.Cond
-	queue   []job
+	queue   []job // pending jobs are queue[head:]
+	head    int
 	closing bool
 	done    chan struct{}
 
@@ -77,7 +78,7 @@ func (in *instance) release() { in.refs.Add(-1) }
 func (in *instance) enqueue(j job) bool {
 	in.qmu.Lock()
 	defer in.qmu.Unlock()
-	if in.closing || len(in.queue) >= maxQueued {
+	if in.closing || len(in.queue)-in.head >= maxQueued {
 		return false
 	}
 	in.queue = append(in.queue, j)
@@ -91,18 +92,20 @@ func (in *instance) run(d *Daemon) {
 	var buf []byte
 	for {
 		in.qmu.Lock()
-		for len(in.queue) == 0 && !in.closing {
+		for in.head == len(in.queue) && !in.closing {
 			in.qcond.Wait()
 		}
-		if len(in.queue) == 0 {
+		if in.head == len(in.queue) {
 			in.qmu.Unlock()
 			return
 		}
-		j := in.queue[0]
-		in.queue[0] = job{}
-		in.queue = in.queue[1:]
-		if len(in.queue) == 0 {
-			in.queue = in.queue[:0:0]
+		j := in.queue[in.head]
+		in.queue[in.head] = job{}
+		in.head++
+		if in.head == len(in.queue) {
+			// Empty: start again at the front, keeping the capacity, so
+			// that the steady state does not allocate.
+			in.queue, in.head = in.queue[:0], 0
 		}
 		in.qmu.Unlock()
 		buf = d.runJob(in, &j, buf[:0])

@@ -59,7 +59,7 @@ func openDevice(arg string, opts Options) (Device, DeviceInfo, error) {
 		info.Direct = false
 	}
 	if err != nil {
-		return nil, info, fmt.Errorf("%w: open %s: %v", ErrDevice, info.Path, err)
+		return nil, info, fmt.Errorf("%w: %v", ErrDevice, err) // err names the path
 	}
 	ok := false
 	defer func() {
@@ -79,6 +79,12 @@ func openDevice(arg string, opts Options) (Device, DeviceInfo, error) {
 		}
 		info.Size = int64(size)
 		info.Name = fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		// A read-only block device opens for writing without complaint
+		// and fails the first write; the kernel's dm_get_device refuses it
+		// at table load, and so do we.
+		if ro, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKROGET); err == nil && ro != 0 {
+			return nil, info, fmt.Errorf("%w: %s (%s) is read-only", ErrDevice, info.Path, info.Name)
+		}
 	case unix.S_IFREG:
 		info.Size = st.Size
 		info.Name = arg

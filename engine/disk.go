@@ -96,6 +96,7 @@ type diskState struct {
 	lastErr   error
 	blocks    []int
 	iob       []iouring.Block
+	failed    [maxBatchBlocks]bool // per write of a submission
 	staging   mapping
 
 	smu   sync.Mutex // guards stats
@@ -126,7 +127,7 @@ func (l *dirtyLog) openDisk() error {
 		return fmt.Errorf("%w: %s: %v", ErrDevice, info.Path, err)
 	}
 	if int64(bs) > info.Size {
-		return fmt.Errorf("%w: log device %s too small: need %d bytes, have %d", ErrDeviceTooSmall, info.Path, bs, info.Size)
+		return fmt.Errorf("%w: %s: need %d bytes, have %d", ErrDeviceTooSmall, info.Path, bs, info.Size)
 	}
 	d.bufSize = int(bs)
 	d.block = max(4096, int(info.LogicalBlock))
@@ -312,26 +313,29 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	nruns, slots := 0, 0
 	submit := func(last bool) {
 		werr := d.dev.Write(d.iob, sync && last)
-		var be *iouring.BatchError
-		failed := map[int]bool{}
-		switch {
-		case werr == nil:
-		case errors.As(werr, &be):
-			for _, w := range be.Writes {
-				failed[w.Index] = true
-				errs = append(errs, fmt.Errorf("write blocks %d..%d: %w", runs[w.Index].first, runs[w.Index].first+runs[w.Index].n-1, w.Err))
-			}
-			if be.Sync != nil {
-				errs = append(errs, fmt.Errorf("flush device cache: %w", be.Sync))
-				d.failSync(l, be.Sync)
-			}
-		default:
-			for i := range d.iob {
-				failed[i] = true
-			}
-			errs = append(errs, werr)
-			if sync && last {
-				d.failSync(l, werr)
+		failed := d.failed[:len(d.iob)]
+		clear(failed)
+		if werr != nil {
+			// be is declared here, off the success path: errors.As makes
+			// it escape, and the success path must not allocate.
+			var be *iouring.BatchError
+			if errors.As(werr, &be) {
+				for _, w := range be.Writes {
+					failed[w.Index] = true
+					errs = append(errs, fmt.Errorf("write blocks %d..%d: %w", runs[w.Index].first, runs[w.Index].first+runs[w.Index].n-1, w.Err))
+				}
+				if be.Sync != nil {
+					errs = append(errs, fmt.Errorf("flush device cache: %w", be.Sync))
+					d.failSync(l, be.Sync)
+				}
+			} else {
+				for i := range failed {
+					failed[i] = true
+				}
+				errs = append(errs, werr)
+				if sync && last {
+					d.failSync(l, werr)
+				}
 			}
 		}
 		for i, r := range runs[:nruns] {

@@ -79,6 +79,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dlogd serve: --cluster %q: %v\n", f.cluster, err)
 		return exitUsage
 	}
+	// Catch the signals first: one that arrives while the daemon starts
+	// must get the daemon's handling, not the default action.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
 
 	lock, err := lockPidfile(f.pidfile)
 	if errors.Is(err, errLocked) {
@@ -170,8 +175,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		log.Info("serving Prometheus metrics", "addr", ln.Addr().String(), "path", "/metrics")
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	exitWhenIdle := false
 	code := 0
 loop:
