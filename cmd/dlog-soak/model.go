@@ -219,6 +219,14 @@ func (l *soakLog) stillMustDirty(r uint64) bool {
 	return ok
 }
 
+// lost records that region r's mark was found lost: it is reported once,
+// not again at every later restart.
+func (l *soakLog) lost(r uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.mustDirty, r)
+}
+
 // unmarkedHot picks up to n hot regions the kernel has not marked.
 func (l *soakLog) unmarkedHot(rng *rand.Rand, n int) []uint64 {
 	l.mu.Lock()

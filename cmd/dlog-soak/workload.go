@@ -785,6 +785,7 @@ func (c *kclient) checkDirty(ctx context.Context, l *soakLog, in *instance, why 
 			c.s.st.marksLost.Add(1)
 			c.s.fail("MARK LOST: %s (%s) region %d: marked, acknowledged by a FLUSH reply, never cleared, reads clean after %s (generation %d, luid %#x)",
 				l.name, l.kind(), r, why, c.gen, in.luid)
+			l.lost(r)
 		}
 	}
 	return nil
