@@ -1,7 +1,9 @@
 # dlog: the front door. Every job the project knows is a target here.
 #
 #   make build     build bin/dlogd
-#   make test      everything CI runs (unit, race, fuzz-corpus replay, purego twin, crash slice, VM slice)
+#   make test      everything CI runs: lint, unit tests under -race (fuzz corpora replayed, 200-kill
+#                  crash test), the purego twin, a 10 s fuzz slice per target, a 60 s soak slice,
+#                  and the real-kernel VM slice (mk/vm.mk test-vm-ci)
 #   make lint      go vet + staticcheck + gofmt check
 #   make fuzz      run every fuzz target for FUZZTIME each
 #   make bench     benchmarks beside their baselines -> bench/results.md + plots (mk/bench.mk)
@@ -24,7 +26,7 @@ PKGS      := ./...
 # Sub-makefiles for the larger suites (VM, soak, ...). Targets they define are listed above.
 -include mk/*.mk
 
-.PHONY: all build test lint fmt-check fuzz bench bench-raw crash clean
+.PHONY: all build test lint fmt-check fuzz fuzz-ci bench bench-raw crash clean
 
 all: build
 
@@ -36,6 +38,9 @@ build:
 test: lint
 	$(GO) test -race -timeout $(TIMEOUT) $(PKGS)
 	$(GO) test -tags purego -timeout $(TIMEOUT) ./bitmap/...
+	$(MAKE) --no-print-directory fuzz-ci
+	$(MAKE) --no-print-directory soak-ci
+	$(MAKE) --no-print-directory test-vm-ci
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -46,9 +51,15 @@ lint: fmt-check
 	$(GO) tool staticcheck $(PKGS)
 
 # fuzz runs each native fuzz target on its own for FUZZTIME and keeps the
-# new corpus entries in testdata/fuzz (commit them).
+# new corpus entries in testdata/fuzz (commit them). fuzz-ci is the slice
+# make test runs: every target for FUZZ_CI_TIME, nothing kept.
+FUZZ_CI_TIME ?= 10s
+
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+fuzz-ci:
+	KEEP_CORPUS=0 scripts/fuzz.sh $(FUZZ_CI_TIME)
 
 # bench writes bench/results.md and its plots (mk/bench.mk); bench-raw only
 # prints the go test -bench output.

@@ -5,6 +5,7 @@
 # `go test` (a crasher lands there by itself and fails the tests until fixed).
 #
 #   scripts/fuzz.sh [FUZZTIME] [package pattern...]     FUZZTIME: 2m, 10s, 100000x
+#   KEEP_CORPUS=0 scripts/fuzz.sh ...                    fuzz without keeping new entries (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${1:-2m}
@@ -20,7 +21,7 @@ for pkg in $(go list "${pkgs[@]}"); do
 		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel 1 "$pkg"
 		src="$cache/$pkg/$target"
 		dst="$dir/testdata/fuzz/$target"
-		if [ -d "$src" ]; then
+		if [ "${KEEP_CORPUS:-1}" = 1 ] && [ -d "$src" ]; then
 			mkdir -p "$dst"
 			n=0
 			for f in "$src"/*; do
