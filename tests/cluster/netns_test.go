@@ -67,7 +67,7 @@ func newTestNet(t testing.TB, nodes int, tr string) *testNet {
 		os.WriteFile(filepath.Join(n.nodeDir(i), "corosync.conf"), []byte(n.corosyncConf(i)), 0o644)
 	}
 	n.bin = filepath.Join(n.dir, "dlogd")
-	build := exec.Command("go", "build", "-o", n.bin, "github.com/dlog-dev/dlog/cmd/dlogd")
+	build := exec.Command("go", "build", "-tags", "corosync", "-o", n.bin, "github.com/dlog-dev/dlog/cmd/dlogd")
 	build.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building dlogd with cgo: %v: %s", err, out)
