@@ -162,7 +162,8 @@ func (r *BenchResults) Markdown(date, host string) string {
 	if !r.Fio {
 		p("fio was not available in the guest, so dd only. ")
 	}
-	p("Ratios are against the kernel's own disk log in the same boot. Chart: `vm-results.png`; raw runs: `vm-results.json`.\n\n")
+	p("Ratios are against the kernel's own disk log in the same boot. Chart: `vm-results.png`; raw runs: `vm-results.json`. ")
+	p("The host is shared: the min–max ranges show how much its load moved single runs, and differences of a few tens of µs per request are within that noise.\n\n")
 
 	kd := st[BenchKernelDisk]
 	bare := st[BenchBare]
@@ -245,7 +246,7 @@ func (r *BenchResults) Markdown(date, host string) string {
 				continue
 			}
 			extra := (w.Median - bw) / float64(opBlocks("write 4K", r.Bytes)) / w.RoundTrips * 1e6
-			p("%s spends %+.0f µs per request beyond that. ", c, extra)
+			p("%s: %+.0f µs per request against that floor. ", c, extra)
 		}
 		if st[BenchBarePoll]["write 4K"].RoundTrips > 0 {
 			p("The bare responder on Go's netpoller differs from the plain one only in how it waits for a datagram (non-blocking recvmsg until EAGAIN, park the goroutine, epoll, wake, recvmsg again, instead of one blocking recvfrom): " +

@@ -66,7 +66,7 @@ func TestRenderChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := img.Bounds().Dx(); w != 1100 {
+	if w := img.Bounds().Dx(); w != 1200 {
 		t.Errorf("width %d", w)
 	}
 	// Some ink of the bare responder's bar colour.

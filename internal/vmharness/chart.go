@@ -80,9 +80,9 @@ func RenderChart(title string, panels []ChartPanel) ([]byte, error) {
 			labelW = max(labelW, textWidth(l))
 		}
 	}
-	const width, barH, gap, margin = 1100, 18, 6, 16
+	const width, barH, gap, margin = 1200, 18, 6, 16
 	barX := margin + labelW + 12
-	barMax := width - barX - 300
+	barMax := width - barX - 360 // room for "20.82 S  11.3X KERNEL DISK"
 	height := margin + lineH*2
 	for _, p := range panels {
 		height += lineH + 8 + len(p.Labels)*(barH+gap) + lineH + 12
@@ -218,6 +218,7 @@ var font5x7 = map[rune][glyphH]string{
 	'%': {"##...", "##..#", "...#.", "..#..", ".#...", "#..##", "...##"},
 	'=': {".....", ".....", "#####", ".....", "#####", ".....", "....."},
 	'?': {".###.", "#...#", "....#", "...#.", "..#..", ".....", "..#.."},
+	'\'': {"..#..", "..#..", ".#...", ".....", ".....", ".....", "....."},
 	'<': {"...#.", "..#..", ".#...", "#....", ".#...", "..#..", "...#."},
 	'>': {".#...", "..#..", "...#.", "....#", "...#.", "..#..", ".#..."},
 }
