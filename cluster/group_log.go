@@ -466,6 +466,7 @@ func (l *Log) processFull(ev event) {
 		}
 		if from == l.me {
 			delete(l.override, m.Region)
+			l.nover.Store(int32(len(l.override)))
 		}
 	case mPropose:
 		l.propose(from, m)
@@ -778,6 +779,7 @@ func (l *Log) join() error {
 	l.assembly = map[MemberID]*stateAsm{}
 	l.delivered, l.myProp, l.failed, l.leavingAt = 0, 0, nil, 0
 	clear(l.override)
+	l.nover.Store(0)
 	clear(l.merging)
 	l.events, l.evstop, l.sendq, l.sendStop = nil, false, nil, false
 	l.founded = false

@@ -123,8 +123,10 @@ type Log struct {
 	pmu                sync.Mutex // guards the new marks and clears
 	newMarks, newClear []uint64
 
-	// syncp is st.sync, for the readers that take no lock.
+	// syncp is st.sync, for the readers that take no lock; nover is
+	// len(override), so that IN_SYNC takes mu only while one is pending.
 	syncp atomic.Pointer[bits]
+	nover atomic.Int32
 
 	// mu guards everything below and the replicated state.
 	mu   sync.Mutex
@@ -287,6 +289,9 @@ func (l *Log) InSync(r uint64) (bool, error) {
 		return false, nil
 	}
 	if l.syncp.Load().Test(r) {
+		if l.nover.Load() == 0 {
+			return true, nil
+		}
 		l.mu.Lock()
 		v, ok := l.override[r]
 		l.mu.Unlock()
@@ -515,6 +520,7 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 		return nil
 	}
 	l.override[r] = inSync
+	l.nover.Store(int32(len(l.override)))
 	l.send(func(seq uint64) []byte { return l.codec.sync(seq, r, inSync) })
 	return nil
 }

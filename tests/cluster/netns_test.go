@@ -24,7 +24,11 @@ type testNet struct {
 	tr     string // corosync transport: udpu or knet
 	bin    string // dlogd built with cgo
 	procs  map[string]*exec.Cmd
+	down   bool
 }
+
+// netSeq tells apart the networks of one test process.
+var netSeq int
 
 func run(t testing.TB, args ...string) {
 	t.Helper()
@@ -44,7 +48,8 @@ func newTestNet(t testing.TB, nodes int, tr string) *testNet {
 		}
 	}
 	pid := os.Getpid()
-	n := &testNet{t: t, prefix: fmt.Sprintf("dlogc%d", pid%100000), subnet: fmt.Sprintf("10.213.%d", pid%250+1),
+	netSeq++
+	n := &testNet{t: t, prefix: fmt.Sprintf("dlogc%d%c", pid%100000, 'a'+rune(netSeq%26)), subnet: fmt.Sprintf("10.213.%d", (pid+netSeq)%250+1),
 		nodes: nodes, dir: t.TempDir(), tr: tr, procs: map[string]*exec.Cmd{}}
 	t.Cleanup(n.teardown)
 	hub := n.prefix + "-hub"
@@ -165,6 +170,10 @@ func (n *testNet) kill(i int) {
 }
 
 func (n *testNet) teardown() {
+	if n.down {
+		return
+	}
+	n.down = true
 	for _, c := range n.procs {
 		if c.Process != nil {
 			c.Process.Signal(syscall.SIGKILL)
