@@ -24,7 +24,7 @@ CLUSTERTEST_KNET_DURATION ?= 1m
 CLUSTERTEST_SEED          ?=
 CLUSTER_DIR               ?= $(BUILD)/cluster
 
-CLUSTER_TEST = DLOG_CLUSTERTEST=1 DLOG_CLUSTERTEST_SEED=$(CLUSTERTEST_SEED) $(GO) test -count=1 -v -run 'TestClusterKill' ./tests/cluster/
+CLUSTER_TEST = DLOG_CLUSTERTEST=1 DLOG_CLUSTERTEST_SEED=$(CLUSTERTEST_SEED) $(GO) test -count=1 -v -run 'TestCluster(Kill|NoCorosync)' ./tests/cluster/
 
 .PHONY: cluster-deps build-cluster clustertest clustertest-ci clustertest-bench
 

@@ -279,3 +279,33 @@ func runKill(t *testing.T, typ string, dur time.Duration, tr string) {
 		t.Fatal("the run killed no node or recovered no region: too short")
 	}
 }
+
+// TestClusterNoCorosync: a dlogd with --cluster corosync on a node whose
+// corosync is not running fails CTR of a clustered log with a clear
+// message, and still serves the kernel's own core and disk logs.
+func TestClusterNoCorosync(t *testing.T) {
+	if os.Getenv("DLOG_CLUSTERTEST") == "" {
+		t.Skip("set DLOG_CLUSTERTEST=1 (make clustertest): needs root, network namespaces and corosync")
+	}
+	net := newTestNet(t, 1, "udpu")
+	net.startDlogd(1, true)
+	cl, err := dial(net.sock(1), "nocoro", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _, err := cl.call(ulog.TypeCtr, []byte("131072 clustered-core 1024"), 30*time.Second)
+	if err != nil || e == 0 {
+		t.Fatalf("CTR of a clustered log without corosync: error %d, %v; want a failure", e, err)
+	}
+	log, _ := os.ReadFile(filepath.Join(net.nodeDir(1), "dlogd.log"))
+	if !strings.Contains(string(log), "corosync is not reachable") {
+		t.Fatalf("dlogd does not say why CTR failed:\n%s", log)
+	}
+	core, _ := dial(net.sock(1), "plain-core", 2)
+	if _, err := core.ok(ulog.TypeCtr, []byte("131072 core 1 1024")); err != nil {
+		t.Fatalf("a core log on a cluster dlogd without corosync: %v", err)
+	}
+	if _, err := core.ok(ulog.TypeResume, nil); err != nil {
+		t.Fatal(err)
+	}
+}
