@@ -159,6 +159,10 @@ func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
 		if d != nil {
 			after := s.dumpValue(d, m.uuid, op+": request counters after")
 			r.Requests = RequestDelta(before[0].Requests, after[0].Requests)
+			if c.Spec.Disk() {
+				r.DiskFlushes = after[0].Flushes - before[0].Flushes
+				r.P99Flush = after[0].Fields["p99_flush"]
+			}
 		}
 		s.Note(op+": time", fmt.Sprintf("%.3f s %s", took.Seconds(), FormatCounts(r.Requests)))
 		runs = append(runs, r)

@@ -27,6 +27,10 @@ type BenchRun struct {
 	Op       string            `json:"op"` // "write 4K", "read 1M", "fio randwrite 4K", ...
 	Seconds  float64           `json:"seconds"`
 	Requests map[string]uint64 `json:"requests,omitempty"` // userspace logs: kernel requests during the run, by type
+	// dlogd's disk logs: bitmap writes during the run, and the daemon's
+	// own p99 flush latency after it (SIGUSR1 dump).
+	DiskFlushes uint64 `json:"disk_flushes,omitempty"`
+	P99Flush    string `json:"p99_flush,omitempty"`
 }
 
 // Bench config names the report refers to.
@@ -54,6 +58,8 @@ type BenchStat struct {
 	N                int
 	RoundTrips       float64           // kernel requests per dd block (userspace logs), median over rounds
 	ByType           map[string]uint64 // requests of the median run, by type
+	DiskFlushes      float64           // dlogd disk logs: bitmap writes per dd block, median over rounds
+	P99Flush         string            // of the median run
 }
 
 // Stats summarises the runs by config and op.
@@ -75,6 +81,8 @@ func (r *BenchResults) Stats() map[string]map[string]BenchStat {
 			if blocks := opBlocks(op, r.Bytes); blocks > 0 && med.Requests != nil {
 				st.RoundTrips = median(runs, func(b BenchRun) float64 { return float64(total(b.Requests)) / float64(blocks) })
 				st.ByType = med.Requests
+				st.DiskFlushes = median(runs, func(b BenchRun) float64 { return float64(b.DiskFlushes) / float64(blocks) })
+				st.P99Flush = med.P99Flush
 			}
 			out[c][op] = st
 		}
@@ -228,8 +236,12 @@ func (r *BenchResults) Markdown(date, host string) string {
 			continue
 		}
 		perWrite := w.Median / float64(opBlocks("write 4K", r.Bytes)) * 1000
-		p("- **%s**: %.2f requests per 4 KiB write (%s); %.3f ms per write, %.0f µs per request.\n",
+		p("- **%s**: %.2f requests per 4 KiB write (%s); %.3f ms per write, %.0f µs per request.",
 			c, w.RoundTrips, fmtCounts(w.ByType, float64(opBlocks("write 4K", r.Bytes))), perWrite, perWrite*1000/w.RoundTrips)
+		if w.DiskFlushes > 0 {
+			p(" Bitmap writes to the log device: %.2f per 4 KiB write; dlogd's p99 flush latency %s.", w.DiskFlushes, w.P99Flush)
+		}
+		p("\n")
 		if rd := st[c]["read 4K"]; rd.RoundTrips > 0 {
 			p("  4 KiB reads: %.2f requests per read (%s).\n", rd.RoundTrips, fmtCounts(rd.ByType, float64(opBlocks("read 4K", r.Bytes))))
 		}
