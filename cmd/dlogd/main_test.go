@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -287,18 +286,6 @@ func TestSignals(t *testing.T) {
 			t.Fatalf("exit %d", code)
 		}
 	})
-}
-
-// lines returns the daemon's log lines containing s.
-func lines(s, sub string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), sub) {
-			out = append(out, sc.Text())
-		}
-	}
-	return out
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
