@@ -185,7 +185,7 @@ func runKill(t *testing.T, typ string, dur time.Duration, tr string) {
 		net.startNode(i, true)
 	}
 	h.attachAll()
-	kills, checks, marks := 0, 0, 0
+	kills, checks, joins, marks := 0, 0, 0, 0
 	deadline := time.Now().Add(dur)
 	for time.Now().Before(deadline) {
 		time.Sleep(time.Duration(300+h.rng.IntN(1200)) * time.Millisecond)
@@ -208,7 +208,7 @@ func runKill(t *testing.T, typ string, dur time.Duration, tr string) {
 		if err := h.attach(i); err != nil {
 			t.Fatal(err)
 		}
-		checks++ // the join is a membership change too; the next kill checks across it
+		joins++ // a rejoin (state transfer); the next kill's check covers it
 	}
 	if typ == "clustered-disk" {
 		// The whole cluster dies at once, mid-write.
@@ -270,8 +270,8 @@ func runKill(t *testing.T, typ string, dur time.Duration, tr string) {
 	}
 	h.ch.mu.Lock()
 	defer h.ch.mu.Unlock()
-	t.Logf("%s/%s: %d writes (%d mark+flush), %d recoveries, %d kills, %d membership changes checked, %d acknowledged marks of dead nodes checked",
-		typ, tr, h.ch.writes, h.ch.flushes, h.ch.recoveries, kills, checks, marks)
+	t.Logf("%s/%s: %d writes (%d mark+flush), %d recoveries, %d kills, %d lost-mark checks after them, %d rejoins, %d acknowledged marks of dead nodes checked",
+		typ, tr, h.ch.writes, h.ch.flushes, h.ch.recoveries, kills, checks, joins, marks)
 	if len(h.ch.violations) > 0 {
 		t.Fatalf("%d violations; first: %s", len(h.ch.violations), h.ch.violations[0])
 	}
