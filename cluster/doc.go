@@ -181,10 +181,24 @@
 //     say): RESUME fails; the log answers IN_SYNC 0 and IS_REMOTE_RECOVERING
 //     1 (writes wait) and starts answering when the state arrives.
 //
-// Not covered: a kernel region-hash entry left NOSYNC by a failed write on
-// a node whose dlogd then restarted (the kernel reconnects with the same
-// table; the new dlogd does not know the entry exists, so it would let
-// another node resync that region); a rolling table reload with a changed
-// region count (members of one group must have the same geometry: the
-// joiner's state transfer is refused; suspend every node to resize).
+// Not covered:
+//
+//   - A dlogd restarted under a running kernel (kill -9 of dlogd alone; the
+//     kernel reconnects with CTR and RESUME): the new member does not know
+//     which regions the kernel still holds dirty or NOSYNC in its region
+//     hash, so it would vote for another node to resync a region the kernel
+//     writes without marking it again. The old member's marks are not lost
+//     (its slot is merged; clustered-core: its flushed marks), but the
+//     exclusion is. A suspend/resume of the mirror after a dlogd restart
+//     closes it.
+//   - clustered-core without integrated flush (LVM's tables): MARK_REGION
+//     is answered before its FLUSH, and marks reach the group only with the
+//     FLUSH; a dlogd killed between the two loses them from the group's view
+//     (the daemon makes a disk log's MARK_REGION durable at once; doing the
+//     same for clustered-core would cost a CPG round trip per MARK batch).
+//   - A rolling table reload with a changed region count: members of one
+//     group must have the same geometry (the joiner's state transfer is
+//     refused); suspend every node to resize.
+//   - Kernels with pre-5.2 32-bit regions, cmirrord's wire format: a
+//     dlogd cluster does not talk to cmirrord (group names differ).
 package cluster
