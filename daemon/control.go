@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"os"
 	"strings"
 	"time"
 
@@ -79,34 +81,13 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 		d.reply(j.from, req, -int32(ulog.EINVAL), nil, &buf)
 		return buf, -int32(ulog.EINVAL)
 	}
-	opts := d.opts.Engine
-	opts.Logger = lg
-	var l engine.Log
-	if d.opts.OpenInstance != nil {
-		l, err = d.opts.OpenInstance(uuid, req.LUID, cfg, opts)
-	} else {
-		l, err = d.opts.Open(cfg, opts)
-	}
+	l, err := d.open(uuid, req.LUID, j.ctr, cfg, lg)
 	if err != nil {
 		lg.Error("CTR failed", "ctr", j.ctr, "err", err)
 		d.reply(j.from, req, errnoOf(err), nil, &buf)
 		return buf, errnoOf(err)
 	}
-	in := newInstance(uuid, req.LUID, j.ctr, l)
-	go in.run(d)
-	d.tmu.Lock()
-	// Copy on write at both levels: readers hold the old maps without a
-	// lock (a live reload adds a second luid to a uuid in use).
-	t := d.cloneTable()
-	m := maps.Clone(t[uuid])
-	if m == nil {
-		m = map[uint64]*instance{}
-	}
-	m[req.LUID] = in
-	t[uuid] = m
-	d.table.Store(&t)
-	d.tmu.Unlock()
-	d.notify()
+	d.add(newInstance(uuid, req.LUID, j.ctr, l))
 	lg.Info("log constructed", "ctr", j.ctr, "type", cfg.Type, "regions", cfg.RegionCount(), "region_size", cfg.RegionSize)
 	// A version-2+ kernel takes the log device name from the CTR reply and
 	// holds the device while the table lives (DM_TABLE_DEPS). Not on the
@@ -121,6 +102,39 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 	}
 	d.reply(j.from, req, 0, payload, &buf)
 	return buf, 0
+}
+
+// open opens the engine log for (uuid, luid), with its state file when the
+// daemon keeps state.
+func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, lg *slog.Logger) (engine.Log, error) {
+	opts := d.opts.Engine
+	opts.Logger = lg
+	if d.opts.StateDir != "" {
+		opts.StateFile = d.statePath(uuid, luid)
+		opts.StateLabel = stateLabel(uuid, luid, ctr)
+	}
+	if d.opts.OpenInstance != nil {
+		return d.opts.OpenInstance(uuid, luid, cfg, opts)
+	}
+	return d.opts.Open(cfg, opts)
+}
+
+// add starts in's worker and puts it in the table.
+func (d *Daemon) add(in *instance) {
+	go in.run(d)
+	d.tmu.Lock()
+	// Copy on write at both levels: readers hold the old maps without a
+	// lock (a live reload adds a second luid to a uuid in use).
+	t := d.cloneTable()
+	m := maps.Clone(t[in.uuid])
+	if m == nil {
+		m = map[uint64]*instance{}
+	}
+	m[in.luid] = in
+	t[in.uuid] = m
+	d.table.Store(&t)
+	d.tmu.Unlock()
+	d.notify()
 }
 
 // dtr destroys a log (protocol.md §3 DTR).
@@ -159,6 +173,9 @@ func (d *Daemon) destroy(in *instance) error {
 	err := in.log.Close()
 	if errors.Is(err, engine.ErrClosed) {
 		err = nil
+	}
+	if d.opts.StateDir != "" {
+		os.Remove(d.statePath(in.uuid, in.luid))
 	}
 	d.notify()
 	return err

@@ -31,6 +31,10 @@ type Options struct {
 	// cluster-coherent log needs the uuid to find its peers on other nodes
 	// (package cluster names its group after it).
 	OpenInstance func(uuid string, luid uint64, c engine.Config, o engine.Options) (engine.Log, error)
+	// StateDir, when set, keeps every log's in-memory state in a file
+	// there, so that a restarted daemon serves the kernel's logs as they
+	// were (see Restore). dlogd uses a directory on /run.
+	StateDir string
 	// Observer, when set, is told how long every request took and what
 	// every flush cost (dlogd's metrics). It is called on the request path
 	// and must not block or allocate.
@@ -184,11 +188,23 @@ func (d *Daemon) Handle(b []byte, from transport.Peer) {
 		// kernel still has it. ESRCH makes the kernel replay CTR and RESUME
 		// and retry (protocol.md §1.6); DTR of an unknown log is an error.
 		d.counters.unknown.Add(1)
-		errno := -int32(ulog.ESRCH)
 		if t == ulog.TypeDtr {
-			errno = -int32(ulog.EINVAL)
+			d.reply(from, req, -int32(ulog.EINVAL), nil, &out)
+			return
 		}
-		d.reply(from, req, errno, nil, &out)
+		// The kernel takes the data_size of any reply, error or not, as
+		// the capacity of its next try (dm-log-userspace-transfer.c
+		// fill_pkg), and retries with it after the reconnect. An empty
+		// -ESRCH reply would leave it no room for the 8 or 16 bytes of the
+		// real answer ("Insufficient space to receive package"), and an
+		// IN_SYNC failing that way sends a write to one leg only. So the
+		// error carries zeros of the size the answer will have.
+		var room [ulog.PairLen]byte
+		n, fixed := ulog.ReplyCapacity(t)
+		if !fixed || t == ulog.TypeCtr {
+			n = 0
+		}
+		d.reply(from, req, -int32(ulog.ESRCH), room[:min(n, len(room))], &out)
 		return
 	}
 	defer in.release()

@@ -428,3 +428,30 @@ func (d *diskState) failSync(l *dirtyLog, err error) {
 	}
 	d.ioFailed.Store(true)
 }
+
+// reload reads the image back from the device for a log restored from its
+// state file while live (the previous process served it and died): the
+// device holds every acknowledged mark, so its clean bits are taken as
+// they are. Nothing is written. If the device cannot be read, or no longer
+// holds this log, every region is made dirty (over-reporting is safe) and
+// the device is marked failed.
+func (d *diskState) reload(l *dirtyLog) {
+	img := d.image.m[:d.bufSize]
+	n, err := d.dev.ReadAt(img, 0)
+	if err == nil && n != len(img) {
+		err = fmt.Errorf("short read: %d of %d bytes", n, len(img))
+	}
+	if err == nil {
+		if h, _ := header.Decode(img); h.Magic != header.Magic || h.NrRegions != l.n {
+			err = fmt.Errorf("the device does not hold this log any more (header %v)", h)
+		}
+	}
+	l.clean.Recount()
+	if err != nil {
+		d.fail(l, fmt.Errorf("restore: %w", err))
+		header.Header{Magic: header.Magic, Version: header.Version, NrRegions: l.n}.Encode(img)
+		l.clean.ClearRange(0, l.n)
+		l.clean.ClearTail()
+		d.dirtied.Store(true)
+	}
+}

@@ -32,6 +32,15 @@ type Options struct {
 	Sync iouring.SyncMode
 	// PureGo forces the bitmaps' pure-Go scan kernels.
 	PureGo bool
+	// StateFile, when set, keeps the log's in-memory state (sync and
+	// recovering bits, a core log's clean bits, the resync cursor and the
+	// suspend phase) in this file, mapped shared, so that a process
+	// restarted after a crash reopens the log as it was (state.go). If the
+	// file holds this log's state from this boot, Open restores it.
+	StateFile string
+	// StateLabel is stored in the state file for its owner (dlogd keeps
+	// the uuid and luid there); see ReadStateHeader.
+	StateLabel string
 	// FlushCallback, when set, is called by Flush before it writes an image
 	// that records clears, as the kernel calls the mirror's flush_callback_fn
 	// to flush every leg. If it fails, every region is marked dirty and
@@ -53,16 +62,73 @@ func Open(c Config, opts Options) (Log, error) {
 	l := &dirtyLog{cfg: c, n: c.RegionCount(), opts: opts}
 	l.logger = opts.Logger.With("log", c.Type, "regions", l.n)
 	var err error
+	if opts.StateFile != "" {
+		nmaps := 3 // clean, sync, recovering
+		if c.Disk() {
+			nmaps = 2 // the clean bits are the disk image
+		}
+		if l.state, l.restored, err = openStateFile(opts.StateFile, opts.StateLabel, c, nmaps); err != nil {
+			return nil, err
+		}
+	}
 	if c.Disk() {
 		err = l.openDisk()
 	} else {
 		err = l.openCore()
 	}
+	if err == nil && l.restored {
+		err = l.restore()
+	}
 	if err != nil {
 		l.release()
 		return nil, err
 	}
+	l.saveState()
 	return l, nil
+}
+
+// mem returns memory for the i-th bitmap (0 clean for core logs, then
+// sync, then recovering): the state file's region for it, or fresh
+// anonymous memory.
+func (l *dirtyLog) mem(i int) ([]byte, error) {
+	if l.state != nil {
+		if !l.cfg.Disk() {
+			return l.state.maps[i], nil
+		}
+		return l.state.maps[i-1], nil
+	}
+	m, err := mapAnon(int(header.BitsetSize(l.n)))
+	if err != nil {
+		return nil, err
+	}
+	l.mems = append(l.mems, m)
+	return m.m, nil
+}
+
+// restore brings back what the state file kept: the phase, the cursor,
+// the halted flag, and for a disk log that was live the clean bits as
+// the device holds them (every acknowledged mark is there). Nothing is
+// written: the kernel, which reconnects without resuming, still holds the
+// state the previous process served.
+func (l *dirtyLog) restore() error {
+	l.st, l.cursor, l.halted = l.state.load()
+	if l.st == stateClosed {
+		l.st = stateSuspended
+	}
+	live := l.st == stateRunning || l.st == statePresuspended
+	if l.disk != nil && live {
+		l.disk.reload(l)
+	}
+	l.logger.Info("log state restored", "phase", l.st.String(), "in_sync", l.sync.Count(), "dirty", l.n-l.clean.Count(), "cursor", l.cursor)
+	return nil
+}
+
+// saveState records the phase, cursor and halted flag in the state file;
+// callers hold l.mu (or own l exclusively).
+func (l *dirtyLog) saveState() {
+	if l.state != nil {
+		l.state.save(l.st, l.cursor, l.halted)
+	}
 }
 
 // argsOf re-derives the argument list of c so Open validates exactly what
@@ -81,6 +147,8 @@ type dirtyLog struct {
 
 	clean, sync, recovering *bitmap.Bitmap
 	mems                    []mapping
+	state                   *stateFile // nil without Options.StateFile
+	restored                bool       // the state file held this log's state
 
 	// mu guards the resync cursor, the halted flag and the state.
 	mu     sync.Mutex
@@ -101,35 +169,45 @@ type dirtyLog struct {
 }
 
 func (l *dirtyLog) openCore() error {
-	var err error
-	var m mapping
-	if l.clean, m, err = newBitmap(l.n, true, l.opts.PureGo); err != nil {
+	mem, err := l.mem(0)
+	if err != nil {
 		return err
 	}
-	l.mems = append(l.mems, m)
+	if l.clean, err = bitmapOver(mem, l.n, !l.restored, l.opts.PureGo); err != nil {
+		return err
+	}
 	return l.initSyncState()
 }
 
-// initSyncState makes the sync and recovering bitmaps of a freshly
-// constructed log: every region in sync for nosync, none otherwise.
+// initSyncState makes the sync and recovering bitmaps: for a freshly
+// constructed log every region in sync for nosync, none otherwise, and
+// nothing recovering; a restored log keeps what its state file holds.
 func (l *dirtyLog) initSyncState() error {
-	var err error
-	var m mapping
-	if l.sync, m, err = newBitmap(l.n, l.cfg.Sync == header.SyncNone, l.opts.PureGo); err != nil {
+	mem, err := l.mem(1)
+	if err != nil {
 		return err
 	}
-	l.mems = append(l.mems, m)
-	if l.recovering, m, err = newBitmap(l.n, false, l.opts.PureGo); err != nil {
+	if !l.restored && l.cfg.Sync != header.SyncNone {
+		clear(mem) // a state file reused for another log
+	}
+	if l.sync, err = bitmapOver(mem, l.n, !l.restored && l.cfg.Sync == header.SyncNone, l.opts.PureGo); err != nil {
 		return err
 	}
-	l.mems = append(l.mems, m)
-	return nil
+	if mem, err = l.mem(2); err != nil {
+		return err
+	}
+	if !l.restored {
+		clear(mem)
+	}
+	l.recovering, err = bitmapOver(mem, l.n, false, l.opts.PureGo)
+	return err
 }
 
 func (l *dirtyLog) release() {
 	if l.disk != nil {
 		l.disk.close()
 	}
+	l.state.close()
 	for i := range l.mems {
 		l.mems[i].unmap()
 	}
@@ -206,6 +284,7 @@ func (l *dirtyLog) Presuspend() error {
 	if l.st == stateRunning {
 		l.st = statePresuspended
 	}
+	l.saveState()
 	return nil
 }
 
@@ -220,6 +299,7 @@ func (l *dirtyLog) Postsuspend() error {
 	if wasLive {
 		l.st = stateSuspended
 	}
+	l.saveState()
 	l.mu.Unlock()
 	if wasLive {
 		return l.Flush()
@@ -243,6 +323,7 @@ func (l *dirtyLog) Resume() error {
 	l.cursor = 0
 	l.halted = false
 	l.st = stateRunning
+	l.saveState()
 	return err
 }
 
@@ -268,10 +349,12 @@ func (l *dirtyLog) GetResyncWork() (uint64, bool, error) {
 	r, ok := l.sync.NextClear(l.cursor)
 	if !ok {
 		l.cursor = l.n
+		l.saveState()
 		return 0, false, nil
 	}
 	l.cursor = r + 1
 	l.recovering.Set(r)
+	l.saveState()
 	return r, true, nil
 }
 

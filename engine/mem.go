@@ -41,17 +41,13 @@ func (m *mapping) unmap() error {
 	return err
 }
 
-// newBitmap maps memory for n bits and returns a Bitmap over it.
-func newBitmap(n uint64, fill, pureGo bool) (*bitmap.Bitmap, mapping, error) {
+// bitmapOver returns a Bitmap of n bits over mem, which must be 8-byte
+// aligned and hold BitsetSize(n) bytes, setting every bit first if fill.
+func bitmapOver(mem []byte, n uint64, fill, pureGo bool) (*bitmap.Bitmap, error) {
 	size := int(header.BitsetSize(n))
-	mem, err := mapAnon(size)
+	words, err := bitmap.Words(mem[:max(size, 8)])
 	if err != nil {
-		return nil, mapping{}, err
-	}
-	words, err := bitmap.Words(mem.m[:max(size, 8)])
-	if err != nil {
-		mem.unmap()
-		return nil, mapping{}, fmt.Errorf("engine: bitmap memory: %w", err)
+		return nil, fmt.Errorf("engine: bitmap memory: %w", err)
 	}
 	if fill {
 		for i := range words {
@@ -60,8 +56,7 @@ func newBitmap(n uint64, fill, pureGo bool) (*bitmap.Bitmap, mapping, error) {
 	}
 	b, err := bitmap.New(words, n, bitmap.Options{PureGo: pureGo})
 	if err != nil {
-		mem.unmap()
-		return nil, mapping{}, fmt.Errorf("engine: bitmap: %w", err)
+		return nil, fmt.Errorf("engine: bitmap: %w", err)
 	}
-	return b, mem, nil
+	return b, nil
 }

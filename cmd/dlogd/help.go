@@ -74,6 +74,16 @@ OPTIONS
         (default /run/dlogd.pid). A pidfile left by a killed daemon does not
         stop the next start. cmirrord: its built-in /run/cmirrord.pid.
 
+    --state-dir DIR
+        Where every log keeps its in-memory state (sync bits, recovery
+        cursor, a core log's bitmap) in a file mapped shared, so that a
+        dlogd restarted after a crash serves the kernel's logs exactly as
+        before: the kernel reconnects without resuming a log, and a log
+        that came back with fresh sync bits would send writes to one leg
+        only. Default: "dlogd" next to the pidfile (/run/dlogd, a tmpfs: the
+        state lives as long as the kernel's logs, until reboot); "none"
+        turns it off. cmirrord keeps nothing and loses clustered-core logs.
+
     --control PATH
         The local control socket dlogd status asks (default /run/dlogd.ctl,
         mode 0600, only root and dlogd's own user are answered); "none"

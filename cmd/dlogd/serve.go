@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ type serveFlags struct {
 	transport     string
 	pidfile       string
 	control       string
+	stateDir      string
 	metrics       string
 	metricsRemote bool
 	logLevel      string
@@ -43,6 +45,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.transport, "transport", "netlink", "")
 	fs.StringVar(&f.pidfile, "pidfile", "/run/dlogd.pid", "")
 	fs.StringVar(&f.control, "control", defaultControl, "")
+	fs.StringVar(&f.stateDir, "state-dir", "", "")
 	fs.StringVar(&f.metrics, "metrics", "", "")
 	fs.BoolVar(&f.metricsRemote, "metrics-remote", false, "")
 	fs.StringVar(&f.logLevel, "log-level", "info", "")
@@ -129,8 +132,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		m = metrics.New()
 		obs = m.Observer()
 	}
-	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog})
+	stateDir := f.stateDir
+	switch stateDir {
+	case "":
+		stateDir = filepath.Join(filepath.Dir(f.pidfile), "dlogd")
+	case "none":
+		stateDir = ""
+	}
+	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog, StateDir: stateDir})
 	started := time.Now()
+	if n, err := d.Restore(); err != nil {
+		log.Error("cannot use the state directory; logs will not survive a restart of dlogd", "dir", stateDir, "err", err)
+	} else if n > 0 {
+		log.Info("logs restored from the state directory (dlogd was restarted while the kernel still had them)", "logs", n, "dir", stateDir)
+	}
 	if err := lock.writePID(); err != nil {
 		log.Error("cannot write the pidfile", "pidfile", f.pidfile, "err", err)
 		t.Close()
