@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,10 @@ func Open(c Config, opts Options) (Log, error) {
 	}
 	if err != nil {
 		l.release()
+		if l.state != nil && !l.restored {
+			// A log that could not be constructed leaves no state behind.
+			os.Remove(opts.StateFile)
+		}
 		return nil, err
 	}
 	l.saveState()

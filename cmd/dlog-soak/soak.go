@@ -377,9 +377,9 @@ func (s *soak) restart(ctx context.Context, how string, mode runMode) error {
 }
 
 // checkAll runs after a restart, before the workload goes on: for every
-// live log, the kernel's reconnect (triggered by the -ESRCH of the first
-// request) and then every acknowledged mark must read dirty (disk logs),
-// or the log must have its fresh state (core logs lose theirs by design).
+// live log, every acknowledged mark must read dirty. dlogd restores its
+// logs from its state directory, core logs included; a log it could not
+// restore answers -ESRCH and the kernel reconnects it first.
 func (s *soak) checkAll(ctx context.Context, g *generation) error {
 	for _, l := range s.logs {
 		in := l.liveInst()
@@ -387,18 +387,12 @@ func (s *soak) checkAll(ctx context.Context, g *generation) error {
 			continue
 		}
 		s.inj.doing.Store("checking " + l.name)
-		// The first request after a restart gets -ESRCH and makes the
-		// kernel reconnect the log.
+		// A log dlogd did not restore gets -ESRCH here, and the kernel
+		// reconnects it.
 		if _, err := s.inj.syncCount(ctx, l, in); err != nil {
 			return fmt.Errorf("check after restart, log %s: %w", l.name, err)
 		}
-		var err error
-		if l.disk {
-			err = s.inj.checkDirty(ctx, l, in, fmt.Sprintf("restart into generation %d", g.n))
-		} else {
-			err = s.inj.checkFreshCore(ctx, l, in, fmt.Sprintf("restart into generation %d", g.n))
-		}
-		if err != nil {
+		if err := s.inj.checkDirty(ctx, l, in, fmt.Sprintf("restart into generation %d", g.n)); err != nil {
 			return fmt.Errorf("check after restart, log %s: %w", l.name, err)
 		}
 	}
