@@ -35,6 +35,12 @@ type Options struct {
 	// there, so that a restarted daemon serves the kernel's logs as they
 	// were (see Restore). dlogd uses a directory on /run.
 	StateDir string
+	// LiveUUIDs, when set, tells Restore which log uuids the kernel's
+	// device-mapper tables still name (dlogd asks dmsetup): a state file
+	// whose log the kernel destroyed while no daemon ran is dropped
+	// instead of restored. ok=false means "cannot tell": everything is
+	// restored.
+	LiveUUIDs func() (uuids map[string]bool, ok bool)
 	// Observer, when set, is told how long every request took and what
 	// every flush cost (dlogd's metrics). It is called on the request path
 	// and must not block or allocate.

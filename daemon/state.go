@@ -63,6 +63,12 @@ func (d *Daemon) Restore() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	var live map[string]bool
+	if d.opts.LiveUUIDs != nil && len(paths) > 0 {
+		if u, ok := d.opts.LiveUUIDs(); ok {
+			live = u
+		}
+	}
 	n := 0
 	for _, p := range paths {
 		h, err := engine.ReadStateHeader(p)
@@ -85,6 +91,13 @@ func (d *Daemon) Restore() (int, error) {
 			continue
 		}
 		lg := d.log.With("uuid", uuid, "luid", fmt.Sprintf("%#x", luid))
+		if live != nil && !live[uuid] {
+			// The kernel destroyed the log while no daemon ran (its DTR
+			// failed with -ESRCH): nothing will ever ask for it again.
+			lg.Info("state file of a log no device-mapper table names any more; removing it", "file", p)
+			os.Remove(p)
+			continue
+		}
 		l, err := d.open(uuid, luid, ctr, cfg, lg)
 		if err != nil {
 			// The kernel's reconnect CTR will try again (and recreate the

@@ -109,3 +109,27 @@ func TestESRCHKeepsTheKernelsRoom(t *testing.T) {
 		}
 	}
 }
+
+// A state file whose log no device-mapper table names any more (the kernel
+// destroyed it while no daemon ran) is dropped, not restored.
+func TestRestoreDropsLogsTheKernelDestroyed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	d1 := daemon.New(daemon.Options{Logger: quietLogger(), StateDir: dir})
+	k := newKernel(t, d1)
+	k.ctr("live", 1, "8192 clustered-core 1024")
+	k.ctr("dead", 2, "8192 clustered-core 1024")
+	d2 := newDaemon(t, daemon.Options{StateDir: dir, LiveUUIDs: func() (map[string]bool, bool) {
+		return map[string]bool{"live": true}, true
+	}})
+	if n, err := d2.Restore(); n != 1 || err != nil {
+		t.Fatalf("Restore = %d, %v; want only the live log", n, err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*.state")); len(files) != 1 {
+		t.Fatalf("%d state files left, want 1", len(files))
+	}
+	// Cannot tell: everything is restored.
+	d3 := newDaemon(t, daemon.Options{StateDir: dir, LiveUUIDs: func() (map[string]bool, bool) { return nil, false }})
+	if n, _ := d3.Restore(); n != 1 {
+		t.Fatalf("Restore without knowing the kernel's tables = %d, want 1", n)
+	}
+}

@@ -139,7 +139,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	case "none":
 		stateDir = ""
 	}
-	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog, StateDir: stateDir})
+	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog, StateDir: stateDir, LiveUUIDs: liveUUIDs})
 	started := time.Now()
 	if n, err := d.Restore(); err != nil {
 		log.Error("cannot use the state directory; logs will not survive a restart of dlogd", "dir", stateDir, "err", err)
