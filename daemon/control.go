@@ -109,14 +109,29 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, lg *slog.Logger) (engine.Log, error) {
 	opts := d.opts.Engine
 	opts.Logger = lg
-	if d.opts.StateDir != "" {
-		opts.StateFile = d.statePath(uuid, luid)
-		opts.StateLabel = stateLabel(uuid, luid, ctr)
+	openWith := func(opts engine.Options) (engine.Log, error) {
+		if d.opts.OpenInstance != nil {
+			return d.opts.OpenInstance(uuid, luid, cfg, opts)
+		}
+		return d.opts.Open(cfg, opts)
 	}
-	if d.opts.OpenInstance != nil {
-		return d.opts.OpenInstance(uuid, luid, cfg, opts)
+	if d.opts.StateDir == "" {
+		return openWith(opts)
 	}
-	return d.opts.Open(cfg, opts)
+	opts.StateFile = d.statePath(uuid, luid)
+	opts.StateLabel = stateLabel(uuid, luid, ctr)
+	err := os.MkdirAll(d.opts.StateDir, 0o700)
+	if err == nil {
+		var l engine.Log
+		if l, err = openWith(opts); !errors.Is(err, engine.ErrState) {
+			return l, err
+		}
+	}
+	// A state directory that cannot be used must not fail a mirror: serve
+	// the log without one (it will not survive a restart of dlogd).
+	lg.Error("log kept without a state file: it will not survive a restart of dlogd", "dir", d.opts.StateDir, "err", err)
+	opts.StateFile, opts.StateLabel = "", ""
+	return openWith(opts)
 }
 
 // add starts in's worker and puts it in the table.
