@@ -109,13 +109,12 @@ func hostDemoMain(args []string) int {
 // narrator shows only the guest's narration lines, without their prefix,
 // and collects the proved claims.
 type narrator struct {
-	mu      sync.Mutex
-	w       io.Writer
-	buf     []byte
-	start   time.Time
-	seen    bool
-	proved  []string
-	stopped bool
+	mu     sync.Mutex
+	w      io.Writer
+	buf    []byte
+	start  time.Time
+	seen   bool
+	proved []string
 }
 
 func (n *narrator) Write(p []byte) (int, error) {

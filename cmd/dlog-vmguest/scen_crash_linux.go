@@ -53,14 +53,12 @@ var crashMirrors = []logSpec{{Type: "disk"}, {Type: "clustered-disk"}}
 
 // crashLayout is one mirror's part of the crash disk, as dm-linear devices.
 type crashLayout struct {
-	spec        logSpec
-	tag         string
-	log, a, b   *dmDev
-	slowB       *dmDev
-	m           *mirrorDev
-	base        uint64 // byte offset on the crash disk
-	logImg      []byte
-	writtenRegs map[int]bool
+	spec      logSpec
+	tag       string
+	log, a, b *dmDev
+	slowB     *dmDev
+	m         *mirrorDev
+	base      uint64 // byte offset on the crash disk
 }
 
 func crashTag(k int) string { return []string{"crk", "cru"}[k] }
@@ -367,12 +365,6 @@ func crashCheckOne(s *S, e *env, d *Dlogd, c *crashLayout, k int, entries []jEnt
 	}
 	sort.Ints(missed)
 	s.Check("every region whose legs differ is dirty in the log (no under-report)", "none", orNone(runs(missed)))
-	var inflightClean []int
-	for _, r := range inflight {
-		if !dirty[r] && diff[r] {
-			inflightClean = append(inflightClean, r)
-		}
-	}
 	over := 0
 	for r := range dirty {
 		if !diff[r] {

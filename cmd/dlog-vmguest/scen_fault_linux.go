@@ -135,9 +135,8 @@ func kill9Part(s *S, spec logSpec) {
 	marker := kmsgMark("kill9 " + spec.Type)
 	s.Do("kill -9 dlogd under I/O", stepTimeout, func(ctx context.Context) error { return d.Kill9() })
 	killed := time.Now()
-	at1 := w.blocks.Load()
 	time.Sleep(time.Second)
-	at1 = w.blocks.Load()
+	at1 := w.blocks.Load()
 	time.Sleep(2 * time.Second)
 	s.Check("no write completes while no daemon runs (writes done 1 s and 3 s after the kill)", fmt.Sprintf("%d %d", at1, at1), fmt.Sprintf("%d %d", at1, w.blocks.Load()))
 	s.Check("the writer is blocked, not failed", "false", fmt.Sprint(w.Done()))
@@ -502,18 +501,6 @@ func socketOf(port uint32) NetlinkSocket {
 		}
 	}
 	return NetlinkSocket{}
-}
-
-// sysctl reads /proc/sys/<name>, and writes value first when it is not empty.
-func sysctl(name, value string) (string, error) {
-	p := "/proc/sys/" + name
-	if value != "" {
-		if err := os.WriteFile(p, []byte(value+"\n"), 0o644); err != nil {
-			return "", err
-		}
-	}
-	b, err := os.ReadFile(p)
-	return strings.TrimSpace(string(b)), err
 }
 
 // ---- logerr (item 49) ---------------------------------------------------------------------------
