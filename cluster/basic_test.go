@@ -170,3 +170,67 @@ func testBasic(t *testing.T, args string) {
 	b.Close()
 	d.Close()
 }
+
+// TestFoundOnce: two nodes resume while partitioned (each alone in its
+// view, not quorate); quorum appears together with the merged view, while
+// each node still has its own old-view ANNOUNCE to process (corosync
+// updates the quorum flag before it delivers the merged CPG view). Exactly
+// one of them founds the state, and both end with it (no split brain):
+// founding waits for an intent delivered in the view it founds in.
+func TestFoundOnce(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		c := ctr(t, "65536 clustered-core 1024")
+		net := NewFakeNet(3)
+		net.Node(3)
+		net.Partition(func(uint32) bool { return false }, []uint32{1}, []uint32{2})
+		net.Hold(1, 2)
+		a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
+		errs := make(chan error, 2)
+		go func() { errs <- a.Resume() }()
+		go func() { errs <- b.Resume() }()
+		// Each has seen its join and sent its ANNOUNCE, held.
+		waitFor(t, "both announced", func() bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return a.roundNo > 0 && b.roundNo > 0 && len(a.sendq) == 0 && len(b.sendq) == 0 && a.seq > 0 && b.seq > 0
+		})
+		net.Heal(nil)
+		net.Release()
+		for range 2 {
+			if err := <-errs; err != nil {
+				for _, l := range []*Log{a, b} {
+					l.mu.Lock()
+					for i, ev := range l.queue {
+						if !ev.cc {
+							m, _ := l.codec.decode(ev.msg)
+							t.Logf("  queue %d: %s from %s seq %d members %d", i, m.Type, ev.from, m.Seq, m.Members)
+						} else {
+							t.Logf("  queue %d: cc %v left %v joined %v", i, ev.members, ev.left, ev.joined)
+						}
+					}
+					t.Logf("%s: status %d cur %v round %v resolved %v roundNo %d intent %d seq %d events %d queue %d failed %v",
+						l.me, l.status, l.cur, l.round, l.resolved, l.roundNo, l.foundIntent, l.seq, len(l.events), len(l.queue), l.failed)
+					t.Logf("sendq %d; fake inboxes %v", len(l.sendq), net.inboxes())
+					l.mu.Unlock()
+				}
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		ia, ib := a.Info(), b.Info()
+		if ia.Founded == ib.Founded {
+			t.Fatalf("round %d: founded a=%v b=%v, want exactly one", round, ia.Founded, ib.Founded)
+		}
+		for _, l := range []*Log{a, b} {
+			l.mu.Lock()
+			failed := l.failed
+			l.mu.Unlock()
+			if failed != nil {
+				t.Fatalf("round %d: %v", round, failed)
+			}
+		}
+		a.Close()
+		b.Close()
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // FakeNet is an in-process cluster engine with CPG's guarantees: every
@@ -19,11 +21,13 @@ type FakeNet struct {
 	nodes    map[uint32]*FakeNode
 	expected int
 	pid      uint32
+	part     map[uint32]int // node -> partition (0 unless Partition)
+	quorum   func(node uint32) bool
 }
 
 // NewFakeNet returns a network whose quorum is a majority of expected nodes.
 func NewFakeNet(expected int) *FakeNet {
-	return &FakeNet{groups: map[string][]*fakeMember{}, nodes: map[uint32]*FakeNode{}, expected: expected, pid: 1000}
+	return &FakeNet{groups: map[string][]*fakeMember{}, nodes: map[uint32]*FakeNode{}, expected: expected, pid: 1000, part: map[uint32]int{}}
 }
 
 // FakeNode is one node's cluster engine; it is a Transport.
@@ -31,6 +35,7 @@ type FakeNode struct {
 	net  *FakeNet
 	id   uint32
 	dead bool
+	held atomic.Bool // messages held (Hold); read without f.mu
 }
 
 // Node returns node id, alive (a killed node comes back alive).
@@ -73,9 +78,12 @@ func (f *FakeNet) Kill(id uint32) {
 	}
 }
 
-func (f *FakeNet) quorate() bool {
+func (f *FakeNet) quorate(node uint32) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.quorum != nil {
+		return f.quorum(node)
+	}
 	alive := 0
 	for _, n := range f.nodes {
 		if !n.dead {
@@ -113,14 +121,84 @@ func (n *FakeNode) Join(name string, h Handler) (Group, error) {
 	return m, nil
 }
 
-// confchg queues a membership change to ms; f.mu is held.
+// confchg queues a membership change to the members of ms, each seeing
+// only its own partition; f.mu is held.
 func (f *FakeNet) confchg(ms []*fakeMember, left, joined []MemberID) {
-	ids := make([]MemberID, len(ms))
-	for i, m := range ms {
-		ids[i] = m.id
-	}
 	for _, m := range ms {
-		m.push(fakeEvent{cc: true, members: ids, left: left, joined: joined})
+		p := f.part[m.node.id]
+		var ids, l, j []MemberID
+		for _, x := range ms {
+			if f.part[x.node.id] == p {
+				ids = append(ids, x.id)
+			}
+		}
+		for _, id := range left {
+			if f.part[id.NodeID()] == p {
+				l = append(l, id)
+			}
+		}
+		for _, id := range joined {
+			if f.part[id.NodeID()] == p {
+				j = append(j, id)
+			}
+		}
+		if len(l)+len(j) > 0 {
+			m.push(fakeEvent{cc: true, members: ids, left: l, joined: j})
+		}
+	}
+}
+
+// Partition splits the nodes into partitions (every node not listed stays
+// in partition 0) and sets the quorum function (nil: majority of alive
+// nodes); each member sees the others of other partitions leave.
+func (f *FakeNet) Partition(quorum func(node uint32) bool, parts ...[]uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.part
+	f.part = map[uint32]int{}
+	for i, p := range parts {
+		for _, n := range p {
+			f.part[n] = i + 1
+		}
+	}
+	f.quorum = quorum
+	f.regroup(old)
+}
+
+// Heal merges every partition and sets the quorum function, in one step:
+// the merge is queued before anything sent afterwards, as corosync
+// delivers a merged membership before any later message.
+func (f *FakeNet) Heal(quorum func(node uint32) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.part
+	f.part = map[uint32]int{}
+	f.quorum = quorum
+	f.regroup(old)
+}
+
+// regroup tells every member what changed in its view; f.mu is held.
+func (f *FakeNet) regroup(old map[uint32]int) {
+	for _, ms := range f.groups {
+		for _, m := range ms {
+			var ids, left, joined []MemberID
+			for _, x := range ms {
+				was := old[x.node.id] == old[m.node.id]
+				is := f.part[x.node.id] == f.part[m.node.id]
+				if is {
+					ids = append(ids, x.id)
+				}
+				if was && !is {
+					left = append(left, x.id)
+				}
+				if is && !was {
+					joined = append(joined, x.id)
+				}
+			}
+			if len(left)+len(joined) > 0 {
+				m.push(fakeEvent{cc: true, members: ids, left: left, joined: joined})
+			}
+		}
 	}
 }
 
@@ -170,6 +248,11 @@ func (m *fakeMember) run() {
 			return
 		}
 		e := m.inbox[0]
+		if !e.cc && m.node.held.Load() {
+			m.mu.Unlock()
+			time.Sleep(time.Millisecond)
+			continue
+		}
 		m.inbox = m.inbox[1:]
 		m.mu.Unlock()
 		if e.cc {
@@ -180,8 +263,25 @@ func (m *fakeMember) run() {
 	}
 }
 
+// Hold stops delivering messages (not membership changes) to the nodes'
+// members until Release.
+func (f *FakeNet) Hold(nodes ...uint32) {
+	for _, n := range nodes {
+		f.Node(n).held.Store(true)
+	}
+}
+
+// Release resumes delivery to every node.
+func (f *FakeNet) Release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, n := range f.nodes {
+		n.held.Store(false)
+	}
+}
+
 func (m *fakeMember) Self() MemberID { return m.id }
-func (m *fakeMember) Quorate() bool  { return m.node.net.quorate() }
+func (m *fakeMember) Quorate() bool  { return m.node.net.quorate(m.node.id) }
 
 func (m *fakeMember) Multicast(msg []byte) error {
 	f := m.node.net
@@ -193,7 +293,9 @@ func (m *fakeMember) Multicast(msg []byte) error {
 	}
 	b := slices.Clone(msg)
 	for _, x := range ms {
-		x.push(fakeEvent{from: m.id, msg: b})
+		if f.part[x.node.id] == f.part[m.node.id] {
+			x.push(fakeEvent{from: m.id, msg: b})
+		}
 	}
 	return nil
 }
@@ -211,4 +313,19 @@ func (m *fakeMember) Leave() error {
 	m.stop()
 	<-m.done
 	return nil
+}
+
+// inboxes reports each member's undelivered events (tests).
+func (f *FakeNet) inboxes() map[MemberID]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[MemberID]int{}
+	for _, ms := range f.groups {
+		for _, m := range ms {
+			m.mu.Lock()
+			out[m.id] = len(m.inbox)
+			m.mu.Unlock()
+		}
+	}
+	return out
 }

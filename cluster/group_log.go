@@ -120,6 +120,8 @@ func (l *Log) newRound(members []MemberID) {
 	slices.Sort(l.cur)
 	l.round = map[MemberID]uint8{}
 	l.resolved = false
+	l.roundNo++
+	l.foundIntent = 0
 	clear(l.merging)
 	status := l.status
 	if l.leavingAt != 0 {
@@ -228,16 +230,14 @@ func (l *Log) resolveRound(pointFrom MemberID, pointSeq uint64) {
 	if unsynced[0] != l.me || l.replaying || l.group == nil {
 		return
 	}
-	if !l.group.Quorate() {
-		l.log.Warn("no quorum: not founding the log's state; waiting")
-		g := l.group
-		time.AfterFunc(500*time.Millisecond, func() {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			if l.group == g && !l.resolved && l.status != stSynced {
-				l.send(func(seq uint64) []byte { return l.codec.announce(seq, l.status, len(l.cur)) })
-			}
-		})
+	// Found only at the delivery of our own intent, sent after the
+	// partition was seen quorate and delivered in this very view: the
+	// quorum flag and the group view are not updated atomically, and a
+	// view from before a merge must not be founded in (two founders).
+	if l.foundIntent == 0 || pointFrom != l.me || pointSeq != l.foundIntent {
+		if l.foundIntent == 0 {
+			l.intendToFound()
+		}
 		return
 	}
 	l.found()
@@ -245,6 +245,25 @@ func (l *Log) resolveRound(pointFrom MemberID, pointSeq uint64) {
 	if len(unsynced) > 1 {
 		l.sendState(unsynced[1:], pointFrom, pointSeq)
 	}
+}
+
+// intendToFound multicasts the founding intent (an ANNOUNCE) once this
+// node's partition is quorate, retrying every half second while the round
+// lasts; mu is held.
+func (l *Log) intendToFound() {
+	if l.group.Quorate() {
+		l.foundIntent = l.send(func(seq uint64) []byte { return l.codec.announce(seq, l.status, len(l.cur)) })
+		return
+	}
+	l.log.Warn("no quorum: not founding the log's state; waiting")
+	g, round := l.group, l.roundNo
+	time.AfterFunc(500*time.Millisecond, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.group == g && l.roundNo == round && !l.resolved && l.status != stSynced && l.foundIntent == 0 {
+			l.intendToFound()
+		}
+	})
 }
 
 func (l *Log) sendState(to []MemberID, pointFrom MemberID, pointSeq uint64) {

@@ -159,6 +159,8 @@ type Log struct {
 	founded       bool
 	leavingAt     uint64 // seq of our LEAVING, 0 if none
 	resumeWanted  bool
+	roundNo       uint64 // membership changes seen
+	foundIntent   uint64 // seq of our founding intent in this round, 0 if none
 	resumeWaiting bool
 	loopDone      chan struct{}
 	events        []event
