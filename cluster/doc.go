@@ -83,7 +83,11 @@
 // followed that ANNOUNCE, ending with the STATE itself, at which point it
 // is synced like the others and is given a free slot. If no member is
 // synced (the first to resume, or after the whole cluster died), the
-// lowest unsynced member founds the state: clustered-disk from the device
+// lowest unsynced member founds the state, once its partition is quorate
+// and only at the delivery of an intent it multicast after it saw quorum:
+// corosync reports quorum before it delivers the merged CPG view, and two
+// members each alone in a view from before the merge must not both found
+// (make clustertest caught that over knet). It founds clustered-disk from the device
 // (the kernel's resume rules, sync/nosync included, plus every valid slot
 // when the image is live), clustered-core fresh (everything to resync,
 // unless nosync), as the kernel's core log. Only then does RESUME answer.
