@@ -26,7 +26,15 @@ type client struct {
 var errDead = errors.New("node dead")
 
 func dial(path, uuid string, luid uint64) (*client, error) {
-	c, err := transport.DialUnix(path)
+	// The socket file appears at bind, a moment before listen.
+	var c *transport.UnixClient
+	var err error
+	for try := 0; try < 100; try++ {
+		if c, err = transport.DialUnix(path); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		return nil, err
 	}
