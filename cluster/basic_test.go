@@ -234,3 +234,23 @@ func TestFoundOnce(t *testing.T) {
 		b.Close()
 	}
 }
+
+// TestAbortedSuspend: PRESUSPEND followed by RESUME without POSTSUSPEND (a
+// suspend that was aborted) restarts recovery.
+func TestAbortedSuspend(t *testing.T) {
+	c := ctr(t, "65536 clustered-core 1024")
+	net := NewFakeNet(1)
+	l := openNode(t, net, 1, c)
+	resume(t, l)
+	l.Presuspend()
+	if _, ok, _ := l.GetResyncWork(); ok {
+		t.Fatal("work handed out while presuspended")
+	}
+	if err := l.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := l.GetResyncWork(); !ok {
+		t.Fatal("no work after the aborted suspend's RESUME")
+	}
+	l.Close()
+}

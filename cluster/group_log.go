@@ -760,6 +760,10 @@ func (l *Log) Resume() error {
 		return engine.ErrClosed
 	}
 	if l.running.Load() {
+		// A suspend aborted after PRESUSPEND, or the reconnect sequence:
+		// the kernel reset its hint to 0 and restarts recovery.
+		l.promised.Store(0)
+		l.halted.Store(false)
 		return nil
 	}
 	l.mu.Lock()
