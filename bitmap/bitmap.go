@@ -340,6 +340,16 @@ func (b *Bitmap) TakeChanged(dst []int) []int {
 	return dst
 }
 
+// Changed reports whether any block changed since the last TakeChanged.
+func (b *Bitmap) Changed() bool {
+	for i := range b.shards {
+		if b.shards[i].changed.Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // MarkAllChanged flags every block as changed, so the next TakeChanged
 // returns all of them.
 func (b *Bitmap) MarkAllChanged() {

@@ -92,12 +92,16 @@ type diskState struct {
 	started   uint64
 	done      uint64
 	okThrough uint64 // highest flush generation that succeeded
-	running   bool
-	lastErr   error
-	blocks    []int
-	iob       []iouring.Block
-	failed    [maxBatchBlocks]bool // per write of a submission
-	staging   mapping
+	// forcedThrough is the latest flush that wrote clears whatever
+	// Options.ClearDelay says; clearTimer, when set, will run one.
+	forcedThrough uint64
+	clearTimer    *time.Timer
+	running       bool
+	lastErr       error
+	blocks        []int
+	iob           []iouring.Block
+	failed        [maxBatchBlocks]bool // per write of a submission
+	staging       mapping
 
 	smu   sync.Mutex // guards stats
 	stats Stats
@@ -170,6 +174,12 @@ func (l *dirtyLog) openDisk() error {
 }
 
 func (d *diskState) close() {
+	d.fmu.Lock()
+	if d.clearTimer != nil {
+		d.clearTimer.Stop()
+		d.clearTimer = nil
+	}
+	d.fmu.Unlock()
 	if d.dev != nil {
 		d.dev.Close()
 		d.dev = nil
@@ -237,12 +247,14 @@ func (d *diskState) resume(l *dirtyLog) error {
 	return nil
 }
 
-// flush is Flush for the disk log: group commit around flushOnce.
-func (d *diskState) flush(l *dirtyLog) error {
+// flush is Flush for the disk log: group commit around flushOnce. With
+// force, clears are written even when Options.ClearDelay would let them
+// wait (postsuspend, close, the clear timer).
+func (d *diskState) flush(l *dirtyLog, force bool) error {
 	d.fmu.Lock()
 	defer d.fmu.Unlock()
 	target := d.started + 1 // the first flush to start after this call
-	for d.done < target {
+	for d.done < target || (force && d.forcedThrough < target) {
 		if d.running {
 			d.fcond.Wait()
 			continue
@@ -250,18 +262,22 @@ func (d *diskState) flush(l *dirtyLog) error {
 		d.running = true
 		d.started++
 		me := d.started
-		err := d.flushOnce(l)
+		err := d.flushOnce(l, force)
 		d.running = false
 		d.done = me
 		d.lastErr = err
+		if force {
+			d.forcedThrough = me
+		}
 		if err == nil {
 			d.okThrough = me
 		}
 		d.fcond.Broadcast()
 	}
 	// A later flush that succeeded covers this call too: it started after
-	// it, and failed blocks are flagged again for the next flush.
-	if d.okThrough >= target {
+	// it, and failed blocks are flagged again for the next flush. A forced
+	// call needs its own flush to have succeeded.
+	if (!force && d.okThrough >= target) || (force && d.lastErr == nil && d.forcedThrough >= target) {
 		return nil
 	}
 	return d.lastErr
@@ -269,8 +285,25 @@ func (d *diskState) flush(l *dirtyLog) error {
 
 // flushOnce writes the changed blocks. It is called with fmu held and
 // releases it around the I/O so that waiters can queue.
-func (d *diskState) flushOnce(l *dirtyLog) error {
-	marks := d.dirtied.Swap(false)
+func (d *diskState) flushOnce(l *dirtyLog, force bool) error {
+	marks := d.dirtied.Load()
+	if !marks && !force && l.opts.ClearDelay > 0 {
+		// Only clears (or nothing) to write: a lost clear costs only a
+		// resync, so they wait for the next flush with marks, which
+		// writes their blocks anyway, or for the clear timer.
+		if l.clean.Changed() && d.clearTimer == nil {
+			d.clearTimer = time.AfterFunc(l.opts.ClearDelay, func() {
+				d.fmu.Lock()
+				d.clearTimer = nil
+				d.fmu.Unlock()
+				if !l.closed.Load() {
+					d.flush(l, true)
+				}
+			})
+		}
+		return nil
+	}
+	marks = d.dirtied.Swap(false)
 	if cb := l.opts.FlushCallback; cb != nil && d.cleaned.Swap(false) && !l.ignoreClears.Load() {
 		if err := cb(); err != nil {
 			// The legs may not hold what the clears claim: no region can

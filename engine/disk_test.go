@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
@@ -458,5 +459,54 @@ func TestDiskImageIsKernelFormat(t *testing.T) {
 	}
 	if !bytes.Equal(img, want) {
 		t.Fatalf("image differs from the kernel format:\n got % x\nwant % x", img[1024:1040], want[1024:1040])
+	}
+}
+
+// With ClearDelay, a flush of clears alone writes nothing; the clears go
+// out after the delay, with the next flush that carries marks, or at
+// postsuspend.
+func TestDiskClearDelay(t *testing.T) {
+	const regions = 1 << 16
+	bs, _ := header.BufSize(regions, 512)
+	p := logFile(t, int64(bs))
+	l := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p), engine.Options{ClearDelay: 100 * time.Millisecond})
+	l.Resume()
+	l.MarkRegion(10)
+	l.Flush()
+	written := func() uint64 { return l.Stats().Writes }
+	w0 := written()
+	l.ClearRegion(10)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if written() != w0 {
+		t.Fatal("a flush of clears alone wrote at once")
+	}
+	if img := readDirect(t, p, int(bs)); cleanBit(img, 10) {
+		t.Fatal("the clear is on the device before the delay")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for written() == w0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if img := readDirect(t, p, int(bs)); !cleanBit(img, 10) {
+		t.Fatal("the clear never reached the device")
+	}
+	// A clear waiting when marks are flushed goes out with them.
+	l.ClearRegion(11)
+	l.Flush()
+	l.MarkRegion(40000)
+	l.Flush()
+	if img := readDirect(t, p, int(bs)); !cleanBit(img, 11) || cleanBit(img, 40000) {
+		t.Fatal("a flush with marks did not carry the waiting clear")
+	}
+	// Postsuspend writes clears at once.
+	l.ClearRegion(40000)
+	l.Flush()
+	if err := l.Postsuspend(); err != nil {
+		t.Fatal(err)
+	}
+	if img := readDirect(t, p, int(bs)); !cleanBit(img, 40000) {
+		t.Fatal("postsuspend left a clear unwritten")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dlog-dev/dlog/bitmap"
 	"github.com/dlog-dev/dlog/header"
@@ -23,6 +24,13 @@ type Options struct {
 	WrapDevice func(Device) Device
 	// IOFallback forces pwritev + fdatasync instead of io_uring.
 	IOFallback bool
+	// ClearDelay, when positive, lets clears wait: a Flush with clears and
+	// no marks writes nothing, and the clears go out with the next flush
+	// that carries marks (their blocks are written anyway) or at most
+	// ClearDelay later, and at Postsuspend and Close. A lost clear only
+	// costs a resync after a crash; the kernel's disk log writes clears at
+	// every flush (0, the default).
+	ClearDelay time.Duration
 	// MergeGap is how many unchanged image blocks may lie between two
 	// changed ones that a flush writes as one sequential I/O, rewriting
 	// the unchanged ones. 0 means DefaultMergeGap; negative writes only
@@ -276,7 +284,7 @@ func (l *dirtyLog) Flush() error {
 	if l.disk == nil {
 		return nil
 	}
-	return l.disk.flush(l)
+	return l.disk.flush(l, false)
 }
 
 func (l *dirtyLog) Presuspend() error {
@@ -306,8 +314,8 @@ func (l *dirtyLog) Postsuspend() error {
 	}
 	l.saveState()
 	l.mu.Unlock()
-	if wasLive {
-		return l.Flush()
+	if wasLive && l.disk != nil {
+		return l.disk.flush(l, true)
 	}
 	return nil
 }
@@ -497,7 +505,7 @@ func (l *dirtyLog) Close() error {
 	if live && l.disk != nil {
 		// A dtr without postsuspend (the daemon lost its kernel, or a
 		// caller skipped the suspend): persist what we have.
-		err = l.disk.flush(l)
+		err = l.disk.flush(l, true)
 	}
 	l.mu.Lock()
 	l.st = stateClosed

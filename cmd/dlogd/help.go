@@ -114,6 +114,14 @@ OPTIONS
     --io-fallback
         Write disk logs with pwritev + fdatasync instead of io_uring.
 
+    --clear-delay DURATION
+        How long clears may wait before they are written to a disk log
+        (default 1s; 0 writes them at every FLUSH, as the kernel's disk log
+        does). A FLUSH that carries only clears is answered at once; the
+        clears go out with the next FLUSH that carries marks, after the
+        delay, or at suspend. Marks are never delayed. A clear lost in a
+        crash only costs a resync of its region.
+
 SIGNALS
     SIGTERM, SIGINT, SIGHUP
         Finish the requests in flight and persist every disk log. If no log

@@ -52,6 +52,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.force, "force", false, "")
 	fs.BoolVar(&f.noMlock, "no-mlock", false, "")
 	fs.BoolVar(&f.ioFall, "io-fallback", false, "")
+	fs.DurationVar(&f.clearDelay, "clear-delay", time.Second, "")
 	fs.StringVar(&f.cluster, "cluster", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -110,7 +111,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot listen", "transport", f.transport, "err", err)
 		return 1
 	}
-	eopts := engine.Options{IOFallback: f.ioFall}
+	eopts := engine.Options{IOFallback: f.ioFall, ClearDelay: f.clearDelay}
 	if spec := os.Getenv("DLOG_FAULTIO"); spec != "" {
 		// Test-only: the soak campaign injects device faults under every
 		// disk log (internal/faultio).
