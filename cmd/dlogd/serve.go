@@ -35,6 +35,7 @@ type serveFlags struct {
 	force         bool
 	noMlock       bool
 	ioFall        bool
+	clearDelay    time.Duration
 	cluster       string
 }
 
