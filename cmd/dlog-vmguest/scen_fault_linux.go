@@ -64,13 +64,14 @@ func kill9Idle(s *S) {
 	marker := kmsgMark("kill9 idle")
 	s.Do("kill -9 dlogd (the mirror is idle)", stepTimeout, func(ctx context.Context) error { return d.Kill9() })
 	s.Do("start a new dlogd", stepTimeout, func(ctx context.Context) error { return d.Start(ctx, 10*time.Second) })
+	// The new dlogd restores the log from its state directory (/run/dlogd)
+	// before the kernel asks anything: the kernel's next request is served
+	// as if nothing happened, with the sync bits the mirror knows.
+	s.Expect("the new dlogd serves the log at once (restored from its state directory): phase, in sync", "running 128", stepTimeout,
+		dumpField(d, m.uuid, func(l DumpLog) string { return fmt.Sprintf("%s %d", l.Phase, l.InSync) }))
 	data := pattern(461, mib)
 	s.Do("write 1 MiB in 4 KiB O_DIRECT writes to regions 40-41", time.Minute, func(ctx context.Context) error {
 		return writeDirect(ctx, m.dev.Path, 40*regionBytes, data, 4096)
-	})
-	s.Expect("kernel log: Reconnected to userspace log server", "true", 30*time.Second, func(ctx context.Context) (string, error) {
-		_, err := waitDmesg(ctx, marker, "Reconnected to userspace log server")
-		return fmt.Sprint(err == nil), err
 	})
 	s.Expect("kernel log: no 'Insufficient space to receive package' (a reply the kernel could not take)", "none", stepTimeout, func(ctx context.Context) (string, error) {
 		lines, err := dmesgAfter(marker)
@@ -145,14 +146,11 @@ func kill9Part(s *S, spec logSpec) {
 	s.Do("the writes resume and complete (no hang)", 90*time.Second, w.Wait)
 	s.Note("I/O blocked for", fmt.Sprintf("%s from the kill to the end of the writes, %s after the restart (the kernel retries an unanswered request after 15 s, a refused one every 2 s)",
 		secs(w.finished.Sub(killed)), secs(w.finished.Sub(restarted))))
-	s.Expect("kernel log: Reconnected to userspace log server... DM_ULOG_CTR complete", "true", 30*time.Second, func(ctx context.Context) (string, error) {
-		line, err := waitDmesg(ctx, marker, "Reconnected to userspace log server")
-		if err != nil {
-			return "", err
-		}
-		s.Logf("dmesg: %s", line)
-		return fmt.Sprint(strings.Contains(line, "DM_ULOG_CTR complete")), nil
-	})
+	// How the kernel got back to a daemon depends on when the kill landed:
+	// a request in flight is resent after 15 s and served by the restored
+	// log directly; one sent while no daemon listened runs the reconnect
+	// (CTR, RESUME), which the restored log answers without a change. The
+	// kernel messages are counted below; what matters is checked next.
 	// Not a Must step: when the mirror does not get back in sync, the
 	// legs are still compared, to show what that costs.
 	s.Expect("in sync after the restart (within 60 s)", m.full(), 70*time.Second, lastRatio(m.name, 60*time.Second))
