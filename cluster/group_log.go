@@ -863,6 +863,9 @@ func (l *Log) openSlot() error {
 	c := l.cfg
 	c.Type, c.Sync, c.BlockOnError = engine.TypeDisk, header.SyncNone, false
 	eo := l.eopts
+	// The slot is a fresh image at every resume; the daemon's state file
+	// (--state-dir) is for the kernel-facing log, not for the slot.
+	eo.StateFile, eo.StateLabel = "", ""
 	off := l.geo.slotOff(k)
 	eo.WrapDevice = func(d engine.Device) engine.Device { return &offsetDevice{Device: d, off: off} }
 	eo.Logger = l.log.With("slot", k)
