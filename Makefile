@@ -3,7 +3,8 @@
 #   make build     build bin/dlogd
 #   make test      everything CI runs: lint, unit tests under -race (fuzz corpora replayed, 200-kill
 #                  crash test), the purego twin, a 10 s fuzz slice per target, a 60 s soak slice,
-#                  and the real-kernel VM slice (mk/vm.mk test-vm-ci)
+#                  the real-kernel VM slice (mk/vm.mk test-vm-ci) and the corosync cluster slice
+#                  (mk/cluster.mk clustertest-ci)
 #   make lint      go vet + staticcheck + gofmt check
 #   make fuzz      run every fuzz target for FUZZTIME each
 #   make bench     benchmarks beside their baselines -> bench/results.md + plots (mk/bench.mk)
@@ -41,6 +42,7 @@ test: lint
 	$(MAKE) --no-print-directory fuzz-ci
 	$(MAKE) --no-print-directory soak-ci
 	$(MAKE) --no-print-directory test-vm-ci
+	$(MAKE) --no-print-directory clustertest-ci
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

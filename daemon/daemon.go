@@ -278,13 +278,15 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			}
 		}
 		errno = errnoOf(err)
-		if errno == 0 && req.Type() == ulog.TypeMarkRegion && in.cfg.Disk() {
-			// A mark of a disk log is made durable before it is
-			// acknowledged, not at the FLUSH that follows: if the daemon
-			// died in between, the kernel would reconnect, replay CTR and
-			// RESUME, send the FLUSH to the new daemon, and write to
-			// regions whose marks nobody had. The FLUSH then finds nothing
-			// left to write, so a write batch still costs one sync.
+		if errno == 0 && req.Type() == ulog.TypeMarkRegion {
+			// A mark is made durable (the log's Flush) before it is
+			// acknowledged, not only at the FLUSH that follows: if the
+			// daemon died in between, the kernel would reconnect, replay
+			// CTR and RESUME, send the FLUSH to the new daemon, and write
+			// to regions whose marks nobody had. The FLUSH then finds
+			// nothing left to do, so a write batch still costs one sync
+			// (one cluster round trip for a cluster core log; nothing for
+			// a core log, whose Flush is free).
 			return d.queue(in, req, from, out)
 		}
 	case ulog.TypeFlush:

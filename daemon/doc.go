@@ -9,10 +9,10 @@
 // and answers at once every request that only touches memory: IN_SYNC,
 // IS_CLEAN, IS_REMOTE_RECOVERING, MARK_REGION, CLEAR_REGION,
 // GET_RESYNC_WORK, SET_REGION_SYNC, GET_SYNC_COUNT, GET_REGION_SIZE,
-// STATUS_*, PRESUSPEND (and MARK_REGION of a core log). The requests that
-// touch the disk (RESUME, FLUSH, POSTSUSPEND, and MARK_REGION of a disk
-// log, see below) go to a worker goroutine of their log, which runs them
-// in arrival order and replies when the I/O is done; CTR and DTR, which open
+// STATUS_*, PRESUSPEND. The requests that may wait (RESUME, FLUSH,
+// POSTSUSPEND, MARK_REGION, see below, and GET_RESYNC_WORK of a cluster log,
+// which waits for its group's votes) go to a worker goroutine of their
+// log, which runs them in arrival order and replies when the I/O is done; CTR and DTR, which open
 // and close devices and change the set of logs, go to one control
 // goroutine. So an IN_SYNC never waits behind a flush, of its own log or
 // of any other (§8.1 item 14), and replies leave in completion order,
@@ -35,10 +35,12 @@
 // MARK_REGION requests and then a FLUSH. If a daemon died between the two,
 // the kernel would reconnect to the next daemon (CTR, RESUME), retry the
 // FLUSH there, get a success, and write to regions whose marks only the
-// dead daemon had: a crash later would leave them unresynced. So a MARK of
-// a disk log is applied in arrival order like every bit change, then
-// queued to the log's worker, which flushes before replying; the FLUSH
-// that follows finds nothing to write. One sync per batch either way.
+// dead daemon had: a crash later would leave them unresynced. So a MARK is
+// applied in arrival order like every bit change, then queued to the log's
+// worker, which flushes before replying (a device write and sync for a
+// disk log, a cluster message for a cluster core log, nothing for a core
+// log, whose state file already holds the mark); the FLUSH that follows
+// finds nothing to write. One sync per batch either way.
 //
 // # Never stall the I/O path
 //

@@ -102,6 +102,13 @@ OPTIONS
     --log-level LEVEL
         debug, info (default), warn or error.
 
+    --cluster corosync|none
+        Keep clustered-core and clustered-disk logs coherent with the dlogd
+        of every other node that activates them, over corosync CPG (one
+        group per log uuid; needs corosync running and a binary built with
+        make build-cluster). Default none: every log is this node's alone.
+        If corosync cannot be reached, CTR fails and says why.
+
     --force
         Exit on the first SIGTERM or SIGINT even while logs are in use.
 
