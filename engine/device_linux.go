@@ -41,15 +41,22 @@ func OpenDevice(arg string, opts Options) (Device, DeviceInfo, error) {
 	return openDevice(arg, opts)
 }
 
+// DevicePath returns the path to open for a log device argument: arg
+// itself, or for "major:minor" the device node that has those numbers.
+func DevicePath(arg string) (string, error) {
+	if m := majMin.FindStringSubmatch(arg); m != nil {
+		return resolveMajMin(m[1] + ":" + m[2])
+	}
+	return arg, nil
+}
+
 func openDevice(arg string, opts Options) (Device, DeviceInfo, error) {
 	info := DeviceInfo{Path: arg}
-	if m := majMin.FindStringSubmatch(arg); m != nil {
-		p, err := resolveMajMin(m[1] + ":" + m[2])
-		if err != nil {
-			return nil, info, err
-		}
-		info.Path = p
+	p, err := DevicePath(arg)
+	if err != nil {
+		return nil, info, err
 	}
+	info.Path = p
 	f, err := os.OpenFile(info.Path, os.O_RDWR|unix.O_DIRECT|unix.O_CLOEXEC, 0)
 	info.Direct = true
 	if errors.Is(err, unix.EINVAL) {

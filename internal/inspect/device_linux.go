@@ -3,17 +3,15 @@
 package inspect
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dlog-dev/dlog/engine"
 )
 
 // Device is a log device or image file opened read-only.
@@ -33,8 +31,6 @@ type Device struct {
 	bounce []byte // aligned staging memory of O_DIRECT reads
 }
 
-var majMin = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
-
 // bounceSize is the largest O_DIRECT read; an unaligned request of
 // DefaultChunk bytes fits in one.
 const bounceSize = DefaultChunk + 2*4096
@@ -43,14 +39,11 @@ const bounceSize = DefaultChunk + 2*4096
 // a block device path or a regular file) with O_RDONLY, and O_DIRECT where
 // possible: it never writes.
 func Open(arg string) (*Device, error) {
-	d := &Device{Path: arg}
-	if m := majMin.FindStringSubmatch(arg); m != nil {
-		p, err := resolveMajMin(m[1] + ":" + m[2])
-		if err != nil {
-			return nil, err
-		}
-		d.Path = p
+	p, err := engine.DevicePath(arg)
+	if err != nil {
+		return nil, err
 	}
+	d := &Device{Path: p}
 	f, err := os.OpenFile(d.Path, os.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
 	d.Direct = err == nil
 	if errors.Is(err, unix.EINVAL) {
@@ -144,30 +137,3 @@ func pread(fd int, b []byte, off int64) (int, error) {
 
 // Close closes the device.
 func (d *Device) Close() error { return d.f.Close() }
-
-// resolveMajMin finds the device node of "major:minor" as the engine does
-// (engine/device_linux.go, whose helper is not exported): /dev/block/M:m
-// where udev made it, else the DEVNAME sysfs reports, checked against the
-// numbers.
-func resolveMajMin(mm string) (string, error) {
-	var maj, min uint32
-	fmt.Sscanf(mm, "%d:%d", &maj, &min)
-	want := unix.Mkdev(maj, min)
-	candidates := []string{filepath.Join("/dev/block", mm)}
-	if f, err := os.Open(filepath.Join("/sys/dev/block", mm, "uevent")); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if name, ok := strings.CutPrefix(sc.Text(), "DEVNAME="); ok {
-				candidates = append(candidates, filepath.Join("/dev", name))
-			}
-		}
-		f.Close()
-	}
-	for _, p := range candidates {
-		var st unix.Stat_t
-		if unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev == want {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("log device: no block device node for %s (looked in /dev/block and /sys/dev/block)", mm)
-}
