@@ -394,10 +394,14 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 		err = in.log.Postsuspend()
 	}
 	took := time.Since(start)
-	if t := j.req.Type(); t == ulog.TypeFlush || t == ulog.TypeMarkRegion || t == ulog.TypePostsuspend {
-		in.flushLat.add(took)
-		if d.opts.Observer != nil {
-			d.opts.Observer.Flush(took, in.log.Stats().BytesWritten-before, err)
+	// A MARK's flush counts when it wrote something: a core log's costs
+	// nothing and would only dilute the figures.
+	if t := j.req.Type(); t == ulog.TypeFlush || t == ulog.TypePostsuspend || t == ulog.TypeMarkRegion {
+		if bytes := in.log.Stats().BytesWritten - before; t != ulog.TypeMarkRegion || bytes > 0 {
+			in.flushLat.add(took)
+			if d.opts.Observer != nil {
+				d.opts.Observer.Flush(took, bytes, err)
+			}
 		}
 	}
 	if err != nil {
