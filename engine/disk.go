@@ -376,6 +376,11 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 				for b := r.first; b < r.first+r.n; b++ {
 					l.clean.MarkBlockChanged(b)
 				}
+				if sync {
+					// The blocks may hold marks: the retry must write them
+					// as marks (synced, never deferred as clears).
+					d.dirtied.Store(true)
+				}
 				continue
 			}
 			written += uint64(r.n)

@@ -510,3 +510,32 @@ func TestDiskClearDelay(t *testing.T) {
 		t.Fatal("postsuspend left a clear unwritten")
 	}
 }
+
+// A mark whose write failed is retried as a mark: written and synced by
+// the next flush, never deferred as if it were a clear.
+func TestDiskFailedMarkRetriedAsMark(t *testing.T) {
+	for _, delay := range []time.Duration{0, time.Hour} {
+		p := logFile(t, 1<<20)
+		faults := &faultio.Faults{}
+		l := mustOpen(t, 131072, "disk 3 "+p+" 1024 nosync", engine.Options{ClearDelay: delay,
+			WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults) }})
+		l.Resume()
+		l.MarkRegion(20)
+		faults.FailWrites = 1
+		if err := l.Flush(); err == nil {
+			t.Fatalf("delay %v: flush with a failing write succeeded", delay)
+		}
+		before := l.Stats()
+		l.MarkRegion(20) // the kernel resends the mark: no bit changes
+		if err := l.Flush(); err != nil {
+			t.Fatalf("delay %v: retry: %v", delay, err)
+		}
+		after := l.Stats()
+		if after.Writes == before.Writes || after.Syncs == before.Syncs {
+			t.Fatalf("delay %v: the retried mark was not written and synced (%+v -> %+v)", delay, before, after)
+		}
+		if img := readDirect(t, p, 1536); cleanBit(img, 20) {
+			t.Fatalf("delay %v: mark not on the device after the retry", delay)
+		}
+	}
+}
