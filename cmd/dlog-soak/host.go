@@ -181,11 +181,46 @@ func (l *loopDev) setCapacity() error {
 }
 
 // vanish shrinks the device to nothing: every read and write fails.
+//
+// A write dlogd has in flight through the loop device between the
+// truncate and LOOP_SET_CAPACITY extends the file again, and the device
+// then keeps a few KiB (enough for a small log: a reload would succeed).
+// Once the capacity is 0 no new write gets through, so truncate and
+// resize again until the device reads as empty.
 func (l *loopDev) vanish() error {
-	if err := os.Truncate(l.file, 0); err != nil {
-		return fmt.Errorf("loop: %w", err)
+	for attempt := 0; ; attempt++ {
+		if err := os.Truncate(l.file, 0); err != nil {
+			return fmt.Errorf("loop: %w", err)
+		}
+		if err := l.setCapacity(); err != nil {
+			return err
+		}
+		size, err := l.deviceSize()
+		if err != nil {
+			return err
+		}
+		if size == 0 {
+			return nil
+		}
+		if attempt >= 50 {
+			return fmt.Errorf("loop: %s still has %d bytes after %d truncates of %s", l.dev, size, attempt+1, l.file)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return l.setCapacity()
+}
+
+// deviceSize is the loop device's size as its users see it (BLKGETSIZE64).
+func (l *loopDev) deviceSize() (uint64, error) {
+	f, err := os.OpenFile(l.dev, os.O_RDONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("loop: %w", err)
+	}
+	defer f.Close()
+	size, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKGETSIZE64) // a 64-bit int on the 64-bit targets we run on
+	if err != nil {
+		return 0, fmt.Errorf("loop: BLKGETSIZE64 %s: %w", l.dev, err)
+	}
+	return uint64(size), nil
 }
 
 // restore gives the device back its size, zero-filled: the old content is
