@@ -278,6 +278,33 @@ func TestLifecycle(t *testing.T) {
 		if y, _ := l.InSync(9); !y || l.SyncCount() != 1 {
 			t.Fatal("second resume reset sync state")
 		}
+		// A suspend aborted after PRESUSPEND: the mirror goes on writing
+		// and the RESUME that follows keeps every mark (even one not yet
+		// flushed) and the sync state, and lets recovery go on.
+		if err := l.Presuspend(); err != nil {
+			t.Fatal(err)
+		}
+		if r, ok, _ := l.GetResyncWork(); ok {
+			t.Fatalf("presuspended log handed out region %d", r)
+		}
+		l.MarkRegion(11)
+		if err := l.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []uint64{7, 11} {
+			if c, _ := l.IsClean(r); c {
+				t.Fatalf("resume after an aborted suspend lost the mark of region %d", r)
+			}
+		}
+		if y, _ := l.InSync(9); !y || l.SyncCount() != 1 {
+			t.Fatal("resume after an aborted suspend reset sync state")
+		}
+		if r, ok, err := l.GetResyncWork(); err != nil || !ok || r != 0 {
+			t.Fatalf("resume after an aborted suspend: resync work %d %v %v, want region 0", r, ok, err)
+		}
+		if err := l.SetRegionSync(0, true); err != nil {
+			t.Fatal(err)
+		}
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
