@@ -171,6 +171,64 @@ func TestItem14NoHeadOfLineBlocking(t *testing.T) {
 	}
 }
 
+// Items 11 and 15: a log whose worker is swamped asks for a resend in the
+// ack-only form, matched by the request's seq, which leaves the kernel
+// caller's reply space as it was (a full-form -EAGAIN without data would
+// shrink it to 0 and fail the resent request with -ENOSPC); the requests
+// already queued are all answered once the device moves again.
+func TestItems11_15BusyAsksResendKeepingReplySpace(t *testing.T) {
+	gate := make(chan struct{})
+	entered := make(chan struct{})
+	d := newDaemon(t, daemon.Options{Engine: engine.Options{WrapDevice: func(dev engine.Device) engine.Device {
+		return &slowDevice{Device: dev, gate: gate, entered: entered, once: &sync.Once{}}
+	}}})
+	k := newKernel(t, d)
+	if r := k.ctr("u", 1, "131072 clustered-disk "+logFile(t, 1<<20)+" 1024 nosync"); r.err != 0 {
+		t.Fatal(r.err)
+	}
+	k.ok(ulog.TypeResume, "u", 1, nil)
+	slowArmed.Store(true)
+	defer slowArmed.Store(false)
+	mark := k.request(ulog.TypeMarkRegion, "u", 1, regions(4))
+	k.send(mark)
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("MARK_REGION never reached the device")
+	}
+	// The worker is stuck in the MARK's write: FLUSHes pile up behind it.
+	const sent = 1100
+	flushes := make([]*ulog.Request, sent)
+	for i := range flushes {
+		flushes[i] = k.request(ulog.TypeFlush, "u", 1, nil)
+		k.send(flushes[i])
+	}
+	close(gate)
+	if r := k.finish(mark); r.err != 0 {
+		t.Fatalf("MARK_REGION: %d", r.err)
+	}
+	var again, done int
+	for _, f := range flushes {
+		rep := k.wait(f)
+		if res, _ := rep.Result(0); res == 0 {
+			done++
+			continue
+		}
+		if !rep.AckOnly || rep.CnSeq != f.Seq || rep.CnAck != uint32(ulog.EAGAIN) {
+			t.Fatalf("FLUSH seq %d refused with %+v, want the ack-only EAGAIN form with cn_msg.seq %d", f.Seq, rep, f.Seq)
+		}
+		if res, n := rep.Result(ulog.PairLen); res != -int32(ulog.EAGAIN) || n != ulog.PairLen {
+			t.Fatalf("busy reply gives the kernel %d with %d bytes of reply space, want -EAGAIN with %d kept", res, n, ulog.PairLen)
+		}
+		again++
+	}
+	if again == 0 || done == 0 || again+done != sent {
+		t.Fatalf("%d FLUSHes: %d answered, %d asked to resend", sent, done, again)
+	}
+	// The resend succeeds.
+	k.ok(ulog.TypeFlush, "u", 1, nil)
+}
+
 // Item 15: a resent request (same content, new seq) is answered correctly
 // and duplicates change nothing.
 func TestItem15Resends(t *testing.T) {

@@ -20,7 +20,7 @@ func (d *Daemon) control(j job) {
 	defer d.ctlmu.Unlock()
 	if d.ctlStop {
 		var out []byte
-		d.reply(j.from, &j.req, -int32(ulog.EAGAIN), nil, &out)
+		d.again(j.from, &j.req, &out)
 		return
 	}
 	d.ctlq = append(d.ctlq, j)

@@ -366,7 +366,7 @@ func (d *Daemon) queue(in *instance, req *ulog.Request, from transport.Peer, out
 	j.req.Data = nil
 	if !in.enqueue(j) {
 		d.counters.busy.Add(1)
-		d.reply(from, req, -int32(ulog.EAGAIN), nil, out)
+		d.again(from, req, out)
 		return -int32(ulog.EAGAIN), true
 	}
 	return 0, false
@@ -424,6 +424,17 @@ func (d *Daemon) reply(to transport.Peer, req *ulog.Request, errno int32, payloa
 		d.counters.errors.Add(1)
 	}
 	*out = ulog.AppendReply((*out)[:0], req, d.opts.PID, errno, payload)
+	d.send(to, *out)
+}
+
+// again asks the kernel to resend req: the ack-only form, matched by the
+// request's seq, because only that form leaves the caller's reply space
+// as it was (protocol.md §1.4 item 5). A full-form -EAGAIN with no data
+// would shrink it to 0, and the resent GET_RESYNC_WORK or table-load CTR
+// would fail with -ENOSPC.
+func (d *Daemon) again(to transport.Peer, req *ulog.Request, out *[]byte) {
+	d.counters.errors.Add(1)
+	*out = ulog.AppendAck((*out)[:0], req.Seq, d.opts.PID, uint32(ulog.EAGAIN))
 	d.send(to, *out)
 }
 
