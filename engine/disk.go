@@ -97,6 +97,7 @@ type diskState struct {
 	forcedThrough uint64
 	clearTimer    *time.Timer
 	running       bool
+	closing       bool // set by close: no flush may start (the image is going away)
 	lastErr       error
 	blocks        []int
 	iob           []iouring.Block
@@ -175,9 +176,15 @@ func (l *dirtyLog) openDisk() error {
 
 func (d *diskState) close() {
 	d.fmu.Lock()
+	d.closing = true
 	if d.clearTimer != nil {
 		d.clearTimer.Stop()
 		d.clearTimer = nil
+	}
+	// A clear timer that fired just before may be flushing: the device
+	// and the image must outlive it.
+	for d.running {
+		d.fcond.Wait()
 	}
 	d.fmu.Unlock()
 	if d.dev != nil {
@@ -255,6 +262,9 @@ func (d *diskState) flush(l *dirtyLog, force bool) error {
 	defer d.fmu.Unlock()
 	target := d.started + 1 // the first flush to start after this call
 	for d.done < target || (force && d.forcedThrough < target) {
+		if d.closing {
+			return ErrClosed
+		}
 		if d.running {
 			d.fcond.Wait()
 			continue
@@ -302,6 +312,12 @@ func (d *diskState) flushOnce(l *dirtyLog, force bool) error {
 			})
 		}
 		return nil
+	}
+	if force && d.clearTimer != nil {
+		// This flush writes the clears the timer was waiting for; none
+		// may fire later, during a resume or a close.
+		d.clearTimer.Stop()
+		d.clearTimer = nil
 	}
 	marks = d.dirtied.Swap(false)
 	if cb := l.opts.FlushCallback; cb != nil && d.cleaned.Swap(false) && !l.ignoreClears.Load() {

@@ -539,3 +539,40 @@ func TestDiskFailedMarkRetriedAsMark(t *testing.T) {
 		}
 	}
 }
+
+// A clear timer that fires while the log closes must not flush after the
+// image and the device are gone (it would read unmapped memory).
+func TestDiskClearTimerAgainstClose(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	p := logFile(t, 1<<20)
+	for i := range 200 {
+		delay := time.Duration(1+rng.IntN(300)) * time.Microsecond
+		c, err := engine.ParseCtr("131072 disk 3 " + p + " 1024 nosync")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := engine.Open(c, engine.Options{Logger: quiet(), ClearDelay: delay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		l.MarkRegion(uint64(i % 128))
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		l.ClearRegion(uint64(i % 128))
+		if err := l.Flush(); err != nil { // arms the clear timer
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
+		if err := l.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v", i, err)
+		}
+	}
+	// The last close wrote every clear.
+	if img := readDirect(t, p, 1536); !cleanBit(img, 199%128) {
+		t.Fatal("a clear was lost at close")
+	}
+}
