@@ -123,11 +123,12 @@ OPTIONS
 
     --clear-delay DURATION
         How long clears may wait before they are written to a disk log
-        (default 1s; 0 writes them at every FLUSH, as the kernel's disk log
-        does). A FLUSH that carries only clears is answered at once; the
-        clears go out with the next FLUSH that carries marks, after the
-        delay, or at suspend. Marks are never delayed. A clear lost in a
-        crash only costs a resync of its region.
+        (default 0: clears are written at every FLUSH, as the kernel's disk
+        log writes them). With a delay, a FLUSH that carries only clears is
+        answered at once and the clears go out with the next FLUSH that
+        carries marks, after the delay, or at suspend: one bitmap write per
+        mirror write instead of two. Marks are never delayed. A clear lost
+        in a crash only costs a resync of its region.
 
 SIGNALS
     SIGTERM, SIGINT, SIGHUP

@@ -53,7 +53,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.force, "force", false, "")
 	fs.BoolVar(&f.noMlock, "no-mlock", false, "")
 	fs.BoolVar(&f.ioFall, "io-fallback", false, "")
-	fs.DurationVar(&f.clearDelay, "clear-delay", time.Second, "")
+	fs.DurationVar(&f.clearDelay, "clear-delay", 0, "")
 	fs.StringVar(&f.cluster, "cluster", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
