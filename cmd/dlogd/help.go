@@ -72,7 +72,10 @@ OPTIONS
     --pidfile PATH
         Lock file that keeps a second daemon from answering the same kernel
         (default /run/dlogd.pid). A pidfile left by a killed daemon does not
-        stop the next start. cmirrord: its built-in /run/cmirrord.pid.
+        stop the next start. It is locked with flock and with the fcntl lock
+        cmirrord takes, and on the netlink transport dlogd also refuses to
+        start while a cmirrord holds /run/cmirrord.pid (exit 2 in both
+        cases). cmirrord: its built-in /run/cmirrord.pid.
 
     --state-dir DIR
         Where every log keeps its in-memory state (sync bits, recovery

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("DLOG_TEST_AS_DLOGD") != "" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	if p := os.Getenv("DLOG_TEST_FCNTL_HOLD"); p != "" {
+		os.Exit(holdFcntlLock(p))
+	}
 	os.Exit(m.Run())
 }
 

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 
@@ -13,9 +14,16 @@ import (
 
 var errLocked = errors.New("pidfile locked by another process")
 
-// pidLock is a held pidfile: an flock on the file, which the kernel drops
-// when the process dies, so a pidfile left by kill -9 never blocks the next
-// start.
+// cmirrordPidfile is where cmirrord keeps its pidfile (protocol.md §8.1
+// item 2).
+const cmirrordPidfile = "/run/cmirrord.pid"
+
+// pidLock is a held pidfile. It carries both kinds of lock Linux has, each
+// dropped by the kernel when the process dies (a pidfile left by kill -9
+// never blocks the next start): an flock, and the fcntl write lock that
+// cmirrord takes (libdevmapper's dm_create_lockfile). The two kinds never
+// see each other, so only both together make dlogd and cmirrord refuse to
+// share a pidfile.
 type pidLock struct {
 	f    *os.File
 	path string
@@ -34,7 +42,36 @@ func lockPidfile(path string) (*pidLock, error) {
 		}
 		return nil, err
 	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+		pid, _ := fcntlHolder(f)
+		f.Close()
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("%w with an fcntl lock, as cmirrord takes it (pid %d)", errLocked, pid)
+		}
+		return nil, err
+	}
 	return &pidLock{f: f, path: path}, nil
+}
+
+// fcntlHolder reports the process holding an fcntl lock on f, if any.
+func fcntlHolder(f *os.File) (int, bool) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil || lk.Type == unix.F_UNLCK {
+		return 0, false
+	}
+	return int(lk.Pid), true
+}
+
+// pidfileHeld reports the process holding an fcntl lock on the pidfile at
+// path (cmirrord's, say), if there is one.
+func pidfileHeld(path string) (int, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	return fcntlHolder(f)
 }
 
 func (l *pidLock) writePID() error {

@@ -100,6 +100,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer lock.release()
+	if pid, held := pidfileHeld(cmirrordPidfile); held && f.transport == "netlink" && f.pidfile != cmirrordPidfile {
+		log.Error("cmirrord is running; stop it first (both would answer the kernel's log requests)", "pidfile", cmirrordPidfile, "pid", pid)
+		return exitUsage
+	}
 
 	if !f.noMlock {
 		if err := lockMemory(); err != nil {
