@@ -631,13 +631,8 @@ func (l *Log) Status(t engine.StatusType) string {
 		if !c.Disk() {
 			return "1 " + c.Type
 		}
-		flag := byte('A')
-		if io, fl := l.Failed(); fl {
-			flag = 'F'
-		} else if io {
-			flag = 'D'
-		}
-		return fmt.Sprintf("3 %s %s %c", c.Type, l.raw.info.Name, flag)
+		io, fl := l.Failed()
+		return fmt.Sprintf("3 %s %s %c", c.Type, l.raw.info.Name, engine.DeviceFlag(c.Type, io, fl))
 	}
 	var s string
 	if c.Disk() {

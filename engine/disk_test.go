@@ -331,6 +331,22 @@ func TestDiskIOErrors(t *testing.T) {
 	if got := l.Status(engine.StatusInfo); got != "3 disk "+p+" F" {
 		t.Fatalf("status after cache flush failure %q, want F", got)
 	}
+	// cmirrord's clustered-disk status knows only A and D (protocol.md
+	// §5.1): the same failure shows as D there.
+	pc := logFile(t, 4096)
+	fc := &faultio.Faults{}
+	lc := mustOpen(t, 131072, "clustered-disk "+pc+" 1024 nosync", engine.Options{
+		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, fc) },
+	})
+	lc.Resume()
+	lc.MarkRegion(1)
+	fc.FailSyncs = 1
+	if err := lc.Flush(); !errors.Is(err, engine.ErrIO) {
+		t.Fatalf("clustered-disk flush with failing cache flush: %v", err)
+	}
+	if got := lc.Status(engine.StatusInfo); got != "3 clustered-disk "+pc+" D" {
+		t.Fatalf("clustered-disk status after cache flush failure %q, want D", got)
+	}
 	// The sync is still owed: the next flush issues it.
 	before := l.Stats().Syncs
 	if err := l.Flush(); err != nil {

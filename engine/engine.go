@@ -464,6 +464,21 @@ func (l *dirtyLog) Failed() (bool, bool) {
 	return l.disk.ioFailed.Load(), l.disk.flushFailed.Load()
 }
 
+// DeviceFlag is the log device's health in a disk log's INFO status
+// (protocol.md §5.1): A alive, D failed I/O, F a failed device cache flush,
+// which takes precedence. The kernel's disk log shows F; cmirrord's
+// clustered-disk only knows A and D (it never flushes a cache), and LVM
+// expects no more of it, so a clustered-disk log shows a failed flush as D.
+func DeviceFlag(typ string, ioFailed, flushFailed bool) byte {
+	switch {
+	case flushFailed && typ == TypeDisk:
+		return 'F'
+	case flushFailed || ioFailed:
+		return 'D'
+	}
+	return 'A'
+}
+
 func (l *dirtyLog) Status(t StatusType) string {
 	if l.closed.Load() {
 		return ""
@@ -477,13 +492,8 @@ func (l *dirtyLog) Status(t StatusType) string {
 		if !c.Disk() {
 			return "1 " + c.Type
 		}
-		flag := byte('A')
-		if io, fl := l.Failed(); fl {
-			flag = 'F'
-		} else if io {
-			flag = 'D'
-		}
-		return fmt.Sprintf("3 %s %s %c", c.Type, dev, flag)
+		io, fl := l.Failed()
+		return fmt.Sprintf("3 %s %s %c", c.Type, dev, DeviceFlag(c.Type, io, fl))
 	}
 	var s string
 	switch c.Type {
