@@ -195,11 +195,6 @@
 //     (its slot is merged; clustered-core: its flushed marks), but the
 //     exclusion is. A suspend/resume of the mirror after a dlogd restart
 //     closes it.
-//   - clustered-core without integrated flush (LVM's tables): MARK_REGION
-//     is answered before its FLUSH, and marks reach the group only with the
-//     FLUSH; a dlogd killed between the two loses them from the group's view
-//     (the daemon makes a disk log's MARK_REGION durable at once; doing the
-//     same for clustered-core would cost a CPG round trip per MARK batch).
 //   - A rolling table reload with a changed region count: members of one
 //     group must have the same geometry (the joiner's state transfer is
 //     refused); suspend every node to resize.

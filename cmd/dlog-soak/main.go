@@ -29,16 +29,17 @@
 // unallocated while the filesystem is full); a log device vanishing (the
 // loop device under a log shrinks to nothing, or the log file is replaced).
 //
-// The invariant, after every restart and every resume of a disk log:
-// every mark acknowledged by a successful FLUSH reply, and not cleared
-// since the CLEAR was sent, reads dirty (IS_CLEAN 0). A mark acknowledged
-// by MARK_REGION whose FLUSH only succeeded after a restart (and the
-// kernel's reconnect) is not counted: the restarted daemon never had it,
-// yet the kernel would take it as durable; the report counts these
-// separately (a hazard of the protocol without integrated_flush). After a
-// restart a clustered-core log must read fresh: nothing in sync (all of it
-// for nosync). Replies are checked as the kernel checks them (seq,
-// sizes, errno range) plus the value ranges of protocol.md §8.3.
+// The invariant, after every restart (dlogd restores every log, core
+// logs included, from its state directory) and every resume of a disk
+// log: every mark acknowledged by a successful FLUSH reply, and not
+// cleared since the CLEAR was sent, reads dirty (IS_CLEAN 0). A mark
+// acknowledged by MARK_REGION whose FLUSH only succeeded after a restart
+// is not counted as acknowledged (without integrated_flush the kernel
+// would take it as durable only through that FLUSH); the report counts
+// these separately. A newly constructed clustered-core log must read
+// fresh: nothing in sync (all of it for nosync). Replies are checked as
+// the kernel checks them (seq, sizes, errno range) plus the value ranges
+// of protocol.md §8.3.
 //
 // At the end it prints one line of figures (and a short table): requests
 // served, restarts survived, faults injected by kind, marks checked, marks
