@@ -74,7 +74,7 @@ func scenarios() []Scenario {
 		{Name: "stop15", Desc: "item 47: SIGSTOP dlogd for more than 15 s with requests outstanding: kernel timeouts, then recovery", Timeout: 3 * time.Minute, Run: scenStop15},
 		{Name: "flood", Desc: "item 48: 10 mirrors, 10 writers, 10 status pollers at once, with dlogd's buffer and with a forced receive-queue overrun", Timeout: 8 * time.Minute, Run: scenFlood},
 		{Name: "interop", Desc: "item 43: kernel disk log image resumed by dlogd and the reverse: same dirty set, same sync count, byte-identical first buf_size bytes", Timeout: 3 * time.Minute, Run: scenInterop},
-		{Name: "crash-write", Desc: "crash test, boot 1: writes in flight on a kernel disk log and a dlogd clustered-disk log, then the host kills qemu", Timeout: 3 * time.Minute, Run: scenCrashWrite, Alone: true},
+		{Name: "crash-write", Desc: "crash test, boot 1: writes in flight on a kernel disk log and dlogd clustered-disk logs (with and without integrated_flush), then the host kills qemu", Timeout: 3 * time.Minute, Run: scenCrashWrite, Alone: true},
 		{Name: "crash-check", Desc: "crash test, boot 2: every region whose legs differ is dirty; resume, sync count, resync", Timeout: 4 * time.Minute, Run: scenCrashCheck, Alone: true},
 		{Name: "bench", Desc: "make vmbench: timed O_DIRECT dd (and fio) through mirrors with kernel core/disk, the bare responder, dlogd clustered-core/disk (+ integrated_flush)", Timeout: 60 * time.Minute, Run: scenBench, Alone: true},
 		{Name: "demo", Desc: "make demo: a dlogd-served mirror, narrated for a new user", Timeout: 4 * time.Minute, Run: scenDemo, Alone: true},

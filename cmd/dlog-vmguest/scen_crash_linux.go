@@ -18,18 +18,18 @@ import (
 )
 
 // The crash test spans two boots sharing a raw disk (/dev/vdb, a file on
-// the host kept between the boots). Boot 1 (crash-write) runs two mirrors
-// side by side on that disk, the kernel's disk log and dlogd's
-// clustered-disk log, brings both to a clean point (suspend/resume: every
-// region clean on disk), then has writers write 4 KiB blocks to random
-// regions of both, with leg B slowed down so that writes are always in
+// the host kept between the boots). Boot 1 (crash-write) runs three
+// mirrors side by side on that disk, the kernel's disk log and dlogd's
+// clustered-disk log without and with integrated_flush, brings each to a
+// clean point (suspend/resume: every region clean on disk), then has
+// writers write 4 KiB blocks to random regions of all, with leg B slowed down so that writes are always in
 // flight, journals every write it issues and every one that completes,
 // and prints CrashMarker; the host kills qemu right after it (a power
-// cut). Boot 2 (crash-check) reads both logs as the crash left them and
+// cut). Boot 2 (crash-check) reads every log as the crash left it and
 // checks the guarantee a dirty log exists for: every region whose legs
 // differ is dirty, so the resync at the next activation repairs it (over-
 // reporting is allowed, under-reporting is data loss). It then resumes
-// both logs, checks the sync count against the dirty set, resyncs and
+// the logs, checks the sync count against the dirty set, resyncs and
 // compares the legs.
 
 // CrashMarker is the console line after which the host kills qemu.
@@ -37,19 +37,20 @@ const CrashMarker = "DLOG-CRASH-POINT"
 
 const (
 	crashDisk      = "/dev/vdb"
-	crashJournal   = 4096               // header sector at 0, journal entries from here
-	crashJournalSz = 1*mib - 4096       // 2040 entries of 512 bytes
-	crashMirrorOff = 1 * mib            // mirror k at 1 MiB + k*crashStride
-	crashStride    = 1*mib + 2*legBytes // log (1 MiB), leg A, leg B
-	crashDiskBytes = crashMirrorOff + 2*crashStride
-	crashDelayMS   = 1500 // leg B write delay while the writers run
-	crashWriters   = 4    // per mirror
+	crashJournal   = 4096                           // header sector at 0, journal entries from here
+	crashJournalSz = 1*mib - 4096                   // 2040 entries of 512 bytes
+	crashMirrorOff = 1 * mib                        // mirror k at 1 MiB + k*crashStride
+	crashStride    = 1*mib + 2*legBytes             // log (1 MiB), leg A, leg B
+	crashDiskBytes = crashMirrorOff + 3*crashStride // one stride per crashMirrors entry
+	crashDelayMS   = 1500                           // leg B write delay while the writers run
+	crashWriters   = 4                              // per mirror
 	crashMagic     = "DLOGCRSH"
 	journalMagic   = "DLOGJRNL"
 )
 
-// crashMirrors are the two logs under test, in disk order.
-var crashMirrors = []logSpec{{Type: "disk"}, {Type: "clustered-disk"}}
+// crashMirrors are the logs under test, in disk order: the kernel's, and
+// dlogd's with marks in MARK_REGION and in FLUSH (integrated_flush).
+var crashMirrors = []logSpec{{Type: "disk"}, {Type: "clustered-disk"}, {Type: "clustered-disk", Integrated: true}}
 
 // crashLayout is one mirror's part of the crash disk, as dm-linear devices.
 type crashLayout struct {
@@ -61,9 +62,9 @@ type crashLayout struct {
 	base      uint64 // byte offset on the crash disk
 }
 
-func crashTag(k int) string { return []string{"crk", "cru"}[k] }
+func crashTag(k int) string { return []string{"crk", "cru", "cri"}[k] }
 
-// setupCrashDevices carves the crash disk into the two mirrors' devices.
+// setupCrashDevices carves the crash disk into the mirrors' devices.
 func setupCrashDevices(s *S, e *env) []*crashLayout {
 	s.Do("the crash disk "+crashDisk+" is there and big enough", stepTimeout, func(ctx context.Context) error {
 		if err := waitPath(crashDisk, 5*time.Second); err != nil {
@@ -221,7 +222,7 @@ func scenCrashWrite(s *S) {
 		c.setDelay(s, c.spec.Label()+": ", crashDelayMS)
 	}
 
-	// The writers: the same random regions on both mirrors.
+	// The writers: the same random regions on every mirror.
 	var issued, completed atomic.Int64
 	var werr atomic.Value
 	stop := make(chan struct{})

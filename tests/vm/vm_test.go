@@ -241,9 +241,9 @@ func runCrash(t *testing.T, h *host) {
 }
 
 // crashDiskMB must hold what cmd/dlog-vmguest's crash scenario lays out
-// (1 MiB of journal, then two mirrors of a 1 MiB log and two 64 MiB legs).
+// (1 MiB of journal, then three mirrors of a 1 MiB log and two 64 MiB legs).
 const (
-	crashDiskMB = 264
+	crashDiskMB = 392
 	crashMarker = "DLOG-CRASH-POINT"
 )
 
