@@ -127,6 +127,20 @@ func lifecycle(s *S, spec logSpec, d *Dlogd, tag string) (r lifeResult) {
 			n += v
 		}
 		s.Note("kernel requests per 4 KiB write (dlogd's counters)", fmt.Sprintf("%.2f round trips per write: %s", float64(n)/256, FormatCounts(delta)))
+		// Where the marks travel (protocol.md §3, §8.4 item 44): in FLUSH
+		// with integrated_flush, never in MARK_REGION; in MARK_REGION
+		// without it.
+		step, want, ok := "the marks of the 4 KiB writes came in MARK_REGION, each followed by a FLUSH",
+			"MARK_REGION > 0, FLUSH >= MARK_REGION", delta["MARK_REGION"] > 0 && delta["FLUSH"] >= delta["MARK_REGION"]
+		if spec.Integrated {
+			step, want, ok = "integrated_flush: the marks of the 4 KiB writes came in FLUSH",
+				"MARK_REGION 0, FLUSH > 0", delta["MARK_REGION"] == 0 && delta["FLUSH"] > 0
+		}
+		got := want
+		if !ok {
+			got = fmt.Sprintf("MARK_REGION %d, FLUSH %d", delta["MARK_REGION"], delta["FLUSH"])
+		}
+		s.Check(step, want, got)
 	}
 	sum := md5hex(data)
 	s.Expect("md5 of 9 MiB read back through the mirror", sum, time.Minute, md5Of(m.dev.Path, 0, len(data)))
