@@ -41,8 +41,8 @@ func TestEdgeSocketInUse(t *testing.T) {
 	}
 
 	out, code = runDlogd(t, "serve", "--transport", "unix:"+filepath.Join(dir, "c.sock"), "--pidfile", a.pidfile, "--no-mlock")
-	if msg := lineWith(out, "another dlogd is running"); code != 2 || msg == "" {
-		t.Errorf("second dlogd on a live pidfile: exit %d, want 2 and \"another dlogd is running\":\n%s", code, out)
+	if msg := lineWith(out, "another log daemon (dlogd or cmirrord) is running"); code != 2 || msg == "" {
+		t.Errorf("second dlogd on a live pidfile: exit %d, want 2 and \"another log daemon (dlogd or cmirrord) is running\":\n%s", code, out)
 	} else {
 		t.Logf("pidfile in use: exit %d: %s", code, shortMsg(msg))
 	}

@@ -218,7 +218,7 @@ func TestPidfile(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("second instance: %v, want exit 2\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "another dlogd is running") {
+	if !strings.Contains(string(out), "another log daemon (dlogd or cmirrord) is running") {
 		t.Fatalf("second instance did not say why: %s", out)
 	}
 	pid, _ := os.ReadFile(filepath.Join(dir, "dlogd.pid"))

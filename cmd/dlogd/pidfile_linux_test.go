@@ -74,7 +74,7 @@ func TestPidfileCmirrordLock(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("dlogd beside an fcntl lock holder: %v, want exit 2\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "another dlogd is running") || !strings.Contains(string(out), fmt.Sprint(holder.Process.Pid)) {
+	if !strings.Contains(string(out), "another log daemon (dlogd or cmirrord) is running") || !strings.Contains(string(out), fmt.Sprint(holder.Process.Pid)) {
 		t.Fatalf("dlogd did not say who holds the pidfile: %s", out)
 	}
 	stdin.Close()

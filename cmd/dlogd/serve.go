@@ -92,7 +92,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 	lock, err := lockPidfile(f.pidfile)
 	if errors.Is(err, errLocked) {
-		log.Error("another dlogd is running; not starting a second one (both would answer the kernel)", "pidfile", f.pidfile, "err", err)
+		log.Error("another log daemon (dlogd or cmirrord) is running; not starting a second one (both would answer the kernel)", "pidfile", f.pidfile, "err", err)
 		return exitUsage
 	}
 	if err != nil {
@@ -100,9 +100,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer lock.release()
-	if pid, held := pidfileHeld(cmirrordPidfile); held && f.transport == "netlink" && f.pidfile != cmirrordPidfile {
-		log.Error("cmirrord is running; stop it first (both would answer the kernel's log requests)", "pidfile", cmirrordPidfile, "pid", pid)
-		return exitUsage
+	// A cmirrord serving the kernel. Not when its pidfile is our own:
+	// closing any descriptor of a file drops this process's fcntl locks
+	// on it.
+	if f.transport == "netlink" && f.pidfile != cmirrordPidfile {
+		if pid, held := pidfileHeld(cmirrordPidfile); held {
+			log.Error("cmirrord is running; stop it first (both would answer the kernel's log requests)", "pidfile", cmirrordPidfile, "pid", pid)
+			return exitUsage
+		}
 	}
 
 	if !f.noMlock {
