@@ -328,21 +328,16 @@ func (l *dirtyLog) Resume() error {
 		return ErrClosed
 	case stateRunning:
 		return nil // a reconnecting kernel's RESUME: nothing to do
-	case statePresuspended:
-		// A suspend aborted after PRESUSPEND (dm-raid1 has no undo hook:
-		// the mirror kept running and resumes), or the reconnect sequence
-		// meeting a log in that window. Writes went on all along: memory
-		// holds marks not yet flushed, so re-reading the device here
-		// could lose them. Only recovery starts again, from region 0, as
-		// the kernel's own in_sync_hint does (protocol.md §8.3 item 29).
-		l.cursor = 0
-		l.halted = false
-		l.st = stateRunning
-		l.saveState()
-		return nil
 	}
 	var err error
-	if l.disk != nil {
+	// A presuspended log is one whose suspend was aborted after
+	// PRESUSPEND (dm-raid1 has no undo hook: the mirror kept running and
+	// resumes), or which the reconnect sequence met in that window.
+	// Writes went on all along: memory holds marks not yet flushed, so
+	// re-reading the device could lose them. Only recovery starts again,
+	// from region 0, as the kernel's own in_sync_hint does (protocol.md
+	// §8.3 item 29).
+	if l.disk != nil && l.st != statePresuspended {
 		err = l.disk.resume(l)
 	}
 	l.cursor = 0
