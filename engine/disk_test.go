@@ -294,8 +294,7 @@ func TestDiskFlushMergesNearbyBlocks(t *testing.T) {
 	l.Close()
 	p2 := logFile(t, int64(bs))
 	faults := &faultio.Faults{}
-	l2 := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p2), engine.Options{MergeGap: 3,
-		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults) }})
+	l2 := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p2), faulty(faults, engine.Options{MergeGap: 3}))
 	l2.Resume()
 	l2.MarkRegion(region(2))
 	l2.MarkRegion(region(5))
@@ -314,9 +313,7 @@ func TestDiskFlushMergesNearbyBlocks(t *testing.T) {
 func TestDiskIOErrors(t *testing.T) {
 	p := logFile(t, 4096)
 	faults := &faultio.Faults{}
-	l := mustOpen(t, 131072, "disk 3 "+p+" 1024 nosync", engine.Options{
-		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults) },
-	})
+	l := mustOpen(t, 131072, "disk 3 "+p+" 1024 nosync", faulty(faults, engine.Options{}))
 	if err := l.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -335,9 +332,7 @@ func TestDiskIOErrors(t *testing.T) {
 	// §5.1): the same failure shows as D there.
 	pc := logFile(t, 4096)
 	fc := &faultio.Faults{}
-	lc := mustOpen(t, 131072, "clustered-disk "+pc+" 1024 nosync", engine.Options{
-		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, fc) },
-	})
+	lc := mustOpen(t, 131072, "clustered-disk "+pc+" 1024 nosync", faulty(fc, engine.Options{}))
 	lc.Resume()
 	lc.MarkRegion(1)
 	fc.FailSyncs = 1
@@ -358,9 +353,7 @@ func TestDiskIOErrors(t *testing.T) {
 
 	p2 := logFile(t, 4096)
 	faults2 := &faultio.Faults{}
-	l2 := mustOpen(t, 131072, "disk 3 "+p2+" 1024 nosync", engine.Options{
-		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults2) },
-	})
+	l2 := mustOpen(t, 131072, "disk 3 "+p2+" 1024 nosync", faulty(faults2, engine.Options{}))
 	l2.Resume()
 	l2.MarkRegion(1)
 	faults2.FailWrites = 1
@@ -382,9 +375,7 @@ func TestDiskIOErrors(t *testing.T) {
 	// resume itself succeeds (the kernel only logs it).
 	p3 := writeImage(t, 4096, header.Header{Magic: header.Magic, Version: 2, NrRegions: 128}, 128, func(uint64) bool { return true })
 	faults3 := &faultio.Faults{FailReads: 1}
-	l3 := mustOpen(t, 131072, "disk 2 "+p3+" 1024", engine.Options{
-		WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults3) },
-	})
+	l3 := mustOpen(t, 131072, "disk 2 "+p3+" 1024", faulty(faults3, engine.Options{}))
 	if err := l3.Resume(); err != nil {
 		t.Fatalf("resume after read error: %v", err)
 	}
@@ -406,9 +397,7 @@ func TestDiskTornFlush(t *testing.T) {
 	for trial := 0; trial < 40; trial++ {
 		p := logFile(t, int64(bs))
 		faults := &faultio.Faults{Rand: rand.New(rand.NewPCG(uint64(trial), 1))}
-		l := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p), engine.Options{
-			WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults) },
-		})
+		l := mustOpen(t, 2*regions, fmt.Sprintf("disk 3 %s 2 nosync", p), faulty(faults, engine.Options{}))
 		if err := l.Resume(); err != nil {
 			t.Fatal(err)
 		}
@@ -533,8 +522,7 @@ func TestDiskFailedMarkRetriedAsMark(t *testing.T) {
 	for _, delay := range []time.Duration{0, time.Hour} {
 		p := logFile(t, 1<<20)
 		faults := &faultio.Faults{}
-		l := mustOpen(t, 131072, "disk 3 "+p+" 1024 nosync", engine.Options{ClearDelay: delay,
-			WrapDevice: func(d engine.Device) engine.Device { return faultio.Wrap(d, faults) }})
+		l := mustOpen(t, 131072, "disk 3 "+p+" 1024 nosync", faulty(faults, engine.Options{ClearDelay: delay}))
 		l.Resume()
 		l.MarkRegion(20)
 		faults.FailWrites = 1

@@ -10,6 +10,7 @@ import (
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
 	"github.com/dlog-dev/dlog/internal/diotest"
+	"github.com/dlog-dev/dlog/internal/faultio"
 )
 
 // quiet is a logger that drops everything below errors.
@@ -71,4 +72,11 @@ func writeImage(t testing.TB, size int64, h header.Header, bitsetRegions uint64,
 // cleanBit reads region i's clean bit from an image.
 func cleanBit(img []byte, i uint64) bool {
 	return img[header.BitmapOffset+i/8]&(1<<(i%8)) != 0
+}
+
+// faulty returns opts with the log device wrapped in a fault-injecting
+// layer driven by f.
+func faulty(f *faultio.Faults, opts engine.Options) engine.Options {
+	opts.WrapDevice = func(d engine.Device) engine.Device { return faultio.Wrap(d, f) }
+	return opts
 }
