@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dlog-dev/dlog/internal/ktrace"
+	"github.com/dlog-dev/dlog/internal/testutil/ktrace"
 	"github.com/dlog-dev/dlog/ulog"
 )
 

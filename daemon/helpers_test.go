@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dlog-dev/dlog/internal/diotest"
+	"github.com/dlog-dev/dlog/internal/testutil/diotest"
 	"github.com/dlog-dev/dlog/ulog"
 )
 

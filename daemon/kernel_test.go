@@ -12,7 +12,7 @@ import (
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/engine"
-	"github.com/dlog-dev/dlog/internal/diotest"
+	"github.com/dlog-dev/dlog/internal/testutil/diotest"
 	"github.com/dlog-dev/dlog/ulog"
 )
 

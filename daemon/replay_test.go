@@ -9,7 +9,7 @@ import (
 
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
-	"github.com/dlog-dev/dlog/internal/ktrace"
+	"github.com/dlog-dev/dlog/internal/testutil/ktrace"
 	"github.com/dlog-dev/dlog/ulog"
 )
 

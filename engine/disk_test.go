@@ -11,7 +11,7 @@ import (
 
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
-	"github.com/dlog-dev/dlog/internal/faultio"
+	"github.com/dlog-dev/dlog/internal/testutil/faultio"
 )
 
 // checkDevice compares the device, read back with O_DIRECT, with what the

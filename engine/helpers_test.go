@@ -9,8 +9,8 @@ import (
 
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
-	"github.com/dlog-dev/dlog/internal/diotest"
-	"github.com/dlog-dev/dlog/internal/faultio"
+	"github.com/dlog-dev/dlog/internal/testutil/diotest"
+	"github.com/dlog-dev/dlog/internal/testutil/faultio"
 )
 
 // quiet is a logger that drops everything below errors.

@@ -1,4 +1,4 @@
-# mk/soak.mk: the soak campaign (cmd/dlog-soak) against bin/dlogd.
+# mk/soak.mk: the soak campaign (tests/soak) against a dlogd built with -tags faultinject.
 #
 #   make soak      SOAK_DURATION (default 10m) of a random multi-log kernel workload from
 #                  SOAK_CLIENTS connections over dlogd's unix transport, with faults at random
@@ -9,7 +9,7 @@
 #
 # The report (one line of figures, then a table) goes to stdout and to $(SOAK_DIR)/report.txt;
 # dlogd's own log and the log devices stay in $(SOAK_DIR)/work. SOAK_SEED=N replays a seed's
-# choices (timing differs); SOAK_FLAGS passes more flags (go run ./cmd/dlog-soak --help).
+# choices (timing differs); SOAK_FLAGS passes more flags (go run ./tests/soak --help).
 
 # Included before the top-level Makefile's first target: keep 'all' the default goal.
 soak_saved_default_goal := $(.DEFAULT_GOAL)
@@ -23,13 +23,17 @@ SOAK_FLAGS       ?=
 SOAK_DIR         ?= $(BUILD)/soak
 
 SOAK_RUN = rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR) && \
-	$(BIN)/dlog-soak --dlogd $(BIN)/dlogd --dir $(SOAK_DIR)/work --report $(SOAK_DIR)/report.txt \
+	$(BUILD)/soak-bin/dlog-soak --dlogd $(BUILD)/soak-bin/dlogd --dir $(SOAK_DIR)/work --report $(SOAK_DIR)/report.txt \
 		--clients $(SOAK_CLIENTS) --logs $(SOAK_LOGS) --seed $(SOAK_SEED) $(SOAK_FLAGS)
 
 .PHONY: soak soak-ci soak-build
 
-soak-build: build
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/dlog-soak ./cmd/dlog-soak
+# The soak drives a dlogd built with fault injection (-tags faultinject:
+# DLOG_FAULTIO), which the shipped bin/dlogd does not have.
+soak-build:
+	@mkdir -p $(BUILD)/soak-bin
+	CGO_ENABLED=0 $(GO) build -trimpath -tags faultinject -o $(BUILD)/soak-bin/dlogd ./cmd/dlogd
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BUILD)/soak-bin/dlog-soak ./tests/soak
 
 soak: soak-build
 	$(SOAK_RUN) --duration $(SOAK_DURATION)

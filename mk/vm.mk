@@ -1,4 +1,4 @@
-# mk/vm.mk: the real-kernel VM tests (tests/vm, internal/vmharness, cmd/dlog-vmguest).
+# mk/vm.mk: the real-kernel VM tests (tests/vm, internal/testutil/vmharness, tests/vmguest).
 #
 #   make deps        install qemu-system-x86, busybox-static, cpio (apt, if missing), download
 #                    Debian's current kernel + dmsetup, build the cached base initramfs
@@ -60,7 +60,7 @@ vmbench: deps
 demo: deps
 	@mkdir -p bin build/vm/bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/dlogd ./cmd/dlogd
-	CGO_ENABLED=0 $(GO) build -trimpath -o build/vm/bin/dlog-vmguest ./cmd/dlog-vmguest
+	CGO_ENABLED=0 $(GO) build -trimpath -o build/vm/bin/dlog-vmguest ./tests/vmguest
 	@build/vm/bin/dlog-vmguest demo --dlogd bin/dlogd --cache build/vm --work build/vm/demo
 
 .DEFAULT_GOAL := $(vm_saved_default_goal)

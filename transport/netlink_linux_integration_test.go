@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/ktrace"
+	"github.com/dlog-dev/dlog/internal/testutil/ktrace"
 	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )

@@ -42,28 +42,3 @@ func (c *UnixClient) SetWriteDeadline(time.Time) error { return unsupported("uni
 // Close fails with ErrUnsupported.
 func (c *UnixClient) Close() error { return unsupported("unix client") }
 
-// FakeKernel is the netlink fake kernel for tests; Linux only.
-type FakeKernel struct{}
-
-// DialFakeKernel fails with ErrUnsupported off Linux.
-func DialFakeKernel() (*FakeKernel, error) { return nil, unsupported("netlink fake kernel") }
-
-// PortID returns 0.
-func (k *FakeKernel) PortID() uint32 { return 0 }
-
-// Multicast fails with ErrUnsupported.
-func (k *FakeKernel) Multicast([]byte) error { return unsupported("netlink fake kernel") }
-
-// Unicast fails with ErrUnsupported.
-func (k *FakeKernel) Unicast(uint32, []byte) error { return unsupported("netlink fake kernel") }
-
-// Receive fails with ErrUnsupported.
-func (k *FakeKernel) Receive([]byte) (int, uint32, error) {
-	return 0, 0, unsupported("netlink fake kernel")
-}
-
-// SetReadDeadline fails with ErrUnsupported.
-func (k *FakeKernel) SetReadDeadline(time.Time) error { return unsupported("netlink fake kernel") }
-
-// Close fails with ErrUnsupported.
-func (k *FakeKernel) Close() error { return unsupported("netlink fake kernel") }

@@ -12,14 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/internal/control"
-	"github.com/dlog-dev/dlog/internal/faultio"
 	"github.com/dlog-dev/dlog/internal/metrics"
 	"github.com/dlog-dev/dlog/transport"
 )
@@ -122,20 +120,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	eopts := engine.Options{IOFallback: f.ioFall, ClearDelay: f.clearDelay}
-	if spec := os.Getenv("DLOG_FAULTIO"); spec != "" {
-		// Test-only: the soak campaign injects device faults under every
-		// disk log (internal/faultio).
-		sp, err := faultio.ParseSpec(spec)
-		if err != nil {
-			log.Error("bad DLOG_FAULTIO", "err", err)
-			t.Close()
-			return exitUsage
-		}
-		var n atomic.Int64
-		eopts.WrapDevice = func(d engine.Device) engine.Device {
-			return faultio.Wrap(d, sp.Faults(int(n.Add(1))))
-		}
-		log.Warn("FAULT INJECTION ENABLED: disk log devices will fail on purpose (DLOG_FAULTIO); never use this in production", "spec", sp.String())
+	if eopts.WrapDevice, err = faultInjection(log); err != nil {
+		log.Error("bad DLOG_FAULTIO", "err", err)
+		t.Close()
+		return exitUsage
 	}
 	var m *metrics.Metrics
 	var obs daemon.Observer

@@ -11,7 +11,7 @@
 # 4. Builds the base initramfs (busybox + applet links, modules, dmsetup + libs) into
 #    build/vm/<kernel-version>/initrd-base.cpio.gz, and writes build/vm/current.
 #
-# The test harness (internal/vmharness) appends its own overlay (the guest driver, /init,
+# The test harness (internal/testutil/vmharness) appends its own overlay (the guest driver, /init,
 # dlogd) to the base at every boot. A second run with the cache present does nothing.
 #
 # Environment: DLOG_VM_CACHE (default <repo>/build/vm), DLOG_VM_KERNEL_PKG (override the

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // TestVMBench is make vmbench: one boot running the guest's bench scenario

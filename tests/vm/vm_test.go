@@ -1,6 +1,6 @@
 // Package vm_test runs dlog's real-kernel scenarios: it boots Debian's stock
-// kernel under qemu (TCG) with internal/vmharness and checks what the
-// in-guest driver, cmd/dlog-vmguest, recorded.
+// kernel under qemu (TCG) with internal/testutil/vmharness and checks what the
+// in-guest driver, tests/vmguest, recorded.
 //
 // The tests are off unless DLOG_VM=1 (make vmtest, make vmtest-ci):
 //
@@ -37,7 +37,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // defaultGuestTimeout plus the two-minute qemu margin stays under go test's
@@ -98,7 +98,7 @@ func prepare(t *testing.T) *host {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if h.guest, err = goBuild(t, h.root, "./cmd/dlog-vmguest", filepath.Join(bin, "dlog-vmguest")); err != nil {
+	if h.guest, err = goBuild(t, h.root, "./tests/vmguest", filepath.Join(bin, "dlog-vmguest")); err != nil {
 		t.Fatal(err)
 	}
 	if hasGoFiles(filepath.Join(h.root, "cmd", "dlogd")) {
@@ -240,7 +240,7 @@ func runCrash(t *testing.T, h *host) {
 	}
 }
 
-// crashDiskMB must hold what cmd/dlog-vmguest's crash scenario lays out
+// crashDiskMB must hold what tests/vmguest's crash scenario lays out
 // (1 MiB of journal, then three mirrors of a 1 MiB log and two 64 MiB legs).
 const (
 	crashDiskMB = 392

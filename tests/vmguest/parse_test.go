@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 func TestParseMirrorStatus(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // goldenDir is where the images go in /out; the host copies them to

@@ -1,5 +1,5 @@
 // Package vmharness boots Debian's stock kernel under qemu (TCG) and runs the
-// in-guest test driver, cmd/dlog-vmguest, against the kernel's real
+// in-guest test driver, tests/vmguest, against the kernel's real
 // device-mapper: dm-mirror with the kernel's own core and disk logs, and
 // dm-log-userspace served by dlogd.
 //

@@ -19,7 +19,7 @@ import (
 // Config is one boot.
 type Config struct {
 	Kernel *Kernel // from FindKernel or EnsureKernel
-	Guest  string  // the static guest driver (CGO_ENABLED=0 go build ./cmd/dlog-vmguest)
+	Guest  string  // the static guest driver (CGO_ENABLED=0 go build ./tests/vmguest)
 	Dlogd  string  // optional: a static dlogd, installed as /sbin/dlogd
 	Files  []File  // optional extra files for the overlay
 

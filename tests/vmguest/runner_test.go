@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // steps runs sc and returns "step=status" strings and the recorded steps.

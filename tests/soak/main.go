@@ -23,7 +23,7 @@
 // The faults: kill -9 and restart; SIGTERM twice (graceful restart);
 // SIGSTOP for longer than the patience, then SIGCONT; daemon runs with EIO
 // on writes and cache flushes, and runs with torn writes
-// (DLOG_FAULTIO, internal/faultio), where the daemon is killed right after
+// (DLOG_FAULTIO, internal/testutil/faultio), where the daemon is killed right after
 // the first -EIO of a tear (a power loss) and restarted without faults; a
 // log device growing full (a log file on a small tmpfs whose blocks are
 // unallocated while the filesystem is full); a log device vanishing (the
@@ -77,7 +77,7 @@ const usage = `usage: dlog-soak [flags]
 
 Soaks dlogd (run as a separate process on a unix transport) with a random
 multi-log kernel workload from several clients while injecting faults; see
-the package documentation (go doc ./cmd/dlog-soak) for the details.
+the package documentation (go doc ./tests/soak) for the details.
 
 flags:
 `

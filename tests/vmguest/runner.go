@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // Recorder collects the steps and golden images of one boot. It is safe for

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // ErrDlogdAbsent means the initramfs has no dlogd: the host found no

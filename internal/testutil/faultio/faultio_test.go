@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/dlog-dev/dlog/internal/faultio"
+	"github.com/dlog-dev/dlog/internal/testutil/faultio"
 	"github.com/dlog-dev/dlog/iouring"
 )
 

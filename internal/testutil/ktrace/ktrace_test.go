@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dlog-dev/dlog/internal/ktrace"
+	"github.com/dlog-dev/dlog/internal/testutil/ktrace"
 	"github.com/dlog-dev/dlog/ulog"
 )
 

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // hostDemoMain is "dlog-vmguest demo", run on the host by make demo: it

@@ -21,7 +21,7 @@ const (
 // (a crash, or a bug), and then save what they can so the host still gets a
 // results disk instead of a timeout.
 const InitScript = `#!/bin/sh
-# /init of the dlog VM tests, written by internal/vmharness.
+# /init of the dlog VM tests, written by internal/testutil/vmharness.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 ` + GuestDriverPath + ` --in-vm
 rc=$?
@@ -57,7 +57,7 @@ func BuildOverlay(guest, dlogd string, files []File) ([]byte, error) {
 		return nil
 	}
 	if guest == "" {
-		return nil, fmt.Errorf("vmharness: overlay: no guest driver binary (build ./cmd/dlog-vmguest with CGO_ENABLED=0)")
+		return nil, fmt.Errorf("vmharness: overlay: no guest driver binary (build ./tests/vmguest with CGO_ENABLED=0)")
 	}
 	if err := add(guest, GuestDriverPath); err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testDlogd = filepath.Join(dir, "dlogd")
-	args := []string{"build", "-o", testDlogd}
+	args := []string{"build", "-tags", "faultinject", "-o", testDlogd}
 	if raceEnabled {
 		args = append(args, "-race")
 	}

@@ -10,6 +10,6 @@ import (
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "dlog-vmguest runs only inside the Linux VM that internal/vmharness boots")
+	fmt.Fprintln(os.Stderr, "dlog-vmguest runs only inside the Linux VM that internal/testutil/vmharness boots")
 	os.Exit(2)
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // bench (make vmbench): the same O_DIRECT workload, timed, through

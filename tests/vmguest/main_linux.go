@@ -1,7 +1,7 @@
 //go:build linux
 
 // Command dlog-vmguest is the in-guest driver of dlog's real-kernel tests.
-// It runs inside the qemu guest that internal/vmharness boots (as a child of
+// It runs inside the qemu guest that internal/testutil/vmharness boots (as a child of
 // the overlay's /init), never on a host: it mounts filesystems, loads
 // kernel modules and powers the machine off.
 //
@@ -26,7 +26,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/vmharness"
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 const (
