@@ -41,4 +41,3 @@ func (c *UnixClient) SetWriteDeadline(time.Time) error { return unsupported("uni
 
 // Close fails with ErrUnsupported.
 func (c *UnixClient) Close() error { return unsupported("unix client") }
-
