@@ -15,12 +15,14 @@
 //
 //	go run ./bench/cmd/benchreport [-count 6] [-benchtime 1s] [-only REGEXP] [-out bench]
 //	go run ./bench/cmd/benchreport -from build/bench/raw.txt   # re-render a previous run
+//	go run ./bench/cmd/benchreport -vm bench/vm-results.json   # redraw bench/vm-results.png
 //
 // The raw results go to build/bench/raw.txt (-raw) as they come.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 func main() {
@@ -48,8 +52,18 @@ func run(args []string, stderr io.Writer) int {
 	out := fs.String("out", "bench", "directory for results.md, README-table.md and the plots")
 	raw := fs.String("raw", filepath.Join("build", "bench", "raw.txt"), "where the raw results are written")
 	from := fs.String("from", "", "render the report from this raw file instead of running")
+	vm := fs.String("vm", "", "only redraw the VM benchmark chart FILE.png from FILE.json (make vmbench's results)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *vm != "" {
+		png, err := vmChart(*vm)
+		if err != nil {
+			fmt.Fprintf(stderr, "benchreport: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "benchreport: wrote %s\n", png)
+		return 0
 	}
 	if fs.NArg() > 0 || *count < 1 {
 		fmt.Fprintln(stderr, "benchreport: unexpected arguments; see -help")
@@ -151,4 +165,29 @@ func measure(root, rawPath, cmdline string, benches []*benchmark, count int, ben
 		return fmt.Errorf("raw log: %w", err)
 	}
 	return nil
+}
+
+// vmChart draws the chart of the VM benchmark results in jsonPath (as
+// make vmbench writes them) into the .png beside it, and returns its path.
+func vmChart(jsonPath string) (string, error) {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return "", err
+	}
+	var br vmharness.BenchResults
+	if err := json.Unmarshal(b, &br); err != nil {
+		return "", fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	if len(br.Runs) == 0 || len(br.Configs) == 0 {
+		return "", fmt.Errorf("%s: no runs", jsonPath)
+	}
+	img, err := br.ChartPNG()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	out := strings.TrimSuffix(jsonPath, ".json") + ".png"
+	if err := os.WriteFile(out, img, 0o644); err != nil {
+		return "", err
+	}
+	return out, nil
 }

@@ -1,13 +1,15 @@
 package main
 
 import (
+	"image"
+	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/dlog-dev/dlog/internal/plot"
+	"github.com/dlog-dev/dlog/internal/testutil/chart"
 )
 
 // Ensure that the report states the medians, spreads, baselines and
@@ -55,35 +57,51 @@ func TestWriteReport(t *testing.T) {
 			t.Errorf("README-table.md lacks %q:\n%s", want, table)
 		}
 	}
-	// The latency plot: dlog's 2^28 point in the first palette colour.
-	f, err := os.Open(filepath.Join(dir, "flush-latency.png"))
+	// The plots decode at the chart size, with each series' colour where
+	// its data is: the latency plot's 2^28 points (medians 1.2 ms, 20 ms,
+	// 250 us), the round trip's two bars (8 us, 8.8 us).
+	latency, err := flushLatency(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := roundTrips(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		file  string
+		f     *chart.Frame
+		x, y  float64
+		color color.RGBA
+	}{
+		{"flush-latency.png", latency, 1 << 28, 1.2e6, chart.Palette[0]},
+		{"flush-latency.png", latency, 1 << 28, 2e7, chart.Palette[1]},
+		{"flush-latency.png", latency, 1 << 28, 2.5e5, chart.Palette[6]},
+		{"roundtrip.png", rt, -0.2, 4, chart.Palette[6]},
+		{"roundtrip.png", rt, 0.2, 8.4, chart.Palette[0]},
+	} {
+		img := decodePNG(t, filepath.Join(dir, c.file))
+		if b := img.Bounds(); b.Dx() != chartW || b.Dy() != chartH || b != c.f.Bounds() {
+			t.Errorf("%s is %v, want %dx%d", c.file, b, chartW, chartH)
+		}
+		p := c.f.Pixel(c.x, c.y)
+		r, g, b, _ := img.At(p.X, p.Y).RGBA()
+		if got := (color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 0xff}); got != c.color {
+			t.Errorf("%s at (%g, %g), pixel %v: %v, want %v", c.file, c.x, c.y, p, got, c.color)
+		}
+	}
+}
+
+func decodePNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	img, err := png.Decode(f)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
-	c, err := flushLatency(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img.Bounds() != c.Bounds() {
-		t.Errorf("png %v, canvas %v", img.Bounds(), c.Bounds())
-	}
-	var blue bool
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y && !blue; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bb, _ := img.At(x, y).RGBA()
-			if p := plot.Palette[0]; uint8(r>>8) == p.R && uint8(g>>8) == p.G && uint8(bb>>8) == p.B {
-				blue = true
-				break
-			}
-		}
-	}
-	if !blue {
-		t.Error("no dlog series in the latency plot")
-	}
+	return img
 }
