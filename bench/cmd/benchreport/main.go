@@ -17,10 +17,15 @@
 //	go run ./bench/cmd/benchreport -from build/bench/raw.txt   # re-render a previous run
 //	go run ./bench/cmd/benchreport -vm bench/vm-results.json   # redraw bench/vm-results.png
 //
-// The raw results go to build/bench/raw.txt (-raw) as they come.
+// The raw results go to build/bench/raw.txt (-raw) as they come, and are
+// copied beside the report (bench/raw.txt), so that the report and its
+// plots can be drawn again from what is committed:
+//
+//	go run ./bench/cmd/benchreport -from bench/raw.txt
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -101,13 +106,12 @@ func run(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	f, err := os.Open(rawPath)
+	rawData, err := os.ReadFile(rawPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "benchreport: %v\n", err)
 		return 1
 	}
-	data, err := parseRaw(f)
-	f.Close()
+	data, err := parseRaw(bytes.NewReader(rawData))
 	if err != nil {
 		fmt.Fprintf(stderr, "benchreport: %s: %v\n", rawPath, err)
 		return 1
@@ -120,6 +124,15 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "benchreport: %v\n", err)
 		return 1
+	}
+	// The raw results go beside the report, so that a clone can draw it
+	// again (-from DIR/raw.txt) without running the benchmarks.
+	if keep := filepath.Join(outDir, "raw.txt"); !sameFile(rawPath, keep) {
+		if err := os.WriteFile(keep, rawData, 0o644); err != nil {
+			fmt.Fprintf(stderr, "benchreport: %v\n", err)
+			return 1
+		}
+		files = append(files, keep)
 	}
 	for _, f := range files {
 		fmt.Fprintf(stderr, "benchreport: wrote %s\n", f)
@@ -190,4 +203,11 @@ func vmChart(jsonPath string) (string, error) {
 		return "", err
 	}
 	return out, nil
+}
+
+// sameFile reports whether a and b name the same existing file.
+func sameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }

@@ -274,8 +274,8 @@ func AddBars(p *plot.Plot, categories []string, series []Series, label func(floa
 
 // LogTicks ticks a log axis at the powers of Base (2 or 10) in its range,
 // every few powers so that at most ten are labelled, with the 2x and 5x
-// steps too on a base-10 axis of two decades or less. Format labels a tick
-// (nil: %g).
+// steps too on a base-10 axis of two decades or less, and unlabelled
+// minor ticks between the powers of ten. Format labels a tick (nil: %g).
 type LogTicks struct {
 	Base   float64
 	Format func(float64) string
@@ -297,6 +297,16 @@ func (t LogTicks) Ticks(lo, hi float64) []plot.Tick {
 			for _, k := range []float64{2, 5} {
 				if k*v <= hi {
 					out = append(out, plot.Tick{Value: k * v, Label: t.label(k * v)})
+				}
+			}
+		}
+	}
+	// Unlabelled minor ticks at 2..9 times each power of ten.
+	if t.Base == 10 && step == 1 {
+		for e := e0 - 1; e <= e1; e++ {
+			for k := 2.0; k <= 9; k++ {
+				if v := k * math.Pow(10, e); v >= lo && v <= hi && (logb(hi)-logb(lo) > 2 || (k != 2 && k != 5) || e < e0) {
+					out = append(out, plot.Tick{Value: v})
 				}
 			}
 		}

@@ -167,3 +167,31 @@ func TestRenderStack(t *testing.T) {
 		}
 	}
 }
+
+// Ensure that log ticks label the powers in range, thin them to at most
+// ten labels, add 2x and 5x on short base-10 ranges and unlabelled minor
+// ticks between decades.
+func TestLogTicks(t *testing.T) {
+	labels := func(ts []plot.Tick) (l []float64, minor int) {
+		for _, tk := range ts {
+			if tk.Label == "" {
+				minor++
+			} else {
+				l = append(l, tk.Value)
+			}
+		}
+		return l, minor
+	}
+	if l, minor := labels(chart.LogTicks{Base: 2}.Ticks(1<<16, 1<<28)); len(l) != 7 || l[0] != 1<<16 || l[6] != 1<<28 || minor != 0 {
+		t.Errorf("base 2, 2^16..2^28: labels %v, %d minor", l, minor)
+	}
+	if l, minor := labels(chart.LogTicks{Base: 10}.Ticks(3e2, 6e4)); fmt.Sprint(l) != "[1000 10000]" || minor != 7+8+5 {
+		t.Errorf("base 10, 300..60000: labels %v, %d minor", l, minor)
+	}
+	if l, _ := labels(chart.LogTicks{Base: 10}.Ticks(1, 100)); fmt.Sprint(l) != "[1 2 5 10 20 50 100]" {
+		t.Errorf("base 10, 1..100: labels %v", l)
+	}
+	if ts := (chart.LogTicks{Base: 10}).Ticks(0, 100); ts != nil {
+		t.Errorf("ticks for a range from 0: %v", ts)
+	}
+}
