@@ -79,28 +79,46 @@ func lineChart(title, subtitle, yLabel string, y plot.Ticker, series []chart.Ser
 	return chart.Render(p, chartW, chartH), nil
 }
 
+// flushLine is one line of the flush plots: the sub-benchmarks named sub
+// at a number of marks per flush, in palette colour col.
+type flushLine struct {
+	name, sub string
+	marks     int
+	dashed    bool
+	col       int
+}
+
+// dlogLines are dlog's lines, in both flush plots.
+var dlogLines = []flushLine{
+	{"dlog, 32 marks", "impl=dlog", 32, false, 0},
+	{"dlog, 1 mark", "impl=dlog", 1, false, 2},
+}
+
+// flushChart plots unit of the flush sub-benchmarks against region count.
+func flushChart(data *runData, title, subtitle, yLabel string, y plot.Ticker, unit string, lines []flushLine) (*chart.Frame, error) {
+	var series []chart.Series
+	for _, l := range lines {
+		series = append(series, flushSeries(data, l.name, l.sub, l.marks, unit, l.dashed, l.col))
+	}
+	return lineChart(title, subtitle, yLabel, y, nonEmpty(series...))
+}
+
 func flushLatency(data *runData) (*chart.Frame, error) {
-	return lineChart("Flush latency against log size (median, min-max bars)",
+	return flushChart(data, "Flush latency against log size (median, min-max bars)",
 		"marks per flush fixed at 32 and at 1, random regions; preallocated file, O_DIRECT writes + fdatasync",
-		"time per flush", chart.LogTicks{Base: 10, Format: duration},
-		nonEmpty(
-			flushSeries(data, "dlog, 32 marks", "impl=dlog", 32, "ns/op", false, 0),
-			flushSeries(data, "dlog, 1 mark", "impl=dlog", 1, "ns/op", false, 2),
-			flushSeries(data, "kernel strategy, 32 marks", "baseline=kernel-strategy", 32, "ns/op", true, 1),
-			flushSeries(data, "kernel strategy, 1 mark", "baseline=kernel-strategy", 1, "ns/op", true, 4),
-			flushSeries(data, "one 4 KiB write (floor)", "baseline=one-4k-write", 1, "ns/op", true, 6),
-		))
+		"time per flush", chart.LogTicks{Base: 10, Format: duration}, "ns/op",
+		append(dlogLines[:len(dlogLines):len(dlogLines)],
+			flushLine{"kernel strategy, 32 marks", "baseline=kernel-strategy", 32, true, 1},
+			flushLine{"kernel strategy, 1 mark", "baseline=kernel-strategy", 1, true, 4},
+			flushLine{"one 4 KiB write (floor)", "baseline=one-4k-write", 1, true, 6}))
 }
 
 func flushBytes(data *runData) (*chart.Frame, error) {
-	return lineChart("Bytes written per flush against log size",
+	return flushChart(data, "Bytes written per flush against log size",
 		"marks per flush fixed at 32 and at 1; dlog writes the changed 4 KiB blocks, the kernel the whole bitmap",
-		"bytes written per flush", chart.LogTicks{Base: 2, Format: bytesLabel},
-		nonEmpty(
-			flushSeries(data, "dlog, 32 marks", "impl=dlog", 32, "bytes/flush", false, 0),
-			flushSeries(data, "dlog, 1 mark", "impl=dlog", 1, "bytes/flush", false, 2),
-			flushSeries(data, "kernel strategy", "baseline=kernel-strategy", 32, "bytes/flush", true, 1),
-		))
+		"bytes written per flush", chart.LogTicks{Base: 2, Format: bytesLabel}, "bytes/flush",
+		append(dlogLines[:len(dlogLines):len(dlogLines)],
+			flushLine{"kernel strategy", "baseline=kernel-strategy", 32, true, 1}))
 }
 
 // barChart draws grouped bars, each labelled with its value.
