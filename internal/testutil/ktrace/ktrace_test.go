@@ -357,7 +357,7 @@ func (s strictTB) Skipf(format string, args ...any) {
 func (s strictTB) SkipNow() { s.TB.Helper(); s.TB.Fatal("skipped") }
 
 // Ensure that the trace loads, without skipping, from a directory with no
-// go.mod above it and no ../shared beside it: it is the repository's own
+// go.mod above it and nothing beside it: it is the repository's own
 // testdata, compiled in.
 func TestLoadAnywhere(t *testing.T) {
 	t.Chdir(t.TempDir())
