@@ -7,9 +7,9 @@
 // The contract:
 //
 //   - Write submits every block and a drained IORING_OP_FSYNC(DATASYNC) in
-//     one submission: the sync covers every write, a failed write cancels
-//     neither the sync nor the other writes, and each failure is reported
-//     against its block.
+//     one submission (split only when the batch exceeds the ring): the sync
+//     covers every write, a failed write cancels neither the sync nor the
+//     other writes, and each failure is reported against its block.
 //   - Buffers are the caller's and stay referenced until their completions
 //     arrive; if the ring fails mid-batch the Writer becomes unusable and
 //     keeps the batch's buffers referenced.
