@@ -181,7 +181,7 @@ type stateAsm struct {
 
 // Open constructs a cluster log (CTR). It checks that the cluster engine
 // is reachable and, for clustered-disk, opens the log device; it joins no
-// group (that is RESUME's job, protocol.md §3.1 CTR).
+// group (that is RESUME's job, docs/protocol.md §3.1 CTR).
 func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, error) {
 	o.defaults()
 	if o.Transport == nil {

@@ -1,7 +1,7 @@
 // Package transport moves dm-log-userspace datagrams in and out of dlogd.
 //
 // A Transport receives datagrams in the kernel's format (nlmsghdr + cn_msg
-// + dm_ulog_request + payload, protocol.md §1.2) and hands each to a
+// + dm_ulog_request + payload, docs/protocol.md §1.2) and hands each to a
 // Handler together with a Peer to send the reply to. Two transports exist,
 // chosen by the --transport flag through Listen:
 //
