@@ -181,7 +181,7 @@ type stateAsm struct {
 
 // Open constructs a cluster log (CTR). It checks that the cluster engine
 // is reachable and, for clustered-disk, opens the log device; it joins no
-// group (that is RESUME's job, protocol.md §3.1 CTR).
+// group (that is RESUME's job, docs/protocol.md §3.1 CTR).
 func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, error) {
 	o.defaults()
 	if o.Transport == nil {
@@ -282,7 +282,7 @@ func (l *Log) IsClean(r uint64) (bool, error) {
 // would write without asking IS_REMOTE_RECOVERING (below the hint it
 // holds, or just after an answer of 0): there it answers 1, so that the
 // write goes to every leg with a mark, never to the default leg only
-// (see the package doc, "The latch").
+// (docs/design/cluster.md, "The latch").
 func (l *Log) InSync(r uint64) (bool, error) {
 	if err := l.check(r); err != nil {
 		return false, err
@@ -530,7 +530,7 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 // ---- resync hand-out ----
 
 // GetResyncWork proposes a region to the group and returns it once every
-// other synced member accepted it (package doc, "Hand-out").
+// other synced member accepted it (docs/design/cluster.md, "Hand-out").
 func (l *Log) GetResyncWork() (uint64, bool, error) {
 	if l.closed.Load() {
 		return 0, false, engine.ErrClosed

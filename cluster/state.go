@@ -115,7 +115,7 @@ func (s *state) lockedBy(r uint64) (MemberID, bool) {
 }
 
 // Snapshot layout (little-endian). A joiner checks every count and the
-// exact total against THIS log (protocol.md §8.5 m).
+// exact total against THIS log (docs/conformance.md §5 m).
 const (
 	stateMagic   = 0x54534C44 // "DLST"
 	stateVersion = 1

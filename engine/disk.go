@@ -199,7 +199,7 @@ func (d *diskState) close() {
 	d.staging.unmap()
 }
 
-// resume is the kernel's disk_resume (protocol.md §4.4), step by step. It
+// resume is the kernel's disk_resume (docs/disk-format.md §4), step by step. It
 // runs under l.mu with no flush in progress (the log is not running).
 func (d *diskState) resume(l *dirtyLog) error {
 	img := d.image.m[:d.bufSize]
@@ -215,7 +215,7 @@ func (d *diskState) resume(l *dirtyLog) error {
 		d.fail(l, fmt.Errorf("read log header: %w", err))
 	} else {
 		// 2, 3. Fresh log, version upgrade, unsupported version; the
-		//    stored region count is clamped to this activation (§8.5 j).
+		//    stored region count is clamped to this activation (docs/conformance.md §5 j).
 		h, _ := header.Decode(img)
 		r, ierr := header.Interpret(h, l.n, l.cfg.Sync)
 		hdr, valid = r.Header, r.Valid
