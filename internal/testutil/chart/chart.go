@@ -391,7 +391,8 @@ func RenderStack(title string, panels []*plot.Plot, w, h int) (*image.RGBA, []*F
 
 // Encode writes img as PNG.
 func Encode(w io.Writer, img image.Image) error {
-	if err := png.Encode(w, img); err != nil {
+	enc := png.Encoder{CompressionLevel: png.BestCompression}
+	if err := enc.Encode(w, img); err != nil {
 		return fmt.Errorf("chart: encode png: %w", err)
 	}
 	return nil
