@@ -2,7 +2,8 @@
 #
 #   make install     build bin/dlogd, then install it to $(DESTDIR)$(PREFIX)/sbin, the man page to
 #                    $(DESTDIR)$(PREFIX)/share/man/man8 and the systemd unit to $(DESTDIR)$(SYSTEMD_UNIT_DIR)
-#                    (its ExecStart= rewritten to $(PREFIX)/sbin/dlogd)
+#                    (its ExecStart= rewritten to $(PREFIX)/sbin/dlogd) and the bash completion to
+#                    $(DESTDIR)$(BASHCOMPDIR)
 #   make uninstall   remove what install installed
 #   make man         write packaging/dlogd.8 from the help texts (a test fails while it is out of date)
 #
@@ -17,20 +18,22 @@ DESTDIR          ?=
 SBINDIR          ?= $(PREFIX)/sbin
 MANDIR           ?= $(PREFIX)/share/man
 SYSTEMD_UNIT_DIR ?= /lib/systemd/system
+BASHCOMPDIR      ?= $(PREFIX)/share/bash-completion/completions
 INSTALL          ?= install
 
 .PHONY: install uninstall man
 
 install: build
-	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(BASHCOMPDIR)
 	$(INSTALL) -m 0755 $(BIN)/dlogd $(DESTDIR)$(SBINDIR)/dlogd
 	$(INSTALL) -m 0644 packaging/dlogd.8 $(DESTDIR)$(MANDIR)/man8/dlogd.8
+	$(INSTALL) -m 0644 packaging/dlogd.bash-completion $(DESTDIR)$(BASHCOMPDIR)/dlogd
 	sed 's|/usr/local/sbin/dlogd|$(SBINDIR)/dlogd|g' packaging/dlogd.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service.tmp
 	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service.tmp
 	mv $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service.tmp $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/dlogd $(DESTDIR)$(MANDIR)/man8/dlogd.8 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service
+	rm -f $(DESTDIR)$(SBINDIR)/dlogd $(DESTDIR)$(MANDIR)/man8/dlogd.8 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service $(DESTDIR)$(BASHCOMPDIR)/dlogd
 
 man:
 	$(GO) test -count=1 -run '^TestManPage$$' ./cmd/dlogd -args -update-man

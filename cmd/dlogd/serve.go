@@ -40,10 +40,9 @@ type serveFlags struct {
 func serve(args []string, stdout, stderr io.Writer) int {
 	var f serveFlags
 	fs := flag.NewFlagSet("dlogd serve", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	fs.StringVar(&f.transport, "transport", "netlink", "")
-	fs.StringVar(&f.pidfile, "pidfile", "/run/dlogd.pid", "")
-	fs.StringVar(&f.control, "control", defaultControl, "")
+	fs.StringVar(&f.pidfile, "pidfile", defaultPidfile, "")
+	fs.StringVar(&f.control, "control", "", "")
 	fs.StringVar(&f.stateDir, "state-dir", "", "")
 	fs.StringVar(&f.metrics, "metrics", "", "")
 	fs.BoolVar(&f.metricsRemote, "metrics-remote", false, "")
@@ -53,34 +52,28 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.ioFall, "io-fallback", false, "")
 	fs.DurationVar(&f.clearDelay, "clear-delay", 0, "")
 	fs.StringVar(&f.cluster, "cluster", "", "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, helpServe)
-			return 0
-		}
-		fmt.Fprintf(stderr, "dlogd serve: %v\n\n%s", err, helpServe)
-		return exitUsage
+	if code, ok := parseFlags(fs, args, helpServe, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "dlogd serve: unexpected argument %q\n\n%s", fs.Arg(0), helpServe)
-		return exitUsage
+		return usageError(stderr, "dlogd serve", "unexpected argument %q (serve takes options only)", fs.Arg(0))
+	}
+	if f.control == "" {
+		f.control = besidePidfile(f.pidfile, "dlogd.ctl")
 	}
 	if f.metrics != "" && !f.metricsRemote {
 		if err := checkLoopback(f.metrics); err != nil {
-			fmt.Fprintf(stderr, "dlogd serve: --metrics %s: %v (add --metrics-remote to serve metrics beyond this host)\n", f.metrics, err)
-			return exitUsage
+			return usageError(stderr, "dlogd serve", "--metrics %s: %v (add --metrics-remote to serve metrics beyond this host)", f.metrics, err)
 		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		fmt.Fprintf(stderr, "dlogd serve: --log-level %q: want debug, info, warn or error\n", f.logLevel)
-		return exitUsage
+		return usageError(stderr, "dlogd serve", "--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	openLog, err := clusterOpener(f.cluster, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "dlogd serve: --cluster %q: %v\n", f.cluster, err)
-		return exitUsage
+		return usageError(stderr, "dlogd serve", "--cluster %q: %v", f.cluster, err)
 	}
 	// Catch the signals first: one that arrives while the daemon starts
 	// must get the daemon's handling, not the default action.
@@ -134,7 +127,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	stateDir := f.stateDir
 	switch stateDir {
 	case "":
-		stateDir = filepath.Join(filepath.Dir(f.pidfile), "dlogd")
+		stateDir = besidePidfile(f.pidfile, "dlogd")
 	case "none":
 		stateDir = ""
 	}
@@ -145,13 +138,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	} else if n > 0 {
 		log.Info("logs restored from the state directory (dlogd was restarted while the kernel still had them)", "logs", n, "dir", stateDir)
 	}
-	if err := lock.writePID(); err != nil {
-		log.Error("cannot write the pidfile", "pidfile", f.pidfile, "err", err)
-		t.Close()
-		return 1
-	}
-	log.Info("dlogd serving", "transport", t.String(), "pid", os.Getpid(), "pidfile", f.pidfile)
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
@@ -188,6 +174,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		defer srv.Close()
 		log.Info("serving Prometheus metrics", "addr", ln.Addr().String(), "path", "/metrics")
 	}
+
+	// Ready: the transport is bound, the state restored, the control
+	// socket and the metrics listen. Only now is the pid written.
+	if err := lock.writePID(); err != nil {
+		log.Error("cannot write the pidfile", "pidfile", f.pidfile, "err", err)
+		cancel()
+		d.Close(context.Background())
+		t.Close()
+		return 1
+	}
+	log.Info("dlogd serving", "transport", t.String(), "pid", os.Getpid(), "pidfile", f.pidfile)
 
 	exitWhenIdle := false
 	code := 0
@@ -238,6 +235,13 @@ loop:
 	t.Close()
 	log.Info("dlogd stopped")
 	return code
+}
+
+// besidePidfile is the default path of a file named name: in the
+// pidfile's directory, so that a second dlogd started with its own
+// --pidfile keeps its state and its control socket apart from the first's.
+func besidePidfile(pidfile, name string) string {
+	return filepath.Join(filepath.Dir(pidfile), name)
 }
 
 // checkLoopback refuses a metrics address that listens beyond this host.
