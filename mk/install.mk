@@ -5,6 +5,7 @@
 #                    (its ExecStart= rewritten to $(PREFIX)/sbin/dlogd) and the bash completion to
 #                    $(DESTDIR)$(BASHCOMPDIR)
 #   make uninstall   remove what install installed
+#   make unit-check  systemd-analyze verify of packaging/dlogd.service (make test runs it): any warning fails
 #   make man         write packaging/dlogd.8 from the help texts (a test fails while it is out of date)
 #
 # PREFIX defaults to /usr/local; DESTDIR (empty) is for staging a package; SYSTEMD_UNIT_DIR defaults
@@ -21,7 +22,7 @@ SYSTEMD_UNIT_DIR ?= /lib/systemd/system
 BASHCOMPDIR      ?= $(PREFIX)/share/bash-completion/completions
 INSTALL          ?= install
 
-.PHONY: install uninstall man
+.PHONY: install uninstall man unit-check
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(BASHCOMPDIR)
@@ -34,6 +35,16 @@ install: build
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/dlogd $(DESTDIR)$(MANDIR)/man8/dlogd.8 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dlogd.service $(DESTDIR)$(BASHCOMPDIR)/dlogd
+
+# The unit as installed, its ExecStart= pointing at the dlogd just built (verify checks that the
+# command exists). systemd-analyze exits 0 on most warnings (unknown keys, bad values): any output fails.
+unit-check: build
+	@command -v systemd-analyze >/dev/null || { echo "unit-check: systemd-analyze not found (apt-get install systemd)"; exit 1; }
+	@tmp=$$(mktemp -d); \
+	sed 's|/usr/local/sbin/dlogd|$(CURDIR)/$(BIN)/dlogd|g' packaging/dlogd.service > $$tmp/dlogd.service; \
+	out=$$(systemd-analyze verify --man=no $$tmp/dlogd.service 2>&1); rc=$$?; rm -rf $$tmp; \
+	if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "!! unit-check: packaging/dlogd.service does not verify"; exit 1; fi; \
+	echo "unit-check: packaging/dlogd.service verifies"
 
 man:
 	$(GO) test -count=1 -run '^TestManPage$$' ./cmd/dlogd -args -update-man

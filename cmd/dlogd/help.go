@@ -155,6 +155,6 @@ SIGNALS
 
 CMIRRORD OPTIONS
     -f, --foreground   dlogd always runs in the foreground; use systemd's
-                       Type=simple (or & in a shell) to detach.
+                       Type=notify (or & in a shell) to detach.
     -h, --help         --help.
 `

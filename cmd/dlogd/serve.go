@@ -19,6 +19,7 @@ import (
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/internal/control"
 	"github.com/dlog-dev/dlog/internal/metrics"
+	"github.com/dlog-dev/dlog/internal/systemd"
 	"github.com/dlog-dev/dlog/transport"
 )
 
@@ -70,7 +71,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError(stderr, "dlogd serve", "--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, level)
 	openLog, err := clusterOpener(f.cluster, log)
 	if err != nil {
 		return usageError(stderr, "dlogd serve", "--cluster %q: %v", f.cluster, err)
@@ -185,6 +186,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("dlogd serving", "transport", t.String(), "pid", os.Getpid(), "pidfile", f.pidfile)
+	// Type=notify: systemd starts what is ordered after dlogd (the
+	// activation of mirrors whose logs it serves) only now.
+	notify(log, "READY=1\nSTATUS=serving on "+t.String())
 
 	exitWhenIdle := false
 	code := 0
@@ -225,6 +229,7 @@ loop:
 			break loop
 		}
 	}
+	notify(log, "STOPPING=1")
 	cancel()
 	closeCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
@@ -235,6 +240,25 @@ loop:
 	t.Close()
 	log.Info("dlogd stopped")
 	return code
+}
+
+// newLogger logs to stderr: with each line's syslog priority when stderr
+// is the journal systemd gave the service (JOURNAL_STREAM), plain text
+// with the time anywhere else.
+func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := stderr.(*os.File); ok && systemd.OnJournal(f, os.Getenv("JOURNAL_STREAM")) {
+		return slog.New(systemd.NewHandler(stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts))
+}
+
+// notify tells systemd (NOTIFY_SOCKET, with Type=notify) the daemon's
+// state; a failure is logged, not fatal.
+func notify(log *slog.Logger, state string) {
+	if err := systemd.Notify(os.Getenv("NOTIFY_SOCKET"), state); err != nil {
+		log.Warn("cannot notify systemd", "err", err)
+	}
 }
 
 // besidePidfile is the default path of a file named name: in the
