@@ -106,7 +106,10 @@ OPTIONS
         Serve Prometheus metrics at http://ADDR/metrics (off by default):
         request counts and latency histograms by type, flush latency and
         bytes per flush, per-log regions, dirty and in-sync gauges,
-        transport drops by reason. ADDR must be a loopback address (e.g.
+        transport drops by reason, dlogd_build_info. Logs are labelled by
+        uuid, the mirror's device-mapper name and type (not the luid,
+        which changes at every table reload), so a reload continues the
+        same series. ADDR must be a loopback address (e.g.
         127.0.0.1:9342) unless --metrics-remote is given.
 
     --metrics-remote

@@ -159,7 +159,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if m != nil {
-		m.Attach(d, t)
+		b := currentBuild()
+		m.BuildInfo(b.Version, b.Revision, b.GoVersion)
+		m.Attach(d, t, mirrorName)
 		ln, err := net.Listen("tcp", f.metrics)
 		if err != nil {
 			log.Error("cannot serve metrics", "addr", f.metrics, "err", err)

@@ -99,7 +99,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		"dlogd_logs 2",
 		`dlogd_requests_total{type="FLUSH"} 3`,
-		`dlogd_log_dirty_regions{luid="0x1",type="clustered-core",uuid="st-core"} 1`,
+		`dlogd_log_dirty_regions{name="",type="clustered-core",uuid="st-core"} 1`,
 		`dlogd_flush_duration_seconds_count 3`,
 		`dlogd_transport_dropped_total{reason="foreign_sender"} 0`,
 	} {
