@@ -277,15 +277,20 @@ func (d *Daemon) Close(ctx context.Context) error {
 
 // LogStatus describes one served log.
 type LogStatus struct {
-	UUID       string            `json:"uuid"`
-	LUID       uint64            `json:"luid"`
-	Ctr        string            `json:"ctr"`
-	State      engine.State      `json:"state"`
-	Requests   map[string]uint64 `json:"requests"`
-	LastFlush  time.Duration     `json:"last_flush_ns"`
-	P99Flush   time.Duration     `json:"p99_flush_ns"`
-	Age        time.Duration     `json:"age_ns"`
-	StatusInfo string            `json:"status_info"`
+	UUID      string            `json:"uuid"`
+	LUID      uint64            `json:"luid"`
+	Ctr       string            `json:"ctr"`
+	State     engine.State      `json:"state"`
+	Requests  map[string]uint64 `json:"requests"`
+	LastFlush time.Duration     `json:"last_flush_ns"`
+	P99Flush  time.Duration     `json:"p99_flush_ns"`
+	// LastFlushBytes and FlushBytes are what the latest flush, and every
+	// flush, wrote to the log device: the writes of RESUME (the whole
+	// image) are not flushes and are left out.
+	LastFlushBytes uint64        `json:"last_flush_bytes"`
+	FlushBytes     uint64        `json:"flush_bytes"`
+	Age            time.Duration `json:"age_ns"`
+	StatusInfo     string        `json:"status_info"`
 }
 
 // Status describes every log, sorted by uuid and luid.
@@ -303,7 +308,7 @@ func (d *Daemon) Status() []LogStatus {
 				s.Requests[t.String()] = n
 			}
 		}
-		s.LastFlush, s.P99Flush = in.flushLat.snapshot()
+		s.LastFlush, s.P99Flush, s.LastFlushBytes, s.FlushBytes = in.flushLat.snapshot()
 		out = append(out, s)
 	}
 	sortStatus(out)

@@ -398,7 +398,7 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	// nothing and would only dilute the figures.
 	if t := j.req.Type(); t == ulog.TypeFlush || t == ulog.TypePostsuspend || t == ulog.TypeMarkRegion {
 		if bytes := in.log.Stats().BytesWritten - before; t != ulog.TypeMarkRegion || bytes > 0 {
-			in.flushLat.add(took)
+			in.flushLat.add(took, bytes)
 			if d.opts.Observer != nil {
 				d.opts.Observer.Flush(took, bytes, err)
 			}

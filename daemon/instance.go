@@ -128,29 +128,35 @@ func (in *instance) drain() {
 	}
 }
 
-// latencies keeps the last flush latency and a small window for a p99.
+// latencies keeps the last flush latency and a small window for a p99,
+// and the bytes of the last flush and of all of them.
 type latencies struct {
-	mu     sync.Mutex
-	last   time.Duration
-	window [256]time.Duration
-	n      int
+	mu        sync.Mutex
+	last      time.Duration
+	lastBytes uint64
+	bytes     uint64
+	window    [256]time.Duration
+	n         int
 }
 
-func (l *latencies) add(d time.Duration) {
+func (l *latencies) add(d time.Duration, bytes uint64) {
 	l.mu.Lock()
 	l.last = d
+	l.lastBytes = bytes
+	l.bytes += bytes
 	l.window[l.n%len(l.window)] = d
 	l.n++
 	l.mu.Unlock()
 }
 
-// snapshot returns the last latency and the 99th percentile of the window.
-func (l *latencies) snapshot() (last, p99 time.Duration) {
+// snapshot returns the last latency, the 99th percentile of the window,
+// the last flush's bytes and the bytes of every flush.
+func (l *latencies) snapshot() (last, p99 time.Duration, lastBytes, bytes uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := min(l.n, len(l.window))
 	if n == 0 {
-		return 0, 0
+		return 0, 0, 0, 0
 	}
 	s := make([]time.Duration, n)
 	copy(s, l.window[:n])
@@ -159,5 +165,5 @@ func (l *latencies) snapshot() (last, p99 time.Duration) {
 			s[k], s[k-1] = s[k-1], s[k]
 		}
 	}
-	return l.last, s[(n*99)/100]
+	return l.last, s[(n*99)/100], l.lastBytes, l.bytes
 }
