@@ -113,7 +113,10 @@ func QEMUArgs(vmlinuz, initrd, resultsDisk, cmdline string, memoryMB int, disks 
 
 // SharedDiskArgs attaches raw images that other qemu processes open at the
 // same time: no host page cache (cache=none is O_DIRECT), no image locking,
-// and share-rw on the virtio-blk device.
+// and share-rw on the virtio-blk device. Each sits in a fixed PCI slot from
+// SharedDiskSlot on, after the slots qemu gives the results disk and Disks
+// (the guest names virtio disks in PCI order: /dev/vda stays the results
+// disk), and carries the serial dlog-shared<i> (/sys/block/vdX/serial).
 func SharedDiskArgs(files []string) []string {
 	var args []string
 	for i, f := range files {
@@ -121,10 +124,14 @@ func SharedDiskArgs(files []string) []string {
 		args = append(args,
 			"-blockdev", fmt.Sprintf("driver=raw,node-name=%s,file.driver=file,file.filename=%s,file.locking=off,file.aio=threads,cache.direct=on,cache.no-flush=off",
 				id, strings.ReplaceAll(f, ",", ",,")),
-			"-device", fmt.Sprintf("virtio-blk-pci,drive=%s,share-rw=on", id))
+			"-device", fmt.Sprintf("virtio-blk-pci,drive=%s,share-rw=on,serial=dlog-shared%d,addr=0x%x", id, i, SharedDiskSlot+i))
 	}
 	return args
 }
+
+// SharedDiskSlot is the PCI slot of the first shared disk; qemu's automatic
+// slots for the NIC, the results disk and Disks stay below it.
+const SharedDiskSlot = 0x10
 
 // driveArg is a raw virtio -drive value; qemu escapes a comma as ",,".
 func driveArg(file string) string {
