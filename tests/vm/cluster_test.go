@@ -103,6 +103,11 @@ func clusterScenarios() []clusterScenario {
 	return []clusterScenario{
 		{name: "basic", guest: "cl-basic", nodes: 2},
 		{name: "kill-node", guest: "cl-kill-node", nodes: 2, victim: 2},
+		{name: "kill-dlogd", guest: "cl-kill-dlogd", nodes: 2},
+		{name: "suspend-write", guest: "cl-suspend-write", nodes: 2},
+		{name: "three-node", guest: "cl-three-node", nodes: 3, victim: 3},
+		{name: "partition", guest: "cl-partition", nodes: 3, victim: 3, isolate: 3},
+		{name: "partition-two-node", guest: "cl-partition", nodes: 2, victim: 2, isolate: 2},
 	}
 }
 
@@ -187,7 +192,7 @@ func runClusterScenario(t *testing.T, h *host, sc clusterScenario, o clusterRunO
 		if testing.Verbose() && os.Getenv("DLOG_VM_QUIET") != "1" {
 			cfg.Console, cfg.ConsolePrefix = os.Stdout, fmt.Sprintf("n%d| ", i)
 		}
-		if i == sc.victim {
+		if i == sc.victim && sc.isolate == 0 {
 			cfg.KillOn, cfg.KillDelay = clusterKillMarker, 200*time.Millisecond
 		}
 		wg.Add(1)
@@ -208,7 +213,7 @@ func runClusterScenario(t *testing.T, h *host, sc clusterScenario, o clusterRunO
 				t.Logf("qemu ran %.1f s; console log %s", res.Elapsed.Seconds(), res.ConsoleLog)
 				saveResults(t, filepath.Join(work, "results"), res.Files)
 			}
-			if i == sc.victim {
+			if i == sc.victim && sc.isolate == 0 {
 				if res == nil || !res.Killed {
 					t.Errorf("node %d was to be killed at %s but was not (err %v)", i, clusterKillMarker, err)
 					if res != nil && res.Report != nil {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,7 +50,10 @@ const (
 type clusterCfg struct {
 	node, nodes int
 	logType     string // clustered-disk or clustered-core
-	victim      int    // the node the scenario kills (0: none)
+	victim      int    // the node the scenario kills or cuts off (0: none)
+	// layout is the block of node's seq-th write (blockOf unless a
+	// scenario needs another).
+	layout func(node, nodes, seq int) int64
 }
 
 func readClusterCfg() (clusterCfg, error) {
@@ -61,7 +65,7 @@ func readClusterCfg() (clusterCfg, error) {
 }
 
 func parseClusterCfg(cmdline string) (clusterCfg, error) {
-	c := clusterCfg{logType: "clustered-disk"}
+	c := clusterCfg{logType: "clustered-disk", layout: blockOf}
 	for _, w := range strings.Fields(cmdline) {
 		k, v, ok := strings.Cut(w, "=")
 		if !ok {
@@ -146,8 +150,10 @@ func decodeMB(b []byte) (mbState, error) {
 
 // mailbox is this node's view of the shared disk, opened with O_DIRECT so
 // that every read sees what the other guests wrote (qemu opens the image
-// with cache=none on the host).
+// with cache=none on the host). Sector 0 is the host's, sector n node n's;
+// a scenario may use the sectors after the nodes'. Safe for concurrent use.
 type mailbox struct {
+	mu   sync.Mutex
 	f    *os.File
 	buf  []byte
 	free func()
@@ -170,20 +176,54 @@ func openMailbox(node int) (*mailbox, error) {
 
 func (m *mailbox) Close() { m.f.Close(); m.free() }
 
-func (m *mailbox) publish(st mbState) error {
+func (m *mailbox) publishLocked(sector int, st mbState) error {
 	copy(m.buf, st.encode())
-	if _, err := m.f.WriteAt(m.buf, int64(m.node)*512); err != nil {
+	if _, err := m.f.WriteAt(m.buf, int64(sector)*512); err != nil {
 		return fmt.Errorf("mailbox write: %w", err)
+	}
+	return nil
+}
+
+// publishAt writes st to another sector than this node's own.
+func (m *mailbox) publishAt(sector int, st mbState) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.publishLocked(sector, st)
+}
+
+func (m *mailbox) phase(p int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := mbState{Phase: p, Acked: m.cur.Acked}
+	if err := m.publishLocked(m.node, st); err != nil {
+		return err
 	}
 	m.cur = st
 	return nil
 }
 
-func (m *mailbox) phase(p int) error { return m.publish(mbState{Phase: p, Acked: m.cur.Acked}) }
-func (m *mailbox) acked(n int) error { return m.publish(mbState{Phase: m.cur.Phase, Acked: n}) }
+func (m *mailbox) acked(n int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := mbState{Phase: m.cur.Phase, Acked: n}
+	if err := m.publishLocked(m.node, st); err != nil {
+		return err
+	}
+	m.cur = st
+	return nil
+}
 
-func (m *mailbox) read(node int) (mbState, error) {
-	if _, err := m.f.ReadAt(m.buf, int64(node)*512); err != nil {
+// ackedNow is this node's count of acknowledged writes.
+func (m *mailbox) ackedNow() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cur.Acked
+}
+
+func (m *mailbox) read(sector int) (mbState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.f.ReadAt(m.buf, int64(sector)*512); err != nil {
 		return mbState{}, fmt.Errorf("mailbox read: %w", err)
 	}
 	return decodeMB(m.buf)
@@ -252,7 +292,7 @@ func writeWorkload(ctx context.Context, mb *mailbox, dev string, c clusterCfg, f
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("after %d writes: %w", seq, err)
 		}
-		blk := blockOf(c.node, c.nodes, seq)
+		blk := c.layout(c.node, c.nodes, seq)
 		copy(buf, payload(c.node, seq, blk))
 		if _, err := f.WriteAt(buf, blk*clusterBlock); err != nil {
 			return fmt.Errorf("write %d (block %d): %w", seq, blk, err)
@@ -285,7 +325,7 @@ func checkWrites(dev string, c clusterCfg, node, acked int) (string, error) {
 	var bad []string
 	nbad := 0
 	for seq := 0; seq < acked; seq++ {
-		blk := blockOf(node, c.nodes, seq)
+		blk := c.layout(node, c.nodes, seq)
 		if _, err := f.ReadAt(buf, blk*clusterBlock); err != nil {
 			return "", fmt.Errorf("read block %d: %w", blk, err)
 		}
