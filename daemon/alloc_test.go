@@ -35,8 +35,8 @@ func testZeroAlloc(t *testing.T, d *daemon.Daemon) {
 	isClean := ulog.AppendRequest(nil, k.request(ulog.TypeIsClean, "alloc", 1, regions(3)))
 	p := &discard{}
 	for name, b := range map[string][]byte{"MARK_REGION": mark, "CLEAR_REGION": clear, "IN_SYNC": inSync, "IS_CLEAN": isClean} {
-		d.Handle(b, p) // warm the pool
-		if a := testing.AllocsPerRun(1000, func() { d.Handle(b, p) }); a != 0 {
+		handle(d, b, p) // warm the pool
+		if a := testing.AllocsPerRun(1000, func() { handle(d, b, p) }); a != 0 {
 			t.Errorf("%s: %v allocations per request, want 0", name, a)
 		}
 	}
@@ -70,7 +70,7 @@ func TestZeroAllocDurableMark(t *testing.T) {
 	}
 	i := 0
 	call := func() {
-		d.Handle(reqs[i%len(reqs)], w)
+		handle(d, reqs[i%len(reqs)], w)
 		<-w.got
 		i++
 	}

@@ -67,7 +67,7 @@ func TestItems05to08Framing(t *testing.T) {
 		}), "einval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d.Handle(tc.b, k.p)
+			handle(d, tc.b, k.p)
 			select {
 			case b := <-k.p.ch:
 				rep := k.check(b)
@@ -281,7 +281,7 @@ func TestItems16to19Header(t *testing.T) {
 		b[i] = 'x'
 		r.UUID[i-44] = 'x' // what the reply must echo
 	}
-	d.Handle(b, k.p)
+	handle(d, b, k.p)
 	if got := k.finish(r); got.err != einval {
 		t.Fatalf("uuid without NUL: error %d", got.err)
 	}

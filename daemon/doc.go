@@ -5,8 +5,8 @@
 // # Requests and goroutines
 //
 // A Daemon is a transport.Handler. The transport calls Handle from its
-// reader goroutine for each datagram; Handle decodes it with package ulog
-// and answers at once every request that only touches memory: IN_SYNC,
+// reader goroutine for each datagram, decoded once by the transport's
+// admission check (transport.Datagram); Handle answers at once every request that only touches memory: IN_SYNC,
 // IS_CLEAN, IS_REMOTE_RECOVERING, MARK_REGION, CLEAR_REGION,
 // GET_RESYNC_WORK, SET_REGION_SYNC, GET_SYNC_COUNT, GET_REGION_SIZE,
 // STATUS_*, PRESUSPEND. The requests that may wait (RESUME, FLUSH,

@@ -80,7 +80,7 @@ func (k *kernel) request(t ulog.RequestType, uuid string, luid uint64, data []by
 
 // send hands the datagram of r to the daemon.
 func (k *kernel) send(r *ulog.Request) {
-	k.d.Handle(ulog.AppendRequest(nil, r), k.p)
+	handle(k.d, ulog.AppendRequest(nil, r), k.p)
 }
 
 // wait returns the reply to seq, checking it.

@@ -82,15 +82,15 @@ type pending struct {
 	out []byte
 }
 
-func (r *replier) Handle(b []byte, from transport.Peer) {
+func (r *replier) Handle(d *transport.Datagram, from transport.Peer) {
 	r.calls.Add(1)
-	var f ulog.Frame
-	if err := ulog.DecodeRequest(b, &f); err != nil {
+	if d.Err != nil {
 		r.bad.Add(1)
 		return
 	}
+	f := &d.Frame
 	if r.seen != nil {
-		r.seen(&f, from)
+		r.seen(f, from)
 	}
 	out := ulog.AppendReply(nil, &f.Req, 0, 0, f.Req.Data)
 	if r.deferred != nil {

@@ -45,8 +45,8 @@ type netlinkTransport struct {
 	served   atomic.Bool
 	stopping atomic.Bool // ctx of Serve is done
 
-	rx    *receiver  // Serve's goroutine only
-	frame ulog.Frame // Serve's goroutine only
+	rx *receiver // Serve's goroutine only
+	dg Datagram  // Serve's goroutine only
 }
 
 // nlPeer is the one peer of the netlink transport: the kernel (nl_pid 0),
@@ -277,10 +277,10 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 			t.foreign(nlPID(src), rx.n)
 			continue
 		}
-		if !t.admit(b, rx.n, truncated, &t.frame, &t.peer) {
+		if !t.admit(b, rx.n, truncated, &t.dg, &t.peer) {
 			continue
 		}
-		h.Handle(b, &t.peer)
+		h.Handle(&t.dg, &t.peer)
 	}
 	return nil
 }

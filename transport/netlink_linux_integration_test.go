@@ -98,15 +98,14 @@ func TestIntegrationNetlinkRoundTrip(t *testing.T) {
 	got := make(map[uint32][]byte) // seq -> datagram as handed over
 	var peerName string
 	r := &replier{}
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) {
+	serve(t, tr, transport.HandlerFunc(func(d *transport.Datagram, from transport.Peer) {
 		mu.Lock()
-		var f ulog.Frame
-		if ulog.DecodeRequest(b, &f) == nil && f.Req.Seq >= testSeqBase {
-			got[f.Req.Seq] = append([]byte(nil), b...)
+		if d.Err == nil && d.Frame.Req.Seq >= testSeqBase {
+			got[d.Frame.Req.Seq] = append([]byte(nil), d.Bytes...)
 			peerName = from.String()
 		}
 		mu.Unlock()
-		r.Handle(b, from)
+		r.Handle(d, from)
 	}))
 
 	// The first request of every type the trace holds.
@@ -198,10 +197,9 @@ func marker(t *testing.T, fk *transport.FakeKernel, handled <-chan uint64, luid 
 // handledLUIDs is a handler that reports the luid of every request.
 func handledLUIDs() (transport.Handler, <-chan uint64) {
 	ch := make(chan uint64, 1024)
-	return transport.HandlerFunc(func(b []byte, from transport.Peer) {
-		var f ulog.Frame
-		if ulog.DecodeRequest(b, &f) == nil {
-			ch <- f.Req.LUID
+	return transport.HandlerFunc(func(d *transport.Datagram, from transport.Peer) {
+		if d.Err == nil {
+			ch <- d.Frame.Req.LUID
 		}
 	}), ch
 }
@@ -289,7 +287,7 @@ func TestIntegrationNetlinkCloseAndCancel(t *testing.T) {
 	peers := make(chan transport.Peer, 16)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- tr.Serve(ctx, transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
+		errc <- tr.Serve(ctx, transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
 	}()
 	luid := testLUID()
 	req := inSync(t, "cancel", luid, testSeqBase+7, 7)

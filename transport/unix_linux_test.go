@@ -150,8 +150,8 @@ func TestUnixReplyAfterHandleReturned(t *testing.T) {
 		copy []byte
 	}
 	heldc := make(chan held, 2)
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) {
-		heldc <- held{from, b, append([]byte(nil), b...)}
+	serve(t, tr, transport.HandlerFunc(func(d *transport.Datagram, from transport.Peer) {
+		heldc <- held{from, d.Bytes, append([]byte(nil), d.Bytes...)}
 	}))
 	c := dial(t, path)
 	first, second := inSync(t, "late", 1, 1, 11), inSync(t, "late", 1, 2, 22)
@@ -409,9 +409,9 @@ func TestUnixHandsOnRequestsToAnswer(t *testing.T) {
 	tr, path := listenUnix(t, transport.Options{})
 	var got [][]byte
 	var mu sync.Mutex
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) {
+	serve(t, tr, transport.HandlerFunc(func(d *transport.Datagram, from transport.Peer) {
 		mu.Lock()
-		got = append(got, append([]byte(nil), b...))
+		got = append(got, append([]byte(nil), d.Bytes...))
 		mu.Unlock()
 	}))
 	c := dial(t, path)
@@ -442,7 +442,7 @@ func TestUnixCloseUnblocksServe(t *testing.T) {
 	peers := make(chan transport.Peer, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- tr.Serve(context.Background(), transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
+		errc <- tr.Serve(context.Background(), transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
 	}()
 	c := dial(t, path)
 	if err := c.Send(inSync(t, "close", 1, 1, 1)); err != nil {
@@ -488,7 +488,7 @@ func TestUnixContextCancel(t *testing.T) {
 	peers := make(chan transport.Peer, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- tr.Serve(ctx, transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
+		errc <- tr.Serve(ctx, transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
 	}()
 	c := dial(t, path)
 	req := inSync(t, "cancel", 9, 9, 9)
@@ -537,7 +537,7 @@ func TestUnixContextCancel(t *testing.T) {
 func TestUnixPeerHangUp(t *testing.T) {
 	tr, path := listenUnix(t, transport.Options{})
 	peers := make(chan transport.Peer, 1)
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
+	serve(t, tr, transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
 	c, err := transport.DialUnix(path)
 	if err != nil {
 		t.Fatal(err)
@@ -561,7 +561,7 @@ func TestUnixPeerHangUp(t *testing.T) {
 func TestUnixSendTimeout(t *testing.T) {
 	tr, path := listenUnix(t, transport.Options{SendTimeout: 100 * time.Millisecond})
 	peers := make(chan transport.Peer, 1)
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
+	serve(t, tr, transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
 	c := dial(t, path)
 	if err := c.Send(inSync(t, "slow", 1, 1, 1)); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/internal/metrics"
+	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -25,7 +26,11 @@ func call(t *testing.T, d *daemon.Daemon, p *peer, seq uint32, typ ulog.RequestT
 	t.Helper()
 	r := &ulog.Request{LUID: 1, Version: 3, Seq: seq, RawType: uint32(typ), Data: data}
 	r.SetUUID("metrics")
-	d.Handle(ulog.AppendRequest(nil, r), p)
+	var dg transport.Datagram
+	if err := dg.Decode(ulog.AppendRequest(nil, r)); err != nil {
+		t.Fatal(err)
+	}
+	d.Handle(&dg, p)
 	select {
 	case <-p.replies:
 	case <-time.After(5 * time.Second):
