@@ -161,7 +161,7 @@ func benchNetlinkTransport(b *testing.B, h transport.Handler, req []byte) {
 	}
 	defer fk.Close()
 	log, _ := testLogger(b)
-	tr, err := transport.Listen("netlink", transport.Options{Logger: log, AllowPID: fk.PortID()})
+	tr, err := transport.ListenFakeKernel(transport.Options{Logger: log}, fk.PortID())
 	if err != nil {
 		b.Fatal(err)
 	}

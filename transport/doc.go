@@ -16,7 +16,7 @@
 // instead of handing it on (Stats):
 //
 //	check                                       drop reason
-//	sender nl_pid is 0 (or AllowPID; netlink)   foreign-sender
+//	sender nl_pid is 0 (netlink)                foreign-sender
 //	MSG_TRUNC not set (<= MaxDatagram bytes)    truncated
 //	ulog.DecodeRequest is not ActionDrop:
 //	  36 header bytes, nlmsg_len >= 36          short
@@ -40,10 +40,10 @@
 // Sender check. The kernel sends from nl_pid 0. Any process with
 // CAP_NET_ADMIN can multicast to group 7 as well, so a datagram from any
 // other port id is a forgery and is dropped (§1.3, §8.1 item 4). Replies
-// are unicast to nl_pid 0. In test mode (Options.AllowPID) datagrams from
-// one more port id are accepted and replies go there instead, because
-// replies to nl_pid 0 vanish into the kernel's connector on a machine
-// without dm-log-userspace (FakeKernel).
+// are unicast to nl_pid 0. (The package's own tests also accept a fake
+// kernel's port id and reply there, because replies to nl_pid 0 vanish into
+// the kernel's connector on a machine without dm-log-userspace; that mode
+// is not reachable from outside the package.)
 //
 // Capability check. The connector accepts a reply only if the task that
 // sends it has CAP_SYS_ADMIN (cn_ulog_callback checks capable() in the

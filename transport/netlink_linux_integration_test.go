@@ -39,11 +39,10 @@ func startNetlink(t *testing.T, opts transport.Options) (transport.Transport, *t
 	t.Helper()
 	needRoot(t, "multicasting to netlink group 7 needs CAP_NET_ADMIN")
 	fk := dialFakeKernel(t)
-	opts.AllowPID = fk.PortID()
 	if opts.Logger == nil {
 		opts.Logger, _ = testLogger(t)
 	}
-	tr, err := transport.Listen("netlink", opts)
+	tr, err := transport.ListenFakeKernel(opts, fk.PortID())
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
@@ -204,7 +203,7 @@ func handledLUIDs() (transport.Handler, <-chan uint64) {
 	}), ch
 }
 
-// Datagrams from a port id other than the kernel's (0) or AllowPID are
+// Datagrams from a port id other than the kernel's (0) or the fake kernel's are
 // forged requests: dropped and counted, multicast or unicast.
 func TestIntegrationNetlinkForeignSender(t *testing.T) {
 	tr, fk := startNetlink(t, transport.Options{})

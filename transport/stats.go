@@ -23,7 +23,7 @@ type Stats struct {
 	// longer than MaxDatagram.
 	DroppedTruncated uint64
 	// DroppedForeign counts netlink datagrams whose sender nl_pid is
-	// neither 0 (the kernel) nor Options.AllowPID: forged requests.
+	// neither 0 (the kernel) nor the fake kernel of a test: forged requests.
 	DroppedForeign uint64
 	// DroppedShort counts datagrams too short for a netlink and a
 	// connector header (ulog.ErrShort), empty unix datagrams included.

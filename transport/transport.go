@@ -111,15 +111,6 @@ type Options struct {
 	// (SO_RCVBUFFORCE, falling back to SO_RCVBUF, which the kernel caps
 	// at net.core.rmem_max). 0 means DefaultRcvBuf.
 	RcvBuf int
-	// AllowPID is for tests only: also accept datagrams from this netlink
-	// port id and send replies to it instead of the kernel. 0 is
-	// production: accept only nl_pid 0, reply to nl_pid 0. A non-zero
-	// AllowPID also skips the network namespace check (a fake kernel
-	// works in any namespace).
-	AllowPID uint32
-	// SkipCapCheck is for tests only: do not refuse to listen on netlink
-	// without CAP_SYS_ADMIN.
-	SkipCapCheck bool
 
 	// Mode is the permission of the unix socket file; 0 means 0600.
 	Mode os.FileMode
@@ -172,7 +163,7 @@ func Listen(spec string, opts Options) (Transport, error) {
 	opts.setDefaults()
 	switch {
 	case spec == "netlink":
-		return listenNetlink(opts)
+		return listenNetlink(opts, 0)
 	case strings.HasPrefix(spec, "unix:"):
 		path := strings.TrimPrefix(spec, "unix:")
 		if path == "" {
