@@ -69,7 +69,7 @@ func TestItems05to08Framing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			handle(d, tc.b, k.p)
 			select {
-			case b := <-k.p.ch:
+			case b := <-k.p.Replies:
 				rep := k.check(b)
 				switch {
 				case tc.reply == "ack" && (!rep.AckOnly || rep.CnAck != uint32(syscall.EAGAIN)):
@@ -289,7 +289,7 @@ func TestItems16to19Header(t *testing.T) {
 	// version 0 is refused.
 	p := logFile(t, 1<<20)
 	for _, v := range []uint32{1, 2, 3, 4} {
-		k.version = v
+		k.Version = v
 		uuid := fmt.Sprintf("v%d", v)
 		got := k.ctr(uuid, 1, "131072 clustered-disk "+p+" 1024")
 		if got.err != 0 {
@@ -301,11 +301,11 @@ func TestItems16to19Header(t *testing.T) {
 		}
 		k.ok(ulog.TypeDtr, uuid, 1, nil)
 	}
-	k.version = 0
+	k.Version = 0
 	if got := k.call(ulog.TypeGetRegionSize, "u", 1, nil); got.err != -int32(syscall.EPROTO) {
 		t.Fatalf("version 0: error %d, want -EPROTO", got.err)
 	}
-	k.version = 3
+	k.Version = 3
 	// 19: an unknown (uuid, luid) gets -ESRCH (the kernel then replays CTR
 	// and RESUME), DTR -EINVAL; nothing is created.
 	for _, typ := range []ulog.RequestType{ulog.TypeInSync, ulog.TypeFlush, ulog.TypeResume, ulog.TypeGetSyncCount, ulog.TypeMarkRegion} {

@@ -10,18 +10,13 @@ import (
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/internal/testutil/diotest"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// handle hands the datagram b to d as a transport does: decoded once by
-// the admission check, and not at all if that check drops it.
-func handle(d *daemon.Daemon, b []byte, from transport.Peer) {
-	var dg transport.Datagram
-	if dg.Decode(b) == nil {
-		d.Handle(&dg, from)
-	}
-}
+// handle hands the datagram b to d as a transport does.
+func handle(d *daemon.Daemon, b []byte, from transport.Peer) { fakekernel.Handle(d, b, from) }
 
 // readDirect reads the first n bytes of a file or device with O_DIRECT:
 // what is on the device, not in the page cache.

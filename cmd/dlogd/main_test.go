@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )
@@ -131,50 +134,36 @@ func (w testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// client is a kernel over the unix transport.
+// client is a kernel over the unix transport (fakekernel.Conn).
 type client struct {
-	t   *testing.T
-	c   *transport.UnixClient
-	seq uint32
-	buf []byte
+	t *testing.T
+	c *fakekernel.Conn
 }
 
 func dial(t *testing.T, sock string) *client {
 	t.Helper()
-	c, err := transport.DialUnix(sock)
+	c, err := fakekernel.Dial(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &client{t: t, c: c, buf: make([]byte, 1<<16)}
+	return &client{t: t, c: c}
 }
 
 // call sends one request and returns its reply's error and payload, or
-// ok=false if the connection broke (the daemon died).
+// ok=false if the connection broke (the daemon died) or no reply came
+// within 20 s.
 func (c *client) call(typ ulog.RequestType, uuid string, luid uint64, data []byte) (int32, []byte, bool) {
-	c.seq++
-	r := &ulog.Request{LUID: luid, Version: 3, Seq: c.seq, RawType: uint32(typ), Data: data}
-	if err := r.SetUUID(uuid); err != nil {
-		c.t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := c.c.Call(ctx, typ, uuid, luid, data, fakekernel.AnyCapacity)
+	if errors.Is(err, fakekernel.ErrProtocol) {
+		c.t.Fatalf("bad reply: %v", err)
 	}
-	if err := c.c.Send(ulog.AppendRequest(nil, r)); err != nil {
+	if err != nil {
 		return 0, nil, false
 	}
-	c.c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	for {
-		n, err := c.c.Receive(c.buf)
-		if err != nil {
-			return 0, nil, false
-		}
-		rep, err := ulog.DecodeReply(c.buf[:n])
-		if err != nil {
-			c.t.Fatalf("bad reply: %v", err)
-		}
-		if rep.MatchSeq() != r.Seq {
-			continue
-		}
-		return rep.Req.Error, bytes.Clone(rep.Req.Data), true
-	}
+	return res.Err, res.Data, true
 }
 
 func (c *client) must(typ ulog.RequestType, uuid string, luid uint64, data []byte) []byte {

@@ -1,7 +1,6 @@
 package metrics_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -12,29 +11,20 @@ import (
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/internal/metrics"
-	"github.com/dlog-dev/dlog/transport"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-type peer struct{ replies chan []byte }
-
-func (p *peer) Send(b []byte) error { p.replies <- bytes.Clone(b); return nil }
-func (p *peer) String() string      { return "test" }
-
 // call sends a request and waits for its reply.
-func call(t *testing.T, d *daemon.Daemon, p *peer, seq uint32, typ ulog.RequestType, data []byte) {
+func call(t *testing.T, k *fakekernel.Local, typ ulog.RequestType, data []byte) {
 	t.Helper()
-	r := &ulog.Request{LUID: 1, Version: 3, Seq: seq, RawType: uint32(typ), Data: data}
-	r.SetUUID("metrics")
-	var dg transport.Datagram
-	if err := dg.Decode(ulog.AppendRequest(nil, r)); err != nil {
+	r, err := k.Request(typ, "metrics", 1, data)
+	if err != nil {
 		t.Fatal(err)
 	}
-	d.Handle(&dg, p)
-	select {
-	case <-p.replies:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no reply to %s", typ)
+	k.Send(r)
+	if _, err := k.Finish(r, 5*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -60,15 +50,15 @@ func TestMetrics(t *testing.T) {
 	d := daemon.New(daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Observer: m.Observer()})
 	defer d.Close(t.Context())
 	m.Attach(d, nil)
-	p := &peer{replies: make(chan []byte, 16)}
-	call(t, d, p, 1, ulog.TypeCtr, []byte("131072 clustered-core 1024 nosync"))
-	call(t, d, p, 2, ulog.TypeResume, nil)
-	for i := uint32(0); i < 5; i++ {
-		call(t, d, p, 10+i, ulog.TypeInSync, ulog.AppendUint64(nil, 3))
+	k := fakekernel.NewLocal(d)
+	call(t, k, ulog.TypeCtr, []byte("131072 clustered-core 1024 nosync"))
+	call(t, k, ulog.TypeResume, nil)
+	for range 5 {
+		call(t, k, ulog.TypeInSync, ulog.AppendUint64(nil, 3))
 	}
-	call(t, d, p, 20, ulog.TypeMarkRegion, ulog.AppendUint64(ulog.AppendUint64(nil, 3), 9))
-	call(t, d, p, 21, ulog.TypeFlush, nil)
-	call(t, d, p, 22, ulog.TypeInSync, ulog.AppendUint64(nil, 999)) // out of range: an error reply
+	call(t, k, ulog.TypeMarkRegion, ulog.AppendUint64(ulog.AppendUint64(nil, 3), 9))
+	call(t, k, ulog.TypeFlush, nil)
+	call(t, k, ulog.TypeInSync, ulog.AppendUint64(nil, 999)) // out of range: an error reply
 	text := scrape(t, m)
 	for series, want := range map[string]string{
 		`dlogd_requests_total{type="IN_SYNC"}`:                                       "6",

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -159,8 +160,8 @@ func runDlogd(t *testing.T, args ...string) (string, int) {
 type tkernel struct {
 	t     *testing.T
 	k     *kconn
-	st    reqStats
-	seqs  atomic.Uint32
+	st    fakekernel.Stats
+	seqs  fakekernel.Seqs
 	luids atomic.Uint64
 }
 
