@@ -16,8 +16,8 @@ type Peer struct {
 	Replies chan []byte // each reply, copied
 }
 
-// NewPeer returns a Peer with room for n replies.
-func NewPeer(name string, n int) *Peer { return &Peer{Name: name, Replies: make(chan []byte, n)} }
+// newPeer returns a Peer with room for n replies.
+func newPeer(name string, n int) *Peer { return &Peer{Name: name, Replies: make(chan []byte, n)} }
 
 // Send keeps a copy of b.
 func (p *Peer) Send(b []byte) error { p.Replies <- bytes.Clone(b); return nil }
@@ -56,7 +56,7 @@ type Local struct {
 
 // NewLocal returns a kernel for h.
 func NewLocal(h transport.Handler) *Local {
-	return &Local{Version: Version, P: NewPeer("test-kernel", 4096), h: h, stash: map[uint32]ulog.Reply{}}
+	return &Local{Version: Version, P: newPeer("test-kernel", 4096), h: h, stash: map[uint32]ulog.Reply{}}
 }
 
 // Request returns the request the kernel would send.
