@@ -283,11 +283,7 @@ func TestIntegrationNetlinkOverrun(t *testing.T) {
 func TestIntegrationNetlinkCloseAndCancel(t *testing.T) {
 	tr, fk := startNetlink(t, transport.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	peers := make(chan transport.Peer, 16)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- tr.Serve(ctx, transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
-	}()
+	peers, errc := servePeers(ctx, tr)
 	luid := testLUID()
 	req := inSync(t, "cancel", luid, testSeqBase+7, 7)
 	if err := fk.Multicast(req); err != nil {
@@ -295,19 +291,8 @@ func TestIntegrationNetlinkCloseAndCancel(t *testing.T) {
 	}
 	peer := <-peers
 	cancel()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("Serve after cancel: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after cancel")
-	}
-	var f ulog.Frame
-	if err := ulog.DecodeRequest(req, &f); err != nil {
-		t.Fatal(err)
-	}
-	if err := peer.Send(ulog.AppendReply(nil, &f.Req, 0, 0, f.Req.Data)); err != nil {
+	served(t, errc, "cancel")
+	if err := answer(t, peer, req); err != nil {
 		t.Fatalf("Send after cancel: %v", err)
 	}
 	if rep, _, _ := receiveReply(t, fk, luid); rep.Req.Seq != testSeqBase+7 {
@@ -331,14 +316,7 @@ func TestIntegrationNetlinkCloseAndCancel(t *testing.T) {
 	if err := tr2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errc2:
-		if err != nil {
-			t.Errorf("Serve after Close: %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after Close")
-	}
+	served(t, errc2, "Close")
 }
 
 // Without CAP_SYS_ADMIN in the effective set, Listen("netlink") refuses:

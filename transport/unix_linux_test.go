@@ -439,11 +439,7 @@ func TestUnixCloseUnblocksServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peers := make(chan transport.Peer, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- tr.Serve(context.Background(), transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
-	}()
+	peers, errc := servePeers(context.Background(), tr)
 	c := dial(t, path)
 	if err := c.Send(inSync(t, "close", 1, 1, 1)); err != nil {
 		t.Fatal(err)
@@ -452,14 +448,7 @@ func TestUnixCloseUnblocksServe(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("Serve after Close: %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after Close")
-	}
+	served(t, errc, "Close")
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("socket file after Close: %v, want it removed", err)
 	}
@@ -485,11 +474,7 @@ func TestUnixCloseUnblocksServe(t *testing.T) {
 func TestUnixContextCancel(t *testing.T) {
 	tr, path := listenUnix(t, transport.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	peers := make(chan transport.Peer, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- tr.Serve(ctx, transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
-	}()
+	peers, errc := servePeers(ctx, tr)
 	c := dial(t, path)
 	req := inSync(t, "cancel", 9, 9, 9)
 	if err := c.Send(req); err != nil {
@@ -497,20 +482,9 @@ func TestUnixContextCancel(t *testing.T) {
 	}
 	peer := <-peers
 	cancel()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("Serve after cancel: %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after ctx was cancelled")
-	}
+	served(t, errc, "ctx was cancelled")
 	// The pending reply still reaches the client.
-	var f ulog.Frame
-	if err := ulog.DecodeRequest(req, &f); err != nil {
-		t.Fatal(err)
-	}
-	if err := peer.Send(ulog.AppendReply(nil, &f.Req, 0, 0, f.Req.Data)); err != nil {
+	if err := answer(t, peer, req); err != nil {
 		t.Fatalf("Send after cancel, before Close: %v", err)
 	}
 	buf := make([]byte, 1024)

@@ -10,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
+	"github.com/dlog-dev/dlog/internal/testutil/syncbuf"
 	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )
@@ -35,26 +35,9 @@ func TestMain(m *testing.M) {
 // proc is a running dlogd.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan error
 	sock   string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func dlogdCmd(args ...string) *exec.Cmd {
@@ -69,7 +52,7 @@ func start(t *testing.T, dir string, extra ...string) *proc {
 	t.Helper()
 	sock := filepath.Join(dir, "dlogd.sock")
 	args := append([]string{"serve", "--transport", "unix:" + sock, "--pidfile", filepath.Join(dir, "dlogd.pid"), "--no-mlock"}, extra...)
-	p := &proc{cmd: dlogdCmd(args...), stderr: &syncBuffer{}, done: make(chan error, 1), sock: sock}
+	p := &proc{cmd: dlogdCmd(args...), stderr: &syncbuf.Buffer{}, done: make(chan error, 1), sock: sock}
 	p.cmd.Stderr = io.MultiWriter(p.stderr, testLog{t})
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
