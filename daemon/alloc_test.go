@@ -68,11 +68,8 @@ func (w *waitPeer) String() string      { return "wait" }
 // A MARK of a disk log is answered by the log's worker after a flush; that
 // path allocates nothing either.
 func TestZeroAllocDurableMark(t *testing.T) {
-	d := newDaemon(t)
-	k := newKernel(t, d)
-	p := logFile(t, 1<<20)
-	k.ctr("alloc-disk", 1, "262144 clustered-disk "+p+" 2 nosync")
-	k.ok(ulog.TypeResume, "alloc-disk", 1, nil)
+	k, _ := diskLog(t, "alloc-disk", "262144", "2 nosync")
+	d := k.d
 	w := &waitPeer{got: make(chan struct{}, 1)}
 	reqs := make([][]byte, 64)
 	for i := range reqs {

@@ -129,24 +129,25 @@ func (k *kernel) region(t ulog.RequestType, uuid string, luid uint64, region uin
 	return k.call(t, uuid, luid, ulog.AppendUint64(nil, region))
 }
 
-func (k *kernel) inSync(uuid string, luid uint64, region uint64) bool {
+// boolean asks a yes/no question about a region (IN_SYNC, IS_CLEAN).
+func (k *kernel) boolean(t ulog.RequestType, uuid string, luid uint64, region uint64) bool {
 	k.t.Helper()
-	r := k.region(ulog.TypeInSync, uuid, luid, region)
+	r := k.region(t, uuid, luid, region)
 	if r.err != 0 {
-		k.t.Fatalf("IN_SYNC %d: error %d", region, r.err)
+		k.t.Fatalf("%s %d: error %d", t, region, r.err)
 	}
 	v, _ := ulog.Int64(r.data)
 	return v == 1
 }
 
+func (k *kernel) inSync(uuid string, luid uint64, region uint64) bool {
+	k.t.Helper()
+	return k.boolean(ulog.TypeInSync, uuid, luid, region)
+}
+
 func (k *kernel) isClean(uuid string, luid uint64, region uint64) bool {
 	k.t.Helper()
-	r := k.region(ulog.TypeIsClean, uuid, luid, region)
-	if r.err != 0 {
-		k.t.Fatalf("IS_CLEAN %d: error %d", region, r.err)
-	}
-	v, _ := ulog.Int64(r.data)
-	return v == 1
+	return k.boolean(ulog.TypeIsClean, uuid, luid, region)
 }
 
 func (k *kernel) u64(t ulog.RequestType, uuid string, luid uint64) uint64 {
