@@ -180,12 +180,10 @@ func (f *Frame) decodeNetlink(b []byte) {
 // decodeConnector reads the connector header; len(b) >= NlmsgHdrLen +
 // CnMsgLen.
 func (f *Frame) decodeConnector(b []byte) {
-	f.CnIdx = binary.NativeEndian.Uint32(b[offCnIdx:])
-	f.CnVal = binary.NativeEndian.Uint32(b[offCnVal:])
-	f.CnSeq = binary.NativeEndian.Uint32(b[offCnSeq:])
-	f.CnAck = binary.NativeEndian.Uint32(b[offCnAck:])
-	f.CnLen = binary.NativeEndian.Uint16(b[offCnLen:])
-	f.CnFlags = binary.NativeEndian.Uint16(b[offCnFlags:])
+	ne := binary.NativeEndian
+	f.CnIdx, f.CnVal = ne.Uint32(b[offCnIdx:]), ne.Uint32(b[offCnVal:]) // cn_msg.id
+	f.CnSeq, f.CnAck = ne.Uint32(b[offCnSeq:]), ne.Uint32(b[offCnAck:])
+	f.CnLen, f.CnFlags = ne.Uint16(b[offCnLen:]), ne.Uint16(b[offCnFlags:])
 }
 
 // decodeHeader reads the dm_ulog_request header (not Data); len(b) >=
