@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -69,7 +68,7 @@ type QueuedResyncWork interface {
 // Counters are the daemon-wide counts (Daemon.Counters).
 type Counters struct {
 	Requests   [ulog.MaxRequestType + 1]uint64 // by request type
-	Malformed  uint64                          // datagrams the codec rejected
+	Malformed  uint64                          // requests the codec answered with an error
 	UnknownLog uint64                          // requests for a (uuid, luid) not served
 	Errors     uint64                          // replies with a non-zero error
 	Busy       uint64                          // requests refused with EAGAIN (queue full)
@@ -103,7 +102,7 @@ type table map[string]map[uint64]*instance
 // counters are the daemon-wide request and error counts.
 type counters struct {
 	requests  [ulog.MaxRequestType + 1]atomic.Uint64
-	malformed atomic.Uint64 // datagrams rejected by the codec
+	malformed atomic.Uint64 // requests the codec answered with an error
 	unknown   atomic.Uint64 // requests for a (uuid, luid) we do not have
 	errors    atomic.Uint64 // replies with a non-zero error
 	busy      atomic.Uint64 // requests refused with EAGAIN (queue full)
@@ -142,26 +141,24 @@ func (d *Daemon) lookup(r *ulog.Request) *instance {
 // Handle handles one datagram from a transport. It never blocks on disk
 // I/O: requests that need the disk are queued to their log's worker, CTR
 // and DTR to the control worker; everything else is answered at once.
-func (d *Daemon) Handle(b []byte, from transport.Peer) {
-	var f ulog.Frame
+//
+// dg is decoded already, by the transport's admission check
+// (transport.Datagram.Decode); a fault the codec wants answered
+// (dg.Err) is answered here.
+func (d *Daemon) Handle(dg *transport.Datagram, from transport.Peer) {
 	bp := d.bufs.Get().(*[]byte)
 	out := (*bp)[:0]
 	defer func() { *bp = out[:0]; d.bufs.Put(bp) }()
 
-	if err := ulog.DecodeRequest(b, &f); err != nil {
+	if fe := dg.Err; fe != nil {
 		d.counters.malformed.Add(1)
-		var fe *ulog.FrameError
-		if !errors.As(err, &fe) {
-			d.log.Warn("dropping undecodable datagram", "from", from.String(), "err", err)
-			return
-		}
 		d.log.Warn("malformed request", "from", from.String(), "action", fe.Action.String(), "seq", fe.Seq, "err", fe.Err)
-		if out = fe.AppendReply(out, &f, d.opts.PID); len(out) > 0 {
+		if out = fe.AppendReply(out, &dg.Frame, d.opts.PID); len(out) > 0 {
 			d.send(from, out)
 		}
 		return
 	}
-	req := &f.Req
+	req := &dg.Frame.Req
 	t := req.Type()
 	d.counters.requests[t].Add(1)
 	var start time.Time

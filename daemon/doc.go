@@ -5,8 +5,9 @@
 //
 // A Daemon is a transport.Handler. The contract:
 //
-//   - Requests that only touch memory are answered at once on the
-//     transport's goroutine; RESUME, FLUSH, POSTSUSPEND, MARK_REGION (and
+//   - Handle gets each datagram decoded once, by the transport's admission
+//     check (transport.Datagram). Requests that only touch memory are
+//     answered at once on the transport's goroutine; RESUME, FLUSH, POSTSUSPEND, MARK_REGION (and
 //     GET_RESYNC_WORK of a cluster log) run on a worker goroutine per log,
 //     in arrival order; CTR and DTR on one control goroutine. An IN_SYNC
 //     never waits behind a flush of any log (docs/conformance.md item 14).

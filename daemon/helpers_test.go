@@ -8,9 +8,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/internal/testutil/diotest"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
+	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )
+
+// handle hands the datagram b to d as a transport does.
+func handle(d *daemon.Daemon, b []byte, from transport.Peer) { fakekernel.Handle(d, b, from) }
 
 // readDirect reads the first n bytes of a file or device with O_DIRECT:
 // what is on the device, not in the page cache.

@@ -11,11 +11,13 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 )
 
 // stats are the soak's counters.
 type stats struct {
-	req          reqStats
+	req          fakekernel.Stats
 	restarts     atomic.Uint64 // daemons restarted and checked
 	reconnects   atomic.Uint64 // kernel reconnect sequences (CTR with NUL + RESUME)
 	marksAcked   atomic.Uint64 // marks acknowledged by a FLUSH reply
