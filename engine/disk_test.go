@@ -580,3 +580,49 @@ func TestDiskClearTimerAgainstClose(t *testing.T) {
 		t.Fatal("a clear was lost at close")
 	}
 }
+
+// A failed cache flush may have lost every write it was to make durable:
+// the next flush writes each block of that flush again (in every
+// submission, not only the last) before its own cache flush, as the kernel
+// rewrites its whole buffer before the next PREFLUSH.
+func TestDiskFailedSyncRewritesBlocks(t *testing.T) {
+	const regions = 1 << 24 // a 2 MiB bitset: 512 blocks, more than one submission
+	const perBlock = 4096 * 8
+	p := logFile(t, 1024+regions/8+4096)
+	faults := &faultio.Faults{}
+	l := mustOpen(t, regions*1024, "disk 3 "+p+" 1024 nosync", faulty(faults, engine.Options{}))
+	if err := l.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	var marked uint64
+	for r := uint64(5); r < regions; r += perBlock {
+		l.MarkRegion(r)
+		marked++
+	}
+	faults.FailSyncs = 1
+	before := l.Stats()
+	if err := l.Flush(); !errors.Is(err, engine.ErrIO) {
+		t.Fatalf("flush with a failing cache flush: %v", err)
+	}
+	first := l.Stats()
+	if w := first.BlocksWritten - before.BlocksWritten; w < marked {
+		t.Fatalf("the failing flush wrote %d blocks, want at least %d", w, marked)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	second := l.Stats()
+	if w := second.BlocksWritten - first.BlocksWritten; w != first.BlocksWritten-before.BlocksWritten {
+		t.Fatalf("the flush after a failed cache flush rewrote %d blocks, want the %d the failed one wrote", w, first.BlocksWritten-before.BlocksWritten)
+	}
+	if second.Syncs != first.Syncs+1 {
+		t.Fatalf("syncs %d then %d: the owed cache flush was not issued", first.Syncs, second.Syncs)
+	}
+	// And the image holds every mark.
+	img := readDirect(t, p, 1024+regions/8)
+	for r := uint64(5); r < regions; r += perBlock {
+		if cleanBit(img, r) {
+			t.Fatalf("region %d clean on disk after the retry", r)
+		}
+	}
+}

@@ -54,8 +54,10 @@
 // flush writes: the flush takes each block's changed flag before copying
 // the block into its own staging memory, and a mark sets the flag after
 // its bit, so a mark is in this flush or the next one, never in neither.
-// A block whose write fails is flagged again and a failed cache flush stays
-// owed, so the next flush retries both; the device is marked failed as the
+// A block whose write fails is flagged again; after a failed cache flush
+// the sync stays owed and every block of that flush is flagged again (its
+// write may have been lost with the cache), so the next flush rewrites and
+// syncs them; the device is marked failed as the
 // kernel does: D after a read or write error, F (shown first) after a
 // failed cache flush. Both stay until the log is reconstructed.
 //
