@@ -63,11 +63,17 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 	lg := d.log.With("uuid", uuid, "luid", fmt.Sprintf("%#x", req.LUID))
 	if old := d.lookup(req); old != nil {
 		if old.ctr == j.ctr {
-			// The kernel's reconnect after a daemon restart or a lost
-			// reply: the log exists, nothing to do and nothing to return
-			// (the reconnect CTR offers no reply space).
-			lg.Info("CTR for an existing log: reconnect, keeping its state", "ctr", j.ctr)
-			d.reply(j.from, req, 0, nil, &buf)
+			// The log exists: the kernel's reconnect after a daemon
+			// restart (its CTR ends in a NUL and offers no reply space),
+			// or its resend of a table-load CTR whose reply was late or
+			// lost, answered as the first one was: the kernel registers
+			// the device it names.
+			if j.reconnect {
+				lg.Info("CTR for an existing log: reconnect, keeping its state", "ctr", j.ctr)
+			} else {
+				lg.Info("CTR for an existing log: the kernel resent it, answering as the first", "ctr", j.ctr)
+			}
+			d.reply(j.from, req, 0, ctrDevice(j, old.log, lg), &buf)
 			return buf, 0
 		}
 		// Same (uuid, luid), different table: the kernel reused the
@@ -89,19 +95,28 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 	}
 	d.add(newInstance(uuid, req.LUID, j.ctr, l))
 	lg.Info("log constructed", "ctr", j.ctr, "type", cfg.Type, "regions", cfg.RegionCount(), "region_size", cfg.RegionSize)
-	// A version-2+ kernel takes the log device name from the CTR reply and
-	// holds the device while the table lives (DM_TABLE_DEPS). Not on the
-	// reconnect CTR, which offers no room for it.
-	var payload []byte
-	if cfg.Disk() && req.CtrDeviceAllowed() && !j.reconnect {
-		if len(cfg.Device)+1 <= ulog.MaxCtrReply {
-			payload = ulog.AppendCString(nil, cfg.Device)
-		} else {
-			lg.Warn("log device name too long to return to the kernel", "device", cfg.Device)
-		}
-	}
-	d.reply(j.from, req, 0, payload, &buf)
+	d.reply(j.from, req, 0, ctrDevice(j, l, lg), &buf)
 	return buf, 0
+}
+
+// ctrDevice is the payload of a successful CTR reply. A version-2+ kernel
+// passes it to dm_get_device and holds the device while the table lives
+// (DM_TABLE_DEPS); when that fails it drops the log without a DTR. So it
+// is the opened block device's "major:minor", which the kernel can always
+// resolve, and nothing for a regular file (the kernel cannot hold one) or
+// a core log. Not on the reconnect CTR, which offers no room for it.
+func ctrDevice(j *job, l engine.Log, lg *slog.Logger) []byte {
+	if j.reconnect || !j.req.CtrDeviceAllowed() {
+		return nil
+	}
+	st := l.State()
+	if st.BlockDevice == "" {
+		if st.Device != "" {
+			lg.Info("log device is not a block device: the kernel is given none to hold", "device", st.Device)
+		}
+		return nil
+	}
+	return ulog.AppendCString(nil, st.BlockDevice)
 }
 
 // open opens the engine log for (uuid, luid), with its state file when the
@@ -286,6 +301,9 @@ type LogStatus struct {
 	P99Flush   time.Duration     `json:"p99_flush_ns"`
 	Age        time.Duration     `json:"age_ns"`
 	StatusInfo string            `json:"status_info"`
+	// Warning says what is wrong with how the log is kept, "" when nothing
+	// is: a log without a state file in the daemon's state directory.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Status describes every log, sorted by uuid and luid.
@@ -298,6 +316,9 @@ func (d *Daemon) Status() []LogStatus {
 		s := LogStatus{UUID: in.uuid, LUID: in.luid, Ctr: in.ctr, State: in.log.State(),
 			Requests: map[string]uint64{}, Age: time.Since(in.created), StatusInfo: in.log.Status(engine.StatusInfo)}
 		in.release()
+		if d.opts.StateDir != "" && s.State.StateFile == "" {
+			s.Warning = "no state file in " + d.opts.StateDir + " (no space for it): the log will not survive a restart of dlogd"
+		}
 		for t := ulog.TypeCtr; t <= ulog.MaxRequestType; t++ {
 			if n := in.requests[t].Load(); n > 0 {
 				s.Requests[t.String()] = n

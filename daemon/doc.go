@@ -65,10 +65,14 @@
 //     the mirrors reconnect by themselves. DTR of an unknown log gets
 //     -EINVAL.
 //   - A CTR for an existing (uuid, luid) with the same constructor string
-//     succeeds with no data and keeps the log's state (the reconnect
-//     sequence, which can come twice from two blocked kernel contexts); one
+//     succeeds and keeps the log's state (the reconnect sequence, which can
+//     come twice from two blocked kernel contexts, or the kernel's resend
+//     of a table-load CTR it waited 15 s for, answered as the first); one
 //     with a different string replaces a stale log whose DTR was missed.
-//   - The log device name is returned in the CTR reply only for version 2+
+//   - The CTR reply names the log device as the opened block device's
+//     "major:minor", which the kernel's dm_get_device resolves and holds;
+//     nothing for a regular file (the kernel cannot hold one, and a name it
+//     cannot open fails the table load without a DTR). Only for version 2+
 //     kernels, and not on the reconnect CTR (recognised by its trailing
 //     NUL), which offers no room for it.
 //   - A newer protocol version is served as version 3 with one warning.

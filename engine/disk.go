@@ -44,6 +44,9 @@ type DeviceInfo struct {
 	Direct bool
 	// Method is the write mechanism ("io_uring" or "pwritev").
 	Method string
+	// Block reports a block device (Name is then its "major:minor"); a
+	// regular file is not one.
+	Block bool
 }
 
 // Stats are the disk log's I/O counters.

@@ -79,6 +79,10 @@ func Open(c Config, opts Options) (Log, error) {
 		if l.state, l.restored, err = openStateFile(opts.StateFile, opts.StateLabel, c, nmaps); err != nil {
 			return nil, err
 		}
+		if l.state.reserveErr != nil {
+			l.logger.Error("state file restored, but its space cannot be reserved: the state is kept in memory only and the file removed; the log will not survive a restart of dlogd",
+				"file", opts.StateFile, "err", l.state.reserveErr)
+		}
 	}
 	if c.Disk() {
 		err = l.openDisk()
@@ -448,6 +452,12 @@ func (l *dirtyLog) State() State {
 	s.Stats = l.Stats()
 	if l.disk != nil {
 		s.Device = l.disk.name
+		if l.disk.info.Block {
+			s.BlockDevice = l.disk.info.Name
+		}
+	}
+	if l.state != nil {
+		s.StateFile = l.state.path
 	}
 	return s
 }
