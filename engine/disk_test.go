@@ -111,7 +111,12 @@ func TestDiskResumeRules(t *testing.T) {
 		{"wrong magic is fresh", header.Header{Magic: 1, Version: 2, NrRegions: 128}, 128, 128, "", func(uint64) bool { return false }, false},
 		{"version 1 upgraded", header.Header{Magic: header.Magic, Version: 1, NrRegions: 128}, 128, 128, "", odd, false},
 		{"version 3 fails the device", header.Header{Magic: header.Magic, Version: 3, NrRegions: 128}, 128, 128, "", func(uint64) bool { return false }, true},
-		{"huge nr_regions clamped", good(1 << 62), 128, 128, "", odd, false},
+		// nr_regions of 2^32 or more is taken modulo 2^32 as the kernel's
+		// unsigned int loop takes it: never more bits trusted than by the
+		// kernel (#13).
+		{"nr_regions 2^62 is 0", good(1 << 62), 128, 128, "", func(uint64) bool { return false }, false},
+		{"nr_regions 2^32+40", good(1<<32 + 40), 128, 128, "", func(i uint64) bool { return i < 40 && odd(i) }, false},
+		{"nr_regions 2^32+200 clamped", good(1<<32 + 200), 128, 128, "", odd, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeImage(t, 4096, tc.h, tc.bits, odd)
