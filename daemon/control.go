@@ -124,6 +124,9 @@ func ctrDevice(j *job, l engine.Log, lg *slog.Logger) []byte {
 func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, lg *slog.Logger) (engine.Log, error) {
 	opts := d.opts.Engine
 	opts.Logger = lg
+	if d.opts.FlushLegs != nil && cfg.Disk() {
+		opts.FlushCallback = func() error { return d.opts.FlushLegs(uuid) }
+	}
 	openWith := func(opts engine.Options) (engine.Log, error) {
 		if d.opts.OpenInstance != nil {
 			return d.opts.OpenInstance(uuid, luid, cfg, opts)

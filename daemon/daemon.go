@@ -41,6 +41,16 @@ type Options struct {
 	// instead of restored. ok=false means "cannot tell": everything is
 	// restored.
 	LiveUUIDs func() (uuids map[string]bool, ok bool)
+	// FlushLegs, when set, is called with a disk log's uuid before the log
+	// writes an image that records clears, and must flush the volatile
+	// cache of every leg of the mirror whose table names that uuid: the
+	// kernel's own disk log has dm-raid1 do this (its flush callback), and
+	// dm-log-userspace passes no such callback to a daemon. Marks never
+	// wait for it. When it fails, the clears are not persisted: every
+	// region is marked dirty and clears are ignored until the log is
+	// constructed again (the kernel's flush_failed), and the log says why.
+	// dlogd sets FlushMirrorLegs.
+	FlushLegs func(uuid string) error
 	// Observer, when set, is told how long every request took and what
 	// every flush cost (dlogd's metrics). It is called on the request path
 	// and must not block or allocate.
