@@ -88,14 +88,14 @@
 // written by the flush, both with O_DIRECT; marks are plain memory stores.
 // BenchmarkMapping in package bench measures one mark made durable each way.
 //
-// # Not reproduced
-//
 // The kernel's disk log calls the mirror's flush callback, which flushes
 // every leg, before it persists clears. dm-log-userspace never passes that
-// callback to the daemon, so dlogd cannot either; a persisted clear may
-// cover data still in a leg's volatile cache (cmirrord has the same
-// limitation). Options.FlushCallback provides the kernel's behaviour for
-// embedders that own the mirror.
+// callback to the daemon (cmirrord persists clears that may cover data
+// still in a leg's volatile cache); Options.FlushCallback gives the engine
+// the kernel's behaviour, and dlogd sets it to flush the legs of the
+// mirror whose table names the log (daemon.FlushMirrorLegs).
+//
+// # Not reproduced
 //
 // A region handed out by GetResyncWork and not yet reported is handed out
 // again by the next call, where the kernel's core log would skip it:

@@ -78,6 +78,8 @@ func scenarios() []Scenario {
 		{Name: "crash-check", Desc: "crash test, boot 2: every region whose legs differ is dirty; resume, sync count, resync", Timeout: 4 * time.Minute, Run: scenCrashCheck, Alone: true},
 		{Name: "bench", Desc: "make vmbench: timed O_DIRECT dd (and fio) through mirrors with kernel core/disk, the bare responder, dlogd clustered-core/disk (+ integrated_flush)", Timeout: 60 * time.Minute, Run: scenBench, Alone: true},
 		{Name: "demo", Desc: "make demo: a dlogd-served mirror, narrated for a new user", Timeout: 4 * time.Minute, Run: scenDemo, Alone: true},
+		{Name: "ufile", Desc: "#13 item 2: a clustered-disk log on a regular file: the table loads, the mirror serves, nothing left in dlogd after the remove", Timeout: 3 * time.Minute, Run: scenUfile},
+		{Name: "legflush", Desc: "#13 item 4: every clear reaches the log device after a flush of each leg (/sys/block stat), kernel disk log vs dlogd", Timeout: 3 * time.Minute, Run: scenLegflush},
 		{Name: "logerr", Desc: "item 49: the error target under the disk log device: status D, handle_errors holds writes, recovery by log replacement; kernel disk log as the reference", Timeout: 3 * time.Minute, Run: scenLogerr},
 	}
 }
