@@ -49,7 +49,7 @@ type Options struct {
 	// wait for it. When it fails, the clears are not persisted: every
 	// region is marked dirty and clears are ignored until the log is
 	// constructed again (the kernel's flush_failed), and the log says why.
-	// dlogd sets FlushMirrorLegs.
+	// dlogd sets a LegFlusher's Flush.
 	FlushLegs func(uuid string) error
 	// Observer, when set, is told how long every request took and what
 	// every flush cost (dlogd's metrics). It is called on the request path

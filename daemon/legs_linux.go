@@ -14,20 +14,28 @@ import (
 	"github.com/dlog-dev/dlog/engine"
 )
 
-// FlushMirrorLegs flushes the volatile cache of every leg of the mirror
-// whose device-mapper table names the userspace log uuid (Options.FlushLegs).
-// Each leg is opened and fsync'd: on a block device that issues a cache
-// flush (an empty write with REQ_PREFLUSH) to it. The legs sit below the
-// mirror, so this cannot wait on the mirror itself. The table is read
-// each time: a reload that changes the legs constructs a new log anyway,
-// and a stale list would flush the wrong devices.
-func FlushMirrorLegs(uuid string) error {
-	c, err := dm.Open()
-	if err != nil {
-		return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
-	}
-	name, m, err := c.FindMirror(uuid)
-	c.Close()
+// LegFlusher flushes the volatile cache of every leg of the mirror whose
+// device-mapper table names a userspace log uuid (Options.FlushLegs): each
+// leg is opened and fsync'd, which on a block device issues a cache flush
+// (an empty write with REQ_PREFLUSH) to it. The legs sit below the mirror,
+// so this cannot wait on the mirror itself. The table is read at every
+// call (a stale leg list would flush the wrong devices); the name of the
+// mirror device is remembered so that only its table is read, not every
+// device's.
+type LegFlusher struct {
+	mu    sync.Mutex
+	names map[string]string // log uuid -> mirror device name
+}
+
+// NewLegFlusher returns a LegFlusher; its Flush is an Options.FlushLegs.
+func NewLegFlusher() *LegFlusher { return &LegFlusher{names: map[string]string{}} }
+
+// maxRemembered bounds the remembered mirror names (one per log uuid).
+const maxRemembered = 4096
+
+// Flush flushes the legs of the mirror of log uuid.
+func (f *LegFlusher) Flush(uuid string) error {
+	name, m, err := f.mirror(uuid)
 	if err != nil {
 		return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
 	}
@@ -50,6 +58,35 @@ func FlushMirrorLegs(uuid string) error {
 		return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
 	}
 	return nil
+}
+
+// mirror finds the mirror of log uuid: the remembered device if its table
+// still names the log, else by reading every device's table.
+func (f *LegFlusher) mirror(uuid string) (string, dm.Mirror, error) {
+	c, err := dm.Open()
+	if err != nil {
+		return "", dm.Mirror{}, err
+	}
+	defer c.Close()
+	f.mu.Lock()
+	name, ok := f.names[uuid]
+	f.mu.Unlock()
+	if ok {
+		if m, err := c.MirrorOf(name, uuid); err == nil {
+			return name, m, nil
+		}
+	}
+	name, m, err := c.FindMirror(uuid)
+	if err != nil {
+		return "", dm.Mirror{}, err
+	}
+	f.mu.Lock()
+	if len(f.names) >= maxRemembered {
+		clear(f.names)
+	}
+	f.names[uuid] = name
+	f.mu.Unlock()
+	return name, m, nil
 }
 
 // flushDevice issues a cache flush to the block device dev ("major:minor"

@@ -93,7 +93,7 @@
 // callback to the daemon (cmirrord persists clears that may cover data
 // still in a leg's volatile cache); Options.FlushCallback gives the engine
 // the kernel's behaviour, and dlogd sets it to flush the legs of the
-// mirror whose table names the log (daemon.FlushMirrorLegs).
+// mirror whose table names the log (daemon.LegFlusher).
 //
 // # Not reproduced
 //
