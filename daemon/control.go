@@ -73,7 +73,7 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 			} else {
 				lg.Info("CTR for an existing log: the kernel resent it, answering as the first", "ctr", j.ctr)
 			}
-			d.reply(j.from, req, 0, ctrDevice(j, old.log, lg), &buf)
+			d.reply(j.from, req, 0, ctrDevice(j, old, lg), &buf)
 			return buf, 0
 		}
 		// Same (uuid, luid), different table: the kernel reused the
@@ -93,9 +93,10 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 		d.reply(j.from, req, errnoOf(err), nil, &buf)
 		return buf, errnoOf(err)
 	}
-	d.add(newInstance(uuid, req.LUID, j.ctr, l))
+	in := newInstance(uuid, req.LUID, j.ctr, l)
+	d.add(in)
 	lg.Info("log constructed", "ctr", j.ctr, "type", cfg.Type, "regions", cfg.RegionCount(), "region_size", cfg.RegionSize)
-	d.reply(j.from, req, 0, ctrDevice(j, l, lg), &buf)
+	d.reply(j.from, req, 0, ctrDevice(j, in, lg), &buf)
 	return buf, 0
 }
 
@@ -105,18 +106,17 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 // is the opened block device's "major:minor", which the kernel can always
 // resolve, and nothing for a regular file (the kernel cannot hold one) or
 // a core log. Not on the reconnect CTR, which offers no room for it.
-func ctrDevice(j *job, l engine.Log, lg *slog.Logger) []byte {
+func ctrDevice(j *job, in *instance, lg *slog.Logger) []byte {
 	if j.reconnect || !j.req.CtrDeviceAllowed() {
 		return nil
 	}
-	st := l.State()
-	if st.BlockDevice == "" {
-		if st.Device != "" {
-			lg.Info("log device is not a block device: the kernel is given none to hold", "device", st.Device)
+	if in.blockDev == "" {
+		if in.cfg.Disk() {
+			lg.Info("log device is not a block device: the kernel is given none to hold", "device", in.cfg.Device)
 		}
 		return nil
 	}
-	return ulog.AppendCString(nil, st.BlockDevice)
+	return ulog.AppendCString(nil, in.blockDev)
 }
 
 // open opens the engine log for (uuid, luid), with its state file when the

@@ -22,6 +22,10 @@ type instance struct {
 	ctr  string // the constructor string, to tell a reconnect from a new log
 	log  engine.Log
 	cfg  engine.Config
+	// blockDev is the opened log device's "major:minor" when it is a block
+	// device, for CTR replies ("" for a regular file or a core log); read
+	// once, so that a resent CTR never waits on the log.
+	blockDev string
 
 	// refs counts requests using log outside the worker; DTR waits for it
 	// to drain after setting dead, so Close never races a request.
@@ -66,7 +70,7 @@ type job struct {
 }
 
 func newInstance(uuid string, luid uint64, ctr string, l engine.Log) *instance {
-	in := &instance{uuid: uuid, luid: luid, ctr: ctr, log: l, cfg: l.Config(), done: make(chan struct{}), created: time.Now()}
+	in := &instance{uuid: uuid, luid: luid, ctr: ctr, log: l, cfg: l.Config(), blockDev: l.State().BlockDevice, done: make(chan struct{}), created: time.Now()}
 	in.qcond.L = &in.qmu
 	return in
 }
