@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -87,13 +88,14 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 		d.reply(j.from, req, -int32(ulog.EINVAL), nil, &buf)
 		return buf, -int32(ulog.EINVAL)
 	}
-	l, err := d.open(uuid, req.LUID, j.ctr, cfg, lg)
+	l, noState, err := d.open(uuid, req.LUID, j.ctr, cfg, lg)
 	if err != nil {
 		lg.Error("CTR failed", "ctr", j.ctr, "err", err)
 		d.reply(j.from, req, errnoOf(err), nil, &buf)
 		return buf, errnoOf(err)
 	}
 	in := newInstance(uuid, req.LUID, j.ctr, l)
+	in.noState = noState
 	d.add(in)
 	lg.Info("log constructed", "ctr", j.ctr, "type", cfg.Type, "regions", cfg.RegionCount(), "region_size", cfg.RegionSize)
 	d.reply(j.from, req, 0, ctrDevice(j, in, lg), &buf)
@@ -120,8 +122,9 @@ func ctrDevice(j *job, in *instance, lg *slog.Logger) []byte {
 }
 
 // open opens the engine log for (uuid, luid), with its state file when the
-// daemon keeps state.
-func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, lg *slog.Logger) (engine.Log, error) {
+// daemon keeps state. noState says why a log that should have a state file
+// was opened without one.
+func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, lg *slog.Logger) (l engine.Log, noState string, err error) {
 	opts := d.opts.Engine
 	opts.Logger = lg
 	if d.opts.FlushLegs != nil && cfg.Disk() {
@@ -134,22 +137,23 @@ func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, l
 		return d.opts.Open(cfg, opts)
 	}
 	if d.opts.StateDir == "" {
-		return openWith(opts)
+		l, err = openWith(opts)
+		return l, "", err
 	}
 	opts.StateFile = d.statePath(uuid, luid)
 	opts.StateLabel = stateLabel(uuid, luid, ctr)
-	err := os.MkdirAll(d.opts.StateDir, 0o700)
+	err = os.MkdirAll(d.opts.StateDir, 0o700)
 	if err == nil {
-		var l engine.Log
 		if l, err = openWith(opts); !errors.Is(err, engine.ErrState) {
-			return l, err
+			return l, "", err
 		}
 	}
 	// A state directory that cannot be used must not fail a mirror: serve
 	// the log without one (it will not survive a restart of dlogd).
 	lg.Error("log kept without a state file: it will not survive a restart of dlogd", "dir", d.opts.StateDir, "err", err)
 	opts.StateFile, opts.StateLabel = "", ""
-	return openWith(opts)
+	l, oerr := openWith(opts)
+	return l, "no state file in " + d.opts.StateDir + ": " + err.Error(), oerr
 }
 
 // add starts in's worker and puts it in the table.
@@ -319,8 +323,8 @@ func (d *Daemon) Status() []LogStatus {
 		s := LogStatus{UUID: in.uuid, LUID: in.luid, Ctr: in.ctr, State: in.log.State(),
 			Requests: map[string]uint64{}, Age: time.Since(in.created), StatusInfo: in.log.Status(engine.StatusInfo)}
 		in.release()
-		if d.opts.StateDir != "" && s.State.StateFile == "" {
-			s.Warning = "no state file in " + d.opts.StateDir + " (no space for it): the log will not survive a restart of dlogd"
+		if why := cmp.Or(in.noState, s.State.StateFileError); why != "" {
+			s.Warning = why + "; the log will not survive a restart of dlogd"
 		}
 		for t := ulog.TypeCtr; t <= ulog.MaxRequestType; t++ {
 			if n := in.requests[t].Load(); n > 0 {

@@ -26,6 +26,9 @@ type instance struct {
 	// device, for CTR replies ("" for a regular file or a core log); read
 	// once, so that a resent CTR never waits on the log.
 	blockDev string
+	// noState says why the log has no state file though the daemon keeps
+	// them (dlogd status shows it).
+	noState string
 
 	// refs counts requests using log outside the worker; DTR waits for it
 	// to drain after setting dead, so Close never races a request.

@@ -458,6 +458,9 @@ func (l *dirtyLog) State() State {
 	}
 	if l.state != nil {
 		s.StateFile = l.state.path
+		if l.state.reserveErr != nil {
+			s.StateFileError = "no state file: restored from it, then dropped, its space cannot be reserved: " + l.state.reserveErr.Error()
+		}
 	}
 	return s
 }

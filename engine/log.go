@@ -129,6 +129,9 @@ type State struct {
 	Halted     bool   // recovery halted by presuspend
 	Device     string // disk types: the device name in status strings
 	StateFile  string // the mapped state file; "" when the log has none
+	// StateFileError says why a log opened with Options.StateFile has
+	// none any more (its space could not be reserved); "" otherwise.
+	StateFileError string
 	// BlockDevice is the "major:minor" of the opened log device when it is
 	// a block device: what the kernel can dm_get_device. "" for a regular
 	// file and for core logs.
