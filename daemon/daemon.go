@@ -40,6 +40,16 @@ type Options struct {
 	// instead of restored. ok=false means "cannot tell": everything is
 	// restored.
 	LiveUUIDs func() (uuids map[string]bool, ok bool)
+	// FlushLegs, when set, is called with a disk log's uuid before the log
+	// writes an image that records clears, and must flush the volatile
+	// cache of every leg of the mirror whose table names that uuid: the
+	// kernel's own disk log has dm-raid1 do this (its flush callback), and
+	// dm-log-userspace passes no such callback to a daemon. Marks never
+	// wait for it. When it fails, the clears are not persisted: every
+	// region is marked dirty and clears are ignored until the log is
+	// constructed again (the kernel's flush_failed), and the log says why.
+	// dlogd sets a LegFlusher's Flush.
+	FlushLegs func(uuid string) error
 	// Observer, when set, is told how long every request took and what
 	// every flush cost (dlogd's metrics). It is called on the request path
 	// and must not block or allocate.
@@ -255,6 +265,9 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			v, err := l.InSync(r)
 			errno, payload = errnoOf(err), ulog.AppendBool(payload, v)
 		default:
+			if in.resuming.Load() > 0 {
+				return d.queueArgs(in, req, from, out, r, 0)
+			}
 			rec, hint, err := l.IsRemoteRecovering(r)
 			errno, payload = errnoOf(err), ulog.AppendPair(payload, b2i(rec), hint)
 		}
@@ -301,12 +314,22 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			}
 		}
 		return d.queue(in, req, from, out)
-	case ulog.TypeResume, ulog.TypePostsuspend:
+	case ulog.TypeResume:
+		in.resuming.Add(1)
+		errno, answered := d.queue(in, req, from, out)
+		if answered {
+			in.resuming.Add(-1)
+		}
+		return errno, answered
+	case ulog.TypePostsuspend:
 		return d.queue(in, req, from, out)
 	case ulog.TypePresuspend:
+		if in.resuming.Load() > 0 {
+			return d.queue(in, req, from, out)
+		}
 		errno = errnoOf(l.Presuspend())
 	case ulog.TypeGetResyncWork:
-		if q, ok := l.(QueuedResyncWork); ok && q.QueueResyncWork() {
+		if q, ok := l.(QueuedResyncWork); (ok && q.QueueResyncWork()) || in.resuming.Load() > 0 {
 			return d.queue(in, req, from, out)
 		}
 		r, ok, err := l.GetResyncWork()
@@ -320,6 +343,9 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 		if err != nil || r >= l.RegionCount() {
 			errno = -int32(ulog.EINVAL)
 			break
+		}
+		if in.resuming.Load() > 0 {
+			return d.queueArgs(in, req, from, out, r, uint64(v))
 		}
 		errno = errnoOf(l.SetRegionSync(r, v != 0))
 	case ulog.TypeGetSyncCount:
@@ -359,7 +385,13 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 // queue hands a disk request to the log's worker, or answers EAGAIN when
 // the worker is swamped (the kernel resends at once).
 func (d *Daemon) queue(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
-	j := job{req: *req, from: from, at: time.Now()}
+	return d.queueArgs(in, req, from, out, 0, 0)
+}
+
+// queueArgs is queue for a request whose decoded arguments the worker
+// needs (the payload is not kept).
+func (d *Daemon) queueArgs(in *instance, req *ulog.Request, from transport.Peer, out *[]byte, region, value uint64) (int32, bool) {
+	j := job{req: *req, from: from, at: time.Now(), region: region, value: value}
 	j.req.Data = nil
 	if !in.enqueue(j) {
 		d.counters.busy.Add(1)
@@ -387,8 +419,17 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 		err = in.log.Flush()
 	case ulog.TypeResume:
 		err = in.log.Resume()
+		in.resuming.Add(-1)
 	case ulog.TypePostsuspend:
 		err = in.log.Postsuspend()
+	case ulog.TypePresuspend:
+		err = in.log.Presuspend()
+	case ulog.TypeSetRegionSync:
+		err = in.log.SetRegionSync(j.region, j.value != 0)
+	case ulog.TypeIsRemoteRecovering:
+		rec, hint, werr := in.log.IsRemoteRecovering(j.region)
+		err = werr
+		payload = ulog.AppendPair(pl[:0], b2i(rec), hint)
 	}
 	took := time.Since(start)
 	// A MARK's flush counts when it wrote something: a core log's costs

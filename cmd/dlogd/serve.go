@@ -132,7 +132,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	case "none":
 		stateDir = ""
 	}
-	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog, StateDir: stateDir, LiveUUIDs: liveUUIDs})
+	dopts := daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog, StateDir: stateDir, LiveUUIDs: liveUUIDs}
+	if f.transport == "netlink" {
+		// The kernel's mirrors: flush their legs before persisting clears
+		// (#13). Over the unix transport no mirror stands behind a log.
+		dopts.FlushLegs = daemon.NewLegFlusher().Flush
+	}
+	d := daemon.New(dopts)
 	started := time.Now()
 	if n, err := d.Restore(); err != nil {
 		log.Error("cannot use the state directory; logs will not survive a restart of dlogd", "dir", stateDir, "err", err)
