@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dlog-dev/dlog/engine"
-	"github.com/dlog-dev/dlog/header"
 )
 
 // handler feeds group events to the log's event loop.
@@ -342,7 +341,7 @@ func (l *Log) found() {
 		st.members[id] = &member{status: l.round[id], slot: -1}
 	}
 	st.members[l.me].status = stSynced
-	if l.cfg.Sync == header.SyncNone {
+	if l.cfg.Sync == engine.SyncNone {
 		st.sync.SetRange(0, l.n)
 	}
 	if !l.core {
@@ -372,32 +371,17 @@ func (l *Log) foundDisk(st *state) {
 		st.sync.ClearRange(0, l.n)
 		return
 	}
-	h, _ := header.Decode(img)
-	live := h.Magic == LiveMagic
-	if live {
-		h.Magic = header.Magic
-	}
-	r, ierr := header.Interpret(h, l.n, l.cfg.Sync)
+	live := engine.ImageMagic(img) == LiveMagic
+	r, ierr := engine.LoadImage(img, l.n, l.cfg.Sync, LiveMagic, st.sync.Bitmap, st.sync.words)
+	free()
 	if ierr != nil {
 		l.log.Error("log device holds an unsupported log version: every region will be resynchronised", "err", ierr)
 	}
-	nw := int(header.BitsetSize(l.n) / 8)
-	for w := 0; w < nw; w++ {
-		st.sync.words[w] = binary.LittleEndian.Uint64(img[header.BitmapOffset+8*w:])
-	}
-	free()
-	st.sync.Recount()
-	if l.cfg.Sync == header.SyncNone {
-		st.sync.SetRange(r.Valid, l.n)
-	} else {
-		st.sync.ClearRange(r.Valid, l.n)
-	}
-	st.sync.ClearTail()
 	merged, slotsSeen := 0, 0
 	if live && !r.Fresh && ierr == nil {
 		sg := g
-		if h.NrRegions != l.n {
-			if og, err := geometryOf(h.NrRegions, l.raw.info, l.opts.MaxSlots); err == nil {
+		if r.Header.NrRegions != l.n {
+			if og, err := geometryOf(r.Header.NrRegions, l.raw.info, l.opts.MaxSlots); err == nil {
 				sg = og
 			}
 		}
@@ -744,7 +728,7 @@ func (l *Log) cleanPoint() {
 			dirty = append(dirty, marks...)
 		}
 	}
-	if err := l.raw.writeUnion(l.geo, header.Magic, l.st.sync, dirty); err != nil {
+	if err := l.raw.writeUnion(l.geo, engine.DiskMagic, l.st.sync, dirty); err != nil {
 		l.log.Error("cannot write the clean image", "err", err)
 		return
 	}
@@ -861,7 +845,7 @@ func (l *Log) openSlot() error {
 		return err
 	}
 	c := l.cfg
-	c.Type, c.Sync, c.BlockOnError = engine.TypeDisk, header.SyncNone, false
+	c.Type, c.Sync, c.BlockOnError = engine.TypeDisk, engine.SyncNone, false
 	eo := l.eopts
 	// The slot is a fresh image at every resume; the daemon's state file
 	// (--state-dir) is for the kernel-facing log, not for the slot.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dlog-dev/dlog/engine"
-	"github.com/dlog-dev/dlog/header"
 )
 
 // Options configure the cluster logs of one daemon.
@@ -640,7 +639,7 @@ func (l *Log) Status(t engine.StatusType) string {
 	} else {
 		s = fmt.Sprintf("%s %d ", c.Type, c.RegionSize)
 	}
-	if c.Sync != header.SyncDefault {
+	if c.Sync != engine.SyncDefault {
 		s += c.Sync.String() + " "
 	}
 	if c.BlockOnError {

@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/dlog-dev/dlog/bitmap"
-	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/engine"
 )
 
 // Slot states (clustered-disk).
@@ -34,11 +33,11 @@ type proposal struct {
 // bits is a bitmap over Go memory that can be snapshotted word by word.
 type bits struct {
 	words []uint64
-	*bitmap.Bitmap
+	*engine.Bitmap
 }
 
 func newBits(n uint64, fill bool) bits {
-	w := make([]uint64, max(1, header.BitsetSize(n)/8))
+	w := make([]uint64, max(1, engine.BitsetWords(n)))
 	if fill {
 		for i := range w {
 			w[i] = ^uint64(0)
@@ -50,7 +49,7 @@ func newBits(n uint64, fill bool) bits {
 			w[0] = 0
 		}
 	}
-	b, err := bitmap.New(w, n, bitmap.Options{})
+	b, err := engine.NewBitmap(w, n)
 	if err != nil {
 		panic(err) // sizes are computed above
 	}
@@ -142,7 +141,7 @@ func (s *state) encode(rs uint32, pointFrom MemberID, pointSeq uint64, recipient
 	if s.core {
 		marked = sortedKeys(s.marksOf)
 	}
-	b := make([]byte, 0, 4096+int(header.BitsetSize(s.n))*(1+len(marked)))
+	b := make([]byte, 0, 4096+8*engine.BitsetWords(s.n)*(1+len(marked)))
 	b = le.AppendUint32(b, stateMagic)
 	b = le.AppendUint32(b, stateVersion)
 	b = le.AppendUint64(b, s.n)
@@ -187,7 +186,7 @@ func (s *state) encode(rs uint32, pointFrom MemberID, pointSeq uint64, recipient
 }
 
 func appendWords(b []byte, x bits, n uint64) []byte {
-	nw := header.BitsetSize(n) / 8
+	nw := uint64(engine.BitsetWords(n))
 	for i := uint64(0); i < nw; i++ {
 		b = binary.LittleEndian.AppendUint64(b, x.words[i])
 	}
@@ -245,7 +244,7 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 	if !core && nk != 0 {
 		return bad("mark bitmaps in a clustered-disk state")
 	}
-	bs := int(header.BitsetSize(n))
+	bs := 8 * engine.BitsetWords(n)
 	p := b[stateFixed:]
 	need := func(k int) bool { return len(p) >= k }
 	take := func(k int) []byte { q := p[:k]; p = p[k:]; return q }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/engine"
 )
 
 // The wire format of cluster messages. Every message is a 32-byte header
@@ -184,7 +184,7 @@ func (c codec) state(seq, id, off, total uint64, data []byte) []byte {
 // fixed part, the member, slot, grant and proposal tables at their bounds,
 // the sync bitmap and, for clustered-core, one mark bitmap per member.
 func (c codec) maxState() uint64 {
-	bs := header.BitsetSize(c.n)
+	bs := uint64(8 * engine.BitsetWords(c.n))
 	return stateFixed + MaxMembers*(memberRec+grantRec+pendingRec+8*MaxMembers+recipRec) + MaxSlots*slotRec + bs*(1+MaxMembers)
 }
 
