@@ -116,13 +116,27 @@
 //     the same point of the order on every member, so all agree without a
 //     server. A region already handed out or proposed cannot be proposed.
 //     The daemon runs GET_RESYNC_WORK on the log's worker (QueueResyncWork)
-//     so the reader never waits for the votes.
+//     so the reader never waits for the votes. While regions are out of
+//     sync and none is granted to this member yet (a vote open, every
+//     candidate vetoed or held, its last SET_REGION_SYNC not yet
+//     delivered), the answer is held up to Options.WorkTimeout (10 s,
+//     below the kernel's 15 s resend): dm-raid1 asks again only when I/O
+//     or a finished recovery wakes its worker, so "no work" while work
+//     remains would leave an idle mirror unsynchronised (TestIdleResync).
 //   - A member that voted yes and then gets a mark on r (its kernel wrote
 //     without asking, below its hint) holds that FLUSH until the hand-out
 //     ends: the write is issued after the resync, to every leg.
 //   - SET_REGION_SYNC ends the hand-out; the reporting node answers the new
 //     value at once (its kernel writes r right after), the others when the
 //     message arrives.
+//
+// While presuspended (the kernel presuspends before it blocks I/O, so
+// writes still arrive), IS_REMOTE_RECOVERING answers 0 with hint n and
+// records that hint, so IN_SYNC answers 1 and those writes are marked
+// (TestWriteAfterPresuspend). A RESUME of a running log (an aborted
+// suspend, or the kernel's reconnect, CTR + RESUME after -ESRCH, which
+// keeps the kernel's in_sync_hint) keeps the recorded hint
+// (TestReconnectKeepsHint).
 //
 // The latch. A kernel below its in_sync_hint, or whose mirror was reported
 // fully in sync (hint = region count), never asks IS_REMOTE_RECOVERING

@@ -23,7 +23,12 @@ type FakeNet struct {
 	pid      uint32
 	part     map[uint32]int // node -> partition (0 unless Partition)
 	quorum   func(node uint32) bool
+	latency  atomic.Int64 // every event is delivered this long after it was sent (SetLatency)
 }
+
+// SetLatency delays the delivery of every event sent from now on by d (a
+// slow network, or corosync under software emulation); order is kept.
+func (f *FakeNet) SetLatency(d time.Duration) { f.latency.Store(int64(d)) }
 
 // NewFakeNet returns a network whose quorum is a majority of expected nodes.
 func NewFakeNet(expected int) *FakeNet {
@@ -203,6 +208,7 @@ func (f *FakeNet) regroup(old map[uint32]int) {
 }
 
 type fakeEvent struct {
+	at                    time.Time // deliver not before
 	cc                    bool
 	from                  MemberID
 	msg                   []byte
@@ -223,6 +229,9 @@ type fakeMember struct {
 }
 
 func (m *fakeMember) push(e fakeEvent) {
+	if d := m.node.net.latency.Load(); d > 0 {
+		e.at = time.Now().Add(time.Duration(d))
+	}
 	m.mu.Lock()
 	m.inbox = append(m.inbox, e)
 	m.cond.Signal()
@@ -248,6 +257,11 @@ func (m *fakeMember) run() {
 			return
 		}
 		e := m.inbox[0]
+		if wait := time.Until(e.at); wait > 0 {
+			m.mu.Unlock()
+			time.Sleep(wait)
+			continue
+		}
 		if !e.cc && m.node.held.Load() {
 			m.mu.Unlock()
 			time.Sleep(time.Millisecond)

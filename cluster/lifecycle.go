@@ -17,9 +17,11 @@ func (l *Log) Resume() error {
 		return engine.ErrClosed
 	}
 	if l.running.Load() {
-		// A suspend aborted after PRESUSPEND, or the reconnect sequence:
-		// the kernel reset its hint to 0 and restarts recovery.
-		l.promised.Store(0)
+		// A suspend aborted after PRESUSPEND (the kernel reset its hint
+		// to 0), or the kernel's reconnect (CTR + RESUME after -ESRCH),
+		// which keeps the in_sync_hint it latched: the two cannot be
+		// told apart, so the hint this node promised stays (IN_SYNC
+		// answers 1 below it: writes are marked, never sent to one leg).
 		l.halted.Store(false)
 		return nil
 	}

@@ -22,9 +22,11 @@ type Options struct {
 	// (default 60 s). On expiry RESUME fails; the log answers its kernel
 	// as a log that has nothing in sync until a later RESUME succeeds.
 	JoinTimeout time.Duration
-	// WorkTimeout bounds how long GET_RESYNC_WORK waits for the group to
-	// agree on a hand-out (default 2 s); a hand-out granted later is
-	// returned by the next call.
+	// WorkTimeout bounds how long GET_RESYNC_WORK holds its answer while
+	// regions are out of sync and none is granted to this member yet
+	// (default 10 s, below the kernel's 15 s resend of an unanswered
+	// request); a hand-out granted later is returned by the next call.
+	// A suspend waits for a held answer (dm-raid1 stops recovery first).
 	WorkTimeout time.Duration
 	// Reserve is how long an IS_REMOTE_RECOVERING answer of 0 keeps its
 	// region from being handed out elsewhere (default 5 s): the kernel
@@ -43,7 +45,7 @@ func (o *Options) defaults() {
 		o.JoinTimeout = 60 * time.Second
 	}
 	if o.WorkTimeout <= 0 {
-		o.WorkTimeout = 2 * time.Second
+		o.WorkTimeout = 10 * time.Second
 	}
 	if o.Reserve <= 0 {
 		o.Reserve = 5 * time.Second
@@ -436,6 +438,9 @@ func (l *Log) Presuspend() error {
 		return engine.ErrClosed
 	}
 	l.halted.Store(true)
+	l.mu.Lock()
+	l.cond.Broadcast() // a held GET_RESYNC_WORK answers
+	l.mu.Unlock()
 	return nil
 }
 
@@ -450,6 +455,13 @@ func (l *Log) IsRemoteRecovering(r uint64) (bool, uint64, error) {
 		return true, 0, nil
 	}
 	if l.halted.Load() {
+		// Presuspended: writes still arrive (the kernel presuspends
+		// before it blocks I/O) and recovery has stopped, so no write
+		// waits; the kernel latches hint n. Record it: IN_SYNC then
+		// answers 1, so every such write is marked and goes to every
+		// leg, and this node's vote and held FLUSH keep it apart from a
+		// peer's resync of the region.
+		l.promise(l.n)
 		return false, l.n, nil
 	}
 	l.mu.Lock()
@@ -529,7 +541,12 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 // ---- resync hand-out ----
 
 // GetResyncWork proposes a region to the group and returns it once every
-// other synced member accepted it (package doc, "Hand-out").
+// other synced member accepted it (package doc, "Hand-out"). It holds the
+// answer while regions are out of sync and none is granted to this member
+// yet (a vote is open, or every candidate is vetoed or held for now), up to
+// Options.WorkTimeout: dm-raid1 asks again only when I/O or a finished
+// recovery wakes its worker, so an answer of "no work" while work remains
+// leaves an idle mirror unsynchronised.
 func (l *Log) GetResyncWork() (uint64, bool, error) {
 	if l.closed.Load() {
 		return 0, false, engine.ErrClosed
@@ -540,38 +557,46 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	deadline := time.Now().Add(l.opts.WorkTimeout)
-	stop := time.AfterFunc(l.opts.WorkTimeout, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
-	defer stop.Stop()
-	for tries := 0; tries < 8; tries++ {
-		if r, ok := l.st.grants[l.me]; ok {
-			if _, reported := l.override[r]; reported {
-				// Its SET_REGION_SYNC is on its way: not work any more.
-				return 0, false, nil
-			}
+	for {
+		r, granted := l.st.grants[l.me]
+		if _, reported := l.override[r]; granted && !reported {
 			return r, true, nil
 		}
-		if l.group == nil || l.status != stSynced || l.failed != nil || !l.group.Quorate() || l.halted.Load() {
+		// A grant whose SET_REGION_SYNC is on its way is not work any
+		// more: wait for its delivery below, then propose the next.
+		if l.group == nil || l.status != stSynced || l.failed != nil || l.halted.Load() || l.closed.Load() ||
+			l.st.sync.Count() >= l.n || !time.Now().Before(deadline) {
+			// Nothing to do, or held long enough: an open proposal
+			// stays, and a later call returns its grant.
 			return 0, false, nil
 		}
-		if l.myProp == 0 {
-			r, ok := l.candidate()
-			if !ok {
-				return 0, false, nil
+		if l.myProp == 0 && !granted && l.group.Quorate() {
+			if r, ok := l.candidate(); ok {
+				l.propID++
+				id := l.propID
+				l.myProp = id
+				l.send(func(seq uint64) []byte { return l.codec.propose(seq, id, r) })
 			}
-			l.propID++
-			id := l.propID
-			l.myProp = id
-			l.send(func(seq uint64) []byte { return l.codec.propose(seq, id, r) })
 		}
-		id := l.myProp
-		for l.myProp == id && l.group != nil && l.failed == nil && time.Now().Before(deadline) {
-			l.cond.Wait()
+		// Wait for the vote, or for the group's state to change (a
+		// veto, a region released), rechecking at least every 250 ms.
+		next := time.Now().Add(250 * time.Millisecond)
+		if deadline.Before(next) {
+			next = deadline
 		}
-		if l.myProp == id {
-			return 0, false, nil // still open: a later call returns it if granted
-		}
+		l.waitUntil(next)
 	}
-	return 0, false, nil
+}
+
+// waitUntil waits on cond once, woken at the latest at t; mu is held.
+func (l *Log) waitUntil(t time.Time) {
+	d := time.Until(t)
+	if d <= 0 {
+		return
+	}
+	tm := time.AfterFunc(d, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
+	l.cond.Wait()
+	tm.Stop()
 }
 
 // candidate picks the next region to propose: regions this node's kernel
