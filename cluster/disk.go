@@ -175,17 +175,28 @@ func (d *rawDev) writeSlotHead(g geometry, k int, desc *slotDesc, sync bool) err
 
 // writeUnion writes the union image [0, buf_size): header with magic, the
 // sync bits minus the regions in dirty, bytes 16..1023 kept as on disk.
+// The image is written, and the cache flushed, under LiveMagic; a magic
+// other than LiveMagic (the kernel's, at the clean point) is published
+// after that by a write of the first block alone that changes nothing
+// but the magic: a torn write never shows the kernel's magic over bits
+// that are not on the device.
 func (d *rawDev) writeUnion(g geometry, magic uint32, sync bits, dirty []uint64) error {
 	img, free, err := d.read(0, g.bufSize)
 	if err != nil {
 		return err
 	}
 	defer free()
-	if err := engine.EncodeImage(img, magic, g.n, sync.words, dirty); err != nil {
+	if err := engine.EncodeImage(img, LiveMagic, g.n, sync.words, dirty); err != nil {
 		return err
 	}
 	// Past the bitset: kept as read.
-	return d.write(0, img, true)
+	if err := d.write(0, img, true); err != nil || magic == LiveMagic {
+		return err
+	}
+	if err := engine.EncodeImage(img, magic, g.n, sync.words, dirty); err != nil {
+		return err
+	}
+	return d.write(0, img[:min(int64(4096), g.bufSize)], true)
 }
 
 // offsetDevice shifts a device's I/O by off: a slot seen as a whole disk

@@ -37,11 +37,16 @@ func NewFakeNet(expected int) *FakeNet {
 
 // FakeNode is one node's cluster engine; it is a Transport.
 type FakeNode struct {
-	net  *FakeNet
-	id   uint32
-	dead bool
-	held atomic.Bool // messages held (Hold); read without f.mu
+	net   *FakeNet
+	id    uint32
+	dead  bool
+	held  atomic.Bool // messages held (Hold); read without f.mu
+	muted atomic.Bool // its multicasts are lost (Mute)
 }
+
+// Mute loses every message the node's members multicast from now on, as
+// if the node died before they left it; Multicast still succeeds.
+func (f *FakeNet) Mute(node uint32) { f.Node(node).muted.Store(true) }
 
 // Node returns node id, alive (a killed node comes back alive).
 func (f *FakeNet) Node(id uint32) *FakeNode {
@@ -304,6 +309,9 @@ func (m *fakeMember) Multicast(msg []byte) error {
 	ms := f.groups[m.name]
 	if m.node.dead || !slices.Contains(ms, m) {
 		return ErrLeft
+	}
+	if m.node.muted.Load() {
+		return nil
 	}
 	b := slices.Clone(msg)
 	for _, x := range ms {

@@ -84,8 +84,15 @@ func (l *Log) join() error {
 func (l *Log) finishResume(wait bool) error {
 	l.resumeWanted = false
 	var err error
+	l.flushFailed.Store(false)
 	if !l.core {
 		err = l.openSlot()
+		l.pmu.Lock()
+		l.slotErr = err
+		l.pmu.Unlock()
+		if err != nil {
+			l.log.Error("this node's slot did not open: FLUSH fails until the log is resumed again", "err", err)
+		}
 	} else if l.mine.Count() > 0 {
 		var all []uint64
 		for r, ok := l.mine.NextSet(0); ok; r, ok = l.mine.NextSet(r + 1) {
@@ -126,7 +133,13 @@ func (l *Log) openSlot() error {
 	// (--state-dir) is for the kernel-facing log, not for the slot.
 	eo.StateFile, eo.StateLabel = "", ""
 	off := l.geo.slotOff(k)
-	eo.WrapDevice = func(d engine.Device) engine.Device { return &offsetDevice{Device: d, off: off} }
+	inner := l.eopts.WrapDevice
+	eo.WrapDevice = func(d engine.Device) engine.Device {
+		if inner != nil {
+			d = inner(d)
+		}
+		return &offsetDevice{Device: d, off: off}
+	}
 	eo.Logger = l.log.With("slot", k)
 	s, err := engine.Open(c, eo)
 	if err != nil {

@@ -121,8 +121,10 @@ type Log struct {
 	geo  geometry   // clustered-disk
 	slot engine.Log // clustered-disk: this member's slot, while resumed
 
-	pmu                sync.Mutex // guards the new marks and clears
+	pmu                sync.Mutex // guards the new marks and clears, slot, slotErr
 	newMarks, newClear []uint64
+	slotErr            error       // clustered-disk: the slot failed to open at the last resume
+	flushFailed        atomic.Bool // a FLUSH failed since the last resume: status 'D'
 
 	// syncp is st.sync, for the readers that take no lock; nover is
 	// len(override), so that IN_SYNC takes mu only while one is pending.
@@ -214,6 +216,9 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		dev, info, err := engine.OpenDevice(c.Device, eo)
 		if err != nil {
 			return nil, err
+		}
+		if eo.WrapDevice != nil {
+			dev = eo.WrapDevice(dev)
 		}
 		g, err := geometryOf(n, info, o.MaxSlots)
 		if err != nil {
@@ -353,6 +358,14 @@ func (l *Log) Flush() error {
 	if l.closed.Load() {
 		return engine.ErrClosed
 	}
+	err := l.flush()
+	if err != nil && l.running.Load() {
+		l.flushFailed.Store(true)
+	}
+	return err
+}
+
+func (l *Log) flush() error {
 	l.mu.Lock()
 	failed := l.failed
 	l.mu.Unlock()
@@ -362,7 +375,13 @@ func (l *Log) Flush() error {
 	l.pmu.Lock()
 	marks, clears := l.newMarks, l.newClear
 	l.newMarks, l.newClear = nil, nil
-	slot := l.slot
+	slot, slotErr := l.slot, l.slotErr
+	if slot == nil && !l.core && l.running.Load() {
+		// No slot: the marks would be persisted nowhere.
+		l.newMarks, l.newClear = append(marks, l.newMarks...), append(clears, l.newClear...)
+		l.pmu.Unlock()
+		return fmt.Errorf("%w: this node's slot on the log device is not open: %v", engine.ErrIO, slotErr)
+	}
 	l.pmu.Unlock()
 	if !l.core {
 		if slot != nil {
@@ -526,8 +545,14 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	defer l.mu.Unlock()
 	if g, ok := l.st.grants[l.me]; !inSync && (!ok || g != r) {
 		// A failed write: the kernel keeps the region NOSYNC in its
-		// region hash until reload; only this node may resync it.
+		// region hash until this node recovers it; only this node may
+		// resync it.
 		l.ns[r] = true
+	} else if inSync {
+		// This node's kernel recovered r: its region-hash entry is
+		// clean again, and others may resync r when it next goes out
+		// of sync.
+		delete(l.ns, r)
 	}
 	if l.group == nil || l.status != stSynced {
 		return nil
@@ -673,14 +698,19 @@ func (l *Log) Status(t engine.StatusType) string {
 	return s
 }
 
+// Failed reports the log's device failures: the slot's, a slot that did
+// not open, and any FLUSH that failed (cluster-side too), so that status
+// shows 'D' and not 'A'.
 func (l *Log) Failed() (bool, bool) {
 	l.pmu.Lock()
-	s := l.slot
+	s, serr := l.slot, l.slotErr
 	l.pmu.Unlock()
-	if s == nil {
-		return false, false
+	io, fl := serr != nil, l.flushFailed.Load()
+	if s != nil {
+		sio, sfl := s.Failed()
+		io, fl = io || sio, fl || sfl
 	}
-	return s.Failed()
+	return io, fl
 }
 
 func (l *Log) Stats() engine.Stats {

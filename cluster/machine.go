@@ -78,16 +78,25 @@ func (l *Log) processFull(ev event) {
 			l.cleanPoint()
 		}
 	case mMerged:
+		// Applied while the slot is still departed and its owner's: a
+		// second merge of the same slot (a membership change or a new
+		// server before the first MERGED arrived) repeats the first,
+		// and its MERGED after the slot was freed is ignored (its
+		// regions may have been resynced since).
+		if int(m.Slot) >= st.nslots {
+			return
+		}
+		s := &st.slots[m.Slot]
+		if s.owner != m.Owner || s.state != slotDeparted {
+			return
+		}
 		for _, r := range m.Marks {
 			if st.sync.Clear(r) {
 				l.resetCursor()
 			}
 		}
-		if m.Last && int(m.Slot) < st.nslots {
-			s := &st.slots[m.Slot]
-			if s.owner == m.Owner && s.state == slotDeparted {
-				*s = slotInfo{}
-			}
+		if m.Last {
+			*s = slotInfo{}
 			delete(l.merging, int(m.Slot))
 		}
 	case mState:

@@ -36,7 +36,10 @@ func (l *Log) serverDuties() {
 			l.log.Error("cannot write the union image; will retry", "err", err)
 			continue
 		}
-		l.raw.writeSlotHead(l.geo, k, nil, false)
+		// The slot stays as it is on the device: if this server dies
+		// before its MERGED is delivered, the next server merges it
+		// again from there (a merge is idempotent); the slot's next
+		// owner overwrites it.
 		l.merging[k] = true
 		l.stats.merges++
 		l.log.Info("merged a departed member's slot", "slot", k, "owner", s.owner.String(), "regions", len(marks))
