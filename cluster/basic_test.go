@@ -19,7 +19,7 @@ func testLogger() *slog.Logger {
 }
 
 func testOptions(tr Transport) Options {
-	return Options{Transport: tr, Logger: testLogger(), JoinTimeout: 10 * time.Second, WorkTimeout: time.Second, Reserve: 300 * time.Millisecond}
+	return Options{Transport: tr, Logger: testLogger(), JoinTimeout: 10 * time.Second, WorkTimeout: time.Second, Reserve: 300 * time.Millisecond, GrantWait: time.Second}
 }
 
 // logDevice makes a zeroed log device file.
@@ -64,6 +64,18 @@ func resume(t testing.TB, ls ...*Log) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// freshPair resumes two nodes on a fresh 4-region clustered-core log:
+// every region to resync. They are closed at the end of the test.
+func freshPair(t *testing.T) (*Log, *Log) {
+	t.Helper()
+	c := ctr(t, "4096 clustered-core 1024")
+	net := NewFakeNet(2)
+	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	resume(t, a, b)
+	return a, b
 }
 
 func mustFlush(t testing.TB, l *Log, rs ...uint64) {

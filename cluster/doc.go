@@ -128,7 +128,14 @@
 //     remains would leave an idle mirror unsynchronised (TestIdleResync).
 //   - A member that voted yes and then gets a mark on r (its kernel wrote
 //     without asking, below its hint) holds that FLUSH until the hand-out
-//     ends: the write is issued after the resync, to every leg.
+//     ends: the write is issued after the resync, to every leg. The hold
+//     is bounded by Options.GrantWait (5 s): the hand-out ends with a
+//     SET_REGION_SYNC from the other kernel's single mirror worker, which
+//     may itself be held in a FLUSH on a region this node recovers. After
+//     GrantWait the FLUSH taints the region (a SYNC message, agreed order)
+//     and answers once the taint is delivered; the holder's report of that
+//     region is then discarded and the region stays out of sync, to be
+//     resynced again after the write (TestFlushGrantCycle).
 //   - SET_REGION_SYNC ends the hand-out; the reporting node answers the new
 //     value at once (its kernel writes r right after), the others when the
 //     message arrives.

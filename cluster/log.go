@@ -35,6 +35,13 @@ type Options struct {
 	// MaxSlots bounds the slots used on a clustered-disk device (default
 	// and maximum MaxSlots).
 	MaxSlots int
+	// GrantWait bounds how long a FLUSH holds a newly marked region that
+	// another member holds for recovery (default 5 s). That member's
+	// SET_REGION_SYNC comes from its kernel's single mirror worker, which
+	// may itself be held in a FLUSH on a region this node recovers: after
+	// GrantWait the FLUSH taints the region (the other member's recovery
+	// of it is discarded: it stays out of sync) and answers.
+	GrantWait time.Duration
 }
 
 func (o *Options) defaults() {
@@ -49,6 +56,9 @@ func (o *Options) defaults() {
 	}
 	if o.Reserve <= 0 {
 		o.Reserve = 5 * time.Second
+	}
+	if o.GrantWait <= 0 {
+		o.GrantWait = 5 * time.Second
 	}
 	if o.MaxSlots <= 0 || o.MaxSlots > MaxSlots {
 		o.MaxSlots = MaxSlots
@@ -433,21 +443,38 @@ func (l *Log) failedErr() error {
 	return ErrLeft
 }
 
-// holdFor waits while another member holds any of marks for recovery.
+// holdFor waits while another member holds any of marks for recovery, up
+// to Options.GrantWait; then it taints the regions still held (their
+// recovery is discarded) and returns once the taints are delivered, so
+// the write that follows cannot be undone by that recovery's report.
 func (l *Log) holdFor(marks []uint64) error {
 	if len(marks) == 0 {
 		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	deadline := time.Now().Add(l.opts.GrantWait)
+	held := func(r uint64) bool {
+		id, ok := l.st.lockedBy(r)
+		return ok && id != l.me && l.group != nil && l.failed == nil && l.mine.Test(r)
+	}
 	for _, r := range marks {
-		for {
-			id, ok := l.st.lockedBy(r)
-			if !ok || id == l.me || l.group == nil || l.failed != nil || !l.mine.Test(r) {
-				break
-			}
-			l.cond.Wait()
+		for held(r) && time.Now().Before(deadline) {
+			l.waitUntil(deadline)
 		}
+	}
+	var last uint64
+	for _, r := range marks {
+		if held(r) && !l.st.tainted[r] {
+			l.log.Warn("a FLUSH waited too long for another node's recovery of a region it writes: that recovery is discarded", "region", r)
+			last = l.send(func(seq uint64) []byte { return l.codec.taint(seq, r) })
+		}
+	}
+	for last != 0 && l.delivered < last {
+		if l.failed != nil || l.group == nil {
+			return fmt.Errorf("%w: taint not confirmed by the group: %v", engine.ErrIO, l.failedErr())
+		}
+		l.cond.Wait()
 	}
 	return nil
 }

@@ -52,13 +52,20 @@ func (l *Log) processFull(ev event) {
 		if !st.isSynced(from) {
 			return
 		}
-		if m.Value == 1 {
+		if m.Value == syncTaint {
+			if x, held := st.lockedBy(m.Region); held && x != from {
+				st.tainted[m.Region] = true
+			}
+			return
+		}
+		if m.Value == 1 && !st.tainted[m.Region] {
 			st.sync.Set(m.Region)
 		} else if st.sync.Clear(m.Region) {
 			l.resetCursor()
 		}
 		if g, ok := st.grants[from]; ok && g == m.Region {
 			delete(st.grants, from)
+			st.untaint(m.Region)
 		}
 		if from == l.me {
 			delete(l.override, m.Region)
@@ -142,9 +149,13 @@ func (l *Log) departure(id MemberID) {
 	if mm == nil {
 		return
 	}
-	delete(st.grants, id)
+	if g, ok := st.grants[id]; ok {
+		delete(st.grants, id)
+		st.untaint(g)
+	}
 	if p := st.pending[id]; p != nil {
 		delete(st.pending, id)
+		st.untaint(p.region)
 		if id == l.me {
 			l.myProp = 0
 		}
@@ -232,6 +243,7 @@ func (l *Log) vote(from MemberID, m message) {
 	}
 	if !m.Accept {
 		delete(st.pending, m.Proposer)
+		st.untaint(p.region)
 		if m.Proposer == l.me {
 			l.myProp = 0
 			l.skipped[p.region] = true

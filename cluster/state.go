@@ -68,7 +68,12 @@ type state struct {
 	pending map[MemberID]*proposal // at most one open proposal per member
 	sync    bits                   // 1 = in sync (the cluster's sync bits)
 	marksOf map[MemberID]bits      // clustered-core: every member's marks
+	tainted map[uint64]bool        // handed out or proposed regions another member wrote meanwhile
 }
+
+// taintBit flags a tainted region in a snapshot's grant and proposal
+// records (regions are below 2^63).
+const taintBit = 1 << 63
 
 func newState(n uint64, core bool, nslots int) *state {
 	return &state{
@@ -77,6 +82,7 @@ func newState(n uint64, core bool, nslots int) *state {
 		grants:  map[MemberID]uint64{},
 		pending: map[MemberID]*proposal{},
 		marksOf: map[MemberID]bits{},
+		tainted: map[uint64]bool{},
 		sync:    newBits(n, false),
 	}
 }
@@ -163,11 +169,11 @@ func (s *state) encode(rs uint32, pointFrom MemberID, pointSeq uint64, recipient
 		b = append(b, s.slots[i].state, 0, 0, 0, 0, 0, 0, 0)
 	}
 	for _, id := range gids {
-		b = u64s(b, uint64(id), s.grants[id])
+		b = u64s(b, uint64(id), s.grants[id]|s.taintFlag(s.grants[id]))
 	}
 	for _, id := range pids {
 		p := s.pending[id]
-		b = u64s(b, uint64(id), p.id, p.region)
+		b = u64s(b, uint64(id), p.id, p.region|s.taintFlag(p.region))
 		b = le.AppendUint32(b, uint32(len(p.waiting)))
 		b = le.AppendUint32(b, 0)
 		for _, w := range p.waiting {
@@ -183,6 +189,20 @@ func (s *state) encode(rs uint32, pointFrom MemberID, pointSeq uint64, recipient
 		b = appendWords(b, s.marksOf[id], s.n)
 	}
 	return b
+}
+
+func (s *state) taintFlag(r uint64) uint64 {
+	if s.tainted[r] {
+		return taintBit
+	}
+	return 0
+}
+
+// untaint forgets a taint once nobody holds r any more.
+func (s *state) untaint(r uint64) {
+	if _, held := s.lockedBy(r); !held {
+		delete(s.tainted, r)
+	}
 }
 
 func appendWords(b []byte, x bits, n uint64) []byte {
@@ -271,6 +291,10 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 	for i := 0; i < ng; i++ {
 		q := take(grantRec)
 		id, r := MemberID(le.Uint64(q)), le.Uint64(q[8:])
+		if r&taintBit != 0 {
+			r &^= taintBit
+			st.tainted[r] = true
+		}
 		if st.members[id] == nil || r >= n {
 			return bad("grant record %d", i)
 		}
@@ -283,6 +307,10 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 		q := take(pendingRec)
 		id := MemberID(le.Uint64(q))
 		pr := &proposal{id: le.Uint64(q[8:]), region: le.Uint64(q[16:])}
+		if pr.region&taintBit != 0 {
+			pr.region &^= taintBit
+			st.tainted[pr.region] = true
+		}
 		nw := int(le.Uint32(q[24:]))
 		if st.members[id] == nil || pr.region >= n || nw > nm || st.pending[id] != nil || !need(8*nw) {
 			return bad("proposal record %d", i)

@@ -12,12 +12,7 @@ import (
 // more below it), and once the write's mark is flushed no peer is handed
 // the region (issue #12, writes after PRESUSPEND).
 func TestWriteAfterPresuspend(t *testing.T) {
-	c := ctr(t, "4096 clustered-core 1024") // 4 regions, all to resync
-	net := NewFakeNet(2)
-	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
-	defer a.Close()
-	defer b.Close()
-	resume(t, a, b)
+	a, b := freshPair(t)
 	if err := a.Presuspend(); err != nil {
 		t.Fatal(err)
 	}

@@ -150,6 +150,16 @@ func (c codec) sync(seq, region uint64, inSync bool) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, b2u(inSync))
 }
 
+// syncTaint is the SYNC value of a taint: the sender's kernel writes the
+// region while another member holds it for recovery (a FLUSH that waited
+// Options.GrantWait for the hand-out to end); that recovery's outcome is
+// discarded and the region stays out of sync.
+const syncTaint = 2
+
+func (c codec) taint(seq, region uint64) []byte {
+	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, syncTaint)
+}
+
 func (c codec) propose(seq, id, region uint64) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+16), mPropose, seq, 16), id, region)
 }
@@ -268,7 +278,7 @@ func (c codec) decode(b []byte) (message, error) {
 		if err := region(m.Region); err != nil {
 			return m, err
 		}
-		if m.Value > 1 {
+		if m.Value > syncTaint {
 			return m, malformed("SYNC value %d", m.Value)
 		}
 	case mPropose:
