@@ -47,13 +47,31 @@ func TestFlushGrantCycle(t *testing.T) {
 			t.Fatal("deadlock: each FLUSH waits for the other node's recovery, whose report is behind it")
 		}
 	}
-	// Both reports delivered: no hand-out left.
 	waitFor(t, "the reports delivered", func() bool { return len(a.Info().Grants) == 0 && len(b.Info().Grants) == 0 })
+}
+
+// TestTaintDiscardsRecovery: b writes region r while a recovers it (b's
+// FLUSH waited GrantWait and went on): a's report of r must not put it in
+// sync, the write may have raced the copy.
+func TestTaintDiscardsRecovery(t *testing.T) {
+	a, b := freshPair(t)
+	r, ok, _ := a.GetResyncWork()
+	if !ok {
+		t.Fatal("no hand-out")
+	}
+	waitFor(t, "a's hand-out known to b", func() bool { return len(b.Info().Grants) == 1 })
+	start := time.Now()
+	mustFlush(t, b, r)
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("b's FLUSH answered after %v, while a recovers the region (GrantWait 1 s)", d)
+	}
+	if err := a.SetRegionSync(r, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a's report delivered", func() bool { return len(a.Info().Grants) == 0 && len(b.Info().Grants) == 0 })
 	for _, l := range []*Log{a, b} {
-		for _, r := range []uint64{ra, rb} {
-			if replicatedInSync(l, r) {
-				t.Fatalf("%s: region %d in sync, but a write raced its recovery", l.Info().Me, r)
-			}
+		if replicatedInSync(l, r) {
+			t.Fatalf("%s: region %d in sync, but b's write raced its recovery", l.Info().Me, r)
 		}
 	}
 }

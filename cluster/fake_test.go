@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -42,11 +43,19 @@ type FakeNode struct {
 	dead  bool
 	held  atomic.Bool // messages held (Hold); read without f.mu
 	muted atomic.Bool // its multicasts are lost (Mute)
+	lose  func(msg []byte) bool
 }
 
-// Mute loses every message the node's members multicast from now on, as
-// if the node died before they left it; Multicast still succeeds.
-func (f *FakeNet) Mute(node uint32) { f.Node(node).muted.Store(true) }
+// Mute loses every message the node's members multicast from now on that
+// lose reports true for (nil: every message), as if the node died before
+// they left it; Multicast still succeeds.
+func (f *FakeNet) Mute(node uint32, lose func(msg []byte) bool) {
+	n := f.Node(node)
+	f.mu.Lock()
+	n.lose = lose
+	f.mu.Unlock()
+	n.muted.Store(true)
+}
 
 // Node returns node id, alive (a killed node comes back alive).
 func (f *FakeNet) Node(id uint32) *FakeNode {
@@ -62,14 +71,20 @@ func (f *FakeNet) Node(id uint32) *FakeNode {
 }
 
 // Kill kills a node: its members leave every group at once.
-func (f *FakeNet) Kill(id uint32) {
+func (f *FakeNet) Kill(id uint32) { f.kill(id, true) }
+
+// KillProcesses kills the node's group members only (its dlogd dies, its
+// kernel and cluster engine live on): they leave every group at once.
+func (f *FakeNet) KillProcesses(id uint32) { f.kill(id, false) }
+
+func (f *FakeNet) kill(id uint32, node bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := f.nodes[id]
 	if n == nil {
 		return
 	}
-	n.dead = true
+	n.dead = node
 	for name, ms := range f.groups {
 		var gone []MemberID
 		var rest []*fakeMember
@@ -299,6 +314,26 @@ func (f *FakeNet) Release() {
 	}
 }
 
+// Fenced is a fence confirmation (Options.FenceConfirm): a killed node
+// (Kill) is fenced, a live one is not.
+func (f *FakeNet) Fenced(_ context.Context, node uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := f.nodes[node]; n != nil && !n.dead {
+		return fmt.Errorf("fake node %d is alive", node)
+	}
+	return nil
+}
+
+// NodeMember reports whether a node is alive (NodeView).
+func (m *fakeMember) NodeMember(node uint32) bool {
+	f := m.node.net
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.nodes[node]
+	return n != nil && !n.dead
+}
+
 func (m *fakeMember) Self() MemberID { return m.id }
 func (m *fakeMember) Quorate() bool  { return m.node.net.quorate(m.node.id) }
 
@@ -310,7 +345,7 @@ func (m *fakeMember) Multicast(msg []byte) error {
 	if m.node.dead || !slices.Contains(ms, m) {
 		return ErrLeft
 	}
-	if m.node.muted.Load() {
+	if m.node.muted.Load() && (m.node.lose == nil || m.node.lose(msg)) {
 		return nil
 	}
 	b := slices.Clone(msg)

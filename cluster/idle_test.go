@@ -3,8 +3,6 @@ package cluster
 import (
 	"testing"
 	"time"
-
-	"github.com/dlog-dev/dlog/engine"
 )
 
 // idleKernel is dm-raid1's worker on a mirror with no I/O at all: it asks
@@ -42,12 +40,7 @@ func TestIdleResync(t *testing.T) {
 	net := NewFakeNet(2)
 	var ls []*Log
 	for id := uint32(1); id <= 2; id++ {
-		o := testOptions(net.Node(id))
-		o.WorkTimeout = 0 // the default
-		l, err := Open("uuid-idle", c, engine.Options{Logger: testLogger()}, o)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := openWith(t, net, id, c, func(o *Options) { o.WorkTimeout = 0 }) // the default
 		defer l.Close()
 		ls = append(ls, l)
 	}

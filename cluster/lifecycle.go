@@ -63,6 +63,7 @@ func (l *Log) join() error {
 	clear(l.override)
 	l.nover.Store(0)
 	clear(l.merging)
+	clear(l.fencing)
 	l.events, l.evstop, l.sendq, l.sendStop = nil, false, nil, false
 	l.founded = false
 	l.mu.Unlock()

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,26 @@ type Options struct {
 	// GrantWait the FLUSH taints the region (the other member's recovery
 	// of it is discarded: it stays out of sync) and answers.
 	GrantWait time.Duration
+	// FenceConfirm confirms that a node whose member departed without
+	// LEAVING is fenced (its kernel cannot write any more): nil error
+	// means confirmed. dlogd's --fence-confirm runs a command (say,
+	// stonith_admin --history). Until a departed node is confirmed, or
+	// its dlogd rejoins, nothing is resynchronised (package doc,
+	// "Fencing").
+	FenceConfirm func(ctx context.Context, node uint32) error
+	// FenceTimeout, when FenceConfirm is nil, takes a node that has been
+	// out of the cluster membership for this long as fenced (opt-in; it
+	// trusts that a node gone from the membership has stopped writing,
+	// which only fencing guarantees). It needs a Group that reports node
+	// membership (NodeView).
+	FenceTimeout time.Duration
+}
+
+// NodeView is implemented by a Group that reports the cluster's node
+// membership (corosync's, not the group's: a node whose dlogd died is
+// still a member).
+type NodeView interface {
+	NodeMember(node uint32) bool
 }
 
 func (o *Options) defaults() {
@@ -168,7 +189,8 @@ type Log struct {
 	myProp        uint64 // id of our open proposal, 0 if none
 	vetoed        map[uint64]bool
 	merging       map[int]bool
-	failed        error // fatal group condition (split brain, expelled)
+	fencing       map[uint32]bool // nodes whose fence confirmation runs
+	failed        error           // fatal group condition (split brain, expelled)
 	founded       bool
 	leavingAt     uint64 // seq of our LEAVING, 0 if none
 	resumeWanted  bool
@@ -216,7 +238,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		log:      eo.Logger.With("cluster", o.Transport.Name()),
 		mine:     newBits(n, false),
 		override: map[uint64]bool{}, reserved: map[uint64]time.Time{}, ns: map[uint64]bool{},
-		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{},
+		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{}, fencing: map[uint32]bool{},
 		assembly: map[MemberID]*stateAsm{},
 	}
 	l.cond.L = &l.mu
@@ -660,6 +682,9 @@ func (l *Log) candidate() (uint64, bool) {
 		}
 		_, locked := l.st.lockedBy(r)
 		return !locked
+	}
+	if len(l.st.unfenced) > 0 {
+		return 0, false // nothing is handed out (package doc, "Fencing")
 	}
 	for len(l.prio) > 0 {
 		r := l.prio[0]

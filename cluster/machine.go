@@ -15,7 +15,9 @@ func (l *Log) processFull(ev event) {
 		}
 		for _, id := range ev.left {
 			delete(l.assembly, id)
-			l.departure(id)
+			// A synced member gone without LEAVING: its kernel may
+			// still write (only its dlogd may have died).
+			l.departure(id, st.isSynced(id))
 			delete(st.members, id)
 		}
 		for _, id := range ev.joined {
@@ -76,7 +78,7 @@ func (l *Log) processFull(ev event) {
 	case mVote:
 		l.vote(from, m)
 	case mLeaving:
-		l.departure(from)
+		l.departure(from, false)
 		if mm := st.members[from]; mm != nil {
 			mm.status = stRetired
 		}
@@ -135,19 +137,89 @@ func (l *Log) processFull(ev event) {
 				mm.slot = k
 			}
 			mm.status = stSynced
+			if st.unfenced[r.NodeID()] {
+				l.rejoin(r)
+			}
+		}
+	case mFenced:
+		if st.isSynced(from) && st.unfenced[m.Node] {
+			l.log.Info("departed node confirmed fenced: its regions may be resynchronised", "node", m.Node)
+			delete(st.unfenced, m.Node)
+			delete(st.orphans, m.Node)
+			delete(l.fencing, m.Node)
+			l.resetCursor()
 		}
 	}
+}
+
+// rejoin: a member on a node whose previous member departed without
+// LEAVING became synced. Its kernel is the one that kept running: the
+// departed member's marks become the new member's (its kernel still holds
+// them dirty and will clear them), and its kernel may hold any hint.
+func (l *Log) rejoin(id MemberID) {
+	st := l.st
+	node := id.NodeID()
+	if o, ok := st.orphans[node]; ok {
+		orBits(bitsFor(st.marksOf, id, l.n), o)
+		if id == l.me {
+			orBits(l.mine, o)
+		}
+	}
+	if id == l.me {
+		if !l.core {
+			for k := 0; k < st.nslots; k++ {
+				s := st.slots[k]
+				if s.state != slotDeparted || s.owner.NodeID() != node {
+					continue
+				}
+				desc, marks, err := l.raw.readSlot(l.geo, k)
+				if err != nil {
+					l.log.Error("cannot read this node's previous slot: its regions are not protected from resync", "slot", k, "err", err)
+					continue
+				}
+				if desc.owner == s.owner {
+					for _, r := range marks {
+						l.mine.Set(r)
+					}
+				}
+			}
+		}
+		l.promise(l.n)
+		l.log.Info("rejoined after this node's previous member departed: its marks are this member's", "marks", l.mine.Count())
+	}
+	delete(st.unfenced, node)
+	delete(st.orphans, node)
+	delete(l.fencing, node)
 }
 
 // departure forgets what a leaving or dead member held: its hand-out and
 // proposal go, its votes are no longer awaited, and every region it had
 // marked becomes out of sync (clustered-core: from its replicated marks;
 // clustered-disk: its slot is merged by the server).
-func (l *Log) departure(id MemberID) {
+func (l *Log) departure(id MemberID, unclean bool) {
 	st := l.st
 	mm := st.members[id]
 	if mm == nil {
 		return
+	}
+	if unclean {
+		node := id.NodeID()
+		if !st.unfenced[node] {
+			l.log.Warn("a member departed without leaving: nothing is resynchronised until its dlogd rejoins or its node is confirmed fenced", "member", id.String())
+		}
+		st.unfenced[node] = true
+		if mk, ok := st.marksOf[id]; ok {
+			orBits(bitsFor(st.orphans, node, l.n), mk)
+		}
+		// Open proposals lose their vote from a kernel that may still
+		// write: dropped, not granted.
+		for x, p := range st.pending {
+			delete(st.pending, x)
+			st.untaint(p.region)
+			if x == l.me {
+				l.myProp = 0
+			}
+		}
 	}
 	if g, ok := st.grants[id]; ok {
 		delete(st.grants, id)
@@ -186,7 +258,7 @@ func (l *Log) propose(x MemberID, m message) {
 	r := m.Region
 	_, locked := st.lockedBy(r)
 	_, hasGrant := st.grants[x]
-	if !st.isSynced(x) || st.sync.Test(r) || locked || st.pending[x] != nil || hasGrant {
+	if !st.isSynced(x) || st.sync.Test(r) || locked || st.pending[x] != nil || hasGrant || len(st.unfenced) > 0 {
 		if x == l.me && l.myProp == m.Proposal {
 			l.myProp = 0
 			l.skipped[r] = true

@@ -15,13 +15,14 @@ func (l *Log) isServer() bool {
 // the union with its marks dirty (synced), free the slot, then tell the
 // group which regions it held.
 func (l *Log) serverDuties() {
+	l.fenceDuties()
 	if l.core || l.replaying || l.group == nil || !l.isServer() || !l.group.Quorate() || l.failed != nil {
 		return
 	}
 	st := l.st
 	for k := 0; k < st.nslots; k++ {
 		s := st.slots[k]
-		if s.state != slotDeparted || l.merging[k] {
+		if s.state != slotDeparted || l.merging[k] || st.unfenced[s.owner.NodeID()] {
 			continue
 		}
 		desc, marks, err := l.raw.readSlot(l.geo, k)

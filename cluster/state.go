@@ -56,6 +56,23 @@ func newBits(n uint64, fill bool) bits {
 	return bits{w, b}
 }
 
+// bitsFor returns m[k], made empty for n regions if absent.
+func bitsFor[K comparable](m map[K]bits, k K, n uint64) bits {
+	b, ok := m[k]
+	if !ok {
+		b = newBits(n, false)
+		m[k] = b
+	}
+	return b
+}
+
+// orBits sets in dst every bit set in src.
+func orBits(dst, src bits) {
+	for r, ok := src.NextSet(0); ok; r, ok = src.NextSet(r + 1) {
+		dst.Set(r)
+	}
+}
+
 // state is the replicated part of a cluster log: every synced member holds
 // the same copy, changed only by events in the group's agreed order.
 type state struct {
@@ -69,6 +86,12 @@ type state struct {
 	sync    bits                   // 1 = in sync (the cluster's sync bits)
 	marksOf map[MemberID]bits      // clustered-core: every member's marks
 	tainted map[uint64]bool        // handed out or proposed regions another member wrote meanwhile
+	// unfenced: nodes a synced member of which departed without LEAVING
+	// and which neither rejoined nor were confirmed fenced: their kernel
+	// may still write, so nothing is handed out and no slot of theirs is
+	// merged (package doc, "Fencing").
+	unfenced map[uint32]bool
+	orphans  map[uint32]bits // clustered-core: the marks of an unfenced node's departed members
 }
 
 // taintBit flags a tainted region in a snapshot's grant and proposal
@@ -78,12 +101,14 @@ const taintBit = 1 << 63
 func newState(n uint64, core bool, nslots int) *state {
 	return &state{
 		n: n, core: core, nslots: nslots,
-		members: map[MemberID]*member{},
-		grants:  map[MemberID]uint64{},
-		pending: map[MemberID]*proposal{},
-		marksOf: map[MemberID]bits{},
-		tainted: map[uint64]bool{},
-		sync:    newBits(n, false),
+		members:  map[MemberID]*member{},
+		grants:   map[MemberID]uint64{},
+		pending:  map[MemberID]*proposal{},
+		marksOf:  map[MemberID]bits{},
+		tainted:  map[uint64]bool{},
+		sync:     newBits(n, false),
+		unfenced: map[uint32]bool{},
+		orphans:  map[uint32]bits{},
 	}
 }
 
@@ -123,7 +148,7 @@ func (s *state) lockedBy(r uint64) (MemberID, bool) {
 // exact total against THIS log (protocol.md §8.5 m).
 const (
 	stateMagic   = 0x54534C44 // "DLST"
-	stateVersion = 1
+	stateVersion = 2
 	stateFixed   = 64
 	memberRec    = 16
 	slotRec      = 16
@@ -187,6 +212,20 @@ func (s *state) encode(rs uint32, pointFrom MemberID, pointSeq uint64, recipient
 	for _, id := range marked {
 		b = le.AppendUint64(b, uint64(id))
 		b = appendWords(b, s.marksOf[id], s.n)
+	}
+	nodes := make([]uint32, 0, len(s.unfenced))
+	for k := range s.unfenced {
+		nodes = append(nodes, k)
+	}
+	slices.Sort(nodes)
+	b = le.AppendUint32(b, uint32(len(nodes)))
+	for _, k := range nodes {
+		o, ok := s.orphans[k]
+		b = le.AppendUint32(b, k)
+		b = le.AppendUint32(b, uint32(b2u(ok)))
+		if ok {
+			b = appendWords(b, o, s.n)
+		}
 	}
 	return b
 }
@@ -334,8 +373,8 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 		}
 		sn.recipients = append(sn.recipients, r)
 	}
-	if len(p) != bs+nk*(8+bs) {
-		return bad("%d bytes of bitmaps, want exactly %d for %d regions and %d mark sets", len(p), bs+nk*(8+bs), n, nk)
+	if len(p) < bs+nk*(8+bs)+4 {
+		return bad("%d bytes of bitmaps, want at least %d for %d regions and %d mark sets", len(p), bs+nk*(8+bs)+4, n, nk)
 	}
 	if err := readWords(st.sync, take(bs), n); err != nil {
 		return bad("sync bits: %v", err)
@@ -350,6 +389,31 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 			return bad("marks: %v", err)
 		}
 		st.marksOf[id] = m
+	}
+	nu := int(le.Uint32(take(4)))
+	if nu > MaxMembers {
+		return bad("%d unfenced nodes", nu)
+	}
+	for i := 0; i < nu; i++ {
+		if !need(8) {
+			return bad("truncated unfenced node %d", i)
+		}
+		q := take(8)
+		k, has := le.Uint32(q), le.Uint32(q[4:])
+		if st.unfenced[k] || has > 1 || (has == 1 && !core) || (has == 1 && !need(bs)) {
+			return bad("unfenced node record %d", i)
+		}
+		st.unfenced[k] = true
+		if has == 1 {
+			o := newBits(n, false)
+			if err := readWords(o, take(bs), n); err != nil {
+				return bad("orphan marks: %v", err)
+			}
+			st.orphans[k] = o
+		}
+	}
+	if len(p) != 0 {
+		return bad("%d bytes past the end", len(p))
 	}
 	sn.st = st
 	return sn, nil

@@ -59,7 +59,7 @@ func TestMergeServerDies(t *testing.T) {
 		t.Fatalf("server %s, want a", s)
 	}
 	mustFlush(t, d, 5)
-	net.Mute(1) // a's messages from now on are lost
+	net.Mute(1, func(msg []byte) bool { return msgType(msg[5]) == mMerged }) // a's MERGED is lost
 	net.Kill(3)
 	d.crash()
 	waitFor(t, "a to merge d's slot", func() bool { return a.Info().Merges == 1 })

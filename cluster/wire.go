@@ -50,10 +50,11 @@ const (
 	mLeaving                     // the sender's kernel suspended the log; it leaves
 	mMerged                      // clustered-disk: a departed member's slot, merged
 	mState                       // a chunk of a state transfer to joiners
+	mFenced                      // a departed node is confirmed fenced: its regions may be resynced
 	mTypeEnd
 )
 
-var typeNames = [...]string{"", "ANNOUNCE", "MARKS", "SYNC", "PROPOSE", "VOTE", "LEAVING", "MERGED", "STATE"}
+var typeNames = [...]string{"", "ANNOUNCE", "MARKS", "SYNC", "PROPOSE", "VOTE", "LEAVING", "MERGED", "STATE", "FENCED"}
 
 func (t msgType) String() string {
 	if t > 0 && t < mTypeEnd {
@@ -90,6 +91,8 @@ type message struct {
 	Slot  uint32   // MERGED
 	Owner MemberID // MERGED
 	Last  bool     // MERGED
+
+	Node uint32 // FENCED
 
 	StateID       uint64 // STATE
 	Offset, Total uint64 // STATE
@@ -166,6 +169,10 @@ func (c codec) propose(seq, id, region uint64) []byte {
 
 func (c codec) vote(seq uint64, proposer MemberID, id uint64, accept bool) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+24), mVote, seq, 24), uint64(proposer), id, b2u(accept))
+}
+
+func (c codec) fenced(seq uint64, node uint32) []byte {
+	return u64s(c.head(make([]byte, 0, hdrLen+8), mFenced, seq, 8), uint64(node))
 }
 
 func (c codec) leaving(seq uint64) []byte { return c.head(make([]byte, 0, hdrLen), mLeaving, seq, 0) }
@@ -305,6 +312,15 @@ func (c codec) decode(b []byte) (message, error) {
 		if err := exact(0); err != nil {
 			return m, err
 		}
+	case mFenced:
+		if err := exact(8); err != nil {
+			return m, err
+		}
+		v := le.Uint64(p)
+		if v > 1<<32-1 {
+			return m, malformed("FENCED node %d", v)
+		}
+		m.Node = uint32(v)
 	case mMerged:
 		if len(p) < 24 {
 			return m, malformed("MERGED payload of %d bytes, shorter than its fields", len(p))
