@@ -47,7 +47,7 @@ type Options struct {
 	// LEAVING is fenced (its kernel cannot write any more): nil error
 	// means confirmed. dlogd's --fence-confirm runs a command (say,
 	// stonith_admin --history). Until a departed node is confirmed, or
-	// its dlogd rejoins, nothing is resynchronised (package doc,
+	// its dlogd rejoins, nothing is resynchronised (docs/design/cluster.md,
 	// "Fencing").
 	FenceConfirm func(ctx context.Context, node uint32) error
 	// FenceTimeout, when FenceConfirm is nil, takes a node that has been
@@ -216,7 +216,7 @@ type stateAsm struct {
 
 // Open constructs a cluster log (CTR). It checks that the cluster engine
 // is reachable and, for clustered-disk, opens the log device; it joins no
-// group (that is RESUME's job, protocol.md §3.1 CTR).
+// group (that is RESUME's job, docs/protocol.md §3.1 CTR).
 func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, error) {
 	o.defaults()
 	if o.Transport == nil {
@@ -320,7 +320,7 @@ func (l *Log) IsClean(r uint64) (bool, error) {
 // would write without asking IS_REMOTE_RECOVERING (below the hint it
 // holds, or just after an answer of 0): there it answers 1, so that the
 // write goes to every leg with a mark, never to the default leg only
-// (see the package doc, "The latch").
+// (docs/design/cluster.md, "The latch").
 func (l *Log) InSync(r uint64) (bool, error) {
 	if err := l.check(r); err != nil {
 		return false, err
@@ -615,12 +615,12 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 // ---- resync hand-out ----
 
 // GetResyncWork proposes a region to the group and returns it once every
-// other synced member accepted it (package doc, "Hand-out"). It holds the
-// answer while regions are out of sync and none is granted to this member
-// yet (a vote is open, or every candidate is vetoed or held for now), up to
-// Options.WorkTimeout: dm-raid1 asks again only when I/O or a finished
-// recovery wakes its worker, so an answer of "no work" while work remains
-// leaves an idle mirror unsynchronised.
+// other synced member accepted it (docs/design/cluster.md, "Hand-out"). It
+// holds the answer while regions are out of sync and none is granted to
+// this member yet (a vote is open, or every candidate is vetoed or held for
+// now), up to Options.WorkTimeout: dm-raid1 asks again only when I/O or a
+// finished recovery wakes its worker, so an answer of "no work" while work
+// remains leaves an idle mirror unsynchronised.
 func (l *Log) GetResyncWork() (uint64, bool, error) {
 	if l.closed.Load() {
 		return 0, false, engine.ErrClosed
@@ -684,7 +684,7 @@ func (l *Log) candidate() (uint64, bool) {
 		return !locked
 	}
 	if len(l.st.unfenced) > 0 {
-		return 0, false // nothing is handed out (package doc, "Fencing")
+		return 0, false // nothing is handed out (docs/design/cluster.md, "Fencing")
 	}
 	for len(l.prio) > 0 {
 		r := l.prio[0]

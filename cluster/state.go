@@ -89,7 +89,7 @@ type state struct {
 	// unfenced: nodes a synced member of which departed without LEAVING
 	// and which neither rejoined nor were confirmed fenced: their kernel
 	// may still write, so nothing is handed out and no slot of theirs is
-	// merged (package doc, "Fencing").
+	// merged (docs/design/cluster.md, "Fencing").
 	unfenced map[uint32]bool
 	orphans  map[uint32]bits // clustered-core: the marks of an unfenced node's departed members
 }
@@ -145,7 +145,7 @@ func (s *state) lockedBy(r uint64) (MemberID, bool) {
 }
 
 // Snapshot layout (little-endian). A joiner checks every count and the
-// exact total against THIS log (protocol.md §8.5 m).
+// exact total against THIS log (docs/conformance.md §5 m).
 const (
 	stateMagic   = 0x54534C44 // "DLST"
 	stateVersion = 2

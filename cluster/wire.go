@@ -17,7 +17,7 @@ import (
 //	24 u32 region size of the sender's log (sectors)
 //	28 u32 payload length
 //
-// Decode checks every length before it uses it (protocol.md §8.5 m): the
+// Decode checks every length before it uses it (docs/conformance.md §5 m): the
 // message is at least the header, the payload length is exactly what
 // follows, the sender's log has THIS log's region count and size, each
 // type's payload has exactly its size (lists: count fields that match the

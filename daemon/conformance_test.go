@@ -18,7 +18,7 @@ import (
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// Tests are named after the items of protocol.md §8 they cover.
+// Tests are named after the items of docs/conformance.md they cover.
 
 const (
 	einval = -int32(syscall.EINVAL)
@@ -442,7 +442,7 @@ func TestItems26_27_29_41Lifecycle(t *testing.T) {
 	}
 }
 
-// Item 28: RESUME reads the disk log per §4.4 and syncs before replying.
+// Item 28: RESUME reads the disk log per docs/disk-format.md §4 and syncs before replying.
 func TestItem28ResumeReadsTheDisk(t *testing.T) {
 	d := newDaemon(t)
 	k := newKernel(t, d)

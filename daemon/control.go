@@ -56,7 +56,7 @@ func (d *Daemon) controlLoop() {
 	}
 }
 
-// ctr constructs a log (protocol.md §3 CTR, §8.3 items 20-25).
+// ctr constructs a log (docs/protocol.md §3 CTR, docs/conformance.md items 20-25).
 func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 	req := &j.req
 	uuid := string(req.UUIDBytes())
@@ -152,7 +152,7 @@ func (d *Daemon) add(in *instance) {
 	d.notify()
 }
 
-// dtr destroys a log (protocol.md §3 DTR).
+// dtr destroys a log (docs/protocol.md §3 DTR).
 func (d *Daemon) dtr(j *job, buf []byte) ([]byte, int32) {
 	in := d.lookup(&j.req)
 	if in == nil {

@@ -192,7 +192,7 @@ func (d *Daemon) Handle(b []byte, from transport.Peer) {
 	if in == nil || !in.acquire() {
 		// A request for a log we do not have: after a daemon restart the
 		// kernel still has it. ESRCH makes the kernel replay CTR and RESUME
-		// and retry (protocol.md §1.6); DTR of an unknown log is an error.
+		// and retry (docs/protocol.md §1.6); DTR of an unknown log is an error.
 		d.counters.unknown.Add(1)
 		if t == ulog.TypeDtr {
 			d.reply(from, req, -int32(ulog.EINVAL), nil, &out)
@@ -344,7 +344,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 
 // regions validates a MARK, CLEAR or FLUSH payload: a multiple of 8 bytes,
 // 8 to 332 of them, every region in range. A batch with any bad region is
-// rejected whole (protocol.md §8.3 item 31).
+// rejected whole (docs/conformance.md item 31).
 func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 	rl, err := ulog.Regions(data)
 	if err != nil {
@@ -429,7 +429,7 @@ func (d *Daemon) reply(to transport.Peer, req *ulog.Request, errno int32, payloa
 
 // again asks the kernel to resend req: the ack-only form, matched by the
 // request's seq, because only that form leaves the caller's reply space
-// as it was (protocol.md §1.4 item 5). A full-form -EAGAIN with no data
+// as it was (docs/protocol.md §1.4 item 5). A full-form -EAGAIN with no data
 // would shrink it to 0, and the resent GET_RESYNC_WORK or table-load CTR
 // would fail with -ENOSPC.
 func (d *Daemon) again(to transport.Peer, req *ulog.Request, out *[]byte) {

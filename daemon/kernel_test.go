@@ -30,7 +30,7 @@ func (p *peer) String() string      { return p.name }
 // kernel plays the kernel's side of the protocol against a Daemon: it
 // builds requests exactly as dm-log-userspace-transfer.c does, hands them
 // to Handle, and checks every reply against the kernel's acceptance rules
-// and dlog's stricter ones (protocol.md §8.1 items 10-13).
+// and dlog's stricter ones (docs/conformance.md items 10-13).
 type kernel struct {
 	t       testing.TB
 	d       *daemon.Daemon

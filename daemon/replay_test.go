@@ -13,7 +13,7 @@ import (
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// model is an oracle for the replay: the semantics of protocol.md §3 for
+// model is an oracle for the replay: the semantics of docs/protocol.md §3 for
 // one log, written as plainly as possible, independent of the engine.
 type model struct {
 	cfg        engine.Config

@@ -18,7 +18,7 @@ import (
 // CTR and removed at DTR, and Restore reopens them when the daemon starts.
 // A daemon killed with -9 and started again therefore serves the kernel's
 // logs exactly as before: the kernel, which reconnects without resuming
-// (protocol.md §1.6), never sees a log come back with different sync bits
+// (docs/protocol.md §1.6), never sees a log come back with different sync bits
 // (writes to regions suddenly "out of sync" would go to one leg only), and
 // never gets -ESRCH for a log it has, whose retry it would mishandle.
 

@@ -199,7 +199,7 @@ func (d *diskState) close() {
 	d.staging.unmap()
 }
 
-// resume is the kernel's disk_resume (protocol.md §4.4), step by step. It
+// resume is the kernel's disk_resume (docs/disk-format.md §4), step by step. It
 // runs under l.mu with no flush in progress (the log is not running).
 func (d *diskState) resume(l *dirtyLog) error {
 	img := d.image.m[:d.bufSize]
@@ -214,7 +214,7 @@ func (d *diskState) resume(l *dirtyLog) error {
 		d.fail(l, fmt.Errorf("read log header: %w", err))
 	} else {
 		// 2, 3. Fresh log, version upgrade, unsupported version; the
-		//    stored region count is clamped to this activation (§8.5 j).
+		//    stored region count is clamped to this activation (docs/conformance.md §5 j).
 		//    4, 5: regions the image does not cover, stale tail bits
 		//    (LoadImage; the words changed behind the bitmap's back).
 		r, ierr := LoadImage(img, l.n, l.cfg.Sync, 0, l.clean, nil)

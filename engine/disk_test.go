@@ -32,7 +32,7 @@ func checkDevice(t *testing.T, l engine.Log, path string, bufSize int) []byte {
 	return img
 }
 
-// The worked example of protocol.md §4.2: 2048 regions need 1536 bytes.
+// The worked example of docs/disk-format.md §2: 2048 regions need 1536 bytes.
 func TestDiskTooSmall(t *testing.T) {
 	ok := logFile(t, 1536)
 	mustOpen(t, 2097152, "disk 2 "+ok+" 1024")
@@ -52,7 +52,7 @@ func TestDiskTooSmall(t *testing.T) {
 }
 
 // A zeroed device has no magic: a fresh log, every region out of sync,
-// header written little-endian at resume (protocol.md §4.4).
+// header written little-endian at resume (docs/disk-format.md §4).
 func TestDiskFreshResume(t *testing.T) {
 	p := logFile(t, 4096)
 	// Fill bytes 16..1023 and the tail: the kernel preserves them as read.
@@ -328,7 +328,7 @@ func TestDiskIOErrors(t *testing.T) {
 	if got := l.Status(engine.StatusInfo); got != "3 disk "+p+" F" {
 		t.Fatalf("status after cache flush failure %q, want F", got)
 	}
-	// cmirrord's clustered-disk status knows only A and D (protocol.md
+	// cmirrord's clustered-disk status knows only A and D (docs/protocol.md
 	// §5.1): the same failure shows as D there.
 	pc := logFile(t, 4096)
 	fc := &faultio.Faults{}

@@ -335,8 +335,8 @@ func (l *dirtyLog) Resume() error {
 	// resumes), or which the reconnect sequence met in that window.
 	// Writes went on all along: memory holds marks not yet flushed, so
 	// re-reading the device could lose them. Only recovery starts again,
-	// from region 0, as the kernel's own in_sync_hint does (protocol.md
-	// §8.3 item 29).
+	// from region 0, as the kernel's own in_sync_hint does (docs/conformance.md
+	// item 29).
 	if l.disk != nil && l.st != statePresuspended {
 		err = l.disk.resume(l)
 	}
@@ -460,7 +460,7 @@ func (l *dirtyLog) Failed() (bool, bool) {
 }
 
 // DeviceFlag is the log device's health in a disk log's INFO status
-// (protocol.md §5.1): A alive, D failed I/O, F a failed device cache flush,
+// (docs/protocol.md §5.1): A alive, D failed I/O, F a failed device cache flush,
 // which takes precedence. The kernel's disk log shows F; cmirrord's
 // clustered-disk only knows A and D (it never flushes a cache), and LVM
 // expects no more of it, so a clustered-disk log shows a failed flush as D.

@@ -57,7 +57,7 @@ type Log interface {
 	IsRemoteRecovering(region uint64) (recovering bool, inSyncHint uint64, err error)
 
 	// Status returns the INFO or TABLE string of the log, byte-identical to
-	// the kernel's (protocol.md §5.1).
+	// the kernel's (docs/protocol.md §5.1).
 	Status(StatusType) string
 	// Failed reports the log device's failure flags: D (a read or write
 	// failed) and F (a cache flush failed).

@@ -19,7 +19,7 @@ import (
 // the page cache the moment it is made. A daemon killed with -9 loses
 // nothing of it; the next one maps the same file and carries on where the
 // kernel left it, which matters because the kernel does not run its
-// resume logic after a reconnect (protocol.md §1.6): a log that came back
+// resume logic after a reconnect (docs/protocol.md §1.6): a log that came back
 // with fresh sync bits would tell a mirror that thought itself in sync
 // that nothing is, and its writes would go to one leg only.
 //

@@ -8,7 +8,7 @@ import (
 	"github.com/dlog-dev/dlog/header"
 )
 
-// The worked examples of protocol.md §4.2 (64-bit kernel, 512-byte blocks).
+// The worked examples of docs/disk-format.md §2 (64-bit kernel, 512-byte blocks).
 func TestBufSizeWorkedExamples(t *testing.T) {
 	for _, tc := range []struct {
 		regions, bitset, buf uint64
@@ -48,7 +48,7 @@ func TestBufSizeRejects(t *testing.T) {
 	}
 }
 
-// The header hex of protocol.md §4.2's first example.
+// The header hex of docs/disk-format.md §2's first example.
 func TestEncodeGolden(t *testing.T) {
 	want := []byte{
 		0x72, 0x52, 0x69, 0x4D, // magic 0x4D695272, little-endian ("rRiM" on disk)
@@ -92,7 +92,7 @@ func TestShortBuffers(t *testing.T) {
 	}
 }
 
-// protocol.md §4.4 steps 2 and 3 and §8.5 (j).
+// docs/disk-format.md §4 steps 2 and 3 and docs/conformance.md §5 (j).
 func TestInterpret(t *testing.T) {
 	good := header.Header{Magic: header.Magic, Version: 2, NrRegions: 100}
 	for _, tc := range []struct {

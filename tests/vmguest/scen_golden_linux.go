@@ -78,7 +78,7 @@ func (g *goldenRun) snapshotStatus(step, wantRatio string) {
 func (g *goldenRun) remove(step string) { g.m.remove(g.e.s, step) }
 
 // capture reads the first buf_size bytes of the log device, stores them with
-// their sidecar and checks them against the expected layout (protocol.md §4).
+// their sidecar and checks them against the expected layout (docs/disk-format.md).
 func (g *goldenRun) capture(name, captured, desc, wantRuns string) {
 	s := g.e.s
 	regions := g.regions()
