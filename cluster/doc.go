@@ -25,6 +25,26 @@
 //   - After a clean shutdown the image is in the kernel's format; while any
 //     node is active it carries LiveMagic, so a reader that does not merge
 //     the slots resyncs everything rather than trust it.
+//   - Fencing: a node whose member departed without LEAVING may still
+//     write (only its dlogd may have died). Until its dlogd rejoins (the
+//     new member takes the old one's marks) or the node is confirmed
+//     fenced (Options.FenceConfirm, dlogd --fence-confirm; or the opt-in
+//     Options.FenceTimeout over a NodeView), nothing is handed out for
+//     resync and none of its slots is merged, in any partition: two_node
+//     halves never both resync or write the image without fencing.
+//   - GET_RESYNC_WORK never answers "no work" while regions are out of
+//     sync and this node may still get one: it holds the answer up to
+//     Options.WorkTimeout (below the kernel's 15 s resend), so an idle
+//     mirror reaches full sync.
+//   - A write the kernel issues without IS_REMOTE_RECOVERING (below its
+//     hint, presuspended, after a reconnect) is always marked: IN_SYNC
+//     answers 1 below every hint this node returned, and RESUME of a
+//     running log keeps it.
+//   - A FLUSH holding a region another node recovers waits at most
+//     Options.GrantWait, then taints it: that recovery's report is
+//     discarded and the region stays out of sync.
+//   - A FLUSH fails (and STATUS_INFO shows D) when the marks could not be
+//     persisted: no slot, a failed slot write, the group lost.
 //   - Without quorum a node founds no state, merges nothing and hands out
 //     nothing; corosync unreachable at CTR fails CTR with the reason; lost
 //     later, FLUSH fails.

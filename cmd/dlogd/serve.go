@@ -36,6 +36,8 @@ type serveFlags struct {
 	ioFall        bool
 	clearDelay    time.Duration
 	cluster       string
+	fenceConfirm  string
+	fenceTimeout  time.Duration
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -53,6 +55,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.ioFall, "io-fallback", false, "")
 	fs.DurationVar(&f.clearDelay, "clear-delay", 0, "")
 	fs.StringVar(&f.cluster, "cluster", "", "")
+	fs.StringVar(&f.fenceConfirm, "fence-confirm", "", "")
+	fs.DurationVar(&f.fenceTimeout, "fence-timeout", 0, "")
 	if code, ok := parseFlags(fs, args, helpServe, stdout, stderr); !ok {
 		return code
 	}
@@ -72,7 +76,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "dlogd serve", "--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	log := newLogger(stderr, level)
-	openLog, err := clusterOpener(f.cluster, log)
+	openLog, err := clusterOpener(f.cluster, fencing{f.fenceConfirm, f.fenceTimeout}, log)
 	if err != nil {
 		return usageError(stderr, "dlogd serve", "--cluster %q: %v", f.cluster, err)
 	}
