@@ -8,8 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/internal/testutil/clustercheck"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
