@@ -21,9 +21,12 @@ import (
 // so this cannot wait on the mirror itself. The table is read at every
 // call (a stale leg list would flush the wrong devices); the name of the
 // mirror device is remembered so that only its table is read, not every
-// device's.
+// device's. One device-mapper control descriptor, opened at the first
+// flush, serves every log: concurrent flushes of many logs open no more
+// than their legs.
 type LegFlusher struct {
 	mu    sync.Mutex
+	ctl   *dm.Control
 	names map[string]string // log uuid -> mirror device name
 }
 
@@ -63,12 +66,16 @@ func (f *LegFlusher) Flush(uuid string) error {
 // mirror finds the mirror of log uuid: the remembered device if its table
 // still names the log, else by reading every device's table.
 func (f *LegFlusher) mirror(uuid string) (string, dm.Mirror, error) {
-	c, err := dm.Open()
-	if err != nil {
-		return "", dm.Mirror{}, err
-	}
-	defer c.Close()
 	f.mu.Lock()
+	if f.ctl == nil {
+		c, err := dm.Open()
+		if err != nil {
+			f.mu.Unlock()
+			return "", dm.Mirror{}, err
+		}
+		f.ctl = c
+	}
+	c := f.ctl
 	name, ok := f.names[uuid]
 	f.mu.Unlock()
 	if ok {
@@ -87,6 +94,18 @@ func (f *LegFlusher) mirror(uuid string) (string, dm.Mirror, error) {
 	f.names[uuid] = name
 	f.mu.Unlock()
 	return name, m, nil
+}
+
+// Close releases the device-mapper control descriptor.
+func (f *LegFlusher) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ctl == nil {
+		return nil
+	}
+	err := f.ctl.Close()
+	f.ctl = nil
+	return err
 }
 
 // flushDevice issues a cache flush to the block device dev ("major:minor"

@@ -140,7 +140,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if f.transport == "netlink" {
 		// The kernel's mirrors: flush their legs before persisting clears
 		// (#13). Over the unix transport no mirror stands behind a log.
-		dopts.FlushLegs = daemon.NewLegFlusher().Flush
+		legs := daemon.NewLegFlusher()
+		defer legs.Close()
+		dopts.FlushLegs = legs.Flush
 	}
 	d := daemon.New(dopts)
 	started := time.Now()
