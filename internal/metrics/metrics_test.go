@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -59,6 +60,38 @@ func value(t *testing.T, text, series string) string {
 	return m[1]
 }
 
+// settled scrapes until every series in want has its value or 5 s have
+// passed, then reports the series that differ: the daemon counts a request
+// just after it sends the reply, so a scrape right after the reply may
+// miss the last one.
+func settled(t *testing.T, m *metrics.Metrics, want map[string]string) string {
+	t.Helper()
+	re := func(series string) *regexp.Regexp {
+		return regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` (\S+)$`)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		text := scrape(t, m)
+		var bad []string
+		for series, v := range want {
+			got := re(series).FindStringSubmatch(text)
+			if got == nil || got[1] != v {
+				bad = append(bad, fmt.Sprintf("%s = %v, want %s", series, got, v))
+			}
+		}
+		if len(bad) == 0 {
+			return text
+		}
+		if time.Now().After(deadline) {
+			for _, b := range bad {
+				t.Error(b)
+			}
+			return text
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	m := metrics.New()
 	d := daemon.New(daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Observer: m.Observer()})
@@ -73,8 +106,7 @@ func TestMetrics(t *testing.T) {
 	call(t, k, ulog.TypeMarkRegion, ulog.AppendUint64(ulog.AppendUint64(nil, 3), 9))
 	call(t, k, ulog.TypeFlush, nil)
 	call(t, k, ulog.TypeInSync, ulog.AppendUint64(nil, 999)) // out of range: an error reply
-	text := scrape(t, m)
-	for series, want := range map[string]string{
+	want := map[string]string{
 		`dlogd_requests_total{type="IN_SYNC"}`:                                    "6",
 		`dlogd_requests_total{type="CTR"}`:                                        "1",
 		`dlogd_request_duration_seconds_count{type="IN_SYNC"}`:                    "6",
@@ -87,11 +119,8 @@ func TestMetrics(t *testing.T) {
 		`dlogd_log_regions{name="",type="clustered-core",uuid="metrics"}`:         "128",
 		`dlogd_log_dirty_regions{name="",type="clustered-core",uuid="metrics"}`:   "2",
 		`dlogd_log_in_sync_regions{name="",type="clustered-core",uuid="metrics"}`: "128",
-	} {
-		if got := value(t, text, series); got != want {
-			t.Errorf("%s = %s, want %s", series, got, want)
-		}
 	}
+	text := settled(t, m, want)
 	if !strings.Contains(text, "go_goroutines") || !strings.Contains(text, "process_resident_memory_bytes") {
 		t.Error("Go and process collectors missing")
 	}
