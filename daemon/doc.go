@@ -13,7 +13,7 @@
 // POSTSUSPEND, MARK_REGION, see below, and GET_RESYNC_WORK of a cluster log,
 // which waits for its group's votes) go to a worker goroutine of their
 // log, which runs them in arrival order and replies when the I/O is done; CTR and DTR, which open
-// and close devices and change the set of logs, go to one control
+// and close devices and change the set of logs, go to one CTR/DTR
 // goroutine. So an IN_SYNC never waits behind a flush, of its own log or
 // of any other (§8.1 item 14), and replies leave in completion order,
 // matched by the kernel on seq.
