@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +23,9 @@ type Options struct {
 	BlockSize int
 	// ReadOnly attaches the device read-only (losetup -r).
 	ReadOnly bool
+	// DirectIO makes the device do direct I/O on its file
+	// (losetup --direct-io=on).
+	DirectIO bool
 }
 
 // Loop is a loop device over a file.
@@ -63,7 +68,10 @@ func Attach(file string, size int64, o Options) (*Loop, error) {
 		}
 		cfg := unix.LoopConfig{Fd: uint32(bf.Fd()), Size: uint32(o.BlockSize)}
 		if o.ReadOnly {
-			cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY
+			cfg.Info.Flags |= unix.LO_FLAGS_READ_ONLY
+		}
+		if o.DirectIO {
+			cfg.Info.Flags |= unix.LO_FLAGS_DIRECT_IO
 		}
 		copy(cfg.Info.File_name[:len(cfg.Info.File_name)-1], file)
 		err = unix.IoctlLoopConfigure(int(lf.Fd()), &cfg)
@@ -82,6 +90,26 @@ func Attach(file string, size int64, o Options) (*Loop, error) {
 		}
 		return nil, fmt.Errorf("loop: LOOP_CONFIGURE %s on %s (block size %d): %w", file, dev, o.BlockSize, err)
 	}
+}
+
+// New attaches a loop device over a fresh file in t's temporary directory
+// and detaches it at cleanup. It skips the test, saying why, when not root
+// or when the machine has no loop devices to give.
+func New(t testing.TB, size int64, o Options) *Loop {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: attaching a loop device needs root")
+	}
+	l, err := Attach(filepath.Join(t.TempDir(), "loop.img"), size, o)
+	if err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Detach(); err != nil {
+			t.Errorf("detach: %v", err)
+		}
+	})
+	return l
 }
 
 // openWaiting opens a device node udev (or devtmpfs) may not have made
