@@ -40,6 +40,16 @@ type Options struct {
 	// instead of restored. ok=false means "cannot tell": everything is
 	// restored.
 	LiveUUIDs func() (uuids map[string]bool, ok bool)
+	// FlushLegs, when set, is called with a disk log's uuid before the log
+	// writes an image that records clears, and must flush the volatile
+	// cache of every leg of the mirror whose table names that uuid: the
+	// kernel's own disk log has dm-raid1 do this (its flush callback), and
+	// dm-log-userspace passes no such callback to a daemon. Marks never
+	// wait for it. When it fails, the clears are not persisted: every
+	// region is marked dirty and clears are ignored until the log is
+	// constructed again (the kernel's flush_failed), and the log says why.
+	// dlogd sets a LegFlusher's Flush.
+	FlushLegs func(uuid string) error
 	// Observer, when set, is told how long every request took and what
 	// every flush cost (dlogd's metrics). It is called on the request path
 	// and must not block or allocate.
@@ -189,7 +199,7 @@ func (d *Daemon) Handle(dg *transport.Datagram, from transport.Peer) {
 	if in == nil || !in.acquire() {
 		// A request for a log we do not have: after a daemon restart the
 		// kernel still has it. ESRCH makes the kernel replay CTR and RESUME
-		// and retry (protocol.md §1.6); DTR of an unknown log is an error.
+		// and retry (docs/protocol.md §1.6); DTR of an unknown log is an error.
 		d.counters.unknown.Add(1)
 		if t == ulog.TypeDtr {
 			d.reply(from, req, -int32(ulog.EINVAL), nil, &out)
@@ -255,6 +265,9 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			v, err := l.InSync(r)
 			errno, payload = errnoOf(err), ulog.AppendBool(payload, v)
 		default:
+			if in.resuming.Load() > 0 {
+				return d.queueArgs(in, req, from, out, r, 0)
+			}
 			rec, hint, err := l.IsRemoteRecovering(r)
 			errno, payload = errnoOf(err), ulog.AppendPair(payload, b2i(rec), hint)
 		}
@@ -301,12 +314,22 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			}
 		}
 		return d.queue(in, req, from, out)
-	case ulog.TypeResume, ulog.TypePostsuspend:
+	case ulog.TypeResume:
+		in.resuming.Add(1)
+		errno, answered := d.queue(in, req, from, out)
+		if answered {
+			in.resuming.Add(-1)
+		}
+		return errno, answered
+	case ulog.TypePostsuspend:
 		return d.queue(in, req, from, out)
 	case ulog.TypePresuspend:
+		if in.resuming.Load() > 0 {
+			return d.queue(in, req, from, out)
+		}
 		errno = errnoOf(l.Presuspend())
 	case ulog.TypeGetResyncWork:
-		if q, ok := l.(QueuedResyncWork); ok && q.QueueResyncWork() {
+		if q, ok := l.(QueuedResyncWork); (ok && q.QueueResyncWork()) || in.resuming.Load() > 0 {
 			return d.queue(in, req, from, out)
 		}
 		r, ok, err := l.GetResyncWork()
@@ -320,6 +343,9 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 		if err != nil || r >= l.RegionCount() {
 			errno = -int32(ulog.EINVAL)
 			break
+		}
+		if in.resuming.Load() > 0 {
+			return d.queueArgs(in, req, from, out, r, uint64(v))
 		}
 		errno = errnoOf(l.SetRegionSync(r, v != 0))
 	case ulog.TypeGetSyncCount:
@@ -341,7 +367,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 
 // regions validates a MARK, CLEAR or FLUSH payload: a multiple of 8 bytes,
 // 8 to 332 of them, every region in range. A batch with any bad region is
-// rejected whole (protocol.md §8.3 item 31).
+// rejected whole (docs/conformance.md item 31).
 func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 	rl, err := ulog.Regions(data)
 	if err != nil {
@@ -359,7 +385,13 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 // queue hands a disk request to the log's worker, or answers EAGAIN when
 // the worker is swamped (the kernel resends at once).
 func (d *Daemon) queue(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
-	j := job{req: *req, from: from, at: time.Now()}
+	return d.queueArgs(in, req, from, out, 0, 0)
+}
+
+// queueArgs is queue for a request whose decoded arguments the worker
+// needs (the payload is not kept).
+func (d *Daemon) queueArgs(in *instance, req *ulog.Request, from transport.Peer, out *[]byte, region, value uint64) (int32, bool) {
+	j := job{req: *req, from: from, at: time.Now(), region: region, value: value}
 	j.req.Data = nil
 	if !in.enqueue(j) {
 		d.counters.busy.Add(1)
@@ -387,15 +419,24 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 		err = in.log.Flush()
 	case ulog.TypeResume:
 		err = in.log.Resume()
+		in.resuming.Add(-1)
 	case ulog.TypePostsuspend:
 		err = in.log.Postsuspend()
+	case ulog.TypePresuspend:
+		err = in.log.Presuspend()
+	case ulog.TypeSetRegionSync:
+		err = in.log.SetRegionSync(j.region, j.value != 0)
+	case ulog.TypeIsRemoteRecovering:
+		rec, hint, werr := in.log.IsRemoteRecovering(j.region)
+		err = werr
+		payload = ulog.AppendPair(pl[:0], b2i(rec), hint)
 	}
 	took := time.Since(start)
 	// A MARK's flush counts when it wrote something: a core log's costs
 	// nothing and would only dilute the figures.
 	if t := j.req.Type(); t == ulog.TypeFlush || t == ulog.TypePostsuspend || t == ulog.TypeMarkRegion {
 		if bytes := in.log.Stats().BytesWritten - before; t != ulog.TypeMarkRegion || bytes > 0 {
-			in.flushLat.add(took)
+			in.flushLat.add(took, bytes)
 			if d.opts.Observer != nil {
 				d.opts.Observer.Flush(took, bytes, err)
 			}
@@ -426,7 +467,7 @@ func (d *Daemon) reply(to transport.Peer, req *ulog.Request, errno int32, payloa
 
 // again asks the kernel to resend req: the ack-only form, matched by the
 // request's seq, because only that form leaves the caller's reply space
-// as it was (protocol.md §1.4 item 5). A full-form -EAGAIN with no data
+// as it was (docs/protocol.md §1.4 item 5). A full-form -EAGAIN with no data
 // would shrink it to 0, and the resent GET_RESYNC_WORK or table-load CTR
 // would fail with -ENOSPC.
 func (d *Daemon) again(to transport.Peer, req *ulog.Request, out *[]byte) {

@@ -16,7 +16,7 @@ import (
 // kernel plays the kernel's side of the protocol against a Daemon
 // (fakekernel.Local: requests built as dm-log-userspace-transfer.c does,
 // replies checked against the kernel's acceptance rules and dlog's
-// stricter ones, protocol.md §8.1 items 10-13), failing the test on a
+// stricter ones, docs/conformance.md items 10-13), failing the test on a
 // broken reply.
 type kernel struct {
 	*fakekernel.Local

@@ -263,7 +263,7 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 			// The receive queue overflowed and the kernel dropped
 			// messages for us; the socket is fine. The kernel saw
 			// -ESRCH for the requests it could not deliver and resends
-			// them after its reconnect sequence (protocol.md §1.3, §1.6).
+			// them after its reconnect sequence (docs/protocol.md §1.3, §1.6).
 			t.overrunSeen()
 			continue
 		default:
@@ -275,7 +275,7 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 		b, truncated := rx.datagram()
 		// Only the kernel (nl_pid 0) sends requests. A privileged
 		// process can multicast to group 7 too; its datagrams carry its
-		// own port id (protocol.md §1.3, §8.1 item 4).
+		// own port id (docs/protocol.md §1.3, docs/conformance.md item 4).
 		if src := rx.src.Pid; src != 0 && src != t.allow {
 			t.foreign(nlPID(src), rx.n)
 			continue

@@ -55,7 +55,7 @@ func TestNetlinkListenCapability(t *testing.T) {
 	}
 }
 
-// The socket is set up the way protocol.md §1.1 and §8.1 items 1 and 9
+// The socket is set up the way docs/protocol.md §1.1 and docs/conformance.md items 1 and 9
 // ask: bound with no group bitmask and a member of group 7 only (not 1-3,
 // cmirrord's bug), a large receive buffer, NETLINK_BROADCAST_ERROR and
 // NETLINK_NO_ENOBUFS off.

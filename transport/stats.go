@@ -41,7 +41,7 @@ type Stats struct {
 
 	// Overruns counts ENOBUFS from recvmsg on netlink: the receive queue
 	// was full and the kernel dropped messages for this socket (it then
-	// sees ESRCH and runs its reconnect sequence, protocol.md §1.6).
+	// sees ESRCH and runs its reconnect sequence, docs/protocol.md §1.6).
 	Overruns uint64
 	// RecvErrors counts other non-fatal receive errors (a unix
 	// connection reset by its peer).

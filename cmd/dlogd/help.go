@@ -8,6 +8,9 @@ const helpMain = `NAME
 
 SYNOPSIS
     dlogd serve [--transport netlink|unix:PATH] [--pidfile PATH] [options]
+    dlogd status [--pidfile PATH | --control PATH] [--json]
+    dlogd inspect DEVICE|FILE [--json] [--png FILE] [--max-ranges N]
+    dlogd --version
     dlogd --help | dlogd COMMAND --help
 
 DESCRIPTION
@@ -38,6 +41,8 @@ COMMANDS
     serve     run the daemon (see dlogd serve --help)
     inspect   read a disk log image (see dlogd inspect --help)
     status    show what a running dlogd serves (see dlogd status --help)
+    version   print dlogd's version, revision and Go version (also
+              --version)
 
 EXIT STATUS
     0 clean exit, 1 error, 2 another instance holds the pidfile or bad usage.
@@ -51,8 +56,12 @@ const helpServe = `NAME
 
 SYNOPSIS
     dlogd serve [--transport netlink|unix:PATH] [--pidfile PATH]
-                [--log-level debug|info|warn|error] [--force]
-                [--no-mlock] [--io-fallback]
+                [--state-dir DIR|none] [--control PATH|none]
+                [--metrics ADDR [--metrics-remote]]
+                [--log-level debug|info|warn|error]
+                [--cluster corosync|none] [--fence-confirm COMMAND]
+                [--fence-timeout DURATION] [--clear-delay DURATION]
+                [--force] [--no-mlock] [--io-fallback]
 
 DESCRIPTION
     Serves dm-log-userspace requests until stopped. It stays in the
@@ -88,15 +97,20 @@ OPTIONS
         turns it off. cmirrord keeps nothing and loses clustered-core logs.
 
     --control PATH
-        The local control socket dlogd status asks (default /run/dlogd.ctl,
-        mode 0600, only root and dlogd's own user are answered); "none"
-        turns it off.
+        The local control socket dlogd status asks (mode 0600, only root
+        and dlogd's own user are answered). Default: "dlogd.ctl" next to
+        the pidfile (/run/dlogd.ctl), so a second dlogd started with its
+        own --pidfile never shares the first one's socket, and dlogd status
+        --pidfile PATH finds it; "none" turns it off.
 
     --metrics ADDR
         Serve Prometheus metrics at http://ADDR/metrics (off by default):
         request counts and latency histograms by type, flush latency and
         bytes per flush, per-log regions, dirty and in-sync gauges,
-        transport drops by reason. ADDR must be a loopback address (e.g.
+        transport drops by reason, dlogd_build_info. Logs are labelled by
+        uuid, the mirror's device-mapper name and type (not the luid,
+        which changes at every table reload), so a reload continues the
+        same series. ADDR must be a loopback address (e.g.
         127.0.0.1:9342) unless --metrics-remote is given.
 
     --metrics-remote
@@ -111,6 +125,22 @@ OPTIONS
         group per log uuid; needs corosync running and a binary built with
         make build-cluster). Default none: every log is this node's alone.
         If corosync cannot be reached, CTR fails and says why.
+
+    --fence-confirm COMMAND
+        With --cluster: when a node's dlogd departs from a log's group
+        without leaving (crash, power cut), its kernel may still write, so
+        no region is resynchronised (and, clustered-disk, its slot is not
+        merged) until its dlogd rejoins or COMMAND confirms the node fenced:
+        /bin/sh -c COMMAND with %n and $DLOG_FENCE_NODE the corosync node
+        id; exit status 0 confirms (say, stonith_admin --history %n ...).
+        Retried every 2 s while it fails.
+
+    --fence-timeout DURATION
+        Without --fence-confirm: take a node that has been out of the
+        corosync membership for DURATION as fenced. Opt-in and unsafe
+        without real fencing (a node cut off from the network may still
+        write the shared legs). Needs node membership from the cluster
+        engine; not available over corosync CPG yet: use --fence-confirm.
 
     --force
         Exit on the first SIGTERM or SIGINT even while logs are in use.
@@ -145,6 +175,6 @@ SIGNALS
 
 CMIRRORD OPTIONS
     -f, --foreground   dlogd always runs in the foreground; use systemd's
-                       Type=simple (or & in a shell) to detach.
+                       Type=notify (or & in a shell) to detach.
     -h, --help         --help.
 `

@@ -61,9 +61,14 @@ func start(t *testing.T, dir string, extra ...string) *proc {
 	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
+		// Ready: the socket answers and the pidfile names the daemon
+		// (the transport listens before the state is restored and the
+		// pid written).
 		if c, err := transport.DialUnix(sock); err == nil {
 			c.Close()
-			return p
+			if pid, _ := os.ReadFile(args[4]); len(pid) > 0 {
+				return p
+			}
 		}
 		select {
 		case err := <-p.done:
@@ -166,9 +171,9 @@ func TestHelp(t *testing.T) {
 	}{
 		{[]string{"--help"}, 0, "SYNOPSIS"},
 		{[]string{"serve", "--help"}, 0, "--transport netlink|unix:PATH"},
-		{[]string{}, 2, "SYNOPSIS"},
+		{[]string{}, 2, "missing command"},
 		{[]string{"bogus"}, 2, `unknown command "bogus"`},
-		{[]string{"serve", "--nope"}, 2, "flag provided but not defined"},
+		{[]string{"serve", "--nope"}, 2, "unknown option --nope"},
 		{[]string{"serve", "extra"}, 2, "unexpected argument"},
 		{[]string{"serve", "--log-level", "loud"}, 2, "--log-level"},
 	} {

@@ -203,7 +203,7 @@ func (c *kclient) do(ctx context.Context, l *soakLog, in *instance, typ ulog.Req
 	}
 }
 
-// reconnect replays the kernel's reconnect sequence for in (protocol.md
+// reconnect replays the kernel's reconnect sequence for in (docs/protocol.md
 // §1.6). It reports whether the RESUME succeeded.
 func (c *kclient) reconnect(ctx context.Context, l *soakLog, in *instance) (bool, error) {
 	c.s.st.reconnects.Add(1)

@@ -856,7 +856,7 @@ func (s *soak) vanishEpisode(ctx context.Context) error {
 			return err
 		}
 		msg = s.tap.lastMatching(l.uuid, "CTR failed")
-		// protocol.md §8.3 item 23: -EINVAL for a CTR that cannot use
+		// docs/conformance.md item 23: -EINVAL for a CTR that cannot use
 		// its device.
 		if ctrErr != eINVAL {
 			s.fail("vanish(%s): reload of %s with its file %s: CTR gave %d, want %d (dlogd says: %s)", v, l.name,
