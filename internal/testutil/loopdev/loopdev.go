@@ -150,9 +150,13 @@ func (l *Loop) DeviceSize() (uint64, error) {
 	return uint64(size), nil
 }
 
-// Detach releases the device and removes its file.
+// Detach releases the device (one already released is fine) and removes
+// its file.
 func (l *Loop) Detach() error {
 	err := l.ioctl(unix.LOOP_CLR_FD, "LOOP_CLR_FD")
+	if errors.Is(err, unix.ENXIO) {
+		err = nil
+	}
 	if rerr := os.Remove(l.File); err == nil && rerr != nil {
 		err = fmt.Errorf("loop: %w", rerr)
 	}
