@@ -95,12 +95,12 @@ type Daemon struct {
 	table atomic.Pointer[table]
 	tmu   sync.Mutex // serialises table writers
 
-	// ctl runs CTR and DTR, one at a time, off the reader goroutines.
-	ctlmu    sync.Mutex
-	ctlcond  sync.Cond
-	ctlq     []job
-	ctlStop  bool
-	ctlDone  chan struct{}
+	// cd* run CTR and DTR, one at a time, off the reader goroutines.
+	cdMu     sync.Mutex
+	cdCond   sync.Cond
+	cdQ      []job
+	cdStop   bool
+	cdDone   chan struct{}
 	bufs     sync.Pool
 	warnedV  atomic.Bool
 	changed  chan struct{} // signalled when the number of logs changes
@@ -126,11 +126,11 @@ func New(opts Options) *Daemon {
 	if opts.Open == nil {
 		opts.Open = engine.Open
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, ctlDone: make(chan struct{}), changed: make(chan struct{}, 1)}
-	d.ctlcond.L = &d.ctlmu
+	d := &Daemon{opts: opts, log: opts.Logger, cdDone: make(chan struct{}), changed: make(chan struct{}, 1)}
+	d.cdCond.L = &d.cdMu
 	d.table.Store(&table{})
 	d.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
-	go d.controlLoop()
+	go d.ctrDtrLoop()
 	return d
 }
 
@@ -150,7 +150,7 @@ func (d *Daemon) lookup(r *ulog.Request) *instance {
 
 // Handle handles one datagram from a transport. It never blocks on disk
 // I/O: requests that need the disk are queued to their log's worker, CTR
-// and DTR to the control worker; everything else is answered at once.
+// and DTR to the CTR/DTR worker; everything else is answered at once.
 //
 // dg is decoded already, by the transport's admission check
 // (transport.Datagram.Decode); a fault the codec wants answered
@@ -192,7 +192,7 @@ func (d *Daemon) Handle(dg *transport.Datagram, from transport.Peer) {
 			j.ctr = s
 			j.reconnect = len(req.Data) > 0 && req.Data[len(req.Data)-1] == 0
 		}
-		d.control(j)
+		d.queueCtrDtr(j)
 		return
 	}
 	in := d.lookup(req)

@@ -9,7 +9,7 @@
 //     check (transport.Datagram). Requests that only touch memory are
 //     answered at once on the transport's goroutine; RESUME, FLUSH, POSTSUSPEND, MARK_REGION (and
 //     GET_RESYNC_WORK of a cluster log) run on a worker goroutine per log,
-//     in arrival order; CTR and DTR on one control goroutine. An IN_SYNC
+//     in arrival order; CTR and DTR on one CTR/DTR goroutine. An IN_SYNC
 //     never waits behind a flush of any log (docs/conformance.md item 14).
 //   - A MARK_REGION is durable before it is acknowledged, and the marks of
 //     an integrated FLUSH are applied in arrival order before the flush.

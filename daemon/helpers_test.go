@@ -1,16 +1,13 @@
 package daemon_test
 
 import (
-	"fmt"
-	"os/exec"
-	"strings"
+	"path/filepath"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/internal/testutil/diotest"
 	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
+	"github.com/dlog-dev/dlog/internal/testutil/loopdev"
 	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )
@@ -30,22 +27,16 @@ func readDirect(t testing.TB, path string, n int) []byte { return diotest.ReadDi
 // room) gets none.
 func testCtrMajMin(t *testing.T, k *kernel) {
 	t.Helper()
-	backing := logFile(t, 1<<20)
-	out, err := exec.Command("losetup", "-f", "--show", backing).CombinedOutput()
+	l, err := loopdev.Attach(filepath.Join(t.TempDir(), "mm.img"), 1<<20, loopdev.Options{})
 	if err != nil {
-		t.Logf("skipping the major:minor CTR: losetup: %v: %s", err, out)
+		t.Logf("skipping the major:minor CTR: %v", err)
 		return
 	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	var st unix.Stat_t
-	if err := unix.Stat(dev, &st); err != nil {
-		t.Fatal(err)
-	}
-	mm := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	t.Cleanup(func() { l.Detach() })
+	mm := l.MajMin()
 	got := k.ctr("mm", 1, "131072 clustered-disk "+mm+" 1024")
 	if got.err != 0 || string(got.data) != mm+"\x00" {
-		t.Fatalf("CTR with %s (%s): %d %q", mm, dev, got.err, got.data)
+		t.Fatalf("CTR with %s (%s): %d %q", mm, l.Dev, got.err, got.data)
 	}
 	if s := k.status(ulog.TypeStatusInfo, "mm", 1); s != "3 clustered-disk "+mm+" A" {
 		t.Fatalf("status %q", s)
@@ -61,12 +52,12 @@ func testCtrMajMin(t *testing.T, k *kernel) {
 		t.Fatal("a repeated CTR lost a mark")
 	}
 	k.ok(ulog.TypeDtr, "mm", 1, nil)
-	got = k.ctr("path", 1, "131072 clustered-disk "+dev+" 1024")
+	got = k.ctr("path", 1, "131072 clustered-disk "+l.Dev+" 1024")
 	if got.err != 0 || string(got.data) != mm+"\x00" {
-		t.Fatalf("CTR with %s: %d %q, want %q", dev, got.err, got.data, mm)
+		t.Fatalf("CTR with %s: %d %q, want %q", l.Dev, got.err, got.data, mm)
 	}
-	if got := k.ctr("path", 1, "131072 clustered-disk "+dev+" 1024"); got.err != 0 || string(got.data) != mm+"\x00" {
-		t.Fatalf("resent CTR with %s: %d %q, want %q", dev, got.err, got.data, mm)
+	if got := k.ctr("path", 1, "131072 clustered-disk "+l.Dev+" 1024"); got.err != 0 || string(got.data) != mm+"\x00" {
+		t.Fatalf("resent CTR with %s: %d %q, want %q", l.Dev, got.err, got.data, mm)
 	}
 	k.ok(ulog.TypeDtr, "path", 1, nil)
 }

@@ -129,10 +129,10 @@ func (l *dirtyLog) mem(i int) ([]byte, error) {
 // state the previous process served.
 func (l *dirtyLog) restore() error {
 	l.st, l.cursor, l.halted = l.state.load()
-	if l.st == stateClosed {
-		l.st = stateSuspended
+	if l.st == phaseClosed {
+		l.st = phaseSuspended
 	}
-	live := l.st == stateRunning || l.st == statePresuspended
+	live := l.st == phaseRunning || l.st == phasePresuspended
 	if l.disk != nil && live {
 		l.disk.reload(l)
 	}
@@ -171,7 +171,7 @@ type dirtyLog struct {
 	mu     sync.Mutex
 	cursor uint64
 	halted bool
-	st     state
+	st     phase
 
 	// closed is set first thing in Close; every method checks it. Close
 	// must not race with other calls on the same log (the daemon drains a
@@ -294,12 +294,12 @@ func (l *dirtyLog) Flush() error {
 func (l *dirtyLog) Presuspend() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.st == stateClosed {
+	if l.st == phaseClosed {
 		return ErrClosed
 	}
 	l.halted = true
-	if l.st == stateRunning {
-		l.st = statePresuspended
+	if l.st == phaseRunning {
+		l.st = phasePresuspended
 	}
 	l.saveState()
 	return nil
@@ -307,14 +307,14 @@ func (l *dirtyLog) Presuspend() error {
 
 func (l *dirtyLog) Postsuspend() error {
 	l.mu.Lock()
-	if l.st == stateClosed {
+	if l.st == phaseClosed {
 		l.mu.Unlock()
 		return ErrClosed
 	}
 	l.halted = true
-	wasLive := l.st == stateRunning || l.st == statePresuspended
+	wasLive := l.st == phaseRunning || l.st == phasePresuspended
 	if wasLive {
-		l.st = stateSuspended
+		l.st = phaseSuspended
 	}
 	l.saveState()
 	l.mu.Unlock()
@@ -328,9 +328,9 @@ func (l *dirtyLog) Resume() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch l.st {
-	case stateClosed:
+	case phaseClosed:
 		return ErrClosed
-	case stateRunning:
+	case phaseRunning:
 		return nil // a reconnecting kernel's RESUME: nothing to do
 	}
 	var err error
@@ -341,12 +341,12 @@ func (l *dirtyLog) Resume() error {
 	// re-reading the device could lose them. Only recovery starts again,
 	// from region 0, as the kernel's own in_sync_hint does (docs/conformance.md
 	// item 29).
-	if l.disk != nil && l.st != statePresuspended {
+	if l.disk != nil && l.st != phasePresuspended {
 		err = l.disk.resume(l)
 	}
 	l.cursor = 0
 	l.halted = false
-	l.st = stateRunning
+	l.st = phaseRunning
 	l.saveState()
 	return err
 }
@@ -354,7 +354,7 @@ func (l *dirtyLog) Resume() error {
 func (l *dirtyLog) GetResyncWork() (uint64, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.st == stateClosed {
+	if l.st == phaseClosed {
 		return 0, false, ErrClosed
 	}
 	if l.halted {
@@ -525,11 +525,11 @@ func (l *dirtyLog) Status(t StatusType) string {
 
 func (l *dirtyLog) Close() error {
 	l.mu.Lock()
-	if l.st == stateClosed {
+	if l.st == phaseClosed {
 		l.mu.Unlock()
 		return ErrClosed
 	}
-	live := l.st == stateRunning || l.st == statePresuspended
+	live := l.st == phaseRunning || l.st == phasePresuspended
 	l.mu.Unlock()
 	var err error
 	if live && l.disk != nil {
@@ -538,7 +538,7 @@ func (l *dirtyLog) Close() error {
 		err = l.disk.flush(l, true)
 	}
 	l.mu.Lock()
-	l.st = stateClosed
+	l.st = phaseClosed
 	l.closed.Store(true)
 	l.mu.Unlock()
 	l.release()

@@ -89,31 +89,31 @@ func (t StatusType) String() string {
 	return "INFO"
 }
 
-// state is a log's place in the ctr/resume/suspend cycle.
-type state int
+// phase is a log's place in the ctr/resume/suspend cycle.
+type phase int
 
 const (
-	stateConstructed  state = iota // ctr done, never resumed
-	stateRunning                   // resumed
-	statePresuspended              // presuspend seen, I/O may still come
-	stateSuspended                 // postsuspend done
-	stateClosed
+	phaseConstructed  phase = iota // ctr done, never resumed
+	phaseRunning                   // resumed
+	phasePresuspended              // presuspend seen, I/O may still come
+	phaseSuspended                 // postsuspend done
+	phaseClosed
 )
 
-func (s state) String() string {
+func (s phase) String() string {
 	switch s {
-	case stateConstructed:
+	case phaseConstructed:
 		return "constructed"
-	case stateRunning:
+	case phaseRunning:
 		return "running"
-	case statePresuspended:
+	case phasePresuspended:
 		return "presuspended"
-	case stateSuspended:
+	case phaseSuspended:
 		return "suspended"
-	case stateClosed:
+	case phaseClosed:
 		return "closed"
 	}
-	return fmt.Sprintf("state(%d)", int(s))
+	return fmt.Sprintf("phase(%d)", int(s))
 }
 
 // State is a snapshot of a log for status reports and debug dumps.

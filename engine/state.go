@@ -84,7 +84,7 @@ func ReadStateHeader(path string) (StateHeader, error) {
 	if err := checkStateHeader(hdr); err != nil {
 		return StateHeader{}, fmt.Errorf("%w: %s: %v", ErrState, path, err)
 	}
-	return StateHeader{Label: stateLabel(hdr), Config: stateConfig(hdr), Phase: state(binary.LittleEndian.Uint32(hdr[offPhase:])).String()}, nil
+	return StateHeader{Label: stateLabel(hdr), Config: stateConfig(hdr), Phase: phase(binary.LittleEndian.Uint32(hdr[offPhase:])).String()}, nil
 }
 
 func checkStateHeader(hdr []byte) error {
@@ -259,7 +259,7 @@ func openStateFile(path, label string, c Config, nmaps int) (*stateFile, bool, e
 }
 
 // save records the phase, cursor and halted flag; callers hold l.mu.
-func (s *stateFile) save(st state, cursor uint64, halted bool) {
+func (s *stateFile) save(st phase, cursor uint64, halted bool) {
 	binary.LittleEndian.PutUint32(s.hdr[offPhase:], uint32(st))
 	binary.LittleEndian.PutUint64(s.hdr[offCursor:], cursor)
 	h := uint32(0)
@@ -270,8 +270,8 @@ func (s *stateFile) save(st state, cursor uint64, halted bool) {
 }
 
 // load returns what save recorded.
-func (s *stateFile) load() (state, uint64, bool) {
-	return state(binary.LittleEndian.Uint32(s.hdr[offPhase:])),
+func (s *stateFile) load() (phase, uint64, bool) {
+	return phase(binary.LittleEndian.Uint32(s.hdr[offPhase:])),
 		binary.LittleEndian.Uint64(s.hdr[offCursor:]),
 		binary.LittleEndian.Uint32(s.hdr[offHalted:]) != 0
 }

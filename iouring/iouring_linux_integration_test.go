@@ -6,46 +6,19 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
+	"github.com/dlog-dev/dlog/internal/testutil/loopdev"
 	"github.com/dlog-dev/dlog/iouring"
 	"golang.org/x/sys/unix"
 )
 
 // loopDevice attaches a direct-I/O loop device with the given logical
-// sector size over a fresh size-byte file and detaches it at cleanup. It
-// skips, saying why, when not root, without losetup, or when losetup fails.
+// sector size over a fresh size-byte file and detaches it at cleanup
+// (loopdev.New: skips, saying why, when not root or without loop devices).
 func loopDevice(t *testing.T, size int64, sectorSize int) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: attaching a loop device needs root")
-	}
-	losetup, err := exec.LookPath("losetup")
-	if err != nil {
-		t.Skipf("skipping: losetup not found: %v", err)
-	}
-	backing := filepath.Join(t.TempDir(), "loop.img")
-	if err := os.WriteFile(backing, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(backing, size); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(losetup, "-f", "--show", "--direct-io=on", "--sector-size", strconv.Itoa(sectorSize), backing).CombinedOutput()
-	if err != nil {
-		t.Skipf("skipping: losetup -f --show --direct-io=on --sector-size %d: %v: %s", sectorSize, err, bytes.TrimSpace(out))
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command(losetup, "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v: %s", dev, err, bytes.TrimSpace(out))
-		}
-	})
-	return dev
+	return loopdev.New(t, size, loopdev.Options{BlockSize: sectorSize, DirectIO: true}).Dev
 }
 
 // Ensure that ProbeAlignment reads a 4Kn device's logical block size from

@@ -216,11 +216,11 @@ func TestEdgeLogDevice(t *testing.T) {
 		if err != nil {
 			t.Skipf("read-only loop device: %v", err)
 		}
-		t.Cleanup(func() { lp.detach() })
+		t.Cleanup(func() { lp.Detach() })
 		// A read-only block device opens for writing; only writes fail.
 		// The kernel's disk log would fail at table load; dlogd must
 		// refuse the CTR too, saying the device is read-only.
-		l := newTlog(c, "roloop", diskCtr(lp.majMin, regions), regions)
+		l := newTlog(c, "roloop", diskCtr(lp.MajMin(), regions), regions)
 		res := l.ctrReq()
 		if res == 0 {
 			// What dlogd does today: see what the failure looks like.
@@ -229,7 +229,7 @@ func TestEdgeLogDevice(t *testing.T) {
 			st := l.status()
 			msg := d.waitLine("log device failed", "uuid=roloop")
 			t.Errorf("BUG: CTR on the read-only block device %s (%s) succeeded (the kernel's disk log fails the table load); "+
-				"the failure only shows at RESUME: %d, status %q, and dlogd says: %s", lp.dev, lp.majMin, rres, st, shortMsg(msg))
+				"the failure only shows at RESUME: %d, status %q, and dlogd says: %s", lp.Dev, lp.MajMin(), rres, st, shortMsg(msg))
 			l.req(ulog.TypePresuspend, nil)
 			l.req(ulog.TypePostsuspend, nil)
 			l.must(ulog.TypeDtr, nil)
@@ -252,14 +252,14 @@ func TestEdgeLogDevice(t *testing.T) {
 		if err != nil {
 			t.Skipf("loop device: %v", err)
 		}
-		t.Cleanup(func() { setReadOnly(lp.dev, false); lp.detach() })
-		l := newTlog(c, "turnsro", diskCtr(lp.majMin, regions), regions)
+		t.Cleanup(func() { setReadOnly(lp.Dev, false); lp.Detach() })
+		l := newTlog(c, "turnsro", diskCtr(lp.MajMin(), regions), regions)
 		l.activate()
 		l.clean(10, 20, 30)
 		if res := l.markFlush(10, 20); res != 0 {
 			t.Fatalf("FLUSH: %d", res)
 		}
-		if err := setReadOnly(lp.dev, true); err != nil {
+		if err := setReadOnly(lp.Dev, true); err != nil {
 			t.Skipf("BLKROSET: %v", err)
 		}
 		res := l.markFlush(30)
@@ -271,7 +271,7 @@ func TestEdgeLogDevice(t *testing.T) {
 		t.Logf("device turned read-only: FLUSH %d, status %q: %s", res, st, shortMsg(msg))
 		l.expectDirty("device turned read-only", 10, 20)
 		// Writable again: a reload (a new instance) clears D; nothing lost.
-		if err := setReadOnly(lp.dev, false); err != nil {
+		if err := setReadOnly(lp.Dev, false); err != nil {
 			t.Fatal(err)
 		}
 		l2 := reload(t, l)

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/dlog-dev/dlog/internal/testutil/loopdev"
 	"os"
 	"path/filepath"
 	"time"
@@ -101,12 +102,7 @@ func fill(path string) (int64, error) {
 }
 
 // loopDev is a loop device over a file.
-type loopDev struct {
-	dev    string // /dev/loopN
-	file   string
-	size   int64
-	majMin string // "7:N", how LVM names a log device in a table
-}
+type loopDev struct{ *loopdev.Loop }
 
 // attachLoop creates file (size bytes) and attaches a free loop device.
 func attachLoop(file string, size int64) (*loopDev, error) {
@@ -115,69 +111,11 @@ func attachLoop(file string, size int64) (*loopDev, error) {
 
 // attachLoopMode is attachLoop, read-only if ro (losetup -r).
 func attachLoopMode(file string, size int64, ro bool) (*loopDev, error) {
-	if err := makeFile(file, size); err != nil {
+	l, err := loopdev.Attach(file, size, loopdev.Options{ReadOnly: ro})
+	if err != nil {
 		return nil, err
 	}
-	bf, err := os.OpenFile(file, os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("loop: %w", err)
-	}
-	defer bf.Close()
-	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("loop: %w", err)
-	}
-	defer ctl.Close()
-	for attempt := 0; ; attempt++ {
-		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
-		if err != nil {
-			return nil, fmt.Errorf("loop: LOOP_CTL_GET_FREE: %w", err)
-		}
-		dev := fmt.Sprintf("/dev/loop%d", n)
-		var lf *os.File
-		for wait := 0; ; wait++ {
-			if lf, err = os.OpenFile(dev, os.O_RDWR, 0); err == nil || wait > 50 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("loop: %w", err)
-		}
-		cfg := unix.LoopConfig{Fd: uint32(bf.Fd()), Size: 512}
-		if ro {
-			cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY
-		}
-		copy(cfg.Info.File_name[:len(cfg.Info.File_name)-1], file)
-		err = unix.IoctlLoopConfigure(int(lf.Fd()), &cfg)
-		if err == nil {
-			var st unix.Stat_t
-			err = unix.Fstat(int(lf.Fd()), &st)
-			lf.Close()
-			if err != nil {
-				return nil, fmt.Errorf("loop: stat %s: %w", dev, err)
-			}
-			return &loopDev{dev: dev, file: file, size: size, majMin: fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))}, nil
-		}
-		lf.Close()
-		if errors.Is(err, unix.EBUSY) && attempt < 5 {
-			continue // raced with another user of loop devices
-		}
-		return nil, fmt.Errorf("loop: LOOP_CONFIGURE %s on %s: %w", file, dev, err)
-	}
-}
-
-// setCapacity resizes the loop device to its file's current size.
-func (l *loopDev) setCapacity() error {
-	f, err := os.OpenFile(l.dev, os.O_RDONLY, 0)
-	if err != nil {
-		return fmt.Errorf("loop: %w", err)
-	}
-	defer f.Close()
-	if err := unix.IoctlSetInt(int(f.Fd()), unix.LOOP_SET_CAPACITY, 0); err != nil {
-		return fmt.Errorf("loop: LOOP_SET_CAPACITY %s: %w", l.dev, err)
-	}
-	return nil
+	return &loopDev{l}, nil
 }
 
 // vanish shrinks the device to nothing: every read and write fails.
@@ -189,13 +127,13 @@ func (l *loopDev) setCapacity() error {
 // resize again until the device reads as empty.
 func (l *loopDev) vanish() error {
 	for attempt := 0; ; attempt++ {
-		if err := os.Truncate(l.file, 0); err != nil {
+		if err := os.Truncate(l.File, 0); err != nil {
 			return fmt.Errorf("loop: %w", err)
 		}
-		if err := l.setCapacity(); err != nil {
+		if err := l.SetCapacity(); err != nil {
 			return err
 		}
-		size, err := l.deviceSize()
+		size, err := l.DeviceSize()
 		if err != nil {
 			return err
 		}
@@ -203,48 +141,19 @@ func (l *loopDev) vanish() error {
 			return nil
 		}
 		if attempt >= 50 {
-			return fmt.Errorf("loop: %s still has %d bytes after %d truncates of %s", l.dev, size, attempt+1, l.file)
+			return fmt.Errorf("loop: %s still has %d bytes after %d truncates of %s", l.Dev, size, attempt+1, l.File)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// deviceSize is the loop device's size as its users see it (BLKGETSIZE64).
-func (l *loopDev) deviceSize() (uint64, error) {
-	f, err := os.OpenFile(l.dev, os.O_RDONLY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("loop: %w", err)
-	}
-	defer f.Close()
-	size, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKGETSIZE64) // a 64-bit int on the 64-bit targets we run on
-	if err != nil {
-		return 0, fmt.Errorf("loop: BLKGETSIZE64 %s: %w", l.dev, err)
-	}
-	return uint64(size), nil
-}
-
 // restore gives the device back its size, zero-filled: the old content is
 // gone, as after a device replacement.
 func (l *loopDev) restore() error {
-	if err := os.Truncate(l.file, l.size); err != nil {
+	if err := os.Truncate(l.File, l.Size); err != nil {
 		return fmt.Errorf("loop: %w", err)
 	}
-	return l.setCapacity()
-}
-
-// detach releases the loop device and removes its file.
-func (l *loopDev) detach() error {
-	f, err := os.OpenFile(l.dev, os.O_RDONLY, 0)
-	if err != nil {
-		return fmt.Errorf("loop: %w", err)
-	}
-	err = unix.IoctlSetInt(int(f.Fd()), unix.LOOP_CLR_FD, 0)
-	f.Close()
-	os.Remove(l.file)
-	if err != nil {
-		return fmt.Errorf("loop: LOOP_CLR_FD %s: %w", l.dev, err)
-	}
-	return nil
+	return l.SetCapacity()
 }
 
 // under is filepath.Join for readability at call sites.

@@ -194,8 +194,8 @@ func (s *soak) setupLogs() error {
 			}
 			s.loop = lp
 			l.role = roleVanishLoop
-			l.path = lp.dev
-			l.dev = lp.majMin
+			l.path = lp.Dev
+			l.dev = lp.MajMin()
 			s.loopLog = l
 		default:
 			if l.disk {
@@ -222,7 +222,7 @@ func (s *soak) setupLogs() error {
 
 func (s *soak) teardownHost() {
 	if s.loop != nil {
-		if err := s.loop.detach(); err != nil {
+		if err := s.loop.Detach(); err != nil {
 			s.log.Warn("loop device", "err", err)
 		}
 		s.loop = nil
@@ -906,7 +906,7 @@ func (s *soak) vanishLoop(ctx context.Context) error {
 	}
 	s.st.fault("vanish-loop")
 	s.st.note(faultVanis, "loop %s (%s) shrunk to 0: -EIO %v, status %c; reload refused with: %s; device back, reload: status A",
-		s.loop.dev, l.name, eio, flag, shortMsg(msg))
+		s.loop.Dev, l.name, eio, flag, shortMsg(msg))
 	return nil
 }
 

@@ -15,36 +15,36 @@ import (
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// control queues a CTR or DTR for the control worker.
-func (d *Daemon) control(j job) {
-	d.ctlmu.Lock()
-	defer d.ctlmu.Unlock()
-	if d.ctlStop {
+// queueCtrDtr queues a CTR or DTR for the CTR/DTR worker.
+func (d *Daemon) queueCtrDtr(j job) {
+	d.cdMu.Lock()
+	defer d.cdMu.Unlock()
+	if d.cdStop {
 		var out []byte
 		d.again(j.from, &j.req, &out)
 		return
 	}
-	d.ctlq = append(d.ctlq, j)
-	d.ctlcond.Signal()
+	d.cdQ = append(d.cdQ, j)
+	d.cdCond.Signal()
 }
 
-// controlLoop runs CTR and DTR one at a time: they open and close devices
+// ctrDtrLoop runs CTR and DTR one at a time: they open and close devices
 // and change the table, and are rare.
-func (d *Daemon) controlLoop() {
-	defer close(d.ctlDone)
+func (d *Daemon) ctrDtrLoop() {
+	defer close(d.cdDone)
 	var buf []byte
 	for {
-		d.ctlmu.Lock()
-		for len(d.ctlq) == 0 && !d.ctlStop {
-			d.ctlcond.Wait()
+		d.cdMu.Lock()
+		for len(d.cdQ) == 0 && !d.cdStop {
+			d.cdCond.Wait()
 		}
-		if len(d.ctlq) == 0 {
-			d.ctlmu.Unlock()
+		if len(d.cdQ) == 0 {
+			d.cdMu.Unlock()
 			return
 		}
-		j := d.ctlq[0]
-		d.ctlq = d.ctlq[1:]
-		d.ctlmu.Unlock()
+		j := d.cdQ[0]
+		d.cdQ = d.cdQ[1:]
+		d.cdMu.Unlock()
 		var errno int32
 		if j.req.Type() == ulog.TypeCtr {
 			buf, errno = d.ctr(&j, buf[:0])
@@ -270,18 +270,18 @@ func (d *Daemon) Persist() error {
 	return errors.Join(errs...)
 }
 
-// Close stops the control worker and the logs' workers after they finish
+// Close stops the CTR/DTR worker and the logs' workers after they finish
 // what is queued, persists and closes every log. Requests arriving after
 // Close get EAGAIN or ESRCH.
 func (d *Daemon) Close(ctx context.Context) error {
-	d.ctlmu.Lock()
-	d.ctlStop = true
-	d.ctlcond.Broadcast()
-	d.ctlmu.Unlock()
+	d.cdMu.Lock()
+	d.cdStop = true
+	d.cdCond.Broadcast()
+	d.cdMu.Unlock()
 	select {
-	case <-d.ctlDone:
+	case <-d.cdDone:
 	case <-ctx.Done():
-		return fmt.Errorf("daemon: close: control worker still busy: %w", ctx.Err())
+		return fmt.Errorf("daemon: close: CTR/DTR worker still busy: %w", ctx.Err())
 	}
 	var errs []error
 	for _, in := range d.instances() {
