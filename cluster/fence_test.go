@@ -1,16 +1,12 @@
 package cluster
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
 
-func TestFence(t *testing.T) {
-	for _, args := range []string{"clustered-core 1024", "clustered-disk " + logDevice(t, 1<<20) + " 1024"} {
-		t.Run(strings.Fields(args)[0], func(t *testing.T) { testFence(t, args) })
-	}
-}
+func TestFence(t *testing.T)     { coreAndDisk(t, testFence) }
+func TestPartition(t *testing.T) { coreAndDisk(t, testPartition) }
 
 // testFence: the fencing rule (issue #12). d's dlogd dies while its node
 // (and kernel) live on: d's marks are not handed out for resync, however
@@ -96,4 +92,74 @@ func TestFenceTimeout(t *testing.T) {
 		return ok && r == 5
 	})
 	b.Close()
+}
+
+// testPartition (issue #17): node 3 is cut off and loses quorum. It must
+// not acknowledge a new mark while cut off (its FLUSH holds), the
+// majority goes on and resyncs nothing of node 3's; at the heal node 3
+// rejoins (no split brain, no FLUSH failing anywhere), its held FLUSH
+// answers, and its marks, old and new, are protected in the group.
+func testPartition(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(3)
+	a, b, d := threeNodes(t, net, c, nil)
+	defer a.Close()
+	defer b.Close()
+	defer d.Close()
+	mustFlush(t, d, 5)
+	majority := func(node uint32) bool { return node != 3 }
+	net.Partition(majority, []uint32{1, 2}, []uint32{3})
+	waitFor(t, "d out of the majority's view", func() bool { return len(a.Info().Members) == 2 })
+	time.Sleep(2 * quorumPoll) // corosync told d it lost quorum
+	if err := d.MarkRegion(9); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- d.Flush() }()
+	select {
+	case err := <-flushed:
+		t.Fatalf("d acknowledged a new mark without quorum (err %v)", err)
+	case <-time.After(time.Second):
+	}
+	mustFlush(t, a, 20) // the majority keeps writing
+	if r, ok, _ := a.GetResyncWork(); ok {
+		t.Fatalf("a was handed region %d while d may still write", r)
+	}
+	net.Heal(nil)
+	select {
+	case err := <-flushed:
+		if err != nil {
+			t.Fatalf("d's held FLUSH after the heal: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("d's held FLUSH never answered after the heal")
+	}
+	for _, l := range []*Log{a, b, d} {
+		waitFor(t, "every member synced in one view", func() bool { in := l.Info(); return in.Synced && len(in.Members) == 3 })
+		l.mu.Lock()
+		failed := l.failed
+		l.mu.Unlock()
+		if failed != nil {
+			t.Fatalf("%s after the heal: %v", l.Info().Me, failed)
+		}
+	}
+	mustFlush(t, a, 21)
+	mustFlush(t, b, 22)
+	// d's marks 5 and 9 are d's: nobody else is handed them.
+	for _, l := range []*Log{a, b} {
+		for range 3 {
+			r, ok, _ := l.GetResyncWork()
+			if ok && (r == 5 || r == 9) {
+				t.Fatalf("%s was handed region %d, which d holds marked", l.Info().Me, r)
+			}
+			if ok {
+				l.SetRegionSync(r, true)
+			}
+		}
+	}
+	for _, r := range []uint64{5, 9} {
+		if cl, _ := d.IsClean(r); cl {
+			t.Fatalf("d lost its mark %d", r)
+		}
+	}
 }

@@ -190,6 +190,8 @@ type Log struct {
 	vetoed        map[uint64]bool
 	merging       map[int]bool
 	fencing       map[uint32]bool // nodes whose fence confirmation runs
+	rejoining     bool            // demoted (quorum lost) while running: marks to re-establish
+	rejoinSeq     uint64          // clustered-core: seq of the last re-established MARKS
 	failed        error           // fatal group condition (split brain, expelled)
 	founded       bool
 	leavingAt     uint64 // seq of our LEAVING, 0 if none
@@ -399,6 +401,14 @@ func (l *Log) Flush() error {
 
 func (l *Log) flush() error {
 	l.mu.Lock()
+	if l.running.Load() && !l.halted.Load() && l.hasNewMarks() {
+		// Without quorum, acknowledge no mark the quorate side cannot
+		// see: hold the answer until this member is back with the
+		// group's state (never, if this node is fenced).
+		for l.failed == nil && l.group != nil && !l.closed.Load() && !l.acknowledging() {
+			l.waitUntil(time.Now().Add(quorumPoll))
+		}
+	}
 	failed := l.failed
 	l.mu.Unlock()
 	if failed != nil && l.running.Load() {
@@ -431,6 +441,12 @@ func (l *Log) flush() error {
 		}
 	}
 	return l.holdFor(marks)
+}
+
+func (l *Log) hasNewMarks() bool {
+	l.pmu.Lock()
+	defer l.pmu.Unlock()
+	return len(l.newMarks) > 0
 }
 
 // sendMarks multicasts marks and clears and, when there are marks, waits
