@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/dlog-dev/dlog/engine"
 )
 
 func TestFence(t *testing.T)     { coreAndDisk(t, testFence) }
@@ -160,6 +164,68 @@ func testPartition(t *testing.T, args string) {
 	for _, r := range []uint64{5, 9} {
 		if cl, _ := d.IsClean(r); cl {
 			t.Fatalf("d lost its mark %d", r)
+		}
+	}
+}
+
+// TestSplitBrainKeepsSlots (issue #17): two_node, no fencing: both halves
+// stay quorate and keep state. At the heal the split brain is found
+// before any merge or image write: both members' slots are intact on the
+// device, and FLUSH with marks fails (STATUS_INFO D) instead of
+// acknowledging marks one half cannot see.
+func TestSplitBrainKeepsSlots(t *testing.T) {
+	c := ctr(t, "65536 clustered-disk "+logDevice(t, 1<<20)+" 1024 nosync")
+	net := NewFakeNet(2)
+	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
+	defer a.Close()
+	defer b.Close()
+	resume(t, a, b)
+	mustFlush(t, a, 3)
+	mustFlush(t, b, 4)
+	ka, kb := a.Info().Slot, b.Info().Slot
+	twoNode := func(uint32) bool { return true }
+	net.Partition(twoNode, []uint32{1}, []uint32{2})
+	waitFor(t, "the halves apart", func() bool { return len(a.Info().Members) == 1 && len(b.Info().Members) == 1 })
+	mustFlush(t, a, 10)
+	mustFlush(t, b, 11)
+	net.Heal(twoNode)
+	waitFor(t, "the split brain found", func() bool {
+		for _, l := range []*Log{a, b} {
+			l.mu.Lock()
+			f := l.failed
+			l.mu.Unlock()
+			if f != nil {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(500 * time.Millisecond)
+	for _, x := range []struct {
+		k    int
+		l    *Log
+		mark uint64
+	}{{ka, a, 10}, {kb, b, 11}} {
+		desc, marks, err := a.raw.readSlot(a.geo, x.k)
+		if err != nil || desc.owner != x.l.Info().Me || !slices.Contains(marks, x.mark) {
+			t.Fatalf("slot %d after the split brain: owner %s marks %v err %v; want %s's, with %d", x.k, desc.owner, marks, err, x.l.Info().Me, x.mark)
+		}
+	}
+	for _, l := range []*Log{a, b} {
+		l.mu.Lock()
+		f := l.failed
+		l.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		if err := l.MarkRegion(30); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Flush(); err == nil {
+			t.Fatalf("%s acknowledged a mark after finding a split brain", l.Info().Me)
+		}
+		if st := l.Status(engine.StatusInfo); !strings.HasSuffix(st, " D") {
+			t.Fatalf("status %q after a failed FLUSH, want D", st)
 		}
 	}
 }
