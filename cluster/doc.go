@@ -31,7 +31,11 @@
 //     fenced (Options.FenceConfirm, dlogd --fence-confirm; or the opt-in
 //     Options.FenceTimeout over a NodeView), nothing is handed out for
 //     resync and none of its slots is merged, in any partition: two_node
-//     halves never both resync or write the image without fencing.
+//     halves never both resync or write the image without fencing. Once a
+//     fenced node's regions are known out of sync, a node whose kernel
+//     latched full sync restarts its mirror (Options.Restart; dlogd
+//     suspends and resumes it through device-mapper) so that it asks for
+//     resync work again.
 //   - GET_RESYNC_WORK never answers "no work" while regions are out of
 //     sync and this node may still get one: it holds the answer up to
 //     Options.WorkTimeout (below the kernel's 15 s resend), so an idle

@@ -94,6 +94,7 @@ func (l *Log) loop(done chan struct{}) {
 		if l.status == stSynced && l.running.Load() && l.rejoining {
 			l.reestablish()
 		}
+		l.maybeRestart()
 		l.serverDuties()
 		l.cond.Broadcast()
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -227,5 +228,62 @@ func TestSplitBrainKeepsSlots(t *testing.T) {
 		if st := l.Status(engine.StatusInfo); !strings.HasSuffix(st, " D") {
 			t.Fatalf("status %q after a failed FLUSH, want D", st)
 		}
+	}
+}
+
+func TestRestartAfterFence(t *testing.T) { coreAndDisk(t, testRestartAfterFence) }
+
+// testRestartAfterFence (issue #12, self-resume): a's kernel saw the
+// mirror fully in sync (hint n: it never asks for resync work again until
+// resumed), b's did not. d's node dies with region 5 marked; once it is
+// confirmed fenced (and, clustered-disk, its slot merged), a restarts its
+// mirror, once; b, whose kernel still asks, does not. While only d's dlogd
+// is gone, nobody restarts (its regions may not be resynced).
+func testRestartAfterFence(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(1)
+	restarts := make([]chan string, 2)
+	opt := func(i int) func(*Options) {
+		restarts[i] = make(chan string, 4)
+		return func(o *Options) {
+			o.Restart = func(_ context.Context, uuid string) error { restarts[i] <- uuid; return nil }
+		}
+	}
+	a, b := openWith(t, net, 1, c, opt(0)), openWith(t, net, 2, c, opt(1))
+	defer a.Close()
+	defer b.Close()
+	d := openNode(t, net, 3, c)
+	resume(t, a)
+	resume(t, b, d)
+	if rec, hint, _ := a.IsRemoteRecovering(0); rec || hint != 64 {
+		t.Fatalf("IS_REMOTE_RECOVERING = %v, %d", rec, hint)
+	}
+	mustFlush(t, d, 5)
+	net.KillProcesses(3)
+	d.crash()
+	waitFor(t, "d gone", func() bool { return len(a.Info().Members) == 2 })
+	select {
+	case <-restarts[0]:
+		t.Fatal("a restarted its mirror while d's kernel may still write")
+	case <-time.After(500 * time.Millisecond):
+	}
+	net.Kill(3) // now the node is gone: fenced
+	select {
+	case u := <-restarts[0]:
+		if u != "uuid-1" {
+			t.Fatalf("restarted the mirror of log %q, want uuid-1", u)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a's mirror, latched in sync, never restarted to resync d's regions")
+	}
+	if replicatedInSync(a, 5) {
+		t.Fatal("restart before d's region 5 was known out of sync")
+	}
+	select {
+	case <-restarts[0]:
+		t.Fatal("a restarted twice")
+	case <-restarts[1]:
+		t.Fatal("b restarted, but its kernel still asks for work")
+	case <-time.After(500 * time.Millisecond):
 	}
 }

@@ -56,6 +56,14 @@ type Options struct {
 	// which only fencing guarantees). It needs a Group that reports node
 	// membership (NodeView).
 	FenceTimeout time.Duration
+	// Restart, when set, suspends and resumes the mirror whose log has
+	// this uuid (dlogd: through device-mapper; --no-self-resume turns it
+	// off). It is called once the fencing rule lets a departed node's
+	// regions be resynced, on a node whose kernel saw the mirror fully in
+	// sync: such a kernel never asks for resync work again until it is
+	// resumed. It runs on its own goroutine; the suspend's requests come
+	// back to this log.
+	Restart func(ctx context.Context, uuid string) error
 }
 
 // NodeView is implemented by a Group that reports the cluster's node
@@ -191,8 +199,10 @@ type Log struct {
 	merging       map[int]bool
 	fencing       map[uint32]bool // nodes whose fence confirmation runs
 	rejoining     bool            // demoted (quorum lost) while running: marks to re-establish
-	rejoinSeq     uint64          // clustered-core: seq of the last re-established MARKS
-	failed        error           // fatal group condition (split brain, expelled)
+	restartWanted bool            // a node was confirmed fenced: restart the mirror if its kernel will not ask for work
+	uuid          string
+	rejoinSeq     uint64 // clustered-core: seq of the last re-established MARKS
+	failed        error  // fatal group condition (split brain, expelled)
 	founded       bool
 	leavingAt     uint64 // seq of our LEAVING, 0 if none
 	resumeWanted  bool
@@ -235,7 +245,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 	}
 	n := c.RegionCount()
 	l := &Log{
-		cfg: c, eopts: eo, opts: o, n: n, core: !c.Disk(), name: GroupName(uuid),
+		cfg: c, eopts: eo, opts: o, n: n, core: !c.Disk(), name: GroupName(uuid), uuid: uuid,
 		codec:    codec{n: n, rs: c.RegionSize},
 		log:      eo.Logger.With("cluster", o.Transport.Name()),
 		mine:     newBits(n, false),

@@ -148,6 +148,7 @@ func (l *Log) processFull(ev event) {
 			delete(st.orphans, m.Node)
 			delete(l.fencing, m.Node)
 			l.resetCursor()
+			l.restartWanted = true
 		}
 	}
 }

@@ -128,6 +128,13 @@ OPTIONS
         write the shared legs). Needs node membership from the cluster
         engine; not available over corosync CPG yet: use --fence-confirm.
 
+    --no-self-resume
+        With --cluster: once a fenced node's regions may be resynchronised,
+        a node whose kernel saw the mirror fully in sync (it asks for no
+        resync work until resumed) suspends and resumes that mirror itself
+        through device-mapper (no filesystem freeze). This turns that off:
+        the operator then suspends and resumes each survivor's mirror.
+
     --force
         Exit on the first SIGTERM or SIGINT even while logs are in use.
 

@@ -37,6 +37,7 @@ type serveFlags struct {
 	cluster       string
 	fenceConfirm  string
 	fenceTimeout  time.Duration
+	noSelfResume  bool
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -57,6 +58,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.cluster, "cluster", "", "")
 	fs.StringVar(&f.fenceConfirm, "fence-confirm", "", "")
 	fs.DurationVar(&f.fenceTimeout, "fence-timeout", 0, "")
+	fs.BoolVar(&f.noSelfResume, "no-self-resume", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, helpServe)
@@ -81,7 +83,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	openLog, err := clusterOpener(f.cluster, fencing{f.fenceConfirm, f.fenceTimeout}, log)
+	openLog, err := clusterOpener(f.cluster, fencing{f.fenceConfirm, f.fenceTimeout, f.noSelfResume}, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "dlogd serve: --cluster %q: %v\n", f.cluster, err)
 		return exitUsage
