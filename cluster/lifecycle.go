@@ -247,6 +247,7 @@ func (l *Log) Close() error {
 	}
 	var err error
 	if l.running.Load() {
+		l.halted.Store(true) // a FLUSH held for quorum does not hold DTR
 		err = l.Flush()
 	}
 	l.leave()
