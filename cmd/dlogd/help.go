@@ -125,8 +125,8 @@ OPTIONS
         Without --fence-confirm: take a node that has been out of the
         corosync membership for DURATION as fenced. Opt-in and unsafe
         without real fencing (a node cut off from the network may still
-        write the shared legs). Needs node membership from the cluster
-        engine; not available over corosync CPG yet: use --fence-confirm.
+        write the shared legs). The membership is corosync's totem node
+        list, as CPG reports it.
 
     --no-self-resume
         With --cluster: once a fenced node's regions may be resynchronised,
