@@ -107,11 +107,19 @@ func TestFenceTimeout(t *testing.T) {
 func testPartition(t *testing.T, args string) {
 	c := ctr(t, "65536 "+args+" nosync")
 	net := NewFakeNet(3)
-	a, b, d := threeNodes(t, net, c, nil)
+	restarts := make(chan uint32, 16)
+	a, b, d := threeNodes(t, net, c, func(o *Options) {
+		id := o.Transport.(*FakeNode).id
+		o.Restart = func(context.Context, string) error { restarts <- id; return nil }
+	})
 	defer a.Close()
 	defer b.Close()
 	defer d.Close()
 	mustFlush(t, d, 5)
+	if err := a.SetRegionSync(40, false); err != nil { // a's write failed: 40 to resync
+		t.Fatal(err)
+	}
+	waitFor(t, "40 out of sync on d", func() bool { return !replicatedInSync(d, 40) })
 	majority := func(node uint32) bool { return node != 3 }
 	net.Partition(majority, []uint32{1, 2}, []uint32{3})
 	waitFor(t, "d out of the majority's view", func() bool { return len(a.Info().Members) == 2 })
@@ -125,6 +133,9 @@ func testPartition(t *testing.T, args string) {
 	case err := <-flushed:
 		t.Fatalf("d acknowledged a new mark without quorum (err %v)", err)
 	case <-time.After(time.Second):
+	}
+	if r, ok, _ := d.GetResyncWork(); ok { // held, then "no work": d's kernel sleeps
+		t.Fatalf("d was handed region %d without quorum", r)
 	}
 	mustFlush(t, a, 20) // the majority keeps writing
 	if r, ok, _ := a.GetResyncWork(); ok {
@@ -166,6 +177,21 @@ func testPartition(t *testing.T, args string) {
 		if cl, _ := d.IsClean(r); cl {
 			t.Fatalf("d lost its mark %d", r)
 		}
+	}
+	// d's kernel was told "no work" while cut off: d restarts its mirror
+	// so that it asks again; a and b were never stalled.
+	select {
+	case id := <-restarts:
+		if id != 3 {
+			t.Fatalf("node %d restarted its mirror, want node 3", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("d's kernel, told \"no work\" while cut off, is never woken")
+	}
+	select {
+	case id := <-restarts:
+		t.Fatalf("node %d restarted its mirror too", id)
+	default:
 	}
 }
 

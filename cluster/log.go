@@ -199,7 +199,8 @@ type Log struct {
 	merging       map[int]bool
 	fencing       map[uint32]bool // nodes whose fence confirmation runs
 	rejoining     bool            // demoted (quorum lost) while running: marks to re-establish
-	restartWanted bool            // a node was confirmed fenced: restart the mirror if its kernel will not ask for work
+	restartWanted bool            // a node was confirmed fenced, or this member rejoined: restart the mirror if its kernel will not ask for work
+	stalled       bool            // GET_RESYNC_WORK answered "no work" while regions were out of sync
 	uuid          string
 	rejoinSeq     uint64 // clustered-core: seq of the last re-established MARKS
 	failed        error  // fatal group condition (split brain, expelled)
@@ -660,17 +661,24 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 	for {
 		r, granted := l.st.grants[l.me]
 		if _, reported := l.override[r]; granted && !reported {
+			l.stalled = false
 			return r, true, nil
 		}
 		// A grant whose SET_REGION_SYNC is on its way is not work any
 		// more: wait for its delivery below, then propose the next.
-		if l.group == nil || l.status != stSynced || l.failed != nil || l.halted.Load() || l.closed.Load() ||
-			l.st.sync.Count() >= l.n || !time.Now().Before(deadline) {
-			// Nothing to do, or held long enough: an open proposal
-			// stays, and a later call returns its grant.
+		if l.group == nil || (l.status != stSynced && !l.rejoining) || l.failed != nil || l.halted.Load() || l.closed.Load() ||
+			l.st.sync.Count() >= l.n {
 			return 0, false, nil
 		}
-		if l.myProp == 0 && !granted && l.group.Quorate() {
+		if !time.Now().Before(deadline) {
+			// Held long enough: an open proposal stays, and a later
+			// call returns its grant. The kernel may not ask again:
+			// the mirror is restarted when this member rejoins after
+			// a lost quorum (maybeRestart).
+			l.stalled = true
+			return 0, false, nil
+		}
+		if l.myProp == 0 && !granted && l.status == stSynced && l.group.Quorate() {
 			if r, ok := l.candidate(); ok {
 				l.propID++
 				id := l.propID

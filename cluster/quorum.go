@@ -68,6 +68,7 @@ func (l *Log) reestablish() {
 		l.pmu.Unlock()
 		l.rejoinSeq = l.sendAllMarks()
 	}
+	l.restartWanted = true // its kernel may have been told "no work" meanwhile
 	l.log.Info("back in the quorate group with its state", "marks", l.mine.Count())
 }
 
