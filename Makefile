@@ -6,6 +6,7 @@
 #                  the real-kernel VM slice (mk/vm.mk test-vm-ci) and the corosync cluster slice
 #                  (mk/cluster.mk clustertest-ci)
 #   make lint      go vet + staticcheck + gofmt check
+#   make unit-check  systemd-analyze verify of the systemd unit (mk/install.mk)
 #   make fuzz      run every fuzz target for FUZZTIME each
 #   make bench     benchmarks beside their baselines -> bench/results.md + plots (mk/bench.mk)
 #   make crash     the long crash campaign (CRASH_KILLS kills)
@@ -37,6 +38,7 @@ build:
 
 # test is what .ci/run calls. It must stay well under 30 minutes on 2 cores.
 test: lint
+	$(MAKE) --no-print-directory unit-check
 	$(GO) test -race -timeout $(TIMEOUT) $(PKGS)
 	$(GO) test -tags purego -timeout $(TIMEOUT) ./bitmap/...
 	$(MAKE) --no-print-directory fuzz-ci

@@ -835,6 +835,9 @@ func (l *Log) State() engine.State {
 	s.Stats = l.Stats()
 	if l.raw != nil {
 		s.Device = l.raw.info.Name
+		if l.raw.info.Block {
+			s.BlockDevice = l.raw.info.Name
+		}
 	}
 	return s
 }

@@ -5,8 +5,9 @@
 //
 // A Daemon is a transport.Handler. The contract:
 //
-//   - Requests that only touch memory are answered at once on the
-//     transport's goroutine; RESUME, FLUSH, POSTSUSPEND, MARK_REGION (and
+//   - Handle gets each datagram decoded once, by the transport's admission
+//     check (transport.Datagram). Requests that only touch memory are
+//     answered at once on the transport's goroutine; RESUME, FLUSH, POSTSUSPEND, MARK_REGION (and
 //     GET_RESYNC_WORK of a cluster log) run on a worker goroutine per log,
 //     in arrival order; CTR and DTR on one control goroutine. An IN_SYNC
 //     never waits behind a flush of any log (docs/conformance.md item 14).
@@ -16,9 +17,10 @@
 //     allocate, and readers of bits take no lock.
 //   - A request for an unknown (uuid, luid) gets -ESRCH (the kernel then
 //     reconnects, docs/protocol.md §1.6); DTR of an unknown log -EINVAL; a
-//     repeated CTR with the same string succeeds and keeps the state; the
-//     device name goes in a CTR reply only for version 2+ and never on the
-//     reconnect CTR; a newer protocol version is served as 3 with one
+//     repeated CTR with the same string (a reconnect, or the kernel's resend
+//     of a slow table-load CTR) succeeds and keeps the state; the CTR reply
+//     names the log device as the opened block device's major:minor (nothing
+//     for a regular file), only for version 2+ and never on the reconnect CTR; a newer protocol version is served as 3 with one
 //     warning; a worker queue past maxQueued answers -EAGAIN.
 //
 // Why each of these: docs/design/daemon.md.

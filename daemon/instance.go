@@ -22,6 +22,13 @@ type instance struct {
 	ctr  string // the constructor string, to tell a reconnect from a new log
 	log  engine.Log
 	cfg  engine.Config
+	// blockDev is the opened log device's "major:minor" when it is a block
+	// device, for CTR replies ("" for a regular file or a core log); read
+	// once, so that a resent CTR never waits on the log.
+	blockDev string
+	// noState says why the log has no state file though the daemon keeps
+	// them (dlogd status shows it).
+	noState string
 
 	// refs counts requests using log outside the worker; DTR waits for it
 	// to drain after setting dead, so Close never races a request.
@@ -30,13 +37,20 @@ type instance struct {
 
 	// The worker runs the requests that touch the disk (RESUME, FLUSH,
 	// POSTSUSPEND) in arrival order, so that a slow device never holds up
-	// the reader and its IN_SYNC answers.
+	// the reader and its IN_SYNC answers; while a RESUME is queued, also
+	// the requests that take the log's lock (PRESUSPEND, GET_RESYNC_WORK,
+	// SET_REGION_SYNC, IS_REMOTE_RECOVERING), which would otherwise wait
+	// on the reader for its device read.
 	qmu     sync.Mutex
 	qcond   sync.Cond
 	queue   []job // pending jobs are queue[head:]
 	head    int
 	closing bool
 	done    chan struct{}
+	// resuming counts RESUMEs queued and not yet done: the engine holds
+	// the log's lock across the device read, so the requests that take
+	// that lock go to the worker meanwhile instead of blocking the reader.
+	resuming atomic.Int32
 
 	created  time.Time
 	requests [ulog.MaxRequestType + 1]atomic.Uint64
@@ -53,10 +67,13 @@ type job struct {
 	// CTR (sent with its NUL, with no reply capacity) from a table load.
 	ctr       string
 	reconnect bool
+	// region and value are the arguments of a SET_REGION_SYNC or
+	// IS_REMOTE_RECOVERING held behind a RESUME (their payload is gone).
+	region, value uint64
 }
 
 func newInstance(uuid string, luid uint64, ctr string, l engine.Log) *instance {
-	in := &instance{uuid: uuid, luid: luid, ctr: ctr, log: l, cfg: l.Config(), done: make(chan struct{}), created: time.Now()}
+	in := &instance{uuid: uuid, luid: luid, ctr: ctr, log: l, cfg: l.Config(), blockDev: l.State().BlockDevice, done: make(chan struct{}), created: time.Now()}
 	in.qcond.L = &in.qmu
 	return in
 }
@@ -128,29 +145,35 @@ func (in *instance) drain() {
 	}
 }
 
-// latencies keeps the last flush latency and a small window for a p99.
+// latencies keeps the last flush latency and a small window for a p99,
+// and the bytes of the last flush and of all of them.
 type latencies struct {
-	mu     sync.Mutex
-	last   time.Duration
-	window [256]time.Duration
-	n      int
+	mu        sync.Mutex
+	last      time.Duration
+	lastBytes uint64
+	bytes     uint64
+	window    [256]time.Duration
+	n         int
 }
 
-func (l *latencies) add(d time.Duration) {
+func (l *latencies) add(d time.Duration, bytes uint64) {
 	l.mu.Lock()
 	l.last = d
+	l.lastBytes = bytes
+	l.bytes += bytes
 	l.window[l.n%len(l.window)] = d
 	l.n++
 	l.mu.Unlock()
 }
 
-// snapshot returns the last latency and the 99th percentile of the window.
-func (l *latencies) snapshot() (last, p99 time.Duration) {
+// snapshot returns the last latency, the 99th percentile of the window,
+// the last flush's bytes and the bytes of every flush.
+func (l *latencies) snapshot() (last, p99 time.Duration, lastBytes, bytes uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := min(l.n, len(l.window))
 	if n == 0 {
-		return 0, 0
+		return 0, 0, 0, 0
 	}
 	s := make([]time.Duration, n)
 	copy(s, l.window[:n])
@@ -159,5 +182,5 @@ func (l *latencies) snapshot() (last, p99 time.Duration) {
 			s[k], s[k-1] = s[k-1], s[k]
 		}
 	}
-	return l.last, s[(n*99)/100]
+	return l.last, s[(n*99)/100], l.lastBytes, l.bytes
 }

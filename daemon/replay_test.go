@@ -236,11 +236,10 @@ func TestReplayKernelTrace(t *testing.T) {
 			if models[kk] == nil {
 				models[kk] = newModel(cfg)
 			}
-			wantData := ""
-			if cfg.Disk() && !bytes.HasSuffix(data, []byte{0}) {
-				wantData = dev + "\x00"
-			}
-			if got.err == 0 && len(got.data) > 0 && string(got.data) != wantData {
+			// The log device is a regular file: no device in the reply
+			// (the kernel could not dm_get_device a path to a file).
+			if got.err == 0 && len(got.data) > 0 {
+				wantData := ""
 				t.Fatalf("%s: CTR reply %q, want %q", where, got.data, wantData)
 			}
 			continue

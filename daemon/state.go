@@ -98,14 +98,16 @@ func (d *Daemon) Restore() (int, error) {
 			os.Remove(p)
 			continue
 		}
-		l, err := d.open(uuid, luid, ctr, cfg, lg)
+		l, noState, err := d.open(uuid, luid, ctr, cfg, lg)
 		if err != nil {
 			// The kernel's reconnect CTR will try again (and recreate the
 			// file); keep the state meanwhile.
 			lg.Error("log not restored; the kernel's reconnect will construct it again", "file", p, "err", err)
 			continue
 		}
-		d.add(newInstance(uuid, luid, ctr, l))
+		in := newInstance(uuid, luid, ctr, l)
+		in.noState = noState
+		d.add(in)
 		lg.Info("log restored from its state file", "phase", h.Phase, "ctr", ctr)
 		n++
 	}

@@ -44,6 +44,9 @@ type DeviceInfo struct {
 	Direct bool
 	// Method is the write mechanism ("io_uring" or "pwritev").
 	Method string
+	// Block reports a block device (Name is then its "major:minor"); a
+	// regular file is not one.
+	Block bool
 }
 
 // Stats are the disk log's I/O counters.
@@ -343,9 +346,9 @@ func (d *diskState) flushOnce(l *dirtyLog, force bool) error {
 // so rewriting it is harmless, and one slightly larger write costs less
 // than two small ones (DefaultMergeGap says how much). Writes go out in
 // submissions of at most maxBatchBlocks blocks. Failed runs are flagged
-// again and a failed cache flush leaves a sync owed, so the next flush
-// retries both; the device is marked failed (D, and F for the cache
-// flush) as the kernel does.
+// again, and a failed cache flush leaves a sync owed and flags again every
+// block the flush wrote, so the next flush retries all of them; the device
+// is marked failed (D, and F for the cache flush) as the kernel does.
 func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	d.blocks = l.clean.TakeChanged(d.blocks[:0])
 	if len(d.blocks) == 0 && !sync {
@@ -354,6 +357,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	start := time.Now()
 	var errs []error
 	var written, bytes, ios uint64
+	syncFailed := false
 	// runs[i] is the first block of d.iob[i] and its block count.
 	type run struct{ first, n int }
 	var runs [maxBatchBlocks]run
@@ -374,6 +378,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 				if be.Sync != nil {
 					errs = append(errs, fmt.Errorf("flush device cache: %w", be.Sync))
 					d.failSync(l, be.Sync)
+					syncFailed = true
 				}
 			} else {
 				for i := range failed {
@@ -382,6 +387,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 				errs = append(errs, werr)
 				if sync && last {
 					d.failSync(l, werr)
+					syncFailed = true
 				}
 			}
 		}
@@ -427,6 +433,16 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 		slots += end - first
 	}
 	submit(true)
+	if syncFailed {
+		// A failed cache flush leaves every block this flush wrote, in
+		// every submission, in an unknown state on the device (the write
+		// may sit in a cache that was lost): flag them all again so the
+		// next flush writes and syncs them, as the kernel rewrites its
+		// whole buffer before the next PREFLUSH.
+		for _, b := range d.blocks {
+			l.clean.MarkBlockChanged(b)
+		}
+	}
 	d.smu.Lock()
 	d.stats.Flushes++
 	d.stats.Writes += ios

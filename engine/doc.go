@@ -25,8 +25,10 @@
 //     flush; both stay until the log is reconstructed.
 //   - IsClean and InSync take no lock and never wait for I/O.
 //
-// What is not reproduced (the kernel's leg flush before clears, which
-// dm-log-userspace never passes to a daemon; Options.FlushCallback offers
-// it to embedders) and why the memory is anonymous rather than a mapping of
-// the device: docs/design/engine.md.
+// The kernel's disk log flushes every leg before it persists clears;
+// dm-log-userspace never passes that callback to a daemon, so
+// Options.FlushCallback supplies it (dlogd flushes the legs of the mirror
+// whose table names the log: daemon.LegFlusher). What is not reproduced and
+// why the memory is anonymous rather than a mapping of the device:
+// docs/design/engine.md.
 package engine

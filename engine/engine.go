@@ -54,8 +54,8 @@ type Options struct {
 	// that records clears, as the kernel calls the mirror's flush_callback_fn
 	// to flush every leg. If it fails, every region is marked dirty and
 	// clears are ignored until the log is reconstructed (the kernel's
-	// flush_failed). dm-log-userspace has no such callback, so dlogd never
-	// sets it.
+	// flush_failed). dm-log-userspace has no such callback; dlogd finds
+	// the mirror's legs itself (daemon.Options.FlushLegs).
 	FlushCallback func() error
 }
 
@@ -78,6 +78,10 @@ func Open(c Config, opts Options) (Log, error) {
 		}
 		if l.state, l.restored, err = openStateFile(opts.StateFile, opts.StateLabel, c, nmaps); err != nil {
 			return nil, err
+		}
+		if l.state.reserveErr != nil {
+			l.logger.Error("state file restored, but its space cannot be reserved: the state is kept in memory only and the file removed; the log will not survive a restart of dlogd",
+				"file", opts.StateFile, "err", l.state.reserveErr)
 		}
 	}
 	if c.Disk() {
@@ -448,6 +452,15 @@ func (l *dirtyLog) State() State {
 	s.Stats = l.Stats()
 	if l.disk != nil {
 		s.Device = l.disk.name
+		if l.disk.info.Block {
+			s.BlockDevice = l.disk.info.Name
+		}
+	}
+	if l.state != nil {
+		s.StateFile = l.state.path
+		if l.state.reserveErr != nil {
+			s.StateFileError = "no state file: restored from it, then dropped, its space cannot be reserved: " + l.state.reserveErr.Error()
+		}
 	}
 	return s
 }

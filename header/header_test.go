@@ -107,8 +107,19 @@ func TestInterpret(t *testing.T) {
 			want: header.Resumed{Header: good, Valid: 100}},
 		{name: "shrunk clamps to this activation", h: good, regions: 50,
 			want: header.Resumed{Header: good, Valid: 50}},
-		{name: "huge nr_regions clamps", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 63}, regions: 7,
-			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 63}, Valid: 7}},
+		// nr_regions of 2^32 or more: taken modulo 2^32, as the kernel's
+		// unsigned int loop does (#13): never more trusted bits than the
+		// kernel would trust.
+		{name: "nr_regions 2^63 is 0", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 63}, regions: 7,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 63}, Valid: 0}},
+		{name: "nr_regions 2^32 is 0", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 32}, regions: 100,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 32}, Valid: 0}},
+		{name: "nr_regions 2^32+5 is 5", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<32 + 5}, regions: 100,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<32 + 5}, Valid: 5}},
+		{name: "nr_regions 2^32+200 clamps", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<32 + 200}, regions: 100,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<32 + 200}, Valid: 100}},
+		{name: "nr_regions 2^33-1 clamps", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<33 - 1}, regions: 100,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<33 - 1}, Valid: 100}},
 		{name: "wrong magic is fresh", h: header.Header{Magic: 0x12345678, Version: 9, NrRegions: 100}, regions: 200,
 			want: header.Resumed{Header: header.Fresh(), Fresh: true}},
 		{name: "zero image is fresh", h: header.Header{}, regions: 200,

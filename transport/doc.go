@@ -16,7 +16,7 @@
 // instead of handing it on (Stats):
 //
 //	check                                       drop reason
-//	sender nl_pid is 0 (or AllowPID; netlink)   foreign-sender
+//	sender nl_pid is 0 (netlink)                foreign-sender
 //	MSG_TRUNC not set (<= MaxDatagram bytes)    truncated
 //	ulog.DecodeRequest is not ActionDrop:
 //	  36 header bytes, nlmsg_len >= 36          short

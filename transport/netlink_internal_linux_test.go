@@ -63,7 +63,7 @@ func TestIntegrationNetlinkSocketOptions(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root (SO_RCVBUFFORCE, and the capability check)")
 	}
-	tr, err := Listen("netlink", Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AllowPID: 1})
+	tr, err := ListenFakeKernel(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package ulog
 
 import (
-	"encoding/binary"
 	"fmt"
 )
 
@@ -123,11 +122,7 @@ func DecodeReply(b []byte) (Reply, error) {
 	if len(b) < NlmsgHdrLen {
 		return r, fmt.Errorf("ulog: reply of %d bytes, netlink header needs %d: %w", len(b), NlmsgHdrLen, ErrShort)
 	}
-	r.NlLen = binary.NativeEndian.Uint32(b[offNlLen:])
-	r.NlType = binary.NativeEndian.Uint16(b[offNlType:])
-	r.NlFlags = binary.NativeEndian.Uint16(b[offNlFlags:])
-	r.NlSeq = binary.NativeEndian.Uint32(b[offNlSeq:])
-	r.NlPID = binary.NativeEndian.Uint32(b[offNlPID:])
+	r.decodeNetlink(b)
 	if r.NlLen < NlmsgHdrLen+CnMsgLen {
 		return r, fmt.Errorf("ulog: reply nlmsg_len %d, headers need %d: %w", r.NlLen, NlmsgHdrLen+CnMsgLen, ErrShort)
 	}
@@ -137,12 +132,7 @@ func DecodeReply(b []byte) (Reply, error) {
 	if uint64(r.NlLen) > uint64(len(b)) {
 		return r, fmt.Errorf("ulog: reply nlmsg_len %d, %d bytes: %w", r.NlLen, len(b), ErrTruncated)
 	}
-	r.CnIdx = binary.NativeEndian.Uint32(b[offCnIdx:])
-	r.CnVal = binary.NativeEndian.Uint32(b[offCnVal:])
-	r.CnSeq = binary.NativeEndian.Uint32(b[offCnSeq:])
-	r.CnAck = binary.NativeEndian.Uint32(b[offCnAck:])
-	r.CnLen = binary.NativeEndian.Uint16(b[offCnLen:])
-	r.CnFlags = binary.NativeEndian.Uint16(b[offCnFlags:])
+	r.decodeConnector(b)
 	if NlmsgHdrLen+CnMsgLen+uint32(r.CnLen) > r.NlLen {
 		return r, fmt.Errorf("ulog: reply cn_msg.len %d, nlmsg_len %d: %w", r.CnLen, r.NlLen, ErrCnLen)
 	}
@@ -157,13 +147,7 @@ func DecodeReply(b []byte) (Reply, error) {
 		return r, fmt.Errorf("ulog: reply cn_msg.len %d, header needs %d: %w", r.CnLen, RequestHeaderLen, ErrIncomplete)
 	}
 	q := &r.Req
-	q.LUID = binary.NativeEndian.Uint64(b[offLUID:])
-	copy(q.UUID[:], b[offUUID:offUUID+UUIDLen])
-	q.Version = binary.NativeEndian.Uint32(b[offVersion:])
-	q.Error = int32(binary.NativeEndian.Uint32(b[offError:]))
-	q.Seq = binary.NativeEndian.Uint32(b[offSeq:])
-	q.RawType = binary.NativeEndian.Uint32(b[offType:])
-	q.DataSize = binary.NativeEndian.Uint32(b[offDataSize:])
+	q.decodeHeader(b)
 	if uint64(q.DataSize) > uint64(r.CnLen)-RequestHeaderLen {
 		return r, fmt.Errorf("ulog: reply data_size %d, cn_msg.len %d: %w", q.DataSize, r.CnLen, ErrDataSize)
 	}

@@ -114,11 +114,7 @@ func DecodeRequest(b []byte, f *Frame) error {
 	if len(b) < NlmsgHdrLen {
 		return dropf(ErrShort, "ulog: datagram of %d bytes, netlink header needs %d", len(b), NlmsgHdrLen)
 	}
-	f.NlLen = binary.NativeEndian.Uint32(b[offNlLen:])
-	f.NlType = binary.NativeEndian.Uint16(b[offNlType:])
-	f.NlFlags = binary.NativeEndian.Uint16(b[offNlFlags:])
-	f.NlSeq = binary.NativeEndian.Uint32(b[offNlSeq:])
-	f.NlPID = binary.NativeEndian.Uint32(b[offNlPID:])
+	f.decodeNetlink(b)
 	// docs/conformance.md §5 b, docs/conformance.md item 5: 36 <= nlmsg_len <= received.
 	if f.NlLen < NlmsgHdrLen+CnMsgLen {
 		return dropf(ErrShort, "ulog: nlmsg_len %d, netlink and connector headers need %d", f.NlLen, NlmsgHdrLen+CnMsgLen)
@@ -129,12 +125,7 @@ func DecodeRequest(b []byte, f *Frame) error {
 	if f.NlType != NlmsgDone {
 		return dropf(ErrNotDone, "ulog: nlmsg_type %d", f.NlType)
 	}
-	f.CnIdx = binary.NativeEndian.Uint32(b[offCnIdx:])
-	f.CnVal = binary.NativeEndian.Uint32(b[offCnVal:])
-	f.CnSeq = binary.NativeEndian.Uint32(b[offCnSeq:])
-	f.CnAck = binary.NativeEndian.Uint32(b[offCnAck:])
-	f.CnLen = binary.NativeEndian.Uint16(b[offCnLen:])
-	f.CnFlags = binary.NativeEndian.Uint16(b[offCnFlags:])
+	f.decodeConnector(b)
 	// docs/conformance.md item 6.
 	if f.CnIdx != CnIdxDM || f.CnVal != CnValDMUserspaceLog {
 		return dropf(ErrConnectorID, "ulog: cn_msg.id %d/%d", f.CnIdx, f.CnVal)
@@ -151,13 +142,7 @@ func DecodeRequest(b []byte, f *Frame) error {
 		}
 	}
 	r := &f.Req
-	r.LUID = binary.NativeEndian.Uint64(b[offLUID:])
-	copy(r.UUID[:], b[offUUID:offUUID+UUIDLen])
-	r.Version = binary.NativeEndian.Uint32(b[offVersion:])
-	r.Error = int32(binary.NativeEndian.Uint32(b[offError:]))
-	r.Seq = binary.NativeEndian.Uint32(b[offSeq:])
-	r.RawType = binary.NativeEndian.Uint32(b[offType:])
-	r.DataSize = binary.NativeEndian.Uint32(b[offDataSize:])
+	r.decodeHeader(b)
 	// docs/conformance.md §5 d, docs/conformance.md item 8.
 	if uint64(r.DataSize) > uint64(f.CnLen)-RequestHeaderLen {
 		return replyf(r.Seq, EINVAL, ErrDataSize, "ulog: data_size %d, cn_msg.len %d leaves %d", r.DataSize, f.CnLen, f.CnLen-RequestHeaderLen)
@@ -181,6 +166,36 @@ func DecodeRequest(b []byte, f *Frame) error {
 	end := HeaderLen + int(r.DataSize)
 	r.Data = b[HeaderLen:end:end]
 	return nil
+}
+
+// decodeNetlink reads the netlink header; len(b) >= NlmsgHdrLen.
+func (f *Frame) decodeNetlink(b []byte) {
+	f.NlLen = binary.NativeEndian.Uint32(b[offNlLen:])
+	f.NlType = binary.NativeEndian.Uint16(b[offNlType:])
+	f.NlFlags = binary.NativeEndian.Uint16(b[offNlFlags:])
+	f.NlSeq = binary.NativeEndian.Uint32(b[offNlSeq:])
+	f.NlPID = binary.NativeEndian.Uint32(b[offNlPID:])
+}
+
+// decodeConnector reads the connector header; len(b) >= NlmsgHdrLen +
+// CnMsgLen.
+func (f *Frame) decodeConnector(b []byte) {
+	ne := binary.NativeEndian
+	f.CnIdx, f.CnVal = ne.Uint32(b[offCnIdx:]), ne.Uint32(b[offCnVal:]) // cn_msg.id
+	f.CnSeq, f.CnAck = ne.Uint32(b[offCnSeq:]), ne.Uint32(b[offCnAck:])
+	f.CnLen, f.CnFlags = ne.Uint16(b[offCnLen:]), ne.Uint16(b[offCnFlags:])
+}
+
+// decodeHeader reads the dm_ulog_request header (not Data); len(b) >=
+// HeaderLen.
+func (r *Request) decodeHeader(b []byte) {
+	r.LUID = binary.NativeEndian.Uint64(b[offLUID:])
+	copy(r.UUID[:], b[offUUID:offUUID+UUIDLen])
+	r.Version = binary.NativeEndian.Uint32(b[offVersion:])
+	r.Error = int32(binary.NativeEndian.Uint32(b[offError:]))
+	r.Seq = binary.NativeEndian.Uint32(b[offSeq:])
+	r.RawType = binary.NativeEndian.Uint32(b[offType:])
+	r.DataSize = binary.NativeEndian.Uint32(b[offDataSize:])
 }
 
 func dropf(sentinel error, format string, args ...any) error {

@@ -8,6 +8,9 @@ const helpMain = `NAME
 
 SYNOPSIS
     dlogd serve [--transport netlink|unix:PATH] [--pidfile PATH] [options]
+    dlogd status [--pidfile PATH | --control PATH] [--json]
+    dlogd inspect DEVICE|FILE [--json] [--png FILE] [--max-ranges N]
+    dlogd --version
     dlogd --help | dlogd COMMAND --help
 
 DESCRIPTION
@@ -38,6 +41,8 @@ COMMANDS
     serve     run the daemon (see dlogd serve --help)
     inspect   read a disk log image (see dlogd inspect --help)
     status    show what a running dlogd serves (see dlogd status --help)
+    version   print dlogd's version, revision and Go version (also
+              --version)
 
 EXIT STATUS
     0 clean exit, 1 error, 2 another instance holds the pidfile or bad usage.
@@ -51,8 +56,13 @@ const helpServe = `NAME
 
 SYNOPSIS
     dlogd serve [--transport netlink|unix:PATH] [--pidfile PATH]
-                [--log-level debug|info|warn|error] [--force]
-                [--no-mlock] [--io-fallback]
+                [--state-dir DIR|none] [--control PATH|none]
+                [--metrics ADDR [--metrics-remote]]
+                [--log-level debug|info|warn|error]
+                [--cluster corosync|none] [--fence-confirm COMMAND]
+                [--fence-timeout DURATION] [--no-self-resume]
+                [--clear-delay DURATION] [--force] [--no-mlock]
+                [--io-fallback]
 
 DESCRIPTION
     Serves dm-log-userspace requests until stopped. It stays in the
@@ -88,15 +98,20 @@ OPTIONS
         turns it off. cmirrord keeps nothing and loses clustered-core logs.
 
     --control PATH
-        The local control socket dlogd status asks (default /run/dlogd.ctl,
-        mode 0600, only root and dlogd's own user are answered); "none"
-        turns it off.
+        The local control socket dlogd status asks (mode 0600, only root
+        and dlogd's own user are answered). Default: "dlogd.ctl" next to
+        the pidfile (/run/dlogd.ctl), so a second dlogd started with its
+        own --pidfile never shares the first one's socket, and dlogd status
+        --pidfile PATH finds it; "none" turns it off.
 
     --metrics ADDR
         Serve Prometheus metrics at http://ADDR/metrics (off by default):
         request counts and latency histograms by type, flush latency and
         bytes per flush, per-log regions, dirty and in-sync gauges,
-        transport drops by reason. ADDR must be a loopback address (e.g.
+        transport drops by reason, dlogd_build_info. Logs are labelled by
+        uuid, the mirror's device-mapper name and type (not the luid,
+        which changes at every table reload), so a reload continues the
+        same series. ADDR must be a loopback address (e.g.
         127.0.0.1:9342) unless --metrics-remote is given.
 
     --metrics-remote
@@ -168,6 +183,6 @@ SIGNALS
 
 CMIRRORD OPTIONS
     -f, --foreground   dlogd always runs in the foreground; use systemd's
-                       Type=simple (or & in a shell) to detach.
+                       Type=notify (or & in a shell) to detach.
     -h, --help         --help.
 `

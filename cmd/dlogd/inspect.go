@@ -2,11 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	logimage "github.com/dlog-dev/dlog/internal/inspect"
 )
@@ -21,9 +21,10 @@ DESCRIPTION
     Reads the dirty log that the kernel's "disk" log, or a clustered-disk
     log of dlogd, keeps on its log device, and shows the header (magic,
     version, nr_regions), how many regions are clean and how many dirty,
-    and the dirty regions as ranges ("0-4, 9, 100-127"). A dirty region is
-    one the mirror will resynchronise when it is next activated: its bit
-    in the bitmap at byte 1024 is clear.
+    and the dirty regions as ranges of region numbers, first-last
+    ("0-4, 9-9, 100-127": region 9 alone is "9-9"). A dirty region is one
+    the mirror will resynchronise when it is next activated: its bit in
+    the bitmap at byte 1024 is clear.
 
     DEVICE is named as in a mirror table: major:minor (253:2), a block
     device path (/dev/vg/lv_mlog), or a regular file holding an image. It
@@ -36,8 +37,10 @@ DESCRIPTION
     regions. A header that is not a disk log's is refused with the reason:
     a wrong magic (a fresh device, or something else), a version other
     than 1 or 2, an nr_regions the device cannot hold, an image shorter
-    than its header. Logs of more than 2^26 regions are read in chunks
-    with a percentage on standard error.
+    than its header. A device of 0 bytes is named as such (a loop device
+    with no file attached, a logical volume not activated). Logs of more
+    than 2^26 regions are read in chunks with a percentage on standard
+    error.
 
 OPTIONS
     --json
@@ -53,6 +56,7 @@ OPTIONS
         green when clean, yellow to red by the share of dirty regions in
         it, grey past the last region; the title gives the regions per
         cell and the dirty fraction, and a legend is drawn in the picture.
+        Where it was written is confirmed (on standard error with --json).
 
     --max-ranges N
         Show at most N dirty ranges (default 1000; 0 shows them all). The
@@ -72,23 +76,17 @@ const progressOver = 1 << 26
 
 func inspect(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dlogd inspect", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "")
 	pngPath := fs.String("png", "", "")
 	maxRanges := fs.Int("max-ranges", 1000, "")
 	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "dlogd inspect: "+format+"\n\n%s", append(a, helpInspect)...)
-		return exitUsage
+		return usageError(stderr, "dlogd inspect", format, a...)
 	}
 	// Flags may come before and after the device.
 	var pos []string
 	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, helpInspect)
-				return 0
-			}
-			return usage("%v", err)
+		if code, ok := parseFlags(fs, rest, helpInspect, stdout, stderr); !ok {
+			return code
 		}
 		if fs.NArg() == 0 {
 			break
@@ -96,7 +94,10 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	if len(pos) != 1 {
+	switch {
+	case len(pos) == 0:
+		return usage("missing the log DEVICE or FILE to read")
+	case len(pos) > 1:
 		return usage("want one DEVICE or FILE, got %d arguments", len(pos))
 	}
 	if *maxRanges < 0 {
@@ -110,6 +111,10 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer dev.Close()
+	if dev.Size == 0 {
+		fmt.Fprintf(stderr, "dlogd inspect: %s: the %s is empty (0 bytes): a loop device with no file attached, a logical volume that is not active, or an empty file; nothing to read\n", arg, dev.Kind)
+		return 1
+	}
 	p := newProgress(stderr)
 	res, err := logimage.Read(dev, dev.Size, logimage.Options{MaxRanges: *maxRanges, Progress: p.update})
 	p.done()
@@ -119,12 +124,15 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	}
 	res.Path = arg
 
+	var written string
 	if *pngPath != "" {
 		hm := logimage.RenderHeatMap(res, arg)
 		if err := hm.WriteFile(*pngPath); err != nil {
 			fmt.Fprintf(stderr, "dlogd inspect: heat map: %v\n", err)
 			return 1
 		}
+		b := hm.RGBA.Bounds()
+		written = fmt.Sprintf("heat map written to %s (%dx%d PNG, %s)\n", *pngPath, b.Dx(), b.Dy(), perCell(res.RegionsPerCell))
 	}
 	if *asJSON {
 		b, err := json.MarshalIndent(res, "", "  ")
@@ -133,9 +141,12 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s\n", b)
+		// stdout is the JSON alone: the confirmation goes to stderr.
+		fmt.Fprint(stderr, written)
 		return 0
 	}
 	printResult(stdout, res, dev)
+	fmt.Fprint(stdout, written)
 	return 0
 }
 
@@ -144,25 +155,45 @@ func printResult(w io.Writer, res *logimage.Result, dev *logimage.Device) {
 	if !dev.Direct {
 		direct = "buffered"
 	}
-	fmt.Fprintf(w, "path         %s (%s, %d bytes, read %s)\n", res.Path, dev.Kind, res.Size, direct)
-	fmt.Fprintf(w, "magic        %#08x (\"MiRr\", a disk log)\n", res.Header.Magic)
-	if res.Header.Version == 1 {
-		fmt.Fprintf(w, "version      1 (the kernel upgrades it to 2 at the next resume)\n")
-	} else {
-		fmt.Fprintf(w, "version      %d\n", res.Header.Version)
+	line := func(label, format string, a ...any) {
+		fmt.Fprintf(w, "%-15s%s\n", label+":", fmt.Sprintf(format, a...))
 	}
-	fmt.Fprintf(w, "nr_regions   %d (the device holds up to %d)\n", res.Header.NrRegions, res.Capacity)
-	fmt.Fprintf(w, "clean        %d\n", res.Clean)
-	fmt.Fprintf(w, "dirty        %d (%.2f%%)\n", res.Dirty, 100*res.DirtyFraction())
+	line("path", "%s (%s, %d bytes, read %s)", res.Path, dev.Kind, res.Size, direct)
+	line("magic", "%#08x (\"MiRr\", a disk log)", res.Header.Magic)
+	if res.Header.Version == 1 {
+		line("version", "1 (the kernel upgrades it to 2 at the next resume)")
+	} else {
+		line("version", "%d", res.Header.Version)
+	}
+	line("nr_regions", "%d (the device holds up to %d)", res.Header.NrRegions, res.Capacity)
+	line("clean regions", "%d", res.Clean)
+	line("dirty regions", "%d (%.2f%%)", res.Dirty, 100*res.DirtyFraction())
 	switch {
 	case res.RangeCount == 0:
-		fmt.Fprintf(w, "dirty ranges (none)\n")
+		line("dirty ranges", "none")
 	case res.RangesComplete():
-		fmt.Fprintf(w, "dirty ranges %s\n", logimage.FormatRanges(res.Ranges))
+		line("dirty ranges", "%s", firstLast(res.Ranges))
 	default:
-		fmt.Fprintf(w, "dirty ranges %s, ... (%d of %d ranges shown; --max-ranges 0 shows all)\n",
-			logimage.FormatRanges(res.Ranges), len(res.Ranges), res.RangeCount)
+		line("dirty ranges", "%s, ... (%d of %d ranges shown; --max-ranges 0 shows all)",
+			firstLast(res.Ranges), len(res.Ranges), res.RangeCount)
 	}
+}
+
+// firstLast formats ranges as "0-4, 9-9": a lone region is a range too,
+// so that "9-9" cannot be read as a count of 9.
+func firstLast(rs []logimage.Range) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%d-%d", r.First, r.Last)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func perCell(n uint64) string {
+	if n <= 1 {
+		return "1 region per cell"
+	}
+	return fmt.Sprintf("%d regions per cell", n)
 }
 
 // progress prints the percentage read of a very large log: on one line

@@ -35,15 +35,15 @@ func TestInspectKernelImages(t *testing.T) {
 		name  string
 		lines []string
 	}{
-		{"synced-128", []string{"nr_regions   128 (the device holds up to 4096)", "clean        128", "dirty        0 (0.00%)", "dirty ranges (none)"}},
-		{"nosync-100", []string{"nr_regions   100 ", "clean        100", "dirty        0 (0.00%)"}},
-		{"grow-128-to-256-resyncing", []string{"nr_regions   256 ", "clean        128", "dirty        128 (50.00%)", "dirty ranges 128-255"}},
-		{"shrink-256-to-100", []string{"nr_regions   100 ", "clean        100", "dirty ranges (none)"}},
-		{"lbs4096-128", []string{"(regular file, 4096 bytes, ", "nr_regions   128 (the device holds up to 24576)", "clean        128"}},
-		{"large-nosync-65536", []string{"nr_regions   65536 (the device holds up to 65536)", "clean        65536", "dirty        0 (0.00%)"}},
-		{"large-grow-65536-to-100000-resyncing", []string{"nr_regions   100000 ", "clean        65536", "dirty        34464 (34.46%)", "dirty ranges 65536-99999"}},
-		{"inflight-write-128", []string{"magic        0x4d695272 ", "version      2", "clean        127", "dirty        1 (0.78%)", "dirty ranges 5"}},
-		{"forcesync-128-resyncing", []string{"clean        0", "dirty        128 (100.00%)", "dirty ranges 0-127"}},
+		{"synced-128", []string{"nr_regions:    128 (the device holds up to 4096)", "clean regions: 128", "dirty regions: 0 (0.00%)", "dirty ranges:  none"}},
+		{"nosync-100", []string{"nr_regions:    100 ", "clean regions: 100", "dirty regions: 0 (0.00%)"}},
+		{"grow-128-to-256-resyncing", []string{"nr_regions:    256 ", "clean regions: 128", "dirty regions: 128 (50.00%)", "dirty ranges:  128-255"}},
+		{"shrink-256-to-100", []string{"nr_regions:    100 ", "clean regions: 100", "dirty ranges:  none"}},
+		{"lbs4096-128", []string{"(regular file, 4096 bytes, ", "nr_regions:    128 (the device holds up to 24576)", "clean regions: 128"}},
+		{"large-nosync-65536", []string{"nr_regions:    65536 (the device holds up to 65536)", "clean regions: 65536", "dirty regions: 0 (0.00%)"}},
+		{"large-grow-65536-to-100000-resyncing", []string{"nr_regions:    100000 ", "clean regions: 65536", "dirty regions: 34464 (34.46%)", "dirty ranges:  65536-99999"}},
+		{"inflight-write-128", []string{"magic:         0x4d695272 ", "version:       2", "clean regions: 127", "dirty regions: 1 (0.78%)", "dirty ranges:  5-5\n"}},
+		{"forcesync-128-resyncing", []string{"clean regions: 0", "dirty regions: 128 (100.00%)", "dirty ranges:  0-127"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := runInspect(t, kernelImagePath(tc.name))
@@ -106,7 +106,7 @@ func TestInspectEngineImage(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, l := range []string{"nr_regions   100000 ", "clean        99992", "dirty        8 (0.01%)", "dirty ranges 3, 64-65, 200-203, 99999"} {
+	for _, l := range []string{"nr_regions:    100000 ", "clean regions: 99992", "dirty regions: 8 (0.01%)", "dirty ranges:  3-3, 64-65, 200-203, 99999-99999"} {
 		if !strings.Contains(out, l) {
 			t.Errorf("output lacks %q:\n%s", l, out)
 		}
@@ -162,7 +162,7 @@ func TestInspectPNG(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if !strings.Contains(stdout, "dirty ranges 5") {
+	if !strings.Contains(stdout, "dirty ranges:  5-5\n") {
 		t.Errorf("text output missing with --png:\n%s", stdout)
 	}
 	f, err := os.Open(out)
@@ -255,11 +255,11 @@ func TestInspectUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"--help"}, 0, "dlogd inspect - read a disk log image"},
-		{nil, 2, "want one DEVICE or FILE, got 0"},
+		{nil, 2, "missing the log DEVICE or FILE to read"},
 		{[]string{img, img}, 2, "got 2 arguments"},
-		{[]string{"--nope", img}, 2, "flag provided but not defined: -nope"},
+		{[]string{"--nope", img}, 2, "unknown option --nope"},
 		{[]string{img, "--max-ranges", "-1"}, 2, "--max-ranges -1"},
-		{[]string{img, "--png"}, 2, "flag needs an argument"},
+		{[]string{img, "--png"}, 2, "option needs a value: --png"},
 	} {
 		code, out, errs := runInspect(t, tc.args...)
 		if code != tc.code || !strings.Contains(out+errs, tc.want) {
@@ -282,11 +282,11 @@ func TestInspectMaxRanges(t *testing.T) {
 	}
 	p := engineImage(t, 1000, marks)
 	code, out, _ := runInspect(t, "--max-ranges", "3", p)
-	if code != 0 || !strings.Contains(out, "dirty ranges 0, 10, 20, ... (3 of 50 ranges shown; --max-ranges 0 shows all)") {
+	if code != 0 || !strings.Contains(out, "dirty ranges:  0-0, 10-10, 20-20, ... (3 of 50 ranges shown; --max-ranges 0 shows all)") {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 	code, out, _ = runInspect(t, "--max-ranges", "0", p)
-	if code != 0 || !strings.Contains(out, ", 480, 490\n") {
+	if code != 0 || !strings.Contains(out, ", 480-480, 490-490\n") {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 }
@@ -316,7 +316,7 @@ func TestInspectProgress(t *testing.T) {
 	if !strings.Contains(errs, fmt.Sprintf("reading %d regions: 100%%", nr)) || !strings.Contains(errs, "regions:  12%\n") || strings.Count(errs, "\n") != 9 {
 		t.Errorf("progress: %q", errs)
 	}
-	if !strings.Contains(out, fmt.Sprintf("dirty        %d (100.00%%)", nr)) || !strings.Contains(out, fmt.Sprintf("dirty ranges 0-%d\n", nr-1)) {
+	if !strings.Contains(out, fmt.Sprintf("dirty regions: %d (100.00%%)", nr)) || !strings.Contains(out, fmt.Sprintf("dirty ranges:  0-%d\n", nr-1)) {
 		t.Errorf("output:\n%s", out)
 	}
 	// Small logs print nothing on stderr.

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/dlog-dev/dlog/dm"
 )
 
 // liveUUIDs lists the uuids of the userspace logs that the kernel's
@@ -41,4 +43,20 @@ func userspaceLogUUIDs(table string) []string {
 		}
 	}
 	return uuids
+}
+
+// mirrorName is the device-mapper name of the mirror whose userspace log
+// has this uuid, from the kernel's tables; "" when none names it (yet) or
+// device-mapper cannot be asked. It labels the log's metrics.
+func mirrorName(uuid string) string {
+	c, err := dm.Open()
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	name, _, err := c.FindMirror(uuid)
+	if err != nil {
+		return ""
+	}
+	return name
 }

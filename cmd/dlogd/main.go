@@ -4,9 +4,12 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // exitUsage is the exit status for bad usage and for a pidfile held by
@@ -19,12 +22,17 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, helpMain)
-		return exitUsage
+		return usageError(stderr, "dlogd", "missing command (serve, status, inspect, version)")
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, helpMain)
+		return 0
+	case "-V", "--version", "version":
+		if len(args) > 1 {
+			return usageError(stderr, "dlogd", "%s takes no argument, got %q", args[0], args[1])
+		}
+		fmt.Fprintln(stdout, currentBuild().String())
 		return 0
 	case "serve":
 		return serve(args[1:], stdout, stderr)
@@ -33,7 +41,49 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "status":
 		return status(args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "dlogd: unknown command %q\n\n%s", args[0], helpMain)
-		return exitUsage
+		return usageError(stderr, "dlogd", "unknown command %q (serve, status, inspect, version)", args[0])
 	}
+}
+
+// usageError prints what was wrong and where the manual is, in two lines,
+// and returns exitUsage. cmd is the command as typed ("dlogd serve"); its
+// manual is `cmd --help`.
+func usageError(w io.Writer, cmd, format string, a ...any) int {
+	fmt.Fprintf(w, "%s: %s\n", cmd, fmt.Sprintf(format, a...))
+	fmt.Fprintf(w, "Try '%s --help' for more information.\n", cmd)
+	return exitUsage
+}
+
+// parseFlags parses args with fs. On --help it prints help to stdout; on
+// a bad option it prints the error the dlogd way (--name, not Go's -name)
+// and the hint. ok is false when the caller must return code.
+func parseFlags(fs *flag.FlagSet, args []string, help string, stdout, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, help)
+		return 0, false
+	}
+	return usageError(stderr, fs.Name(), "%s", flagError(err)), false
+}
+
+// flagError rewords the flag package's errors with the double dashes the
+// manual uses.
+func flagError(err error) string {
+	msg := err.Error()
+	for _, r := range []struct{ from, to string }{
+		{"flag provided but not defined: -", "unknown option --"},
+		{"flag needs an argument: -", "option needs a value: --"},
+		{" for flag -", " for option --"},
+		{" for -", " for option --"},
+		{"bad flag syntax: ", "bad option syntax: "},
+	} {
+		if i := strings.Index(msg, r.from); i >= 0 {
+			return msg[:i] + r.to + strings.TrimPrefix(msg[i+len(r.from):], "-")
+		}
+	}
+	return msg
 }

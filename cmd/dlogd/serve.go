@@ -19,6 +19,7 @@ import (
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/internal/control"
 	"github.com/dlog-dev/dlog/internal/metrics"
+	"github.com/dlog-dev/dlog/internal/systemd"
 	"github.com/dlog-dev/dlog/transport"
 )
 
@@ -43,10 +44,9 @@ type serveFlags struct {
 func serve(args []string, stdout, stderr io.Writer) int {
 	var f serveFlags
 	fs := flag.NewFlagSet("dlogd serve", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	fs.StringVar(&f.transport, "transport", "netlink", "")
-	fs.StringVar(&f.pidfile, "pidfile", "/run/dlogd.pid", "")
-	fs.StringVar(&f.control, "control", defaultControl, "")
+	fs.StringVar(&f.pidfile, "pidfile", defaultPidfile, "")
+	fs.StringVar(&f.control, "control", "", "")
 	fs.StringVar(&f.stateDir, "state-dir", "", "")
 	fs.StringVar(&f.metrics, "metrics", "", "")
 	fs.BoolVar(&f.metricsRemote, "metrics-remote", false, "")
@@ -59,34 +59,28 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.fenceConfirm, "fence-confirm", "", "")
 	fs.DurationVar(&f.fenceTimeout, "fence-timeout", 0, "")
 	fs.BoolVar(&f.noSelfResume, "no-self-resume", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, helpServe)
-			return 0
-		}
-		fmt.Fprintf(stderr, "dlogd serve: %v\n\n%s", err, helpServe)
-		return exitUsage
+	if code, ok := parseFlags(fs, args, helpServe, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "dlogd serve: unexpected argument %q\n\n%s", fs.Arg(0), helpServe)
-		return exitUsage
+		return usageError(stderr, "dlogd serve", "unexpected argument %q (serve takes options only)", fs.Arg(0))
+	}
+	if f.control == "" {
+		f.control = besidePidfile(f.pidfile, "dlogd.ctl")
 	}
 	if f.metrics != "" && !f.metricsRemote {
 		if err := checkLoopback(f.metrics); err != nil {
-			fmt.Fprintf(stderr, "dlogd serve: --metrics %s: %v (add --metrics-remote to serve metrics beyond this host)\n", f.metrics, err)
-			return exitUsage
+			return usageError(stderr, "dlogd serve", "--metrics %s: %v (add --metrics-remote to serve metrics beyond this host)", f.metrics, err)
 		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		fmt.Fprintf(stderr, "dlogd serve: --log-level %q: want debug, info, warn or error\n", f.logLevel)
-		return exitUsage
+		return usageError(stderr, "dlogd serve", "--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, level)
 	openLog, err := clusterOpener(f.cluster, fencing{f.fenceConfirm, f.fenceTimeout, f.noSelfResume}, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "dlogd serve: --cluster %q: %v\n", f.cluster, err)
-		return exitUsage
+		return usageError(stderr, "dlogd serve", "--cluster %q: %v", f.cluster, err)
 	}
 	// Catch the signals first: one that arrives while the daemon starts
 	// must get the daemon's handling, not the default action.
@@ -140,24 +134,25 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	stateDir := f.stateDir
 	switch stateDir {
 	case "":
-		stateDir = filepath.Join(filepath.Dir(f.pidfile), "dlogd")
+		stateDir = besidePidfile(f.pidfile, "dlogd")
 	case "none":
 		stateDir = ""
 	}
-	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog, StateDir: stateDir, LiveUUIDs: liveUUIDs})
+	dopts := daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog, StateDir: stateDir, LiveUUIDs: liveUUIDs}
+	if f.transport == "netlink" {
+		// The kernel's mirrors: flush their legs before persisting clears
+		// (#13). Over the unix transport no mirror stands behind a log.
+		legs := daemon.NewLegFlusher()
+		defer legs.Close()
+		dopts.FlushLegs = legs.Flush
+	}
+	d := daemon.New(dopts)
 	started := time.Now()
 	if n, err := d.Restore(); err != nil {
 		log.Error("cannot use the state directory; logs will not survive a restart of dlogd", "dir", stateDir, "err", err)
 	} else if n > 0 {
 		log.Info("logs restored from the state directory (dlogd was restarted while the kernel still had them)", "logs", n, "dir", stateDir)
 	}
-	if err := lock.writePID(); err != nil {
-		log.Error("cannot write the pidfile", "pidfile", f.pidfile, "err", err)
-		t.Close()
-		return 1
-	}
-	log.Info("dlogd serving", "transport", t.String(), "pid", os.Getpid(), "pidfile", f.pidfile)
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
@@ -178,7 +173,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if m != nil {
-		m.Attach(d, t)
+		b := currentBuild()
+		m.BuildInfo(b.Version, b.Revision, b.GoVersion)
+		m.Attach(d, t, mirrorName)
 		ln, err := net.Listen("tcp", f.metrics)
 		if err != nil {
 			log.Error("cannot serve metrics", "addr", f.metrics, "err", err)
@@ -194,6 +191,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		defer srv.Close()
 		log.Info("serving Prometheus metrics", "addr", ln.Addr().String(), "path", "/metrics")
 	}
+
+	// Ready: the transport is bound, the state restored, the control
+	// socket and the metrics listen. Only now is the pid written.
+	if err := lock.writePID(); err != nil {
+		log.Error("cannot write the pidfile", "pidfile", f.pidfile, "err", err)
+		cancel()
+		d.Close(context.Background())
+		t.Close()
+		return 1
+	}
+	log.Info("dlogd serving", "transport", t.String(), "pid", os.Getpid(), "pidfile", f.pidfile)
+	// Type=notify: systemd starts what is ordered after dlogd (the
+	// activation of mirrors whose logs it serves) only now.
+	notify(log, "READY=1\nSTATUS=serving on "+t.String())
 
 	exitWhenIdle := false
 	code := 0
@@ -234,6 +245,7 @@ loop:
 			break loop
 		}
 	}
+	notify(log, "STOPPING=1")
 	cancel()
 	closeCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
@@ -244,6 +256,32 @@ loop:
 	t.Close()
 	log.Info("dlogd stopped")
 	return code
+}
+
+// newLogger logs to stderr: with each line's syslog priority when stderr
+// is the journal systemd gave the service (JOURNAL_STREAM), plain text
+// with the time anywhere else.
+func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := stderr.(*os.File); ok && systemd.OnJournal(f, os.Getenv("JOURNAL_STREAM")) {
+		return slog.New(systemd.NewHandler(stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts))
+}
+
+// notify tells systemd (NOTIFY_SOCKET, with Type=notify) the daemon's
+// state; a failure is logged, not fatal.
+func notify(log *slog.Logger, state string) {
+	if err := systemd.Notify(os.Getenv("NOTIFY_SOCKET"), state); err != nil {
+		log.Warn("cannot notify systemd", "err", err)
+	}
+}
+
+// besidePidfile is the default path of a file named name: in the
+// pidfile's directory, so that a second dlogd started with its own
+// --pidfile keeps its state and its control socket apart from the first's.
+func besidePidfile(pidfile, name string) string {
+	return filepath.Join(filepath.Dir(pidfile), name)
 }
 
 // checkLoopback refuses a metrics address that listens beyond this host.

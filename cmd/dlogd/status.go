@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,11 +18,14 @@ import (
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// defaultControl is where dlogd serve listens for dlogd status.
-const defaultControl = "/run/dlogd.ctl"
+// defaultPidfile is dlogd serve's pidfile; the control socket and the
+// state directory default to its directory.
+const defaultPidfile = "/run/dlogd.pid"
 
 // Status is what the control socket's "status" command returns.
 type Status struct {
+	Build     build              `json:"build"`
+	Version   string             `json:"version"`
 	PID       int                `json:"pid"`
 	Transport string             `json:"transport"`
 	Uptime    time.Duration      `json:"uptime_ns"`
@@ -35,7 +37,8 @@ type Status struct {
 
 func statusOf(d *daemon.Daemon, t transport.Transport, started time.Time) Status {
 	c := d.Counters()
-	s := Status{PID: os.Getpid(), Transport: t.String(), Uptime: time.Since(started), Requests: map[string]uint64{},
+	b := currentBuild()
+	s := Status{Build: b, Version: b.Version, PID: os.Getpid(), Transport: t.String(), Uptime: time.Since(started), Requests: map[string]uint64{},
 		Counters: c, Wire: t.Stats(), Logs: d.Status()}
 	for typ := ulog.TypeCtr; typ <= ulog.MaxRequestType; typ++ {
 		if n := c.Requests[typ]; n > 0 {
@@ -49,19 +52,24 @@ const helpStatus = `NAME
     dlogd status - show what a running dlogd serves
 
 SYNOPSIS
-    dlogd status [--control PATH] [--json]
+    dlogd status [--pidfile PATH | --control PATH] [--json]
 
 DESCRIPTION
-    Asks the dlogd listening on the control socket (default ` + defaultControl + `,
+    Asks the dlogd listening on the control socket (default /run/dlogd.ctl,
     mode 0600; only root and dlogd's own user are answered) for every log it
     serves and prints one line per log: uuid, luid, type, log device,
-    regions, regions in sync, dirty and recovering, flushes, bytes written
-    to the log device, the last and the 99th-percentile flush latency, and
-    the requests received by type. Then the daemon's totals.
+    regions, regions in sync, dirty and recovering, flushes, the bytes the
+    flushes wrote to the log device, the last flush (bytes and time) and
+    the 99th-percentile flush time, and the requests received by type.
+    Then the daemon's version and totals. The writes of a resume (the
+    whole image) are not flushes: they are in the JSON's state.stats.
 
 OPTIONS
+    --pidfile PATH   ask the dlogd started with this --pidfile: its control
+                     socket is dlogd.ctl in the same directory
     --control PATH   the daemon's control socket (dlogd serve --control)
-    --json           the full state as JSON, for scripts
+    --json           the full state as JSON, for scripts; "version" is the
+                     daemon's
 
 EXIT STATUS
     0 when the daemon answered, 1 when it could not be reached.
@@ -69,16 +77,22 @@ EXIT STATUS
 
 func status(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dlogd status", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	path := fs.String("control", defaultControl, "")
+	path := fs.String("control", "", "")
+	pidfile := fs.String("pidfile", "", "")
 	asJSON := fs.Bool("json", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, helpStatus)
-			return 0
-		}
-		fmt.Fprintf(stderr, "dlogd status: %v\n\n%s", err, helpStatus)
-		return exitUsage
+	if code, ok := parseFlags(fs, args, helpStatus, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "dlogd status", "unexpected argument %q (status takes options only)", fs.Arg(0))
+	}
+	switch {
+	case *path != "" && *pidfile != "":
+		return usageError(stderr, "dlogd status", "--pidfile and --control name the same socket: give one")
+	case *pidfile != "":
+		*path = besidePidfile(*pidfile, "dlogd.ctl")
+	case *path == "":
+		*path = besidePidfile(defaultPidfile, "dlogd.ctl")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -105,24 +119,37 @@ func status(args []string, stdout, stderr io.Writer) int {
 }
 
 func printStatus(w io.Writer, s Status) {
-	fmt.Fprintf(w, "dlogd pid %d on %s, up %s, %d log(s)\n\n", s.PID, s.Transport, s.Uptime.Round(time.Second), len(s.Logs))
+	version := s.Version
+	if version == "" {
+		version = "(unknown version)"
+	}
+	fmt.Fprintf(w, "dlogd %s, pid %d on %s, up %s, %d log(s)\n\n", version, s.PID, s.Transport, s.Uptime.Round(time.Second), len(s.Logs))
 	if len(s.Logs) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "UUID\tLUID\tTYPE\tDEVICE\tSTATE\tREGIONS\tIN SYNC\tDIRTY\tRECOVERING\tFLUSHES\tWRITTEN\tLAST FLUSH\tP99 FLUSH\tSTATUS")
+		fmt.Fprintln(tw, "UUID\tLUID\tTYPE\tDEVICE\tSTATE\tREGIONS\tIN SYNC\tDIRTY\tRECOVERING\tFLUSHES\tFLUSHED\tLAST FLUSH\tP99 FLUSH\tSTATUS")
 		for _, l := range s.Logs {
 			dev := l.State.Device
 			if dev == "" {
 				dev = "-"
 			}
+			last := "-"
+			if l.LastFlush != 0 {
+				last = bytesString(l.LastFlushBytes) + " in " + durString(l.LastFlush)
+			}
 			fmt.Fprintf(tw, "%s\t%#x\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n",
 				l.UUID, l.LUID, l.State.Type, dev, l.State.Phase, l.State.Regions, l.State.InSync, l.State.Dirty,
-				l.State.Recovering, l.State.Stats.Flushes, bytesString(l.State.Stats.BytesWritten),
-				durString(l.LastFlush), durString(l.P99Flush), l.StatusInfo)
+				l.State.Recovering, l.State.Stats.Flushes, bytesString(l.FlushBytes),
+				last, durString(l.P99Flush), l.StatusInfo)
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
 		for _, l := range s.Logs {
 			fmt.Fprintf(w, "requests %s/%#x: %s\n", l.UUID, l.LUID, counts(l.Requests))
+		}
+		for _, l := range s.Logs {
+			if l.Warning != "" {
+				fmt.Fprintf(w, "warning %s/%#x: %s\n", l.UUID, l.LUID, l.Warning)
+			}
 		}
 	}
 	fmt.Fprintf(w, "requests total: %s\n", counts(s.Requests))

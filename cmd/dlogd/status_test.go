@@ -63,6 +63,32 @@ func TestStatusAndMetrics(t *testing.T) {
 	if s.Logs[1].State.Stats.BytesWritten == 0 || s.Logs[1].Requests["FLUSH"] != 1 {
 		t.Fatalf("disk log counters: %+v", s.Logs[1])
 	}
+	// The flush figures describe the flushes: the bytes the clear wrote at
+	// FLUSH, not the whole image RESUME wrote before it.
+	c.must(ulog.TypeMarkRegion, "st-disk", 2, ulog.AppendUint64(nil, 7))
+	c.must(ulog.TypeClearRegion, "st-disk", 2, ulog.AppendUint64(nil, 7))
+	c.must(ulog.TypeFlush, "st-disk", 2, nil)
+	out.Reset()
+	if code := run([]string{"status", "--control", ctl, "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("dlogd status --json: exit %d", code)
+	}
+	s = Status{}
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if l := s.Logs[1]; l.LastFlushBytes == 0 || l.FlushBytes < l.LastFlushBytes || l.FlushBytes >= l.State.Stats.BytesWritten || l.LastFlush == 0 {
+		t.Fatalf("disk log flush: last %d bytes in %v, all flushes %d bytes, log device %d bytes", l.LastFlushBytes, l.LastFlush, l.FlushBytes, l.State.Stats.BytesWritten)
+	}
+	if s.Version == "" || s.Version != s.Build.Version || s.Build.GoVersion == "" {
+		t.Fatalf("status --json version %q, build %+v", s.Version, s.Build)
+	}
+	out.Reset()
+	if code := run([]string{"status", "--control", ctl}, &out, &errb); code != 0 {
+		t.Fatalf("dlogd status: exit %d", code)
+	}
+	if text := out.String(); !strings.Contains(text, "dlogd "+s.Version+", pid ") || !strings.Contains(text, bytesString(s.Logs[1].LastFlushBytes)+" in ") {
+		t.Errorf("status text lacks the version or the last flush's bytes:\n%s", text)
+	}
 
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -72,9 +98,9 @@ func TestStatusAndMetrics(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		"dlogd_logs 2",
-		`dlogd_requests_total{type="FLUSH"} 2`,
-		`dlogd_log_dirty_regions{luid="0x1",type="clustered-core",uuid="st-core"} 1`,
-		`dlogd_flush_duration_seconds_count 2`,
+		`dlogd_requests_total{type="FLUSH"} 3`,
+		`dlogd_log_dirty_regions{name="",type="clustered-core",uuid="st-core"} 1`,
+		`dlogd_flush_duration_seconds_count 3`,
 		`dlogd_transport_dropped_total{reason="foreign_sender"} 0`,
 	} {
 		if !bytes.Contains(body, []byte(want)) {
@@ -86,6 +112,32 @@ func TestStatusAndMetrics(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"status", "--control", filepath.Join(dir, "nope")}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "is dlogd running") {
 		t.Fatalf("status without a daemon: exit %d, %q", code, errb.String())
+	}
+}
+
+// Ensure that the control socket defaults beside the pidfile: two dlogds
+// started with their own pidfiles answer on their own sockets, and
+// status --pidfile reaches each.
+func TestControlBesidePidfile(t *testing.T) {
+	var pids []int
+	for range 2 {
+		dir := t.TempDir()
+		p := start(t, dir)
+		var out, errb bytes.Buffer
+		if code := run([]string{"status", "--pidfile", filepath.Join(dir, "dlogd.pid"), "--json"}, &out, &errb); code != 0 {
+			t.Fatalf("status --pidfile: exit %d: %s", code, errb.String())
+		}
+		var s Status
+		if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.PID != p.cmd.Process.Pid {
+			t.Fatalf("status --pidfile %s answered by pid %d, want %d", dir, s.PID, p.cmd.Process.Pid)
+		}
+		pids = append(pids, s.PID)
+	}
+	if pids[0] == pids[1] {
+		t.Fatalf("both pidfiles reached pid %d", pids[0])
 	}
 }
 

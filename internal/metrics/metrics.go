@@ -9,11 +9,19 @@
 // from the daemon, its logs and the transport by a Collector (request and
 // error counts, per-log gauges, transport drops by reason), so that the
 // request path pays nothing for them.
+//
+// Per-log series are labelled by the log's uuid, its mirror's
+// device-mapper name and its type, never by the luid: the kernel gives a
+// log a new luid at every table reload (a new CTR before the old DTR), and
+// a luid label would start new series each time. While a reload has two
+// instances of one uuid, the series show the running one (else the
+// youngest); the per-log counters restart from that instance's figures, a
+// counter reset Prometheus handles. dlogd_build_info carries the version.
 package metrics
 
 import (
 	"net/http"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,9 +93,27 @@ func (o observer) Flush(d time.Duration, bytes uint64, err error) {
 	}
 }
 
-// Attach registers the scrape-time metrics of d and t.
-func (m *Metrics) Attach(d *daemon.Daemon, t transport.Transport) {
-	m.reg.MustRegister(&collector{d: d, t: t})
+// BuildInfo registers dlogd_build_info, 1 with the build as labels.
+func (m *Metrics) BuildInfo(version, revision, goVersion string) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "dlogd_build_info",
+		Help:        "dlogd's build: version, VCS revision and Go release as labels; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	m.reg.MustRegister(g)
+}
+
+// NameFunc returns the device-mapper name of the mirror whose userspace
+// log has the given uuid, or "" when it cannot tell (no such table yet,
+// no access to device-mapper).
+type NameFunc func(uuid string) string
+
+// Attach registers the scrape-time metrics of d and t. name, which may be
+// nil, gives the "name" label of each log; a name found is kept, one not
+// found is asked again at the next scrape.
+func (m *Metrics) Attach(d *daemon.Daemon, t transport.Transport, name NameFunc) {
+	m.reg.MustRegister(&collector{d: d, t: t, name: name, names: map[string]string{}})
 }
 
 // Handler serves the registry in the Prometheus text format.
@@ -106,7 +132,7 @@ var (
 	descBusy      = prometheus.NewDesc("dlogd_busy_replies_total", "Requests refused with EAGAIN because a log's queue was full.", nil, nil)
 	descLogs      = prometheus.NewDesc("dlogd_logs", "Logs served.", nil, nil)
 
-	logLabels      = []string{"uuid", "luid", "type"}
+	logLabels      = []string{"uuid", "name", "type"}
 	descRegions    = prometheus.NewDesc("dlogd_log_regions", "Regions of the log.", logLabels, nil)
 	descDirty      = prometheus.NewDesc("dlogd_log_dirty_regions", "Regions whose clean bit is clear.", logLabels, nil)
 	descInSync     = prometheus.NewDesc("dlogd_log_in_sync_regions", "Regions in sync.", logLabels, nil)
@@ -122,8 +148,47 @@ var (
 
 // collector reads the daemon's counters and logs at scrape time.
 type collector struct {
-	d *daemon.Daemon
-	t transport.Transport
+	d    *daemon.Daemon
+	t    transport.Transport
+	name NameFunc
+
+	mu    sync.Mutex
+	names map[string]string // uuid -> device-mapper name found
+}
+
+// nameOf is the device-mapper name of uuid's mirror, looked up once.
+func (c *collector) nameOf(uuid string) string {
+	if c.name == nil {
+		return ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.names[uuid]; ok {
+		return n
+	}
+	n := c.name(uuid)
+	if n != "" {
+		c.names[uuid] = n
+	}
+	return n
+}
+
+// onePerUUID keeps one status per uuid: the running instance, else the
+// youngest (st is sorted by uuid, then luid).
+func onePerUUID(st []daemon.LogStatus) []daemon.LogStatus {
+	var out []daemon.LogStatus
+	for _, s := range st {
+		if n := len(out); n > 0 && out[n-1].UUID == s.UUID {
+			prev := &out[n-1]
+			prevRunning, running := prev.State.Phase == "running", s.State.Phase == "running"
+			if running && !prevRunning || running == prevRunning && s.Age < prev.Age {
+				*prev = s
+			}
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -145,8 +210,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(cn.Busy))
 	st := c.d.Status()
 	ch <- prometheus.MustNewConstMetric(descLogs, prometheus.GaugeValue, float64(len(st)))
-	for _, s := range st {
-		l := []string{s.UUID, "0x" + strconv.FormatUint(s.LUID, 16), s.State.Type}
+	live := map[string]bool{}
+	for _, s := range onePerUUID(st) {
+		live[s.UUID] = true
+		l := []string{s.UUID, c.nameOf(s.UUID), s.State.Type}
 		failed := 0.0
 		if s.State.IOFailed || s.State.FlushFailed {
 			failed = 1
@@ -159,6 +226,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLogBytes, prometheus.CounterValue, float64(s.State.Stats.BytesWritten), l...)
 		ch <- prometheus.MustNewConstMetric(descLogFlushes, prometheus.CounterValue, float64(s.State.Stats.Flushes), l...)
 	}
+	// Forget the names of logs gone: a uuid used again may be another
+	// mirror's.
+	c.mu.Lock()
+	for uuid := range c.names {
+		if !live[uuid] {
+			delete(c.names, uuid)
+		}
+	}
+	c.mu.Unlock()
 	if c.t == nil {
 		return
 	}

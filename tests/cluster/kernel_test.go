@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -8,29 +9,27 @@ import (
 	"time"
 
 	"github.com/dlog-dev/dlog/internal/testutil/clustercheck"
-	"github.com/dlog-dev/dlog/transport"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// client is one node's kernel end of the unix transport: requests one at a
-// time, as dm-raid1's single worker makes them.
+// client is one node's kernel end of the unix transport
+// (fakekernel.Conn): requests one at a time, as dm-raid1's single worker
+// makes them.
 type client struct {
-	c    *transport.UnixClient
+	c    *fakekernel.Conn
 	uuid string
 	luid uint64
-	seq  uint32
-	buf  []byte
-	rbuf []byte
 }
 
 var errDead = errors.New("node dead")
 
 func dial(path, uuid string, luid uint64) (*client, error) {
 	// The socket file appears at bind, a moment before listen.
-	var c *transport.UnixClient
+	var c *fakekernel.Conn
 	var err error
 	for try := 0; try < 100; try++ {
-		if c, err = transport.DialUnix(path); err == nil {
+		if c, err = fakekernel.Dial(path); err == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -38,36 +37,23 @@ func dial(path, uuid string, luid uint64) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &client{c: c, uuid: uuid, luid: luid, rbuf: make([]byte, 4096)}, nil
+	return &client{c: c, uuid: uuid, luid: luid}, nil
 }
 
-// call sends a request and returns the reply's error and payload.
+// call sends a request and returns the reply's error and payload; no
+// reply within timeout is a dead node.
 func (k *client) call(t ulog.RequestType, data []byte, timeout time.Duration) (int32, []byte, error) {
-	k.seq++
-	r := ulog.Request{LUID: k.luid, Version: 3, Seq: k.seq, RawType: uint32(t), Data: data}
-	r.SetUUID(k.uuid)
-	k.buf = ulog.AppendRequest(k.buf[:0], &r)
-	k.c.SetDeadline(time.Now().Add(timeout))
-	if err := k.c.Send(k.buf); err != nil {
-		return 0, nil, fmt.Errorf("%w: %v", errDead, err)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	k.c.Patience = timeout
+	res, err := k.c.Call(ctx, t, k.uuid, k.luid, data, fakekernel.AnyCapacity)
+	if errors.Is(err, fakekernel.ErrProtocol) {
+		return 0, nil, err
 	}
-	for {
-		n, err := k.c.Receive(k.rbuf)
-		if err != nil {
-			return 0, nil, fmt.Errorf("%w: %s: %v", errDead, t, err)
-		}
-		rep, err := ulog.DecodeReply(k.rbuf[:n])
-		if err != nil {
-			return 0, nil, fmt.Errorf("%s: undecodable reply: %v", t, err)
-		}
-		if rep.MatchSeq() != k.seq {
-			continue // a reply to an earlier, timed-out request
-		}
-		if rep.AckOnly {
-			return -int32(rep.CnAck), nil, nil
-		}
-		return rep.Req.Error, slices.Clone(rep.Req.Data), nil
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %s: %v", errDead, t, err)
 	}
+	return res.Err, res.Data, nil
 }
 
 func (k *client) ok(t ulog.RequestType, data []byte) ([]byte, error) {
