@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +85,14 @@ func resume(t testing.TB, ls ...*Log) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// coreAndDisk runs test as a subtest for each cluster log type, with the
+// CTR arguments after the region count and type's device.
+func coreAndDisk(t *testing.T, test func(*testing.T, string)) {
+	for _, args := range []string{"clustered-core 1024", "clustered-disk " + logDevice(t, 1<<20) + " 1024"} {
+		t.Run(strings.Fields(args)[0], func(t *testing.T) { test(t, args) })
 	}
 }
 

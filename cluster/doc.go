@@ -31,7 +31,11 @@
 //     fenced (Options.FenceConfirm, dlogd --fence-confirm; or the opt-in
 //     Options.FenceTimeout over a NodeView), nothing is handed out for
 //     resync and none of its slots is merged, in any partition: two_node
-//     halves never both resync or write the image without fencing.
+//     halves never both resync or write the image without fencing. Once a
+//     fenced node's regions are known out of sync, a node whose kernel
+//     latched full sync restarts its mirror (Options.Restart; dlogd
+//     suspends and resumes it through device-mapper) so that it asks for
+//     resync work again.
 //   - GET_RESYNC_WORK never answers "no work" while regions are out of
 //     sync and this node may still get one: it holds the answer up to
 //     Options.WorkTimeout (below the kernel's 15 s resend), so an idle
@@ -46,7 +50,20 @@
 //   - A FLUSH fails (and STATUS_INFO shows D) when the marks could not be
 //     persisted: no slot, a failed slot write, the group lost.
 //   - Without quorum a node founds no state, merges nothing and hands out
-//     nothing; corosync unreachable at CTR fails CTR with the reason; lost
+//     nothing. A synced member whose partition loses quorum drops to
+//     unsynced: it holds every FLUSH carrying new marks (the kernel holds
+//     those writes and resends every 15 s) until it has the quorate
+//     group's state again, then re-establishes its marks (a new slot, or
+//     MARKS) and answers; never, if it is fenced. Writes to regions its
+//     kernel already holds dirty go on without dlogd: the fencing rule
+//     covers them. A heal is such a rejoin, not a split brain; nothing is
+//     merged or written to the image until every member of a new view has
+//     announced, so a real split brain (both halves kept state: two_node
+//     without fencing) is found before any write and erases no slot; the
+//     member that finds it fails every FLUSH from then on (STATUS_INFO D).
+//     dm-raid1 holds writes after a failed log FLUSH only with
+//     handle_errors in the mirror table: without it, it treats them as
+//     written. corosync unreachable at CTR fails CTR with the reason; lost
 //     later, FLUSH fails.
 //   - Every message and snapshot is checked against this log's geometry
 //     before use (docs/conformance.md §5 m).

@@ -91,6 +91,10 @@ func (l *Log) loop(done chan struct{}) {
 		if l.status == stSynced && !l.running.Load() && l.resumeWanted && !l.resumeWaiting {
 			l.finishResume(false)
 		}
+		if l.status == stSynced && l.running.Load() && l.rejoining {
+			l.reestablish()
+		}
+		l.maybeRestart()
 		l.serverDuties()
 		l.cond.Broadcast()
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -90,4 +91,34 @@ func (l *Log) fenceCheck(g Group, node uint32) error {
 		}
 		time.Sleep(min(time.Until(deadline), 100*time.Millisecond))
 	}
+}
+
+// maybeRestart restarts the mirror (Options.Restart) once a fenced node's
+// regions are known out of sync (clustered-disk: its slot merged), or once
+// this member is back after a lost quorum, when this node's kernel will
+// not ask for resync work again by itself: it latched full sync, or its
+// last GET_RESYNC_WORK was answered "no work" while work remained. mu is
+// held.
+func (l *Log) maybeRestart() {
+	st := l.st
+	if !l.restartWanted || l.opts.Restart == nil || l.replaying || l.status != stSynced || !l.running.Load() || l.halted.Load() {
+		return
+	}
+	if len(st.unfenced) > 0 || slices.ContainsFunc(st.slots[:st.nslots], func(s slotInfo) bool { return s.state == slotDeparted }) {
+		return // not yet: the regions are not all known
+	}
+	l.restartWanted = false
+	if st.sync.Count() >= l.n || (l.promised.Load() < l.n && !l.stalled) {
+		return // nothing to resync, or the kernel still asks for work
+	}
+	l.stalled = false
+	restart, uuid := l.opts.Restart, l.uuid
+	l.log.Info("regions of a fenced node to resync, and this node's kernel latched full sync: restarting the mirror so that it resyncs them")
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := restart(ctx, uuid); err != nil {
+			l.log.Error("cannot restart the mirror; suspend and resume it to resync a fenced node's regions", "err", err)
+		}
+	}()
 }

@@ -1,16 +1,17 @@
 package cluster
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dlog-dev/dlog/engine"
 )
 
-func TestFence(t *testing.T) {
-	for _, args := range []string{"clustered-core 1024", "clustered-disk " + logDevice(t, 1<<20) + " 1024"} {
-		t.Run(strings.Fields(args)[0], func(t *testing.T) { testFence(t, args) })
-	}
-}
+func TestFence(t *testing.T)     { coreAndDisk(t, testFence) }
+func TestPartition(t *testing.T) { coreAndDisk(t, testPartition) }
 
 // testFence: the fencing rule (issue #12). d's dlogd dies while its node
 // (and kernel) live on: d's marks are not handed out for resync, however
@@ -96,4 +97,219 @@ func TestFenceTimeout(t *testing.T) {
 		return ok && r == 5
 	})
 	b.Close()
+}
+
+// testPartition (issue #17): node 3 is cut off and loses quorum. It must
+// not acknowledge a new mark while cut off (its FLUSH holds), the
+// majority goes on and resyncs nothing of node 3's; at the heal node 3
+// rejoins (no split brain, no FLUSH failing anywhere), its held FLUSH
+// answers, and its marks, old and new, are protected in the group.
+func testPartition(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(3)
+	restarts := make(chan uint32, 16)
+	a, b, d := threeNodes(t, net, c, func(o *Options) {
+		id := o.Transport.(*FakeNode).id
+		o.Restart = func(context.Context, string) error { restarts <- id; return nil }
+	})
+	defer a.Close()
+	defer b.Close()
+	defer d.Close()
+	mustFlush(t, d, 5)
+	if err := a.SetRegionSync(40, false); err != nil { // a's write failed: 40 to resync
+		t.Fatal(err)
+	}
+	waitFor(t, "40 out of sync on d", func() bool { return !replicatedInSync(d, 40) })
+	majority := func(node uint32) bool { return node != 3 }
+	net.Partition(majority, []uint32{1, 2}, []uint32{3})
+	waitFor(t, "d out of the majority's view", func() bool { return len(a.Info().Members) == 2 })
+	time.Sleep(2 * quorumPoll) // corosync told d it lost quorum
+	if err := d.MarkRegion(9); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- d.Flush() }()
+	select {
+	case err := <-flushed:
+		t.Fatalf("d acknowledged a new mark without quorum (err %v)", err)
+	case <-time.After(time.Second):
+	}
+	if r, ok, _ := d.GetResyncWork(); ok { // held, then "no work": d's kernel sleeps
+		t.Fatalf("d was handed region %d without quorum", r)
+	}
+	mustFlush(t, a, 20) // the majority keeps writing
+	if r, ok, _ := a.GetResyncWork(); ok {
+		t.Fatalf("a was handed region %d while d may still write", r)
+	}
+	net.Heal(nil)
+	select {
+	case err := <-flushed:
+		if err != nil {
+			t.Fatalf("d's held FLUSH after the heal: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("d's held FLUSH never answered after the heal")
+	}
+	for _, l := range []*Log{a, b, d} {
+		waitFor(t, "every member synced in one view", func() bool { in := l.Info(); return in.Synced && len(in.Members) == 3 })
+		l.mu.Lock()
+		failed := l.failed
+		l.mu.Unlock()
+		if failed != nil {
+			t.Fatalf("%s after the heal: %v", l.Info().Me, failed)
+		}
+	}
+	mustFlush(t, a, 21)
+	mustFlush(t, b, 22)
+	// d's marks 5 and 9 are d's: nobody else is handed them.
+	for _, l := range []*Log{a, b} {
+		for range 3 {
+			r, ok, _ := l.GetResyncWork()
+			if ok && (r == 5 || r == 9) {
+				t.Fatalf("%s was handed region %d, which d holds marked", l.Info().Me, r)
+			}
+			if ok {
+				l.SetRegionSync(r, true)
+			}
+		}
+	}
+	for _, r := range []uint64{5, 9} {
+		if cl, _ := d.IsClean(r); cl {
+			t.Fatalf("d lost its mark %d", r)
+		}
+	}
+	// d's kernel was told "no work" while cut off: d restarts its mirror
+	// so that it asks again; a and b were never stalled.
+	select {
+	case id := <-restarts:
+		if id != 3 {
+			t.Fatalf("node %d restarted its mirror, want node 3", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("d's kernel, told \"no work\" while cut off, is never woken")
+	}
+	select {
+	case id := <-restarts:
+		t.Fatalf("node %d restarted its mirror too", id)
+	default:
+	}
+}
+
+// TestSplitBrainKeepsSlots (issue #17): two_node, no fencing: both halves
+// stay quorate and keep state. At the heal the split brain is found
+// before any merge or image write: both members' slots are intact on the
+// device, and FLUSH with marks fails (STATUS_INFO D) instead of
+// acknowledging marks one half cannot see.
+func TestSplitBrainKeepsSlots(t *testing.T) {
+	c := ctr(t, "65536 clustered-disk "+logDevice(t, 1<<20)+" 1024 nosync")
+	net := NewFakeNet(2)
+	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
+	defer a.Close()
+	defer b.Close()
+	resume(t, a, b)
+	mustFlush(t, a, 3)
+	mustFlush(t, b, 4)
+	ka, kb := a.Info().Slot, b.Info().Slot
+	twoNode := func(uint32) bool { return true }
+	net.Partition(twoNode, []uint32{1}, []uint32{2})
+	waitFor(t, "the halves apart", func() bool { return len(a.Info().Members) == 1 && len(b.Info().Members) == 1 })
+	mustFlush(t, a, 10)
+	mustFlush(t, b, 11)
+	net.Heal(twoNode)
+	waitFor(t, "the split brain found", func() bool {
+		for _, l := range []*Log{a, b} {
+			l.mu.Lock()
+			f := l.failed
+			l.mu.Unlock()
+			if f != nil {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(500 * time.Millisecond)
+	for _, x := range []struct {
+		k    int
+		l    *Log
+		mark uint64
+	}{{ka, a, 10}, {kb, b, 11}} {
+		desc, marks, err := a.raw.readSlot(a.geo, x.k)
+		if err != nil || desc.owner != x.l.Info().Me || !slices.Contains(marks, x.mark) {
+			t.Fatalf("slot %d after the split brain: owner %s marks %v err %v; want %s's, with %d", x.k, desc.owner, marks, err, x.l.Info().Me, x.mark)
+		}
+	}
+	for _, l := range []*Log{a, b} {
+		l.mu.Lock()
+		f := l.failed
+		l.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		if err := l.MarkRegion(30); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Flush(); err == nil {
+			t.Fatalf("%s acknowledged a mark after finding a split brain", l.Info().Me)
+		}
+		if st := l.Status(engine.StatusInfo); !strings.HasSuffix(st, " D") {
+			t.Fatalf("status %q after a failed FLUSH, want D", st)
+		}
+	}
+}
+
+func TestRestartAfterFence(t *testing.T) { coreAndDisk(t, testRestartAfterFence) }
+
+// testRestartAfterFence (issue #12, self-resume): a's kernel saw the
+// mirror fully in sync (hint n: it never asks for resync work again until
+// resumed), b's did not. d's node dies with region 5 marked; once it is
+// confirmed fenced (and, clustered-disk, its slot merged), a restarts its
+// mirror, once; b, whose kernel still asks, does not. While only d's dlogd
+// is gone, nobody restarts (its regions may not be resynced).
+func testRestartAfterFence(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(1)
+	restarts := make([]chan string, 2)
+	opt := func(i int) func(*Options) {
+		restarts[i] = make(chan string, 4)
+		return func(o *Options) {
+			o.Restart = func(_ context.Context, uuid string) error { restarts[i] <- uuid; return nil }
+		}
+	}
+	a, b := openWith(t, net, 1, c, opt(0)), openWith(t, net, 2, c, opt(1))
+	defer a.Close()
+	defer b.Close()
+	d := openNode(t, net, 3, c)
+	resume(t, a)
+	resume(t, b, d)
+	if rec, hint, _ := a.IsRemoteRecovering(0); rec || hint != 64 {
+		t.Fatalf("IS_REMOTE_RECOVERING = %v, %d", rec, hint)
+	}
+	mustFlush(t, d, 5)
+	net.KillProcesses(3)
+	d.crash()
+	waitFor(t, "d gone", func() bool { return len(a.Info().Members) == 2 })
+	select {
+	case <-restarts[0]:
+		t.Fatal("a restarted its mirror while d's kernel may still write")
+	case <-time.After(500 * time.Millisecond):
+	}
+	net.Kill(3) // now the node is gone: fenced
+	select {
+	case u := <-restarts[0]:
+		if u != "uuid-1" {
+			t.Fatalf("restarted the mirror of log %q, want uuid-1", u)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a's mirror, latched in sync, never restarted to resync d's regions")
+	}
+	if replicatedInSync(a, 5) {
+		t.Fatal("restart before d's region 5 was known out of sync")
+	}
+	select {
+	case <-restarts[0]:
+		t.Fatal("a restarted twice")
+	case <-restarts[1]:
+		t.Fatal("b restarted, but its kernel still asks for work")
+	case <-time.After(500 * time.Millisecond):
+	}
 }

@@ -78,6 +78,13 @@ func FuzzState(f *testing.F) {
 	core.marksOf[a] = newBits(100, false)
 	core.marksOf[a].Set(4)
 	f.Add(core.encode(1024, a, 1, nil))
+	st.tainted[7], st.tainted[9] = true, true
+	st.unfenced[3] = true
+	f.Add(st.encode(1024, a, 6, []MemberID{b}))
+	core.unfenced[3] = true
+	core.orphans[3] = newBits(100, false)
+	core.orphans[3].Set(60)
+	f.Add(core.encode(1024, a, 2, nil))
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		for _, c := range []struct {
 			core   bool
@@ -95,4 +102,30 @@ func FuzzState(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStateTaintFencing: taints and unfenced nodes (with their orphaned
+// marks) survive a state transfer.
+func TestStateTaintFencing(t *testing.T) {
+	a, b := MakeMemberID(1, 1), MakeMemberID(2, 2)
+	st := newState(100, true, 0)
+	st.members[a] = &member{status: stSynced, slot: -1}
+	st.members[b] = &member{status: stSynced, slot: -1}
+	st.grants[a] = 7
+	st.pending[b] = &proposal{id: 3, region: 9, waiting: []MemberID{a}}
+	st.tainted[7], st.tainted[9] = true, true
+	st.unfenced[3], st.unfenced[4] = true, true
+	st.orphans[3] = newBits(100, false)
+	st.orphans[3].Set(60)
+	sn, err := decodeState(st.encode(1024, a, 1, nil), 100, 1024, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sn.st
+	if got.grants[a] != 7 || got.pending[b].region != 9 || !got.tainted[7] || !got.tainted[9] || len(got.tainted) != 2 {
+		t.Fatalf("grants %v pending %+v tainted %v", got.grants, got.pending[b], got.tainted)
+	}
+	if !got.unfenced[3] || !got.unfenced[4] || len(got.unfenced) != 2 || !got.orphans[3].Test(60) || got.orphans[3].Count() != 1 || len(got.orphans) != 1 {
+		t.Fatalf("unfenced %v orphans %v", got.unfenced, got.orphans)
+	}
 }

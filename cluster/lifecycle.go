@@ -60,6 +60,7 @@ func (l *Log) join() error {
 	l.cur, l.round, l.resolved, l.queue = nil, nil, false, nil
 	l.assembly = map[MemberID]*stateAsm{}
 	l.delivered, l.myProp, l.failed, l.leavingAt = 0, 0, nil, 0
+	l.rejoining, l.rejoinSeq = false, 0
 	clear(l.override)
 	l.nover.Store(0)
 	clear(l.merging)
@@ -77,6 +78,7 @@ func (l *Log) join() error {
 	l.loopDone, l.sendDone = make(chan struct{}), make(chan struct{})
 	go l.sender(g, l.sendDone)
 	go l.loop(l.loopDone)
+	go l.watchQuorum(g, l.loopDone)
 	return nil
 }
 
@@ -87,24 +89,9 @@ func (l *Log) finishResume(wait bool) error {
 	var err error
 	l.flushFailed.Store(false)
 	if !l.core {
-		err = l.openSlot()
-		l.pmu.Lock()
-		l.slotErr = err
-		l.pmu.Unlock()
-		if err != nil {
-			l.log.Error("this node's slot did not open: FLUSH fails until the log is resumed again", "err", err)
-		}
+		err = l.openSlotOrFail()
 	} else if l.mine.Count() > 0 {
-		var all []uint64
-		for r, ok := l.mine.NextSet(0); ok; r, ok = l.mine.NextSet(r + 1) {
-			all = append(all, r)
-		}
-		var last uint64
-		for len(all) > 0 {
-			part := all[:min(len(all), maxList)]
-			all = all[len(part):]
-			last = l.send(func(seq uint64) []byte { return l.codec.marks(seq, part, nil) })
-		}
+		last := l.sendAllMarks()
 		for wait && l.delivered < last && l.failed == nil && l.group != nil {
 			l.cond.Wait()
 		}
@@ -114,6 +101,35 @@ func (l *Log) finishResume(wait bool) error {
 	l.resetCursor()
 	l.running.Store(true)
 	return err
+}
+
+// openSlotOrFail opens this member's slot and records the outcome: a slot
+// that did not open fails every FLUSH until the next RESUME; mu is held.
+func (l *Log) openSlotOrFail() error {
+	err := l.openSlot()
+	l.pmu.Lock()
+	l.slotErr = err
+	l.pmu.Unlock()
+	if err != nil {
+		l.log.Error("this node's slot did not open: FLUSH fails until the log is resumed again", "err", err)
+	}
+	return err
+}
+
+// sendAllMarks multicasts every mark of this node (clustered-core) and
+// returns the sequence number of the last message; mu is held.
+func (l *Log) sendAllMarks() uint64 {
+	var all []uint64
+	for r, ok := l.mine.NextSet(0); ok; r, ok = l.mine.NextSet(r + 1) {
+		all = append(all, r)
+	}
+	var last uint64
+	for len(all) > 0 {
+		part := all[:min(len(all), maxList)]
+		all = all[len(part):]
+		last = l.send(func(seq uint64) []byte { return l.codec.marks(seq, part, nil) })
+	}
+	return last
 }
 
 // openSlot initialises this member's slot: descriptor, then a fresh image
@@ -231,6 +247,7 @@ func (l *Log) Close() error {
 	}
 	var err error
 	if l.running.Load() {
+		l.halted.Store(true) // a FLUSH held for quorum does not hold DTR
 		err = l.Flush()
 	}
 	l.leave()

@@ -56,6 +56,14 @@ type Options struct {
 	// which only fencing guarantees). It needs a Group that reports node
 	// membership (NodeView).
 	FenceTimeout time.Duration
+	// Restart, when set, suspends and resumes the mirror whose log has
+	// this uuid (dlogd: through device-mapper; --no-self-resume turns it
+	// off). It is called once the fencing rule lets a departed node's
+	// regions be resynced, on a node whose kernel saw the mirror fully in
+	// sync: such a kernel never asks for resync work again until it is
+	// resumed. It runs on its own goroutine; the suspend's requests come
+	// back to this log.
+	Restart func(ctx context.Context, uuid string) error
 }
 
 // NodeView is implemented by a Group that reports the cluster's node
@@ -190,7 +198,12 @@ type Log struct {
 	vetoed        map[uint64]bool
 	merging       map[int]bool
 	fencing       map[uint32]bool // nodes whose fence confirmation runs
-	failed        error           // fatal group condition (split brain, expelled)
+	rejoining     bool            // demoted (quorum lost) while running: marks to re-establish
+	restartWanted bool            // a node was confirmed fenced, or this member rejoined: restart the mirror if its kernel will not ask for work
+	stalled       bool            // GET_RESYNC_WORK answered "no work" while regions were out of sync
+	uuid          string
+	rejoinSeq     uint64 // clustered-core: seq of the last re-established MARKS
+	failed        error  // fatal group condition (split brain, expelled)
 	founded       bool
 	leavingAt     uint64 // seq of our LEAVING, 0 if none
 	resumeWanted  bool
@@ -233,7 +246,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 	}
 	n := c.RegionCount()
 	l := &Log{
-		cfg: c, eopts: eo, opts: o, n: n, core: !c.Disk(), name: GroupName(uuid),
+		cfg: c, eopts: eo, opts: o, n: n, core: !c.Disk(), name: GroupName(uuid), uuid: uuid,
 		codec:    codec{n: n, rs: c.RegionSize},
 		log:      eo.Logger.With("cluster", o.Transport.Name()),
 		mine:     newBits(n, false),
@@ -399,6 +412,14 @@ func (l *Log) Flush() error {
 
 func (l *Log) flush() error {
 	l.mu.Lock()
+	if l.running.Load() && !l.halted.Load() && l.hasNewMarks() {
+		// Without quorum, acknowledge no mark the quorate side cannot
+		// see: hold the answer until this member is back with the
+		// group's state (never, if this node is fenced).
+		for l.failed == nil && l.group != nil && !l.closed.Load() && !l.acknowledging() {
+			l.waitUntil(time.Now().Add(quorumPoll))
+		}
+	}
 	failed := l.failed
 	l.mu.Unlock()
 	if failed != nil && l.running.Load() {
@@ -431,6 +452,12 @@ func (l *Log) flush() error {
 		}
 	}
 	return l.holdFor(marks)
+}
+
+func (l *Log) hasNewMarks() bool {
+	l.pmu.Lock()
+	defer l.pmu.Unlock()
+	return len(l.newMarks) > 0
 }
 
 // sendMarks multicasts marks and clears and, when there are marks, waits
@@ -634,17 +661,24 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 	for {
 		r, granted := l.st.grants[l.me]
 		if _, reported := l.override[r]; granted && !reported {
+			l.stalled = false
 			return r, true, nil
 		}
 		// A grant whose SET_REGION_SYNC is on its way is not work any
 		// more: wait for its delivery below, then propose the next.
-		if l.group == nil || l.status != stSynced || l.failed != nil || l.halted.Load() || l.closed.Load() ||
-			l.st.sync.Count() >= l.n || !time.Now().Before(deadline) {
-			// Nothing to do, or held long enough: an open proposal
-			// stays, and a later call returns its grant.
+		if l.group == nil || (l.status != stSynced && !l.rejoining) || l.failed != nil || l.halted.Load() || l.closed.Load() ||
+			l.st.sync.Count() >= l.n {
 			return 0, false, nil
 		}
-		if l.myProp == 0 && !granted && l.group.Quorate() {
+		if !time.Now().Before(deadline) {
+			// Held long enough: an open proposal stays, and a later
+			// call returns its grant. The kernel may not ask again:
+			// the mirror is restarted when this member rejoins after
+			// a lost quorum (maybeRestart).
+			l.stalled = true
+			return 0, false, nil
+		}
+		if l.myProp == 0 && !granted && l.status == stSynced && l.group.Quorate() {
 			if r, ok := l.candidate(); ok {
 				l.propID++
 				id := l.propID

@@ -119,9 +119,7 @@ func (l *Log) processFull(ev event) {
 			l.log.Warn("dropping a state transfer", "from", from.String(), "err", err)
 			return
 		}
-		if debugf != nil {
-			debugf("%s: STATE from %s for %v (replay %v)", l.me, from, sn.recipients, l.replaying)
-		}
+		l.log.Debug("STATE", "me", l.me, "from", from, "recipients", sn.recipients, "replay", l.replaying)
 		for _, r := range sn.recipients {
 			mm := st.members[r]
 			if mm == nil || mm.status != stUnsynced {
@@ -148,6 +146,7 @@ func (l *Log) processFull(ev event) {
 			delete(st.orphans, m.Node)
 			delete(l.fencing, m.Node)
 			l.resetCursor()
+			l.restartWanted = true
 		}
 	}
 }
@@ -276,14 +275,10 @@ func (l *Log) propose(x MemberID, m message) {
 		l.grant(x, p)
 		return
 	}
-	if debugf != nil {
-		debugf("%s: PROPOSE from %s id %d region %d waiting %v replay %v", l.me, x, m.Proposal, r, p.waiting, l.replaying)
-	}
+	l.log.Debug("PROPOSE", "me", l.me, "from", x, "id", m.Proposal, "region", r, "waiting", p.waiting, "replay", l.replaying)
 	if slices.Contains(p.waiting, l.me) && !l.replaying {
 		accept := l.accept(r)
-		if debugf != nil {
-			debugf("%s: vote %v on %s/%d region %d (mine %v)", l.me, accept, x, m.Proposal, r, l.mine.Test(r))
-		}
+		l.log.Debug("vote", "me", l.me, "accept", accept, "proposer", x, "id", m.Proposal, "region", r)
 		l.send(func(seq uint64) []byte { return l.codec.vote(seq, x, m.Proposal, accept) })
 	}
 }
@@ -329,13 +324,8 @@ func (l *Log) vote(from MemberID, m message) {
 	}
 }
 
-// debugf, when set by a test, traces hand-outs.
-var debugf func(format string, a ...any)
-
 func (l *Log) grant(x MemberID, p *proposal) {
-	if debugf != nil {
-		debugf("%s: GRANT %s region %d (id %d)", l.me, x, p.region, p.id)
-	}
+	l.log.Debug("GRANT", "me", l.me, "to", x, "region", p.region, "id", p.id)
 	delete(l.st.pending, x)
 	l.st.grants[x] = p.region
 	if x == l.me {

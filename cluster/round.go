@@ -73,13 +73,6 @@ func (l *Log) tally(from MemberID, m message) {
 		status = stRetired // announced before its LEAVING was delivered
 	}
 	if status == stSynced && l.status == stSynced && !l.replaying && !l.st.isSynced(from) && from != l.me {
-		if debugf != nil {
-			ms := map[MemberID]uint8{}
-			for id, mm := range l.st.members {
-				ms[id] = mm.status
-			}
-			debugf("%s: SPLIT from %s: members %v founded %v", l.me, from, ms, l.founded)
-		}
 		if l.failed == nil {
 			l.failed = fmt.Errorf("cluster: split brain: %s claims the log's state but this member never gave it", from)
 			l.log.Error("two members hold the log's state (a partition healed without fencing): refusing hand-outs and flushes", "other", from.String())
@@ -246,9 +239,7 @@ func (l *Log) found() {
 		st.slots[0] = slotInfo{owner: l.me, state: slotUsed}
 		st.members[l.me].slot = 0
 	}
-	if debugf != nil {
-		debugf("%s: FOUND with round %v", l.me, l.round)
-	}
+	l.log.Debug("FOUND", "me", l.me, "round", l.round)
 	l.setState(st)
 	l.status = stSynced
 	l.founded = true

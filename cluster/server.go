@@ -16,7 +16,9 @@ func (l *Log) isServer() bool {
 // group which regions it held.
 func (l *Log) serverDuties() {
 	l.fenceDuties()
-	if l.core || l.replaying || l.group == nil || !l.isServer() || !l.group.Quorate() || l.failed != nil {
+	// Nothing is merged until the view is settled (every member
+	// announced): a split brain is found before any write of the image.
+	if l.core || l.replaying || l.group == nil || !l.isServer() || !l.group.Quorate() || l.failed != nil || !l.resolved {
 		return
 	}
 	st := l.st

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -221,23 +220,7 @@ func testWorkload(t *testing.T, table string) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	var dmu sync.Mutex
-	var trace []string
-	debugf = func(f string, a ...any) {
-		dmu.Lock()
-		trace = append(trace, time.Now().Format("05.000000 ")+fmt.Sprintf(f, a...))
-		dmu.Unlock()
-	}
-	defer func() {
-		debugf = nil
-		if t.Failed() && os.Getenv("DLOG_CLUSTER_TRACE") != "" {
-			dmu.Lock()
-			for _, l := range trace {
-				t.Log(l)
-			}
-			dmu.Unlock()
-		}
-	}()
+	// DLOG_CLUSTER_DEBUG=1 go test -v traces every hand-out (testLogger).
 	c := ctr(t, table)
 	net := NewFakeNet(3)
 	ch := clustercheck.New()

@@ -12,6 +12,11 @@ package cpg
 
 extern void goDeliver(cpg_handle_t, uint32_t, uint32_t, void *, size_t);
 extern void goConfchg(cpg_handle_t, struct cpg_address *, size_t, struct cpg_address *, size_t, struct cpg_address *, size_t);
+extern void goTotem(cpg_handle_t, uint32_t *, size_t);
+
+static void totem_cb(cpg_handle_t h, struct cpg_ring_id ring, uint32_t n, const uint32_t *list) {
+	goTotem(h, (uint32_t *)list, n);
+}
 
 static void deliver_cb(cpg_handle_t h, const struct cpg_name *g, uint32_t nodeid, uint32_t pid, void *msg, size_t len) {
 	goDeliver(h, nodeid, pid, msg, len);
@@ -29,6 +34,8 @@ static cs_error_t dlog_cpg_init(cpg_handle_t *h) {
 	md.model = CPG_MODEL_V1;
 	md.cpg_deliver_fn = deliver_cb;
 	md.cpg_confchg_fn = confchg_cb;
+	md.cpg_totem_confchg_fn = totem_cb;
+	md.flags = CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF;
 	return cpg_model_initialize(h, CPG_MODEL_V1, (cpg_model_data_t *)&md, NULL);
 }
 
@@ -169,6 +176,9 @@ type group struct {
 	done   chan struct{}
 	left   chan struct{}
 	closed bool
+
+	nmu   sync.Mutex
+	nodes map[uint32]bool // corosync's node membership (totem), nil until reported
 }
 
 // Join joins the named group and starts its dispatch goroutine.
@@ -302,6 +312,32 @@ func goConfchg(h C.cpg_handle_t, m *C.struct_cpg_address, nm C.size_t, l *C.stru
 			}
 		}
 	}
+}
+
+//export goTotem
+func goTotem(h C.cpg_handle_t, list *C.uint32_t, n C.size_t) {
+	g := lookup(h)
+	if g == nil {
+		return
+	}
+	nodes := map[uint32]bool{}
+	if n > 0 && list != nil {
+		for _, id := range unsafe.Slice(list, int(n)) {
+			nodes[uint32(id)] = true
+		}
+	}
+	g.nmu.Lock()
+	g.nodes = nodes
+	g.nmu.Unlock()
+}
+
+// NodeMember reports whether node is in corosync's node membership
+// (cluster.NodeView); before corosync reported one, every node counts as
+// a member.
+func (g *group) NodeMember(node uint32) bool {
+	g.nmu.Lock()
+	defer g.nmu.Unlock()
+	return g.nodes == nil || g.nodes[node]
 }
 
 func (g *group) Self() cluster.MemberID { return g.self }

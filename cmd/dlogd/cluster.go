@@ -33,6 +33,9 @@ func clusterOpener(kind string, fc fencing, log *slog.Logger) (func(string, uint
 			log.Info("cluster mode: clustered-core and clustered-disk logs are coordinated over corosync CPG")
 		}
 		o := cluster.Options{Transport: t, Logger: log, FenceTimeout: fc.timeout}
+		if !fc.noSelfResume {
+			o.Restart = restartMirror
+		}
 		if fc.command != "" {
 			o.FenceConfirm = fc.confirm
 		} else if fc.timeout <= 0 {
@@ -43,10 +46,11 @@ func clusterOpener(kind string, fc fencing, log *slog.Logger) (func(string, uint
 	return nil, fmt.Errorf("unknown cluster engine (want corosync or none)")
 }
 
-// fencing is --fence-confirm and --fence-timeout.
+// fencing is --fence-confirm, --fence-timeout and --no-self-resume.
 type fencing struct {
-	command string
-	timeout time.Duration
+	command      string
+	timeout      time.Duration
+	noSelfResume bool
 }
 
 // confirm runs the --fence-confirm command through sh -c, with %n replaced

@@ -60,8 +60,9 @@ SYNOPSIS
                 [--metrics ADDR [--metrics-remote]]
                 [--log-level debug|info|warn|error]
                 [--cluster corosync|none] [--fence-confirm COMMAND]
-                [--fence-timeout DURATION] [--clear-delay DURATION]
-                [--force] [--no-mlock] [--io-fallback]
+                [--fence-timeout DURATION] [--no-self-resume]
+                [--clear-delay DURATION] [--force] [--no-mlock]
+                [--io-fallback]
 
 DESCRIPTION
     Serves dm-log-userspace requests until stopped. It stays in the
@@ -139,8 +140,15 @@ OPTIONS
         Without --fence-confirm: take a node that has been out of the
         corosync membership for DURATION as fenced. Opt-in and unsafe
         without real fencing (a node cut off from the network may still
-        write the shared legs). Needs node membership from the cluster
-        engine; not available over corosync CPG yet: use --fence-confirm.
+        write the shared legs). The membership is corosync's totem node
+        list, as CPG reports it.
+
+    --no-self-resume
+        With --cluster: once a fenced node's regions may be resynchronised,
+        a node whose kernel saw the mirror fully in sync (it asks for no
+        resync work until resumed) suspends and resumes that mirror itself
+        through device-mapper (no filesystem freeze). This turns that off:
+        the operator then suspends and resumes each survivor's mirror.
 
     --force
         Exit on the first SIGTERM or SIGINT even while logs are in use.

@@ -38,6 +38,7 @@ type serveFlags struct {
 	cluster       string
 	fenceConfirm  string
 	fenceTimeout  time.Duration
+	noSelfResume  bool
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -57,6 +58,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.cluster, "cluster", "", "")
 	fs.StringVar(&f.fenceConfirm, "fence-confirm", "", "")
 	fs.DurationVar(&f.fenceTimeout, "fence-timeout", 0, "")
+	fs.BoolVar(&f.noSelfResume, "no-self-resume", false, "")
 	if code, ok := parseFlags(fs, args, helpServe, stdout, stderr); !ok {
 		return code
 	}
@@ -76,7 +78,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "dlogd serve", "--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	log := newLogger(stderr, level)
-	openLog, err := clusterOpener(f.cluster, fencing{f.fenceConfirm, f.fenceTimeout}, log)
+	openLog, err := clusterOpener(f.cluster, fencing{f.fenceConfirm, f.fenceTimeout, f.noSelfResume}, log)
 	if err != nil {
 		return usageError(stderr, "dlogd serve", "--cluster %q: %v", f.cluster, err)
 	}

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+func restartMirror(context.Context, string) error {
+	return errors.New("restarting a mirror needs Linux device-mapper")
+}
