@@ -78,6 +78,7 @@ func scenarios() []Scenario {
 		{Name: "crash-check", Desc: "crash test, boot 2: every region whose legs differ is dirty; resume, sync count, resync", Timeout: 4 * time.Minute, Run: scenCrashCheck, Alone: true},
 		{Name: "bench", Desc: "make vmbench: timed O_DIRECT dd (and fio) through mirrors with kernel core/disk, the bare responder, dlogd clustered-core/disk (+ integrated_flush)", Timeout: 60 * time.Minute, Run: scenBench, Alone: true},
 		{Name: "demo", Desc: "make demo: a dlogd-served mirror, narrated for a new user", Timeout: 4 * time.Minute, Run: scenDemo, Alone: true},
+		{Name: "handover", Desc: "issue #14 item 5: dlogd adopt/release switch a running mirror between the kernel's disk log and dlogd under writes: no resync, legs equal; refusals leave the mirror as it was", Timeout: 5 * time.Minute, Run: scenHandover},
 		{Name: "logerr", Desc: "item 49: the error target under the disk log device: status D, handle_errors holds writes, recovery by log replacement; kernel disk log as the reference", Timeout: 3 * time.Minute, Run: scenLogerr},
 	}
 }
