@@ -42,8 +42,8 @@ DESCRIPTION
     adopted; LVM does not know of the change, and an LVM refresh or
     reactivation (lvchange --refresh, vgchange -ay after a deactivation,
     lvconvert) loads LVM's own table again, which gives the log back to
-    the kernel (the same handover, without resync). Release before
-    running LVM commands on it.
+    the kernel's disk log on the same device. Release before running LVM
+    commands on it.
 
 OPTIONS
     --pidfile PATH   the dlogd to check: its control socket is dlogd.ctl

@@ -21,6 +21,9 @@ import (
 // syncFloor samples a mirror's in-sync count until stopped and keeps the
 // lowest seen and how often it was read.
 type syncFloor struct {
+	start   time.Time
+	mu      sync.Mutex
+	changes []string // "at 1.23 s: 0/128", at most 40
 	stop    chan struct{}
 	done    sync.WaitGroup
 	min     atomic.Uint64
@@ -29,8 +32,9 @@ type syncFloor struct {
 }
 
 func watchSync(name string, regions uint64) *syncFloor {
-	f := &syncFloor{stop: make(chan struct{})}
+	f := &syncFloor{stop: make(chan struct{}), start: time.Now()}
 	f.min.Store(regions)
+	last := regions
 	f.done.Add(1)
 	go func() {
 		defer f.done.Done()
@@ -51,12 +55,34 @@ func watchSync(name string, regions uint64) *syncFloor {
 				continue
 			}
 			f.samples.Add(1)
+			if st.InSync != last {
+				f.mark(st.Ratio())
+				last = st.InSync
+			}
 			if st.InSync < f.min.Load() {
 				f.min.Store(st.InSync)
 			}
 		}
 	}()
 	return f
+}
+
+// mark notes an event (a sync count change, a command) with its time.
+func (f *syncFloor) mark(what string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.changes) < 40 {
+		f.changes = append(f.changes, fmt.Sprintf("%.2f s %s", time.Since(f.start).Seconds(), what))
+	}
+}
+
+func (f *syncFloor) timeline() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.changes) == 0 {
+		return "none"
+	}
+	return strings.Join(f.changes, "; ")
 }
 
 func (f *syncFloor) end() (min uint64, samples int64) {
@@ -97,6 +123,8 @@ func handoverUnderWrites(s *S) {
 	})
 	dlogdCmd := func(args ...string) func(ctx context.Context) (string, error) {
 		return func(ctx context.Context) (string, error) {
+			floor.mark("dlogd " + args[0] + " starts")
+			defer floor.mark("dlogd " + args[0] + " ends")
 			out, err := run(ctx, d.Bin, args...)
 			if err != nil {
 				return err.Error(), nil
@@ -129,6 +157,7 @@ func handoverUnderWrites(s *S) {
 	min, n := floor.end()
 	s.Check(fmt.Sprintf("lowest sync count over the handovers (%d samples every 20 ms)", n), m.full(), fmt.Sprintf("%d/%d", min, m.regions()))
 	s.Check("the sync count was sampled", "true", fmt.Sprint(n > 10))
+	s.Note("sync count changes and handovers over time", floor.timeline())
 	verifyLegs(s, m, legs, 0, data, "the 16 MiB written across three handovers")
 	s.Expect("4 KiB blocks where leg B differs from leg A", "none", time.Minute, func(ctx context.Context) (string, error) {
 		return diffBlocks(legs[0].Dev, legs[1].Dev, len(data), 4096)
