@@ -55,14 +55,14 @@ func TestParseMirrorRejects(t *testing.T) {
 		"",
 		"disk",
 		"disk x 253:2",
-		"disk 9 253:2 1024 2 253:3 0 253:4 0",       // log count past the end
-		"disk 2 253:2 1024",                           // no legs
-		"disk 2 253:2 1024 0",                         // zero legs
-		"disk 2 253:2 1024 3 253:3 0 253:4 0",         // leg count past the end
-		"disk 2 253:2 1024 2 253:3 0 253:4 x",         // bad offset
+		"disk 9 253:2 1024 2 253:3 0 253:4 0", // log count past the end
+		"disk 2 253:2 1024",                   // no legs
+		"disk 2 253:2 1024 0",                 // zero legs
+		"disk 2 253:2 1024 3 253:3 0 253:4 0", // leg count past the end
+		"disk 2 253:2 1024 2 253:3 0 253:4 x", // bad offset
 		"disk 2 253:2 1024 2 253:3 0 253:4 0 2 handle", // feature count past the end
-		"disk 2 253:2 1024 2 253:3 0 253:4 0 1 a b",   // words after the features
-		"disk 4294967296 a",                           // count overflows
+		"disk 2 253:2 1024 2 253:3 0 253:4 0 1 a b",    // words after the features
+		"disk 4294967296 a",                            // count overflows
 	} {
 		if _, err := ParseMirror(p); !errors.Is(err, ErrNotMirror) {
 			t.Errorf("ParseMirror(%q) = %v, want ErrNotMirror", p, err)

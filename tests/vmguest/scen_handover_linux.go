@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,8 +108,41 @@ func scenHandover(s *S) {
 	s.Part("refusals leave the mirror as it was", handoverRefusals)
 }
 
+// handoverMetrics is where the handover's dlogd serves its metrics.
+const handoverMetrics = "127.0.0.1:9342"
+
+// scrapeSeries returns the value of one series on dlogd's /metrics, or
+// "absent".
+func scrapeSeries(series string) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+handoverMetrics+"/metrics", nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", err
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, series+" "); ok {
+				return v, nil
+			}
+		}
+		return "absent", nil
+	}
+}
+
 func handoverUnderWrites(s *S) {
-	d := startDlogd(s)
+	s.Do("bring up the loopback interface (for dlogd's metrics)", stepTimeout, func(ctx context.Context) error {
+		_, err := run(ctx, "ip", "link", "set", "lo", "up")
+		return err
+	})
+	d := startDlogd(s, "--metrics", handoverMetrics)
 	e := newEnv(s, "ho")
 	m, legs := newUserMirror(e, logSpec{Type: "disk"}, "ho", legBytes)
 	m.create(e, "create with the kernel's disk log")
@@ -155,6 +190,11 @@ func handoverUnderWrites(s *S) {
 	s.Expect("table after adopt", userTable, stepTimeout, table(m.name))
 	s.Expect("dlogd serves the log: phase, in sync", fmt.Sprintf("running %d", m.regions()), stepTimeout,
 		dumpField(d, uuid, func(l DumpLog) string { return fmt.Sprintf("%s %d", l.Phase, l.InSync) }))
+	// Item 4 on the real kernel: the log's series carry the mirror's
+	// device-mapper name (looked up from the tables), and the second adopt
+	// (a new CTR, a new luid) continues the same series.
+	series := fmt.Sprintf(`dlogd_log_in_sync_regions{name=%q,type="clustered-disk",uuid=%q}`, m.name, uuid)
+	s.Expect("metrics: "+series, fmt.Sprint(m.regions()), stepTimeout, scrapeSeries(series))
 	s.Do("more writes through dlogd", stepTimeout, func(ctx context.Context) error {
 		at := w.blocks.Load()
 		for w.blocks.Load() < at+50 && !w.Done() {
@@ -170,6 +210,7 @@ func handoverUnderWrites(s *S) {
 	s.Expect("table after release: the kernel's disk log again", m.WantTable(), stepTimeout, table(m.name))
 	s.MustExpect("dlogd adopt "+m.name+" again", adopted, time.Minute, dlogdCmd("adopt", m.name, "--pidfile", d.PidFile))
 	s.Expect("table after the second adopt", userTable, stepTimeout, table(m.name))
+	s.Expect("metrics after the second adopt (a new luid): the same series", fmt.Sprint(m.regions()), stepTimeout, scrapeSeries(series))
 	s.Do("the writes complete", 3*time.Minute, w.Wait)
 	min, n := floor.end()
 	s.Check(fmt.Sprintf("lowest sync count outside the switches (%d samples every 20 ms)", n), m.full(), fmt.Sprintf("%d/%d", min, m.regions()))
