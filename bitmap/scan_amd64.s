@@ -107,7 +107,7 @@ out:
 // func popcntScalar(p *uint64, n int) int
 //
 // POPCNTQ over four words per step into four accumulators (the 4-way
-// unrolling platform.md §5 measured at about twice a plain loop).
+// unrolling docs/platform.md §5 measured at about twice a plain loop).
 TEXT ·popcntScalar(SB), NOSPLIT, $0-24
 	MOVQ p+0(FP), SI
 	MOVQ n+8(FP), CX

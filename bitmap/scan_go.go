@@ -6,7 +6,7 @@ import (
 )
 
 // findGo is the reference for find: the first word of w that differs from
-// pattern, or len(w). It ORs eight words per step, the loop platform.md §5
+// pattern, or len(w). It ORs eight words per step, the loop docs/platform.md §5
 // measured as the fastest portable scan, and loads atomically because
 // writers may be changing words concurrently.
 func findGo(w []uint64, p uint64) int {

@@ -16,7 +16,7 @@ func kernelSets(t testing.TB) []kernels {
 	return ks
 }
 
-// The lengths where vector loops and their remainders meet (style.md §3).
+// The lengths where vector loops and their remainders meet.
 var edgeLengths = []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1023, 1024, 1025}
 
 // TestKernelsEqualFind puts one differing word at every position of every

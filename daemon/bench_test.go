@@ -85,8 +85,8 @@ func BenchmarkInSyncRoundTrip(b *testing.B) {
 	k := newKernel(b, newDaemon(b))
 	req := ulog.AppendRequest(nil, k.request(ulog.TypeInSync, "bench", 1, regions(5)))
 	replyLen := ulog.HeaderLen + 8
-	b.Run("baseline=echo", func(b *testing.B) {
-		c, err := transport.DialUnix(echoUnix(b, replyLen))
+	run := func(b *testing.B, sock string) {
+		c, err := transport.DialUnix(sock)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -94,20 +94,14 @@ func BenchmarkInSyncRoundTrip(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		roundTrips(b, c, req, b.N)
-	})
+	}
+	b.Run("baseline=echo", func(b *testing.B) { run(b, echoUnix(b, replyLen)) })
 	b.Run("impl=dlogd", func(b *testing.B) {
 		d := newDaemon(b)
 		kk := newKernel(b, d)
 		kk.ctr("bench", 1, "131072 clustered-core 1024 nosync")
 		kk.ok(ulog.TypeResume, "bench", 1, nil)
-		c, err := transport.DialUnix(serveUnix(b, d))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		b.ReportAllocs()
-		b.ResetTimer()
-		roundTrips(b, c, req, b.N)
+		run(b, serveUnix(b, d))
 	})
 }
 

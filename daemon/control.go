@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,18 +57,24 @@ func (d *Daemon) controlLoop() {
 	}
 }
 
-// ctr constructs a log (protocol.md §3 CTR, §8.3 items 20-25).
+// ctr constructs a log (docs/protocol.md §3 CTR, docs/conformance.md items 20-25).
 func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 	req := &j.req
 	uuid := string(req.UUIDBytes())
 	lg := d.log.With("uuid", uuid, "luid", fmt.Sprintf("%#x", req.LUID))
 	if old := d.lookup(req); old != nil {
 		if old.ctr == j.ctr {
-			// The kernel's reconnect after a daemon restart or a lost
-			// reply: the log exists, nothing to do and nothing to return
-			// (the reconnect CTR offers no reply space).
-			lg.Info("CTR for an existing log: reconnect, keeping its state", "ctr", j.ctr)
-			d.reply(j.from, req, 0, nil, &buf)
+			// The log exists: the kernel's reconnect after a daemon
+			// restart (its CTR ends in a NUL and offers no reply space),
+			// or its resend of a table-load CTR whose reply was late or
+			// lost, answered as the first one was: the kernel registers
+			// the device it names.
+			if j.reconnect {
+				lg.Info("CTR for an existing log: reconnect, keeping its state", "ctr", j.ctr)
+			} else {
+				lg.Info("CTR for an existing log: the kernel resent it, answering as the first", "ctr", j.ctr)
+			}
+			d.reply(j.from, req, 0, ctrDevice(j, old, lg), &buf)
 			return buf, 0
 		}
 		// Same (uuid, luid), different table: the kernel reused the
@@ -81,34 +88,48 @@ func (d *Daemon) ctr(j *job, buf []byte) ([]byte, int32) {
 		d.reply(j.from, req, -int32(ulog.EINVAL), nil, &buf)
 		return buf, -int32(ulog.EINVAL)
 	}
-	l, err := d.open(uuid, req.LUID, j.ctr, cfg, lg)
+	l, noState, err := d.open(uuid, req.LUID, j.ctr, cfg, lg)
 	if err != nil {
 		lg.Error("CTR failed", "ctr", j.ctr, "err", err)
 		d.reply(j.from, req, errnoOf(err), nil, &buf)
 		return buf, errnoOf(err)
 	}
-	d.add(newInstance(uuid, req.LUID, j.ctr, l))
+	in := newInstance(uuid, req.LUID, j.ctr, l)
+	in.noState = noState
+	d.add(in)
 	lg.Info("log constructed", "ctr", j.ctr, "type", cfg.Type, "regions", cfg.RegionCount(), "region_size", cfg.RegionSize)
-	// A version-2+ kernel takes the log device name from the CTR reply and
-	// holds the device while the table lives (DM_TABLE_DEPS). Not on the
-	// reconnect CTR, which offers no room for it.
-	var payload []byte
-	if cfg.Disk() && req.CtrDeviceAllowed() && !j.reconnect {
-		if len(cfg.Device)+1 <= ulog.MaxCtrReply {
-			payload = ulog.AppendCString(nil, cfg.Device)
-		} else {
-			lg.Warn("log device name too long to return to the kernel", "device", cfg.Device)
-		}
-	}
-	d.reply(j.from, req, 0, payload, &buf)
+	d.reply(j.from, req, 0, ctrDevice(j, in, lg), &buf)
 	return buf, 0
 }
 
+// ctrDevice is the payload of a successful CTR reply. A version-2+ kernel
+// passes it to dm_get_device and holds the device while the table lives
+// (DM_TABLE_DEPS); when that fails it drops the log without a DTR. So it
+// is the opened block device's "major:minor", which the kernel can always
+// resolve, and nothing for a regular file (the kernel cannot hold one) or
+// a core log. Not on the reconnect CTR, which offers no room for it.
+func ctrDevice(j *job, in *instance, lg *slog.Logger) []byte {
+	if j.reconnect || !j.req.CtrDeviceAllowed() {
+		return nil
+	}
+	if in.blockDev == "" {
+		if in.cfg.Disk() {
+			lg.Info("log device is not a block device: the kernel is given none to hold", "device", in.cfg.Device)
+		}
+		return nil
+	}
+	return ulog.AppendCString(nil, in.blockDev)
+}
+
 // open opens the engine log for (uuid, luid), with its state file when the
-// daemon keeps state.
-func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, lg *slog.Logger) (engine.Log, error) {
+// daemon keeps state. noState says why a log that should have a state file
+// was opened without one.
+func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, lg *slog.Logger) (l engine.Log, noState string, err error) {
 	opts := d.opts.Engine
 	opts.Logger = lg
+	if d.opts.FlushLegs != nil && cfg.Disk() {
+		opts.FlushCallback = func() error { return d.opts.FlushLegs(uuid) }
+	}
 	openWith := func(opts engine.Options) (engine.Log, error) {
 		if d.opts.OpenInstance != nil {
 			return d.opts.OpenInstance(uuid, luid, cfg, opts)
@@ -116,22 +137,23 @@ func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, l
 		return d.opts.Open(cfg, opts)
 	}
 	if d.opts.StateDir == "" {
-		return openWith(opts)
+		l, err = openWith(opts)
+		return l, "", err
 	}
 	opts.StateFile = d.statePath(uuid, luid)
 	opts.StateLabel = stateLabel(uuid, luid, ctr)
-	err := os.MkdirAll(d.opts.StateDir, 0o700)
+	err = os.MkdirAll(d.opts.StateDir, 0o700)
 	if err == nil {
-		var l engine.Log
 		if l, err = openWith(opts); !errors.Is(err, engine.ErrState) {
-			return l, err
+			return l, "", err
 		}
 	}
 	// A state directory that cannot be used must not fail a mirror: serve
 	// the log without one (it will not survive a restart of dlogd).
 	lg.Error("log kept without a state file: it will not survive a restart of dlogd", "dir", d.opts.StateDir, "err", err)
 	opts.StateFile, opts.StateLabel = "", ""
-	return openWith(opts)
+	l, oerr := openWith(opts)
+	return l, "no state file in " + d.opts.StateDir + ": " + err.Error(), oerr
 }
 
 // add starts in's worker and puts it in the table.
@@ -152,7 +174,7 @@ func (d *Daemon) add(in *instance) {
 	d.notify()
 }
 
-// dtr destroys a log (protocol.md §3 DTR).
+// dtr destroys a log (docs/protocol.md §3 DTR).
 func (d *Daemon) dtr(j *job, buf []byte) ([]byte, int32) {
 	in := d.lookup(&j.req)
 	if in == nil {
@@ -291,6 +313,9 @@ type LogStatus struct {
 	FlushBytes     uint64        `json:"flush_bytes"`
 	Age            time.Duration `json:"age_ns"`
 	StatusInfo     string        `json:"status_info"`
+	// Warning says what is wrong with how the log is kept, "" when nothing
+	// is: a log without a state file in the daemon's state directory.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Status describes every log, sorted by uuid and luid.
@@ -303,6 +328,9 @@ func (d *Daemon) Status() []LogStatus {
 		s := LogStatus{UUID: in.uuid, LUID: in.luid, Ctr: in.ctr, State: in.log.State(),
 			Requests: map[string]uint64{}, Age: time.Since(in.created), StatusInfo: in.log.Status(engine.StatusInfo)}
 		in.release()
+		if why := cmp.Or(in.noState, s.State.StateFileError); why != "" {
+			s.Warning = why + "; the log will not survive a restart of dlogd"
+		}
 		for t := ulog.TypeCtr; t <= ulog.MaxRequestType; t++ {
 			if n := in.requests[t].Load(); n > 0 {
 				s.Requests[t.String()] = n

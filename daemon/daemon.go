@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -41,6 +40,16 @@ type Options struct {
 	// instead of restored. ok=false means "cannot tell": everything is
 	// restored.
 	LiveUUIDs func() (uuids map[string]bool, ok bool)
+	// FlushLegs, when set, is called with a disk log's uuid before the log
+	// writes an image that records clears, and must flush the volatile
+	// cache of every leg of the mirror whose table names that uuid: the
+	// kernel's own disk log has dm-raid1 do this (its flush callback), and
+	// dm-log-userspace passes no such callback to a daemon. Marks never
+	// wait for it. When it fails, the clears are not persisted: every
+	// region is marked dirty and clears are ignored until the log is
+	// constructed again (the kernel's flush_failed), and the log says why.
+	// dlogd sets a LegFlusher's Flush.
+	FlushLegs func(uuid string) error
 	// Observer, when set, is told how long every request took and what
 	// every flush cost (dlogd's metrics). It is called on the request path
 	// and must not block or allocate.
@@ -69,7 +78,7 @@ type QueuedResyncWork interface {
 // Counters are the daemon-wide counts (Daemon.Counters).
 type Counters struct {
 	Requests   [ulog.MaxRequestType + 1]uint64 // by request type
-	Malformed  uint64                          // datagrams the codec rejected
+	Malformed  uint64                          // requests the codec answered with an error
 	UnknownLog uint64                          // requests for a (uuid, luid) not served
 	Errors     uint64                          // replies with a non-zero error
 	Busy       uint64                          // requests refused with EAGAIN (queue full)
@@ -103,7 +112,7 @@ type table map[string]map[uint64]*instance
 // counters are the daemon-wide request and error counts.
 type counters struct {
 	requests  [ulog.MaxRequestType + 1]atomic.Uint64
-	malformed atomic.Uint64 // datagrams rejected by the codec
+	malformed atomic.Uint64 // requests the codec answered with an error
 	unknown   atomic.Uint64 // requests for a (uuid, luid) we do not have
 	errors    atomic.Uint64 // replies with a non-zero error
 	busy      atomic.Uint64 // requests refused with EAGAIN (queue full)
@@ -142,26 +151,24 @@ func (d *Daemon) lookup(r *ulog.Request) *instance {
 // Handle handles one datagram from a transport. It never blocks on disk
 // I/O: requests that need the disk are queued to their log's worker, CTR
 // and DTR to the control worker; everything else is answered at once.
-func (d *Daemon) Handle(b []byte, from transport.Peer) {
-	var f ulog.Frame
+//
+// dg is decoded already, by the transport's admission check
+// (transport.Datagram.Decode); a fault the codec wants answered
+// (dg.Err) is answered here.
+func (d *Daemon) Handle(dg *transport.Datagram, from transport.Peer) {
 	bp := d.bufs.Get().(*[]byte)
 	out := (*bp)[:0]
 	defer func() { *bp = out[:0]; d.bufs.Put(bp) }()
 
-	if err := ulog.DecodeRequest(b, &f); err != nil {
+	if fe := dg.Err; fe != nil {
 		d.counters.malformed.Add(1)
-		var fe *ulog.FrameError
-		if !errors.As(err, &fe) {
-			d.log.Warn("dropping undecodable datagram", "from", from.String(), "err", err)
-			return
-		}
 		d.log.Warn("malformed request", "from", from.String(), "action", fe.Action.String(), "seq", fe.Seq, "err", fe.Err)
-		if out = fe.AppendReply(out, &f, d.opts.PID); len(out) > 0 {
+		if out = fe.AppendReply(out, &dg.Frame, d.opts.PID); len(out) > 0 {
 			d.send(from, out)
 		}
 		return
 	}
-	req := &f.Req
+	req := &dg.Frame.Req
 	t := req.Type()
 	d.counters.requests[t].Add(1)
 	var start time.Time
@@ -192,7 +199,7 @@ func (d *Daemon) Handle(b []byte, from transport.Peer) {
 	if in == nil || !in.acquire() {
 		// A request for a log we do not have: after a daemon restart the
 		// kernel still has it. ESRCH makes the kernel replay CTR and RESUME
-		// and retry (protocol.md §1.6); DTR of an unknown log is an error.
+		// and retry (docs/protocol.md §1.6); DTR of an unknown log is an error.
 		d.counters.unknown.Add(1)
 		if t == ulog.TypeDtr {
 			d.reply(from, req, -int32(ulog.EINVAL), nil, &out)
@@ -258,6 +265,9 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			v, err := l.InSync(r)
 			errno, payload = errnoOf(err), ulog.AppendBool(payload, v)
 		default:
+			if in.resuming.Load() > 0 {
+				return d.queueArgs(in, req, from, out, r, 0)
+			}
 			rec, hint, err := l.IsRemoteRecovering(r)
 			errno, payload = errnoOf(err), ulog.AppendPair(payload, b2i(rec), hint)
 		}
@@ -304,12 +314,22 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			}
 		}
 		return d.queue(in, req, from, out)
-	case ulog.TypeResume, ulog.TypePostsuspend:
+	case ulog.TypeResume:
+		in.resuming.Add(1)
+		errno, answered := d.queue(in, req, from, out)
+		if answered {
+			in.resuming.Add(-1)
+		}
+		return errno, answered
+	case ulog.TypePostsuspend:
 		return d.queue(in, req, from, out)
 	case ulog.TypePresuspend:
+		if in.resuming.Load() > 0 {
+			return d.queue(in, req, from, out)
+		}
 		errno = errnoOf(l.Presuspend())
 	case ulog.TypeGetResyncWork:
-		if q, ok := l.(QueuedResyncWork); ok && q.QueueResyncWork() {
+		if q, ok := l.(QueuedResyncWork); (ok && q.QueueResyncWork()) || in.resuming.Load() > 0 {
 			return d.queue(in, req, from, out)
 		}
 		r, ok, err := l.GetResyncWork()
@@ -323,6 +343,9 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 		if err != nil || r >= l.RegionCount() {
 			errno = -int32(ulog.EINVAL)
 			break
+		}
+		if in.resuming.Load() > 0 {
+			return d.queueArgs(in, req, from, out, r, uint64(v))
 		}
 		errno = errnoOf(l.SetRegionSync(r, v != 0))
 	case ulog.TypeGetSyncCount:
@@ -344,7 +367,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 
 // regions validates a MARK, CLEAR or FLUSH payload: a multiple of 8 bytes,
 // 8 to 332 of them, every region in range. A batch with any bad region is
-// rejected whole (protocol.md §8.3 item 31).
+// rejected whole (docs/conformance.md item 31).
 func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 	rl, err := ulog.Regions(data)
 	if err != nil {
@@ -362,7 +385,13 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 // queue hands a disk request to the log's worker, or answers EAGAIN when
 // the worker is swamped (the kernel resends at once).
 func (d *Daemon) queue(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
-	j := job{req: *req, from: from, at: time.Now()}
+	return d.queueArgs(in, req, from, out, 0, 0)
+}
+
+// queueArgs is queue for a request whose decoded arguments the worker
+// needs (the payload is not kept).
+func (d *Daemon) queueArgs(in *instance, req *ulog.Request, from transport.Peer, out *[]byte, region, value uint64) (int32, bool) {
+	j := job{req: *req, from: from, at: time.Now(), region: region, value: value}
 	j.req.Data = nil
 	if !in.enqueue(j) {
 		d.counters.busy.Add(1)
@@ -390,8 +419,17 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 		err = in.log.Flush()
 	case ulog.TypeResume:
 		err = in.log.Resume()
+		in.resuming.Add(-1)
 	case ulog.TypePostsuspend:
 		err = in.log.Postsuspend()
+	case ulog.TypePresuspend:
+		err = in.log.Presuspend()
+	case ulog.TypeSetRegionSync:
+		err = in.log.SetRegionSync(j.region, j.value != 0)
+	case ulog.TypeIsRemoteRecovering:
+		rec, hint, werr := in.log.IsRemoteRecovering(j.region)
+		err = werr
+		payload = ulog.AppendPair(pl[:0], b2i(rec), hint)
 	}
 	took := time.Since(start)
 	// A MARK's flush counts when it wrote something: a core log's costs
@@ -429,7 +467,7 @@ func (d *Daemon) reply(to transport.Peer, req *ulog.Request, errno int32, payloa
 
 // again asks the kernel to resend req: the ack-only form, matched by the
 // request's seq, because only that form leaves the caller's reply space
-// as it was (protocol.md §1.4 item 5). A full-form -EAGAIN with no data
+// as it was (docs/protocol.md §1.4 item 5). A full-form -EAGAIN with no data
 // would shrink it to 0, and the resent GET_RESYNC_WORK or table-load CTR
 // would fail with -ENOSPC.
 func (d *Daemon) again(to transport.Peer, req *ulog.Request, out *[]byte) {

@@ -10,11 +10,7 @@ import (
 // daemon killed before the FLUSH that follows must not take it along (the
 // kernel would retry the FLUSH on the next daemon and write).
 func TestDurableMark(t *testing.T) {
-	d := newDaemon(t)
-	k := newKernel(t, d)
-	p := logFile(t, 1<<20)
-	k.ctr("dm", 1, "16384 clustered-disk "+p+" 2 nosync")
-	k.ok(ulog.TypeResume, "dm", 1, nil)
+	k, p := diskLog(t, "dm", "16384", "2 nosync")
 	for _, r := range []uint64{5, 700, 4000, 8191} {
 		k.ok(ulog.TypeMarkRegion, "dm", 1, regions(r))
 		img := readDirect(t, p, 2048)

@@ -18,7 +18,7 @@ func errnoOf(err error) int32 {
 		return -int32(ulog.EIO)
 	default:
 		// Bad arguments, a log device missing, unusable or too small
-		// (protocol.md §8.3 item 23: -EINVAL for every CTR that cannot
+		// (docs/conformance.md item 23: -EINVAL for every CTR that cannot
 		// use its device), a region out of range, a log closed under the
 		// request.
 		return -int32(ulog.EINVAL)

@@ -165,7 +165,7 @@ func TestMalformedFlood(t *testing.T) {
 				}
 			}
 		}
-		d.Handle(b[:len(b):len(b)], p)
+		handle(d, b[:len(b):len(b)], p)
 	}
 	// The protected log is exactly as it was.
 	if k.isClean("protected-log", 42, 7) || k.isClean("protected-log", 42, 100) || !k.isClean("protected-log", 42, 0) {

@@ -22,6 +22,13 @@ type instance struct {
 	ctr  string // the constructor string, to tell a reconnect from a new log
 	log  engine.Log
 	cfg  engine.Config
+	// blockDev is the opened log device's "major:minor" when it is a block
+	// device, for CTR replies ("" for a regular file or a core log); read
+	// once, so that a resent CTR never waits on the log.
+	blockDev string
+	// noState says why the log has no state file though the daemon keeps
+	// them (dlogd status shows it).
+	noState string
 
 	// refs counts requests using log outside the worker; DTR waits for it
 	// to drain after setting dead, so Close never races a request.
@@ -30,13 +37,20 @@ type instance struct {
 
 	// The worker runs the requests that touch the disk (RESUME, FLUSH,
 	// POSTSUSPEND) in arrival order, so that a slow device never holds up
-	// the reader and its IN_SYNC answers.
+	// the reader and its IN_SYNC answers; while a RESUME is queued, also
+	// the requests that take the log's lock (PRESUSPEND, GET_RESYNC_WORK,
+	// SET_REGION_SYNC, IS_REMOTE_RECOVERING), which would otherwise wait
+	// on the reader for its device read.
 	qmu     sync.Mutex
 	qcond   sync.Cond
 	queue   []job // pending jobs are queue[head:]
 	head    int
 	closing bool
 	done    chan struct{}
+	// resuming counts RESUMEs queued and not yet done: the engine holds
+	// the log's lock across the device read, so the requests that take
+	// that lock go to the worker meanwhile instead of blocking the reader.
+	resuming atomic.Int32
 
 	created  time.Time
 	requests [ulog.MaxRequestType + 1]atomic.Uint64
@@ -53,10 +67,13 @@ type job struct {
 	// CTR (sent with its NUL, with no reply capacity) from a table load.
 	ctr       string
 	reconnect bool
+	// region and value are the arguments of a SET_REGION_SYNC or
+	// IS_REMOTE_RECOVERING held behind a RESUME (their payload is gone).
+	region, value uint64
 }
 
 func newInstance(uuid string, luid uint64, ctr string, l engine.Log) *instance {
-	in := &instance{uuid: uuid, luid: luid, ctr: ctr, log: l, cfg: l.Config(), done: make(chan struct{}), created: time.Now()}
+	in := &instance{uuid: uuid, luid: luid, ctr: ctr, log: l, cfg: l.Config(), blockDev: l.State().BlockDevice, done: make(chan struct{}), created: time.Now()}
 	in.qcond.L = &in.qmu
 	return in
 }

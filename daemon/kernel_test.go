@@ -1,44 +1,28 @@
 package daemon_test
 
 import (
-	"bytes"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dlog-dev/dlog/daemon"
-	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/internal/testutil/diotest"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// peer is the reply side of a fake kernel: it keeps what the daemon sends.
-type peer struct {
-	name string
-	ch   chan []byte
-}
-
-func newPeer(name string) *peer { return &peer{name: name, ch: make(chan []byte, 4096)} }
-
-func (p *peer) Send(b []byte) error { p.ch <- bytes.Clone(b); return nil }
-func (p *peer) String() string      { return p.name }
-
-// kernel plays the kernel's side of the protocol against a Daemon: it
-// builds requests exactly as dm-log-userspace-transfer.c does, hands them
-// to Handle, and checks every reply against the kernel's acceptance rules
-// and dlog's stricter ones (protocol.md §8.1 items 10-13).
+// kernel plays the kernel's side of the protocol against a Daemon
+// (fakekernel.Local: requests built as dm-log-userspace-transfer.c does,
+// replies checked against the kernel's acceptance rules and dlog's
+// stricter ones, docs/conformance.md items 10-13), failing the test on a
+// broken reply.
 type kernel struct {
-	t       testing.TB
-	d       *daemon.Daemon
-	p       *peer
-	seq     uint32
-	version uint32
-	mu      sync.Mutex
-	stash   map[uint32]ulog.Reply
+	*fakekernel.Local
+	t testing.TB
+	d *daemon.Daemon
+	p *fakekernel.Peer
 }
 
 func quietLogger() *slog.Logger {
@@ -62,60 +46,38 @@ func newDaemon(t testing.TB, opts ...daemon.Options) *daemon.Daemon {
 }
 
 func newKernel(t testing.TB, d *daemon.Daemon) *kernel {
-	return &kernel{t: t, d: d, p: newPeer("test-kernel"), version: 3, stash: map[uint32]ulog.Reply{}}
+	l := fakekernel.NewLocal(d)
+	return &kernel{Local: l, t: t, d: d, p: l.P}
 }
 
 // request builds the request the kernel would send.
 func (k *kernel) request(t ulog.RequestType, uuid string, luid uint64, data []byte) *ulog.Request {
-	k.mu.Lock()
-	k.seq++
-	seq := k.seq
-	k.mu.Unlock()
-	r := &ulog.Request{LUID: luid, Version: k.version, Seq: seq, RawType: uint32(t), Data: data}
-	if err := r.SetUUID(uuid); err != nil {
+	r, err := k.Request(t, uuid, luid, data)
+	if err != nil {
 		k.t.Fatal(err)
 	}
 	return r
 }
 
 // send hands the datagram of r to the daemon.
-func (k *kernel) send(r *ulog.Request) {
-	k.d.Handle(ulog.AppendRequest(nil, r), k.p)
-}
+func (k *kernel) send(r *ulog.Request) { k.Send(r) }
 
 // wait returns the reply to seq, checking it.
 func (k *kernel) wait(r *ulog.Request) ulog.Reply {
 	k.t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		k.mu.Lock()
-		if rep, ok := k.stash[r.Seq]; ok {
-			delete(k.stash, r.Seq)
-			k.mu.Unlock()
-			return rep
-		}
-		k.mu.Unlock()
-		select {
-		case b := <-k.p.ch:
-			rep := k.check(b)
-			k.mu.Lock()
-			k.stash[rep.MatchSeq()] = rep
-			k.mu.Unlock()
-		case <-deadline:
-			k.t.Fatalf("no reply to %s seq %d within 10 s", r.Type(), r.Seq)
-		}
+	rep, err := k.Wait(r, 10*time.Second)
+	if err != nil {
+		k.t.Fatal(err)
 	}
+	return rep
 }
 
 // check decodes a reply and applies the kernel's and dlog's rules.
 func (k *kernel) check(b []byte) ulog.Reply {
 	k.t.Helper()
-	rep, err := ulog.DecodeReply(b)
+	rep, err := fakekernel.Decode(b)
 	if err != nil {
-		k.t.Fatalf("the kernel would drop this reply: %v", err)
-	}
-	if err := rep.Validate(); err != nil {
-		k.t.Fatalf("reply breaks the reply rules: %v", err)
+		k.t.Fatal(err)
 	}
 	return rep
 }
@@ -139,41 +101,11 @@ func (k *kernel) call(t ulog.RequestType, uuid string, luid uint64, data []byte)
 
 func (k *kernel) finish(r *ulog.Request) res {
 	k.t.Helper()
-	rep := k.wait(r)
-	if rep.AckOnly {
-		return res{err: -int32(rep.CnAck), rep: rep}
+	got, err := k.Finish(r, 10*time.Second)
+	if err != nil {
+		k.t.Fatal(err)
 	}
-	q := &rep.Req
-	if q.LUID != r.LUID || q.UUID != r.UUID || q.RawType != r.RawType || q.Version != r.Version || q.Seq != r.Seq {
-		k.t.Fatalf("%s reply does not echo the request header: %+v", r.Type(), q)
-	}
-	if rep.CnSeq != r.Seq {
-		k.t.Fatalf("%s reply cn_msg.seq %d, want %d", r.Type(), rep.CnSeq, r.Seq)
-	}
-	if q.Error == 0 {
-		if n, fixed := ulog.ReplyCapacity(r.Type()); fixed && r.Type() != ulog.TypeCtr && int(q.DataSize) != n {
-			k.t.Fatalf("%s success reply carries %d bytes, the kernel expects exactly %d", r.Type(), q.DataSize, n)
-		}
-		if r.Type() == ulog.TypeIsClean || r.Type() == ulog.TypeInSync {
-			if v, _ := ulog.Int64(q.Data); v != 0 && v != 1 {
-				k.t.Fatalf("%s answered %d, want exactly 0 or 1", r.Type(), v)
-			}
-		}
-		if r.Type() == ulog.TypeGetResyncWork || r.Type() == ulog.TypeIsRemoteRecovering {
-			if v, _, _ := ulog.Pair(q.Data); v != 0 && v != 1 {
-				k.t.Fatalf("%s answered %d, want exactly 0 or 1", r.Type(), v)
-			}
-		}
-	} else if q.DataSize != 0 {
-		// Only -ESRCH (unknown log) may carry data: zeros of the size of
-		// the real answer, so the kernel's retry after its reconnect has
-		// room for it (daemon.Handle).
-		n, _ := ulog.ReplyCapacity(r.Type())
-		if q.Error != esrch || int(q.DataSize) != n || !allZero(q.Data) {
-			k.t.Fatalf("%s error %d reply carries %d bytes", r.Type(), q.Error, q.DataSize)
-		}
-	}
-	return res{err: q.Error, data: bytes.Clone(q.Data), rep: rep}
+	return res{err: got.Err, data: got.Data, rep: got.Reply}
 }
 
 // Helpers for the common requests. They fail the test on an unexpected
@@ -197,24 +129,25 @@ func (k *kernel) region(t ulog.RequestType, uuid string, luid uint64, region uin
 	return k.call(t, uuid, luid, ulog.AppendUint64(nil, region))
 }
 
-func (k *kernel) inSync(uuid string, luid uint64, region uint64) bool {
+// boolean asks a yes/no question about a region (IN_SYNC, IS_CLEAN).
+func (k *kernel) boolean(t ulog.RequestType, uuid string, luid uint64, region uint64) bool {
 	k.t.Helper()
-	r := k.region(ulog.TypeInSync, uuid, luid, region)
+	r := k.region(t, uuid, luid, region)
 	if r.err != 0 {
-		k.t.Fatalf("IN_SYNC %d: error %d", region, r.err)
+		k.t.Fatalf("%s %d: error %d", t, region, r.err)
 	}
 	v, _ := ulog.Int64(r.data)
 	return v == 1
 }
 
+func (k *kernel) inSync(uuid string, luid uint64, region uint64) bool {
+	k.t.Helper()
+	return k.boolean(ulog.TypeInSync, uuid, luid, region)
+}
+
 func (k *kernel) isClean(uuid string, luid uint64, region uint64) bool {
 	k.t.Helper()
-	r := k.region(ulog.TypeIsClean, uuid, luid, region)
-	if r.err != 0 {
-		k.t.Fatalf("IS_CLEAN %d: error %d", region, r.err)
-	}
-	v, _ := ulog.Int64(r.data)
-	return v == 1
+	return k.boolean(ulog.TypeIsClean, uuid, luid, region)
 }
 
 func (k *kernel) u64(t ulog.RequestType, uuid string, luid uint64) uint64 {
@@ -256,16 +189,4 @@ func (k *kernel) status(t ulog.RequestType, uuid string, luid uint64) string {
 		k.t.Fatalf("%s reply %q is not NUL-terminated", t, r.data)
 	}
 	return string(r.data[:len(r.data)-1])
-}
-
-var _ = engine.Open
-var _ = fmt.Sprint
-
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// model is an oracle for the replay: the semantics of protocol.md §3 for
+// model is an oracle for the replay: the semantics of docs/protocol.md §3 for
 // one log, written as plainly as possible, independent of the engine.
 type model struct {
 	cfg        engine.Config
@@ -236,11 +236,10 @@ func TestReplayKernelTrace(t *testing.T) {
 			if models[kk] == nil {
 				models[kk] = newModel(cfg)
 			}
-			wantData := ""
-			if cfg.Disk() && !bytes.HasSuffix(data, []byte{0}) {
-				wantData = dev + "\x00"
-			}
-			if got.err == 0 && len(got.data) > 0 && string(got.data) != wantData {
+			// The log device is a regular file: no device in the reply
+			// (the kernel could not dm_get_device a path to a file).
+			if got.err == 0 && len(got.data) > 0 {
+				wantData := ""
 				t.Fatalf("%s: CTR reply %q, want %q", where, got.data, wantData)
 			}
 			continue

@@ -18,7 +18,7 @@ import (
 // CTR and removed at DTR, and Restore reopens them when the daemon starts.
 // A daemon killed with -9 and started again therefore serves the kernel's
 // logs exactly as before: the kernel, which reconnects without resuming
-// (protocol.md §1.6), never sees a log come back with different sync bits
+// (docs/protocol.md §1.6), never sees a log come back with different sync bits
 // (writes to regions suddenly "out of sync" would go to one leg only), and
 // never gets -ESRCH for a log it has, whose retry it would mishandle.
 
@@ -98,14 +98,16 @@ func (d *Daemon) Restore() (int, error) {
 			os.Remove(p)
 			continue
 		}
-		l, err := d.open(uuid, luid, ctr, cfg, lg)
+		l, noState, err := d.open(uuid, luid, ctr, cfg, lg)
 		if err != nil {
 			// The kernel's reconnect CTR will try again (and recreate the
 			// file); keep the state meanwhile.
 			lg.Error("log not restored; the kernel's reconnect will construct it again", "file", p, "err", err)
 			continue
 		}
-		d.add(newInstance(uuid, luid, ctr, l))
+		in := newInstance(uuid, luid, ctr, l)
+		in.noState = noState
+		d.add(in)
 		lg.Info("log restored from its state file", "phase", h.Phase, "ctr", ctr)
 		n++
 	}

@@ -226,18 +226,40 @@ func (c *Control) FindMirror(uuid string) (string, Mirror, error) {
 		if err != nil {
 			return "", Mirror{}, err
 		}
-		for _, t := range ts {
-			if t.Type != "mirror" {
-				continue
-			}
-			m, err := ParseMirror(t.Params)
-			if err != nil {
-				continue
-			}
-			if u, ok := m.LogUUID(); ok && u == uuid {
-				return d.Name, m, nil
-			}
+		if m, ok := mirrorIn(ts, uuid); ok {
+			return d.Name, m, nil
 		}
 	}
 	return "", Mirror{}, fmt.Errorf("dm: no mirror with userspace log %s: %w", uuid, ErrNotFound)
+}
+
+// MirrorOf returns the mirror in device name's table whose userspace log
+// has the given uuid. It fails with ErrNotFound when the device is gone or
+// its table names no such log.
+func (c *Control) MirrorOf(name, uuid string) (Mirror, error) {
+	ts, err := c.Table(name)
+	if err != nil {
+		return Mirror{}, err
+	}
+	if m, ok := mirrorIn(ts, uuid); ok {
+		return m, nil
+	}
+	return Mirror{}, fmt.Errorf("dm: device %s: no mirror with userspace log %s: %w", name, uuid, ErrNotFound)
+}
+
+// mirrorIn finds the mirror target whose userspace log has uuid.
+func mirrorIn(ts []Target, uuid string) (Mirror, bool) {
+	for _, t := range ts {
+		if t.Type != "mirror" {
+			continue
+		}
+		m, err := ParseMirror(t.Params)
+		if err != nil {
+			continue
+		}
+		if u, ok := m.LogUUID(); ok && u == uuid {
+			return m, true
+		}
+	}
+	return Mirror{}, false
 }

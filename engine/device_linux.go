@@ -86,6 +86,7 @@ func openDevice(arg string, opts Options) (Device, DeviceInfo, error) {
 		}
 		info.Size = int64(size)
 		info.Name = fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		info.Block = true
 		// A read-only block device opens for writing without complaint
 		// and fails the first write; the kernel's dm_get_device refuses it
 		// at table load, and so do we.

@@ -44,6 +44,9 @@ type DeviceInfo struct {
 	Direct bool
 	// Method is the write mechanism ("io_uring" or "pwritev").
 	Method string
+	// Block reports a block device (Name is then its "major:minor"); a
+	// regular file is not one.
+	Block bool
 }
 
 // Stats are the disk log's I/O counters.
@@ -199,14 +202,13 @@ func (d *diskState) close() {
 	d.staging.unmap()
 }
 
-// resume is the kernel's disk_resume (protocol.md §4.4), step by step. It
+// resume is the kernel's disk_resume (docs/disk-format.md §4), step by step. It
 // runs under l.mu with no flush in progress (the log is not running).
 func (d *diskState) resume(l *dirtyLog) error {
 	img := d.image.m[:d.bufSize]
 	// 1. Read [0, buf_size). A failed or short read fails the device, and
 	//    the log is treated as holding no regions.
 	hdr := header.Fresh()
-	var valid uint64
 	n, err := d.dev.ReadAt(img, 0)
 	if err == nil && n != len(img) {
 		err = fmt.Errorf("short read: %d of %d bytes", n, len(img))
@@ -215,10 +217,11 @@ func (d *diskState) resume(l *dirtyLog) error {
 		d.fail(l, fmt.Errorf("read log header: %w", err))
 	} else {
 		// 2, 3. Fresh log, version upgrade, unsupported version; the
-		//    stored region count is clamped to this activation (§8.5 j).
-		h, _ := header.Decode(img)
-		r, ierr := header.Interpret(h, l.n, l.cfg.Sync)
-		hdr, valid = r.Header, r.Valid
+		//    stored region count is clamped to this activation (docs/conformance.md §5 j).
+		//    4, 5: regions the image does not cover, stale tail bits
+		//    (LoadImage; the words changed behind the bitmap's back).
+		r, ierr := LoadImage(img, l.n, l.cfg.Sync, 0, l.clean, nil)
+		hdr = r.Header
 		if ierr != nil {
 			d.fail(l, ierr)
 		}
@@ -226,16 +229,10 @@ func (d *diskState) resume(l *dirtyLog) error {
 			l.logger.Info("disk log header version 1 upgraded to 2")
 		}
 	}
-	// The words changed behind the bitmap's back.
-	l.clean.Recount()
-	// 4. Regions the image does not cover: in sync for nosync, else dirty.
-	if l.cfg.Sync == header.SyncNone {
-		l.clean.SetRange(valid, l.n)
-	} else {
-		l.clean.ClearRange(valid, l.n)
+	if err != nil {
+		// Nothing read: every region dirty (in sync for nosync).
+		LoadImage(nil, l.n, l.cfg.Sync, 0, l.clean, nil)
 	}
-	// 5. Stale bits of a shrunken log, up to the next multiple of 64.
-	l.clean.ClearTail()
 	// 6. sync bits := clean bits; nothing recovering.
 	if err := l.sync.CopyFrom(l.clean); err != nil {
 		return err
@@ -349,9 +346,9 @@ func (d *diskState) flushOnce(l *dirtyLog, force bool) error {
 // so rewriting it is harmless, and one slightly larger write costs less
 // than two small ones (DefaultMergeGap says how much). Writes go out in
 // submissions of at most maxBatchBlocks blocks. Failed runs are flagged
-// again and a failed cache flush leaves a sync owed, so the next flush
-// retries both; the device is marked failed (D, and F for the cache
-// flush) as the kernel does.
+// again, and a failed cache flush leaves a sync owed and flags again every
+// block the flush wrote, so the next flush retries all of them; the device
+// is marked failed (D, and F for the cache flush) as the kernel does.
 func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	d.blocks = l.clean.TakeChanged(d.blocks[:0])
 	if len(d.blocks) == 0 && !sync {
@@ -360,6 +357,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	start := time.Now()
 	var errs []error
 	var written, bytes, ios uint64
+	syncFailed := false
 	// runs[i] is the first block of d.iob[i] and its block count.
 	type run struct{ first, n int }
 	var runs [maxBatchBlocks]run
@@ -380,6 +378,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 				if be.Sync != nil {
 					errs = append(errs, fmt.Errorf("flush device cache: %w", be.Sync))
 					d.failSync(l, be.Sync)
+					syncFailed = true
 				}
 			} else {
 				for i := range failed {
@@ -388,6 +387,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 				errs = append(errs, werr)
 				if sync && last {
 					d.failSync(l, werr)
+					syncFailed = true
 				}
 			}
 		}
@@ -433,6 +433,16 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 		slots += end - first
 	}
 	submit(true)
+	if syncFailed {
+		// A failed cache flush leaves every block this flush wrote, in
+		// every submission, in an unknown state on the device (the write
+		// may sit in a cache that was lost): flag them all again so the
+		// next flush writes and syncs them, as the kernel rewrites its
+		// whole buffer before the next PREFLUSH.
+		for _, b := range d.blocks {
+			l.clean.MarkBlockChanged(b)
+		}
+	}
 	d.smu.Lock()
 	d.stats.Flushes++
 	d.stats.Writes += ios

@@ -32,7 +32,7 @@ func checkDevice(t *testing.T, l engine.Log, path string, bufSize int) []byte {
 	return img
 }
 
-// The worked example of protocol.md §4.2: 2048 regions need 1536 bytes.
+// The worked example of docs/disk-format.md §2: 2048 regions need 1536 bytes.
 func TestDiskTooSmall(t *testing.T) {
 	ok := logFile(t, 1536)
 	mustOpen(t, 2097152, "disk 2 "+ok+" 1024")
@@ -52,7 +52,7 @@ func TestDiskTooSmall(t *testing.T) {
 }
 
 // A zeroed device has no magic: a fresh log, every region out of sync,
-// header written little-endian at resume (protocol.md §4.4).
+// header written little-endian at resume (docs/disk-format.md §4).
 func TestDiskFreshResume(t *testing.T) {
 	p := logFile(t, 4096)
 	// Fill bytes 16..1023 and the tail: the kernel preserves them as read.
@@ -111,7 +111,12 @@ func TestDiskResumeRules(t *testing.T) {
 		{"wrong magic is fresh", header.Header{Magic: 1, Version: 2, NrRegions: 128}, 128, 128, "", func(uint64) bool { return false }, false},
 		{"version 1 upgraded", header.Header{Magic: header.Magic, Version: 1, NrRegions: 128}, 128, 128, "", odd, false},
 		{"version 3 fails the device", header.Header{Magic: header.Magic, Version: 3, NrRegions: 128}, 128, 128, "", func(uint64) bool { return false }, true},
-		{"huge nr_regions clamped", good(1 << 62), 128, 128, "", odd, false},
+		// nr_regions of 2^32 or more is taken modulo 2^32 as the kernel's
+		// unsigned int loop takes it: never more bits trusted than by the
+		// kernel (#13).
+		{"nr_regions 2^62 is 0", good(1 << 62), 128, 128, "", func(uint64) bool { return false }, false},
+		{"nr_regions 2^32+40", good(1<<32 + 40), 128, 128, "", func(i uint64) bool { return i < 40 && odd(i) }, false},
+		{"nr_regions 2^32+200 clamped", good(1<<32 + 200), 128, 128, "", odd, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeImage(t, 4096, tc.h, tc.bits, odd)
@@ -328,7 +333,7 @@ func TestDiskIOErrors(t *testing.T) {
 	if got := l.Status(engine.StatusInfo); got != "3 disk "+p+" F" {
 		t.Fatalf("status after cache flush failure %q, want F", got)
 	}
-	// cmirrord's clustered-disk status knows only A and D (protocol.md
+	// cmirrord's clustered-disk status knows only A and D (docs/protocol.md
 	// §5.1): the same failure shows as D there.
 	pc := logFile(t, 4096)
 	fc := &faultio.Faults{}
@@ -578,5 +583,51 @@ func TestDiskClearTimerAgainstClose(t *testing.T) {
 	// The last close wrote every clear.
 	if img := readDirect(t, p, 1536); !cleanBit(img, 199%128) {
 		t.Fatal("a clear was lost at close")
+	}
+}
+
+// A failed cache flush may have lost every write it was to make durable:
+// the next flush writes each block of that flush again (in every
+// submission, not only the last) before its own cache flush, as the kernel
+// rewrites its whole buffer before the next PREFLUSH.
+func TestDiskFailedSyncRewritesBlocks(t *testing.T) {
+	const regions = 1 << 24 // a 2 MiB bitset: 512 blocks, more than one submission
+	const perBlock = 4096 * 8
+	p := logFile(t, 1024+regions/8+4096)
+	faults := &faultio.Faults{}
+	l := mustOpen(t, regions*1024, "disk 3 "+p+" 1024 nosync", faulty(faults, engine.Options{}))
+	if err := l.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	var marked uint64
+	for r := uint64(5); r < regions; r += perBlock {
+		l.MarkRegion(r)
+		marked++
+	}
+	faults.FailSyncs = 1
+	before := l.Stats()
+	if err := l.Flush(); !errors.Is(err, engine.ErrIO) {
+		t.Fatalf("flush with a failing cache flush: %v", err)
+	}
+	first := l.Stats()
+	if w := first.BlocksWritten - before.BlocksWritten; w < marked {
+		t.Fatalf("the failing flush wrote %d blocks, want at least %d", w, marked)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	second := l.Stats()
+	if w := second.BlocksWritten - first.BlocksWritten; w != first.BlocksWritten-before.BlocksWritten {
+		t.Fatalf("the flush after a failed cache flush rewrote %d blocks, want the %d the failed one wrote", w, first.BlocksWritten-before.BlocksWritten)
+	}
+	if second.Syncs != first.Syncs+1 {
+		t.Fatalf("syncs %d then %d: the owed cache flush was not issued", first.Syncs, second.Syncs)
+	}
+	// And the image holds every mark.
+	img := readDirect(t, p, 1024+regions/8)
+	for r := uint64(5); r < regions; r += perBlock {
+		if cleanBit(img, r) {
+			t.Fatalf("region %d clean on disk after the retry", r)
+		}
 	}
 }

@@ -54,8 +54,8 @@ type Options struct {
 	// that records clears, as the kernel calls the mirror's flush_callback_fn
 	// to flush every leg. If it fails, every region is marked dirty and
 	// clears are ignored until the log is reconstructed (the kernel's
-	// flush_failed). dm-log-userspace has no such callback, so dlogd never
-	// sets it.
+	// flush_failed). dm-log-userspace has no such callback; dlogd finds
+	// the mirror's legs itself (daemon.Options.FlushLegs).
 	FlushCallback func() error
 }
 
@@ -78,6 +78,10 @@ func Open(c Config, opts Options) (Log, error) {
 		}
 		if l.state, l.restored, err = openStateFile(opts.StateFile, opts.StateLabel, c, nmaps); err != nil {
 			return nil, err
+		}
+		if l.state.reserveErr != nil {
+			l.logger.Error("state file restored, but its space cannot be reserved: the state is kept in memory only and the file removed; the log will not survive a restart of dlogd",
+				"file", opts.StateFile, "err", l.state.reserveErr)
 		}
 	}
 	if c.Disk() {
@@ -335,8 +339,8 @@ func (l *dirtyLog) Resume() error {
 	// resumes), or which the reconnect sequence met in that window.
 	// Writes went on all along: memory holds marks not yet flushed, so
 	// re-reading the device could lose them. Only recovery starts again,
-	// from region 0, as the kernel's own in_sync_hint does (protocol.md
-	// §8.3 item 29).
+	// from region 0, as the kernel's own in_sync_hint does (docs/conformance.md
+	// item 29).
 	if l.disk != nil && l.st != statePresuspended {
 		err = l.disk.resume(l)
 	}
@@ -448,6 +452,15 @@ func (l *dirtyLog) State() State {
 	s.Stats = l.Stats()
 	if l.disk != nil {
 		s.Device = l.disk.name
+		if l.disk.info.Block {
+			s.BlockDevice = l.disk.info.Name
+		}
+	}
+	if l.state != nil {
+		s.StateFile = l.state.path
+		if l.state.reserveErr != nil {
+			s.StateFileError = "no state file: restored from it, then dropped, its space cannot be reserved: " + l.state.reserveErr.Error()
+		}
 	}
 	return s
 }
@@ -460,7 +473,7 @@ func (l *dirtyLog) Failed() (bool, bool) {
 }
 
 // DeviceFlag is the log device's health in a disk log's INFO status
-// (protocol.md §5.1): A alive, D failed I/O, F a failed device cache flush,
+// (docs/protocol.md §5.1): A alive, D failed I/O, F a failed device cache flush,
 // which takes precedence. The kernel's disk log shows F; cmirrord's
 // clustered-disk only knows A and D (it never flushes a cache), and LVM
 // expects no more of it, so a clustered-disk log shows a failed flush as D.

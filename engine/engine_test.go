@@ -142,7 +142,7 @@ func TestMarkClear(t *testing.T) {
 	})
 }
 
-// The resync hand-out of protocol.md §3 GET_RESYNC_WORK and §6.3: the
+// The resync hand-out of docs/protocol.md §3 GET_RESYNC_WORK and §6.3: the
 // cursor only moves forward, regions in sync are skipped, the count follows
 // the bits, presuspend halts the hand-out and resume restarts it.
 func TestResyncHandOut(t *testing.T) {
@@ -226,7 +226,7 @@ func TestResyncHandOut(t *testing.T) {
 	})
 }
 
-// Status strings, byte for byte (protocol.md §5.1).
+// Status strings, byte for byte (docs/protocol.md §5.1).
 func TestStatusStrings(t *testing.T) {
 	p := logFile(t, 1<<20)
 	for _, tc := range []struct {

@@ -57,7 +57,7 @@ type Log interface {
 	IsRemoteRecovering(region uint64) (recovering bool, inSyncHint uint64, err error)
 
 	// Status returns the INFO or TABLE string of the log, byte-identical to
-	// the kernel's (protocol.md §5.1).
+	// the kernel's (docs/protocol.md §5.1).
 	Status(StatusType) string
 	// Failed reports the log device's failure flags: D (a read or write
 	// failed) and F (a cache flush failed).
@@ -118,16 +118,24 @@ func (s state) String() string {
 
 // State is a snapshot of a log for status reports and debug dumps.
 type State struct {
-	Type        string
-	Phase       string // constructed, running, presuspended, suspended, closed
-	Regions     uint64
-	RegionSize  uint64
-	InSync      uint64 // regions in sync
-	Dirty       uint64 // regions whose clean bit is clear
-	Recovering  uint64 // regions handed out for resync and not yet reported
-	Cursor      uint64 // the resync search cursor
-	Halted      bool   // recovery halted by presuspend
-	Device      string // disk types: the device name in status strings
+	Type       string
+	Phase      string // constructed, running, presuspended, suspended, closed
+	Regions    uint64
+	RegionSize uint64
+	InSync     uint64 // regions in sync
+	Dirty      uint64 // regions whose clean bit is clear
+	Recovering uint64 // regions handed out for resync and not yet reported
+	Cursor     uint64 // the resync search cursor
+	Halted     bool   // recovery halted by presuspend
+	Device     string // disk types: the device name in status strings
+	StateFile  string // the mapped state file; "" when the log has none
+	// StateFileError says why a log opened with Options.StateFile has
+	// none any more (its space could not be reserved); "" otherwise.
+	StateFileError string
+	// BlockDevice is the "major:minor" of the opened log device when it is
+	// a block device: what the kernel can dm_get_device. "" for a regular
+	// file and for core logs.
+	BlockDevice string
 	IOFailed    bool
 	FlushFailed bool
 	Stats       Stats

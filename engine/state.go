@@ -19,7 +19,7 @@ import (
 // the page cache the moment it is made. A daemon killed with -9 loses
 // nothing of it; the next one maps the same file and carries on where the
 // kernel left it, which matters because the kernel does not run its
-// resume logic after a reconnect (protocol.md §1.6): a log that came back
+// resume logic after a reconnect (docs/protocol.md §1.6): a log that came back
 // with fresh sync bits would tell a mirror that thought itself in sync
 // that nothing is, and its writes would go to one leg only.
 //
@@ -120,12 +120,59 @@ func bootID() string {
 	return string(bytes.TrimSpace(b))
 }
 
-// stateFile is an open, mapped state file.
+// stateFile is an open, mapped state file, or a detached one: a restored
+// state whose file could not be reserved, read into private memory (f is
+// nil, path empty, reserveErr says why).
 type stateFile struct {
-	f    *os.File
-	m    mmap.MMap
-	hdr  []byte
-	maps [][]byte // one region per bitmap, in order
+	f          *os.File
+	m          mmap.MMap
+	hdr        []byte
+	maps       [][]byte // one region per bitmap, in order
+	path       string
+	reserveErr error
+}
+
+func (s *stateFile) setMaps(nmaps, bm int) {
+	for i := range nmaps {
+		off := stateHdrSize + i*bm
+		s.maps = append(s.maps, s.m[off:off+bm])
+	}
+}
+
+// reserve makes every byte of f's first size bytes backed by the file
+// system, keeping what a restored file holds: fallocate, or where the file
+// system has none, writing the bytes (zeros, or the file's own) back.
+func reserve(f *os.File, size int64, restored bool) error {
+	err := fallocate(f, size)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	buf := make([]byte, size)
+	if restored {
+		if _, err := f.ReadAt(buf, 0); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+	}
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// detachStateFile reads f (read(2) of a hole needs no space) into private
+// memory, then closes and removes it.
+func detachStateFile(f *os.File, path string, size int) (*stateFile, error) {
+	defer f.Close()
+	m, err := mmap.MapRegion(nil, size, mmap.RDWR, mmap.ANON, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.ReadAt(m, 0); err != nil {
+		m.Unmap()
+		return nil, err
+	}
+	os.Remove(path)
+	return &stateFile{m: m, hdr: m[:stateHdrSize]}, nil
 }
 
 // configString is the canonical form of c kept in a state file.
@@ -171,16 +218,33 @@ func openStateFile(path, label string, c Config, nmaps int) (*stateFile, bool, e
 			return nil, false, fmt.Errorf("%w: create %s: %v", ErrState, path, err)
 		}
 	}
+	// Every page is reserved before the file is mapped: a store to a
+	// mapped page the file system cannot back (a full tmpfs, a sparse
+	// file) is a SIGBUS, not an error.
+	if err := reserve(f, int64(size), restored); err != nil {
+		if !restored {
+			f.Close()
+			os.Remove(path)
+			return nil, false, fmt.Errorf("%w: reserve %d bytes for %s: %v", ErrState, size, path, err)
+		}
+		// This log's state is in the file but the file cannot be kept:
+		// take it into private memory and drop the file, which would go
+		// stale (a later restore of it could under-report).
+		s, derr := detachStateFile(f, path, size)
+		if derr != nil {
+			return nil, false, fmt.Errorf("%w: reserve %d bytes for %s: %v; read it: %v", ErrState, size, path, err, derr)
+		}
+		s.reserveErr = err
+		s.setMaps(nmaps, bm)
+		return s, true, nil
+	}
 	m, err := mmap.MapRegion(f, size, mmap.RDWR, 0, 0)
 	if err != nil {
 		f.Close()
 		return nil, false, fmt.Errorf("%w: map %s: %v", ErrState, path, err)
 	}
-	s := &stateFile{f: f, m: m, hdr: m[:stateHdrSize]}
-	for i := range nmaps {
-		off := stateHdrSize + i*bm
-		s.maps = append(s.maps, m[off:off+bm])
-	}
+	s := &stateFile{f: f, m: m, hdr: m[:stateHdrSize], path: path}
+	s.setMaps(nmaps, bm)
 	if !restored {
 		copy(s.hdr, stateMagic)
 		binary.LittleEndian.PutUint32(s.hdr[8:], stateVersion)
@@ -217,5 +281,7 @@ func (s *stateFile) close() {
 		return
 	}
 	s.m.Unmap()
-	s.f.Close()
+	if s.f != nil {
+		s.f.Close()
+	}
 }

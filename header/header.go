@@ -165,6 +165,12 @@ func Interpret(h Header, regionCount uint64, mode SyncMode) (Resumed, error) {
 	if r.Header.Version != Version {
 		return r, fmt.Errorf("header: incompatible disk log version %d: %w", r.Header.Version, ErrVersion)
 	}
-	r.Valid = min(r.Header.NrRegions, regionCount)
+	// The kernel's disk_resume walks the new regions with an unsigned int
+	// from nr_regions: a stored count of 2^32 or more (no kernel or dlog
+	// writes one: region counts stop at MaxRegions) is taken modulo 2^32,
+	// so fewer leading bits are trusted and more regions resync. dlog does
+	// the same, byte for byte; trusting the whole bitmap instead could
+	// report clean what the kernel would resync.
+	r.Valid = min(uint64(uint32(r.Header.NrRegions)), regionCount)
 	return r, nil
 }

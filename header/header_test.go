@@ -8,7 +8,7 @@ import (
 	"github.com/dlog-dev/dlog/header"
 )
 
-// The worked examples of protocol.md §4.2 (64-bit kernel, 512-byte blocks).
+// The worked examples of docs/disk-format.md §2 (64-bit kernel, 512-byte blocks).
 func TestBufSizeWorkedExamples(t *testing.T) {
 	for _, tc := range []struct {
 		regions, bitset, buf uint64
@@ -48,7 +48,7 @@ func TestBufSizeRejects(t *testing.T) {
 	}
 }
 
-// The header hex of protocol.md §4.2's first example.
+// The header hex of docs/disk-format.md §2's first example.
 func TestEncodeGolden(t *testing.T) {
 	want := []byte{
 		0x72, 0x52, 0x69, 0x4D, // magic 0x4D695272, little-endian ("rRiM" on disk)
@@ -92,7 +92,7 @@ func TestShortBuffers(t *testing.T) {
 	}
 }
 
-// protocol.md §4.4 steps 2 and 3 and §8.5 (j).
+// docs/disk-format.md §4 steps 2 and 3 and docs/conformance.md §5 (j).
 func TestInterpret(t *testing.T) {
 	good := header.Header{Magic: header.Magic, Version: 2, NrRegions: 100}
 	for _, tc := range []struct {
@@ -107,8 +107,19 @@ func TestInterpret(t *testing.T) {
 			want: header.Resumed{Header: good, Valid: 100}},
 		{name: "shrunk clamps to this activation", h: good, regions: 50,
 			want: header.Resumed{Header: good, Valid: 50}},
-		{name: "huge nr_regions clamps", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 63}, regions: 7,
-			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 63}, Valid: 7}},
+		// nr_regions of 2^32 or more: taken modulo 2^32, as the kernel's
+		// unsigned int loop does (#13): never more trusted bits than the
+		// kernel would trust.
+		{name: "nr_regions 2^63 is 0", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 63}, regions: 7,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 63}, Valid: 0}},
+		{name: "nr_regions 2^32 is 0", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 32}, regions: 100,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1 << 32}, Valid: 0}},
+		{name: "nr_regions 2^32+5 is 5", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<32 + 5}, regions: 100,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<32 + 5}, Valid: 5}},
+		{name: "nr_regions 2^32+200 clamps", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<32 + 200}, regions: 100,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<32 + 200}, Valid: 100}},
+		{name: "nr_regions 2^33-1 clamps", h: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<33 - 1}, regions: 100,
+			want: header.Resumed{Header: header.Header{Magic: header.Magic, Version: 2, NrRegions: 1<<33 - 1}, Valid: 100}},
 		{name: "wrong magic is fresh", h: header.Header{Magic: 0x12345678, Version: 9, NrRegions: 100}, regions: 200,
 			want: header.Resumed{Header: header.Fresh(), Fresh: true}},
 		{name: "zero image is fresh", h: header.Header{}, regions: 200,

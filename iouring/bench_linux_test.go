@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The setting of platform.md §4: a preallocated 64 MiB file, fully written
+// The setting of docs/platform.md §4: a preallocated 64 MiB file, fully written
 // (no unwritten extents) and fsynced, O_DIRECT, page-aligned buffers, and
 // random distinct 4 KiB-aligned offsets within its first 4 MiB.
 const (

@@ -99,6 +99,18 @@ func newWriter(t testing.TB, fd int, m mechanism, entries int) iouring.Writer {
 	return w
 }
 
+// randomPages returns n page-aligned blocks of random bytes in one mapping,
+// and page(i), the i-th block.
+func randomPages(t testing.TB, n int) (mem []byte, page func(i int) []byte) {
+	t.Helper()
+	rng := newRand(t)
+	mem = alignedBuf(t, n*blockSize)
+	for i := range mem {
+		mem[i] = byte(rng.Uint32())
+	}
+	return mem, func(i int) []byte { return mem[i*blockSize : (i+1)*blockSize] }
+}
+
 // alignedBuf returns n bytes of page-aligned anonymous memory, unmapped at
 // cleanup.
 func alignedBuf(t testing.TB, n int) []byte {

@@ -76,12 +76,7 @@ func TestIntegrationLoop4Kn(t *testing.T) {
 		dev := loopDevice(t, size, 4096)
 		f := openFile(t, dev, os.O_RDWR|unix.O_DIRECT)
 		w := newWriter(t, int(f.Fd()), m, 0)
-		rng := newRand(t)
-		mem := alignedBuf(t, 8*blockSize)
-		for i := range mem {
-			mem[i] = byte(rng.Uint32())
-		}
-		page := func(i int) []byte { return mem[i*blockSize : (i+1)*blockSize] }
+		mem, page := randomPages(t, 8)
 		blocks := []iouring.Block{
 			0: {Off: 0, Buf: page(0)},
 			1: {Off: blockSize, Buf: page(1)[:512]}, // 512 bytes: below the logical block

@@ -40,10 +40,9 @@ func (w *pwritevWriter) Write(blocks []Block, sync bool) error {
 	var errs []BlockError
 	order := w.order[:0]
 	for i, b := range blocks {
-		switch {
-		case b.Off < 0 || len(b.Buf) > MaxBlockLen:
-			errs = append(errs, BlockError{Index: i, Off: b.Off, Err: unix.EINVAL})
-		case len(b.Buf) > 0:
+		if e, bad := invalid(i, b); bad {
+			errs = append(errs, e)
+		} else if len(b.Buf) > 0 {
 			order = append(order, i)
 		}
 	}
@@ -185,4 +184,13 @@ func fdatasync(fd int) error {
 			return nil
 		}
 	}
+}
+
+// invalid returns the error of block i if no mechanism may write it (a
+// negative offset, more than MaxBlockLen bytes): EINVAL before any I/O.
+func invalid(i int, b Block) (BlockError, bool) {
+	if b.Off < 0 || len(b.Buf) > MaxBlockLen {
+		return BlockError{Index: i, Off: b.Off, Err: unix.EINVAL}, true
+	}
+	return BlockError{}, false
 }

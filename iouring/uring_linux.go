@@ -73,9 +73,10 @@ func (w *uringWriter) Write(blocks []Block, sync bool) error {
 	var errs []BlockError
 	ops := w.ops[:0]
 	for i, b := range blocks {
+		e, bad := invalid(i, b)
 		switch {
-		case b.Off < 0 || len(b.Buf) > MaxBlockLen:
-			errs = append(errs, BlockError{Index: i, Off: b.Off, Err: unix.EINVAL})
+		case bad:
+			errs = append(errs, e)
 		case len(b.Buf) == 0:
 			res[i] = 0
 		default:

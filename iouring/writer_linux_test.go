@@ -133,12 +133,7 @@ func TestWriteBlockErrors(t *testing.T) {
 		const slots = 16
 		path, f := directFile(t, slots*blockSize)
 		w := newWriter(t, int(f.Fd()), m, 0)
-		rng := newRand(t)
-		mem := alignedBuf(t, 8*blockSize)
-		for i := range mem {
-			mem[i] = byte(rng.Uint32())
-		}
-		page := func(i int) []byte { return mem[i*blockSize : (i+1)*blockSize] }
+		mem, page := randomPages(t, 8)
 		blocks := []iouring.Block{
 			0: {Off: 0 * blockSize, Buf: page(0)},
 			1: {Off: 1 * blockSize, Buf: page(1)},

@@ -14,24 +14,23 @@ import (
 // shows the transport's allocations alone. It serves one connection: its
 // buffers are not shared between readers.
 type inSyncReplier struct {
-	f   ulog.Frame
 	out []byte
 	p   [ulog.Int64Len]byte
 }
 
-func (h *inSyncReplier) Handle(b []byte, from transport.Peer) {
-	if err := ulog.DecodeRequest(b, &h.f); err != nil {
+func (h *inSyncReplier) Handle(d *transport.Datagram, from transport.Peer) {
+	if d.Err != nil {
 		return
 	}
 	var payload []byte
-	if h.f.Req.Type() == ulog.TypeInSync {
-		r, err := ulog.Region(h.f.Req.Data)
+	if d.Frame.Req.Type() == ulog.TypeInSync {
+		r, err := ulog.Region(d.Frame.Req.Data)
 		if err != nil {
 			return
 		}
 		payload = ulog.AppendBool(h.p[:0], r%2 == 0)
 	}
-	h.out = ulog.AppendReply(h.out[:0], &h.f.Req, 0, 0, payload)
+	h.out = ulog.AppendReply(h.out[:0], &d.Frame.Req, 0, 0, payload)
 	_ = from.Send(h.out)
 }
 

@@ -19,7 +19,7 @@ import (
 // alone, with no codec work.
 type echoHandler struct{}
 
-func (echoHandler) Handle(b []byte, from transport.Peer) { _ = from.Send(b) }
+func (echoHandler) Handle(d *transport.Datagram, from transport.Peer) { _ = from.Send(d.Bytes) }
 
 // benchRoundTrips measures round trips of req through the client.
 func benchRoundTrips(b *testing.B, send func([]byte) error, receive func([]byte) (int, error), req []byte) {
@@ -161,7 +161,7 @@ func benchNetlinkTransport(b *testing.B, h transport.Handler, req []byte) {
 	}
 	defer fk.Close()
 	log, _ := testLogger(b)
-	tr, err := transport.Listen("netlink", transport.Options{Logger: log, AllowPID: fk.PortID()})
+	tr, err := transport.ListenFakeKernel(transport.Options{Logger: log}, fk.PortID())
 	if err != nil {
 		b.Fatal(err)
 	}

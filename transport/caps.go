@@ -9,7 +9,7 @@ import (
 
 // capSysAdmin is CAP_SYS_ADMIN, the capability the kernel's connector
 // callback demands of the sender of a reply (dm-log-userspace-transfer.c
-// cn_ulog_callback; protocol.md §1.1, §1.4 check 4).
+// cn_ulog_callback; docs/protocol.md §1.1, §1.4 check 4).
 const capSysAdmin = 21 // unix.CAP_SYS_ADMIN
 
 // parseCapEff returns the effective capability set from the text of

@@ -19,12 +19,11 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer tr.Close()
-	err = tr.Serve(context.Background(), transport.HandlerFunc(func(b []byte, from transport.Peer) {
-		var f ulog.Frame
-		if err := ulog.DecodeRequest(b, &f); err != nil {
+	err = tr.Serve(context.Background(), transport.HandlerFunc(func(d *transport.Datagram, from transport.Peer) {
+		if d.Err != nil {
 			return // a real daemon answers per the FrameError's Action
 		}
-		out := ulog.AppendReply(nil, &f.Req, 0, -int32(ulog.EINVAL), nil)
+		out := ulog.AppendReply(nil, &d.Frame.Req, 0, -int32(ulog.EINVAL), nil)
 		if err := from.Send(out); err != nil {
 			log.Printf("reply to %s: %v", from, err)
 		}

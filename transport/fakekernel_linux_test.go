@@ -18,8 +18,8 @@ import (
 // FakeKernel plays the kernel's side of the netlink connector in tests: it
 // multicasts request datagrams to group 7, as dm-log-userspace does, and
 // receives replies on its own port id. Run the netlink transport with
-// Options.AllowPID = PortID() to accept its requests and send replies to
-// it instead of to the kernel.
+// ListenFakeKernel(opts, PortID()) to accept its requests and send replies
+// to it instead of to the kernel.
 //
 // Multicasting needs CAP_NET_ADMIN (the connector does not allow non-root
 // senders); without it Multicast fails with EPERM. Every process listening
@@ -74,8 +74,7 @@ func DialFakeKernel() (*FakeKernel, error) {
 	return k, nil
 }
 
-// PortID returns the fake kernel's netlink port id: the AllowPID of the
-// transport under test.
+// PortID returns the fake kernel's netlink port id, for ListenFakeKernel.
 func (k *FakeKernel) PortID() uint32 { return k.pid }
 
 // Multicast sends b to netlink group 7 (sendto nl_pid 0, nl_groups 1<<6),

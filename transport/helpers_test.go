@@ -10,33 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/syncbuf"
 	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// logBuffer collects a test's log; it is printed if the test fails. (The
+// testLogger returns a logger whose output is shown when t fails. (The
 // transports log from their own goroutines, possibly after the test has
 // returned, so t.Log cannot be the sink.)
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// testLogger returns a logger whose output is shown when t fails.
-func testLogger(t testing.TB) (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{}
+func testLogger(t testing.TB) (*slog.Logger, *syncbuf.Buffer) {
+	lb := &syncbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("transport log:\n%s", lb.String())
@@ -82,15 +65,15 @@ type pending struct {
 	out []byte
 }
 
-func (r *replier) Handle(b []byte, from transport.Peer) {
+func (r *replier) Handle(d *transport.Datagram, from transport.Peer) {
 	r.calls.Add(1)
-	var f ulog.Frame
-	if err := ulog.DecodeRequest(b, &f); err != nil {
+	if d.Err != nil {
 		r.bad.Add(1)
 		return
 	}
+	f := &d.Frame
 	if r.seen != nil {
-		r.seen(&f, from)
+		r.seen(f, from)
 	}
 	out := ulog.AppendReply(nil, &f.Req, 0, 0, f.Req.Data)
 	if r.deferred != nil {
@@ -145,6 +128,40 @@ func serve(t testing.TB, tr transport.Transport, h transport.Handler) <-chan err
 		}
 	})
 	return errc
+}
+
+// servePeers runs Serve with ctx and a handler that hands on the Peer of
+// each datagram; it returns those and Serve's result.
+func servePeers(ctx context.Context, tr transport.Transport) (<-chan transport.Peer, <-chan error) {
+	peers := make(chan transport.Peer, 16)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- tr.Serve(ctx, transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
+	}()
+	return peers, errc
+}
+
+// served waits for Serve to return nil after what (a Close, a cancel).
+func served(t testing.TB, errc <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("Serve after %s: %v, want nil", what, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Serve did not return after %s", what)
+	}
+}
+
+// answer sends to peer replier's answer to the request req.
+func answer(t testing.TB, peer transport.Peer, req []byte) error {
+	t.Helper()
+	var f ulog.Frame
+	if err := ulog.DecodeRequest(req, &f); err != nil {
+		t.Fatal(err)
+	}
+	return peer.Send(ulog.AppendReply(nil, &f.Req, 0, 0, f.Req.Data))
 }
 
 // waitFor polls cond until it holds or 5 s pass.

@@ -31,7 +31,7 @@ type netlinkTransport struct {
 	conn  *netlink.Conn // the socket, registered with the runtime poller
 	rc    syscall.RawConn
 	pid   uint32 // our port id
-	allow uint32 // Options.AllowPID
+	allow uint32 // the fake kernel's port id in test mode, else 0
 	peer  nlPeer
 
 	// fd is the socket's descriptor, used by senders outside RawConn so
@@ -45,12 +45,12 @@ type netlinkTransport struct {
 	served   atomic.Bool
 	stopping atomic.Bool // ctx of Serve is done
 
-	rx    *receiver  // Serve's goroutine only
-	frame ulog.Frame // Serve's goroutine only
+	rx *receiver // Serve's goroutine only
+	dg Datagram  // Serve's goroutine only
 }
 
 // nlPeer is the one peer of the netlink transport: the kernel (nl_pid 0),
-// or Options.AllowPID in test mode.
+// or the fake kernel in test mode (export_test.go).
 type nlPeer struct {
 	t    *netlinkTransport
 	dst  unix.RawSockaddrNetlink // read-only after Listen
@@ -62,11 +62,14 @@ var (
 	_ Peer      = (*nlPeer)(nil)
 )
 
-func listenNetlink(opts Options) (Transport, error) {
-	if !opts.SkipCapCheck {
-		if err := checkCapSysAdmin(); err != nil {
-			return nil, err
-		}
+// listenNetlink listens on the connector. allow is 0 in production
+// (accept only nl_pid 0, reply to nl_pid 0); tests set it to a fake
+// kernel's port id (export_test.go): datagrams from it are accepted too,
+// replies go to it, and the network namespace check is skipped (a fake
+// kernel works in any namespace).
+func listenNetlink(opts Options, allow uint32) (Transport, error) {
+	if err := checkCapSysAdmin(); err != nil {
+		return nil, err
 	}
 	conn, rc, pid, err := dialConnector()
 	if err != nil {
@@ -88,7 +91,7 @@ func listenNetlink(opts Options) (Transport, error) {
 	if err != nil {
 		return fail(fmt.Errorf("transport: netlink: receive buffer: %w", err))
 	}
-	if opts.AllowPID == 0 {
+	if allow == 0 {
 		if err := checkNetNamespace(); err != nil {
 			return fail(err)
 		}
@@ -98,15 +101,15 @@ func listenNetlink(opts Options) (Transport, error) {
 		rc:    rc,
 		fd:    fd,
 		pid:   pid,
-		allow: opts.AllowPID,
+		allow: allow,
 		rx:    newReceiver(MaxDatagram, true, false),
 	}
 	t.log = opts.Logger
 	t.peer = nlPeer{t: t, name: "kernel"}
 	t.peer.dst.Family = unix.AF_NETLINK
-	if opts.AllowPID != 0 {
-		t.peer.dst.Pid = opts.AllowPID
-		t.peer.name = "netlink:pid=" + strconv.FormatUint(uint64(opts.AllowPID), 10)
+	if allow != 0 {
+		t.peer.dst.Pid = allow
+		t.peer.name = "netlink:pid=" + strconv.FormatUint(uint64(allow), 10)
 	}
 	t.log.Info("transport: listening on the netlink connector",
 		"group", ulog.CnIdxDM, "port_id", t.pid, "rcvbuf", rcvbuf, "rcvbuf_forced", forced,
@@ -115,7 +118,7 @@ func listenNetlink(opts Options) (Transport, error) {
 		t.log.Warn("transport: netlink receive buffer smaller than asked (SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by net.core.rmem_max)",
 			"asked", opts.RcvBuf, "got", rcvbuf)
 	}
-	if opts.AllowPID == 0 {
+	if allow == 0 {
 		warnIfNoDMLog(t.log)
 	}
 	return t, nil
@@ -260,7 +263,7 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 			// The receive queue overflowed and the kernel dropped
 			// messages for us; the socket is fine. The kernel saw
 			// -ESRCH for the requests it could not deliver and resends
-			// them after its reconnect sequence (protocol.md §1.3, §1.6).
+			// them after its reconnect sequence (docs/protocol.md §1.3, §1.6).
 			t.overrunSeen()
 			continue
 		default:
@@ -272,15 +275,15 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 		b, truncated := rx.datagram()
 		// Only the kernel (nl_pid 0) sends requests. A privileged
 		// process can multicast to group 7 too; its datagrams carry its
-		// own port id (protocol.md §1.3, §8.1 item 4).
+		// own port id (docs/protocol.md §1.3, docs/conformance.md item 4).
 		if src := rx.src.Pid; src != 0 && src != t.allow {
 			t.foreign(nlPID(src), rx.n)
 			continue
 		}
-		if !t.admit(b, rx.n, truncated, &t.frame, &t.peer) {
+		if !t.admit(b, rx.n, truncated, &t.dg, &t.peer) {
 			continue
 		}
-		h.Handle(b, &t.peer)
+		h.Handle(&t.dg, &t.peer)
 	}
 	return nil
 }
@@ -314,7 +317,7 @@ func (t *netlinkTransport) String() string { return "netlink" }
 // put in its replies (the kernel does not look at it).
 func (t *netlinkTransport) PortID() uint32 { return t.pid }
 
-// Send sends one datagram to the kernel (or AllowPID): a unicast sendto of
+// Send sends one datagram to the kernel (or the fake kernel): a unicast sendto of
 // the preallocated address. It never waits: netlink input to the kernel is
 // processed synchronously in sendto, and a full queue at a test peer is a
 // lost datagram, as it would be for the kernel.

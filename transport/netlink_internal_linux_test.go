@@ -55,7 +55,7 @@ func TestNetlinkListenCapability(t *testing.T) {
 	}
 }
 
-// The socket is set up the way protocol.md §1.1 and §8.1 items 1 and 9
+// The socket is set up the way docs/protocol.md §1.1 and docs/conformance.md items 1 and 9
 // ask: bound with no group bitmask and a member of group 7 only (not 1-3,
 // cmirrord's bug), a large receive buffer, NETLINK_BROADCAST_ERROR and
 // NETLINK_NO_ENOBUFS off.
@@ -63,7 +63,7 @@ func TestIntegrationNetlinkSocketOptions(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root (SO_RCVBUFFORCE, and the capability check)")
 	}
-	tr, err := Listen("netlink", Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AllowPID: 1})
+	tr, err := ListenFakeKernel(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

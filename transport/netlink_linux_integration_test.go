@@ -39,11 +39,10 @@ func startNetlink(t *testing.T, opts transport.Options) (transport.Transport, *t
 	t.Helper()
 	needRoot(t, "multicasting to netlink group 7 needs CAP_NET_ADMIN")
 	fk := dialFakeKernel(t)
-	opts.AllowPID = fk.PortID()
 	if opts.Logger == nil {
 		opts.Logger, _ = testLogger(t)
 	}
-	tr, err := transport.Listen("netlink", opts)
+	tr, err := transport.ListenFakeKernel(opts, fk.PortID())
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
@@ -98,15 +97,14 @@ func TestIntegrationNetlinkRoundTrip(t *testing.T) {
 	got := make(map[uint32][]byte) // seq -> datagram as handed over
 	var peerName string
 	r := &replier{}
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) {
+	serve(t, tr, transport.HandlerFunc(func(d *transport.Datagram, from transport.Peer) {
 		mu.Lock()
-		var f ulog.Frame
-		if ulog.DecodeRequest(b, &f) == nil && f.Req.Seq >= testSeqBase {
-			got[f.Req.Seq] = append([]byte(nil), b...)
+		if d.Err == nil && d.Frame.Req.Seq >= testSeqBase {
+			got[d.Frame.Req.Seq] = append([]byte(nil), d.Bytes...)
 			peerName = from.String()
 		}
 		mu.Unlock()
-		r.Handle(b, from)
+		r.Handle(d, from)
 	}))
 
 	// The first request of every type the trace holds.
@@ -198,15 +196,14 @@ func marker(t *testing.T, fk *transport.FakeKernel, handled <-chan uint64, luid 
 // handledLUIDs is a handler that reports the luid of every request.
 func handledLUIDs() (transport.Handler, <-chan uint64) {
 	ch := make(chan uint64, 1024)
-	return transport.HandlerFunc(func(b []byte, from transport.Peer) {
-		var f ulog.Frame
-		if ulog.DecodeRequest(b, &f) == nil {
-			ch <- f.Req.LUID
+	return transport.HandlerFunc(func(d *transport.Datagram, from transport.Peer) {
+		if d.Err == nil {
+			ch <- d.Frame.Req.LUID
 		}
 	}), ch
 }
 
-// Datagrams from a port id other than the kernel's (0) or AllowPID are
+// Datagrams from a port id other than the kernel's (0) or the fake kernel's are
 // forged requests: dropped and counted, multicast or unicast.
 func TestIntegrationNetlinkForeignSender(t *testing.T) {
 	tr, fk := startNetlink(t, transport.Options{})
@@ -286,11 +283,7 @@ func TestIntegrationNetlinkOverrun(t *testing.T) {
 func TestIntegrationNetlinkCloseAndCancel(t *testing.T) {
 	tr, fk := startNetlink(t, transport.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	peers := make(chan transport.Peer, 16)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- tr.Serve(ctx, transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
-	}()
+	peers, errc := servePeers(ctx, tr)
 	luid := testLUID()
 	req := inSync(t, "cancel", luid, testSeqBase+7, 7)
 	if err := fk.Multicast(req); err != nil {
@@ -298,19 +291,8 @@ func TestIntegrationNetlinkCloseAndCancel(t *testing.T) {
 	}
 	peer := <-peers
 	cancel()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("Serve after cancel: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after cancel")
-	}
-	var f ulog.Frame
-	if err := ulog.DecodeRequest(req, &f); err != nil {
-		t.Fatal(err)
-	}
-	if err := peer.Send(ulog.AppendReply(nil, &f.Req, 0, 0, f.Req.Data)); err != nil {
+	served(t, errc, "cancel")
+	if err := answer(t, peer, req); err != nil {
 		t.Fatalf("Send after cancel: %v", err)
 	}
 	if rep, _, _ := receiveReply(t, fk, luid); rep.Req.Seq != testSeqBase+7 {
@@ -334,14 +316,7 @@ func TestIntegrationNetlinkCloseAndCancel(t *testing.T) {
 	if err := tr2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errc2:
-		if err != nil {
-			t.Errorf("Serve after Close: %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after Close")
-	}
+	served(t, errc2, "Close")
 }
 
 // Without CAP_SYS_ADMIN in the effective set, Listen("netlink") refuses:

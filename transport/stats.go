@@ -23,7 +23,7 @@ type Stats struct {
 	// longer than MaxDatagram.
 	DroppedTruncated uint64
 	// DroppedForeign counts netlink datagrams whose sender nl_pid is
-	// neither 0 (the kernel) nor Options.AllowPID: forged requests.
+	// neither 0 (the kernel) nor the fake kernel of a test: forged requests.
 	DroppedForeign uint64
 	// DroppedShort counts datagrams too short for a netlink and a
 	// connector header (ulog.ErrShort), empty unix datagrams included.
@@ -41,7 +41,7 @@ type Stats struct {
 
 	// Overruns counts ENOBUFS from recvmsg on netlink: the receive queue
 	// was full and the kernel dropped messages for this socket (it then
-	// sees ESRCH and runs its reconnect sequence, protocol.md §1.6).
+	// sees ESRCH and runs its reconnect sequence, docs/protocol.md §1.6).
 	Overruns uint64
 	// RecvErrors counts other non-fatal receive errors (a unix
 	// connection reset by its peer).
@@ -180,23 +180,18 @@ type gate struct {
 
 // admit counts a datagram that came from an allowed sender and decides
 // whether to hand it to the Handler: not truncated, and headers sound by
-// the codec's checks (ulog.DecodeRequest does not say ActionDrop). f is
-// the reader's scratch Frame. from names the sender for the log. size is
-// the datagram's real length, larger than len(b) if it was truncated.
-func (g *gate) admit(b []byte, size int, truncated bool, f *ulog.Frame, from Peer) bool {
+// the codec's checks (Datagram.Decode, into d, the reader's scratch
+// Datagram). from names the sender for the log. size is the datagram's
+// real length, larger than len(b) if it was truncated.
+func (g *gate) admit(b []byte, size int, truncated bool, d *Datagram, from Peer) bool {
 	g.c.received.Add(1)
 	if truncated {
 		g.drop(dropTruncated, from, size, nil)
 		return false
 	}
-	if err := ulog.DecodeRequest(b, f); err != nil {
-		var fe *ulog.FrameError
-		if !errors.As(err, &fe) || fe.Action == ulog.ActionDrop {
-			g.drop(reasonOf(err), from, len(b), err)
-			return false
-		}
-		// ActionAckAgain or ActionReplyError: the headers are sound
-		// and the Handler owes the sender an answer.
+	if err := d.Decode(b); err != nil {
+		g.drop(reasonOf(err), from, len(b), err)
+		return false
 	}
 	g.c.handled.Add(1)
 	return true

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,29 +23,62 @@ type Peer interface {
 	String() string
 }
 
-// Handler handles one received datagram.
+// Handler handles one received request.
 //
-// b holds exactly the bytes received and is only valid until Handle
-// returns: the transport reuses the buffer. Handle is called from the
-// transport's reader goroutine(s), one datagram at a time per connection
-// (the unix transport calls it concurrently for different connections),
-// and must not block on disk I/O.
+// d and the bytes it holds are only valid until Handle returns: the
+// transport reuses them. Handle is called from the transport's reader
+// goroutine(s), one datagram at a time per connection (the unix transport
+// calls it concurrently for different connections), and must not block on
+// disk I/O.
 //
-// Every datagram a Handler sees has passed the transport's checks: it came
-// from an allowed sender, was not truncated, and its netlink and connector
-// headers are sound (ulog.DecodeRequest does not answer it with
-// ulog.ActionDrop). Requests the codec wants answered with an error
-// (ActionAckAgain, ActionReplyError) are handed over, for the Handler to
+// Every datagram a Handler sees has passed the transport's checks and is
+// decoded once, by Datagram.Decode: it came from an allowed sender, was
+// not truncated, and its netlink and connector headers are sound
+// (ulog.DecodeRequest does not answer it with ulog.ActionDrop). Requests
+// the codec wants answered with an error (ActionAckAgain,
+// ActionReplyError) are handed over with d.Err set, for the Handler to
 // answer.
 type Handler interface {
-	Handle(b []byte, from Peer)
+	Handle(d *Datagram, from Peer)
 }
 
 // HandlerFunc adapts a function to a Handler.
-type HandlerFunc func(b []byte, from Peer)
+type HandlerFunc func(d *Datagram, from Peer)
 
-// Handle calls f(b, from).
-func (f HandlerFunc) Handle(b []byte, from Peer) { f(b, from) }
+// Handle calls f(d, from).
+func (f HandlerFunc) Handle(d *Datagram, from Peer) { f(d, from) }
+
+// Datagram is one received datagram and its decoding.
+type Datagram struct {
+	// Bytes is the datagram exactly as received.
+	Bytes []byte
+	// Frame is Bytes decoded by ulog.DecodeRequest; Frame.Req.Data
+	// aliases Bytes. After an Err, Frame holds what ulog.DecodeRequest
+	// leaves for the error reply.
+	Frame ulog.Frame
+	// Err is nil for a sound request, or the codec's fault whose Action
+	// is ActionAckAgain or ActionReplyError: the sender waits for that
+	// answer.
+	Err *ulog.FrameError
+}
+
+// Decode decodes b into d as both transports do before handing a
+// datagram on, without allocating for a sound request. It returns the
+// codec's error if the datagram is to be dropped (ActionDrop); a fault the
+// sender is owed an answer for is not an error of Decode but d.Err.
+func (d *Datagram) Decode(b []byte) error {
+	d.Bytes, d.Err = b, nil
+	err := ulog.DecodeRequest(b, &d.Frame)
+	if err == nil {
+		return nil
+	}
+	var fe *ulog.FrameError
+	if !errors.As(err, &fe) || fe.Action == ulog.ActionDrop {
+		return err
+	}
+	d.Err = fe
+	return nil
+}
 
 // Transport receives kernel-format datagrams (nlmsghdr + cn_msg +
 // dm_ulog_request + payload, exactly as the kernel sends them) and hands
@@ -77,15 +111,6 @@ type Options struct {
 	// (SO_RCVBUFFORCE, falling back to SO_RCVBUF, which the kernel caps
 	// at net.core.rmem_max). 0 means DefaultRcvBuf.
 	RcvBuf int
-	// AllowPID is for tests only: also accept datagrams from this netlink
-	// port id and send replies to it instead of the kernel. 0 is
-	// production: accept only nl_pid 0, reply to nl_pid 0. A non-zero
-	// AllowPID also skips the network namespace check (a fake kernel
-	// works in any namespace).
-	AllowPID uint32
-	// SkipCapCheck is for tests only: do not refuse to listen on netlink
-	// without CAP_SYS_ADMIN.
-	SkipCapCheck bool
 
 	// Mode is the permission of the unix socket file; 0 means 0600.
 	Mode os.FileMode
@@ -138,7 +163,7 @@ func Listen(spec string, opts Options) (Transport, error) {
 	opts.setDefaults()
 	switch {
 	case spec == "netlink":
-		return listenNetlink(opts)
+		return listenNetlink(opts, 0)
 	case strings.HasPrefix(spec, "unix:"):
 		path := strings.TrimPrefix(spec, "unix:")
 		if path == "" {

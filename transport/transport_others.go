@@ -12,7 +12,7 @@ func unsupported(what string) error {
 	return fmt.Errorf("transport: %s on %s/%s: %w", what, runtime.GOOS, runtime.GOARCH, ErrUnsupported)
 }
 
-func listenNetlink(Options) (Transport, error) { return nil, unsupported("netlink") }
+func listenNetlink(Options, uint32) (Transport, error) { return nil, unsupported("netlink") }
 
 func listenUnix(path string, _ Options) (Transport, error) {
 	return nil, unsupported("unix:" + path)

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/dlog-dev/dlog/ulog"
 )
 
 // unixTransport is a listening AF_UNIX SOCK_SEQPACKET socket: the protocol
@@ -57,8 +55,8 @@ type unixConn struct {
 	mu     sync.RWMutex
 	closed atomic.Bool
 
-	rx    *receiver  // the reader goroutine only
-	frame ulog.Frame // the reader goroutine only
+	rx *receiver // the reader goroutine only
+	dg Datagram  // the reader goroutine only
 }
 
 var (
@@ -325,10 +323,10 @@ func (t *unixTransport) read(c *unixConn, h Handler) {
 			return
 		}
 		b, truncated := rx.datagram()
-		if !t.admit(b, rx.n, truncated, &c.frame, c) {
+		if !t.admit(b, rx.n, truncated, &c.dg, c) {
 			continue
 		}
-		h.Handle(b, c)
+		h.Handle(&c.dg, c)
 	}
 }
 

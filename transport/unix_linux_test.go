@@ -150,8 +150,8 @@ func TestUnixReplyAfterHandleReturned(t *testing.T) {
 		copy []byte
 	}
 	heldc := make(chan held, 2)
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) {
-		heldc <- held{from, b, append([]byte(nil), b...)}
+	serve(t, tr, transport.HandlerFunc(func(d *transport.Datagram, from transport.Peer) {
+		heldc <- held{from, d.Bytes, append([]byte(nil), d.Bytes...)}
 	}))
 	c := dial(t, path)
 	first, second := inSync(t, "late", 1, 1, 11), inSync(t, "late", 1, 2, 22)
@@ -409,9 +409,9 @@ func TestUnixHandsOnRequestsToAnswer(t *testing.T) {
 	tr, path := listenUnix(t, transport.Options{})
 	var got [][]byte
 	var mu sync.Mutex
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) {
+	serve(t, tr, transport.HandlerFunc(func(d *transport.Datagram, from transport.Peer) {
 		mu.Lock()
-		got = append(got, append([]byte(nil), b...))
+		got = append(got, append([]byte(nil), d.Bytes...))
 		mu.Unlock()
 	}))
 	c := dial(t, path)
@@ -439,11 +439,7 @@ func TestUnixCloseUnblocksServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peers := make(chan transport.Peer, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- tr.Serve(context.Background(), transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
-	}()
+	peers, errc := servePeers(context.Background(), tr)
 	c := dial(t, path)
 	if err := c.Send(inSync(t, "close", 1, 1, 1)); err != nil {
 		t.Fatal(err)
@@ -452,14 +448,7 @@ func TestUnixCloseUnblocksServe(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("Serve after Close: %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after Close")
-	}
+	served(t, errc, "Close")
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("socket file after Close: %v, want it removed", err)
 	}
@@ -485,11 +474,7 @@ func TestUnixCloseUnblocksServe(t *testing.T) {
 func TestUnixContextCancel(t *testing.T) {
 	tr, path := listenUnix(t, transport.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	peers := make(chan transport.Peer, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- tr.Serve(ctx, transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
-	}()
+	peers, errc := servePeers(ctx, tr)
 	c := dial(t, path)
 	req := inSync(t, "cancel", 9, 9, 9)
 	if err := c.Send(req); err != nil {
@@ -497,20 +482,9 @@ func TestUnixContextCancel(t *testing.T) {
 	}
 	peer := <-peers
 	cancel()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("Serve after cancel: %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after ctx was cancelled")
-	}
+	served(t, errc, "ctx was cancelled")
 	// The pending reply still reaches the client.
-	var f ulog.Frame
-	if err := ulog.DecodeRequest(req, &f); err != nil {
-		t.Fatal(err)
-	}
-	if err := peer.Send(ulog.AppendReply(nil, &f.Req, 0, 0, f.Req.Data)); err != nil {
+	if err := answer(t, peer, req); err != nil {
 		t.Fatalf("Send after cancel, before Close: %v", err)
 	}
 	buf := make([]byte, 1024)
@@ -537,7 +511,7 @@ func TestUnixContextCancel(t *testing.T) {
 func TestUnixPeerHangUp(t *testing.T) {
 	tr, path := listenUnix(t, transport.Options{})
 	peers := make(chan transport.Peer, 1)
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
+	serve(t, tr, transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
 	c, err := transport.DialUnix(path)
 	if err != nil {
 		t.Fatal(err)
@@ -561,7 +535,7 @@ func TestUnixPeerHangUp(t *testing.T) {
 func TestUnixSendTimeout(t *testing.T) {
 	tr, path := listenUnix(t, transport.Options{SendTimeout: 100 * time.Millisecond})
 	peers := make(chan transport.Peer, 1)
-	serve(t, tr, transport.HandlerFunc(func(b []byte, from transport.Peer) { peers <- from }))
+	serve(t, tr, transport.HandlerFunc(func(_ *transport.Datagram, from transport.Peer) { peers <- from }))
 	c := dial(t, path)
 	if err := c.Send(inSync(t, "slow", 1, 1, 1)); err != nil {
 		t.Fatal(err)

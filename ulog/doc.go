@@ -9,7 +9,7 @@
 // # Layout
 //
 // Every datagram is one netlink message holding one connector message
-// holding one dm_ulog_request (protocol.md §1.2, §2.1):
+// holding one dm_ulog_request (docs/protocol.md §1.2, §2.1):
 //
 //	offset size  field
 //	     0    4  nlmsghdr.nlmsg_len    36 + cn_msg.len (padding not counted)
@@ -31,7 +31,7 @@
 //	   184    4  seq                   full reply: the match key
 //	   188    4  request_type          type = request_type & 0xFF
 //	   192    4  data_size             payload length
-//	   196    n  data                  request: n <= 332; reply: see §2.5
+//	   196    n  data                  request: n <= 332; reply: see docs/protocol.md §2.5
 //
 // The kernel allocates its message with NLMSG_ALIGN, so a received request
 // can carry up to 3 zero bytes after nlmsg_len; AppendRequest adds them
@@ -40,7 +40,7 @@
 // # Checks
 //
 // DecodeRequest checks, in this order, and stops at the first failure
-// (protocol.md §8.1 items 5-8, §8.2 items 16-18, §8.5 rows a-e). What the
+// (docs/conformance.md items 5-8, items 16-18, §5 rows a-e). What the
 // daemon must do is the FrameError's Action:
 //
 //	 #  check                                 error           action
@@ -59,7 +59,7 @@
 //
 // Nothing of dm_ulog_request is read before check 7 passes. "drop" means no
 // reply: without a sound connector header there is no request to answer,
-// and the daemon drops datagrams not sent by the kernel anyway (§8.1 item
+// and the daemon drops datagrams not sent by the kernel anyway (docs/conformance.md item
 // 4; MSG_TRUNC and the source address are the socket layer's to check).
 // Type 0 gets the same -EINVAL as types 18..255 (not cmirrord's ack-only
 // EAGAIN, which would make the kernel resend the same bad request at once,
@@ -72,7 +72,7 @@
 // # Version policy
 //
 // The kernel never reads the version of a reply, and the struct has the
-// same size in every version (§2.3). DecodeRequest therefore accepts any
+// same size in every version (docs/protocol.md §2.3). DecodeRequest therefore accepts any
 // version except 0: 1..3 are known (Request.KnownVersion), and a higher
 // version is accepted as well, for the daemon to warn about once and serve
 // as version 3. Version 0 was never sent by any kernel (the protocol began
@@ -80,7 +80,7 @@
 // answered with -EPROTO. What depends on the version is left to the
 // daemon: a CTR reply may name the log device only from version 2 on
 // (Request.CtrDeviceAllowed); FLUSH payloads exist from version 3 on but
-// must be accepted whatever the version says (§3.1 FLUSH).
+// must be accepted whatever the version says (docs/protocol.md §3.1 FLUSH).
 //
 // # Replies
 //

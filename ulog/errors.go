@@ -46,10 +46,10 @@ var (
 	ErrTooLong = errors.New("message exceeds CONNECTOR_MAX_MSG_SIZE")
 	// ErrReplyForm is returned by Reply.Validate for a reply the kernel
 	// would accept but that breaks dlog's rules for replies (exact
-	// lengths, NLMSG_DONE, protocol.md §8.1 item 10).
+	// lengths, NLMSG_DONE, docs/conformance.md item 10).
 	ErrReplyForm = errors.New("reply not in canonical form")
 	// ErrErrno is returned by Reply.Validate for a positive error in a full
-	// reply, or an ack outside 0..4095 in an ack-only one (§2.4, §8.1 item 13).
+	// reply, or an ack outside 0..4095 in an ack-only one (docs/protocol.md §2.4, docs/conformance.md item 13).
 	ErrErrno = errors.New("errno out of range")
 )
 
@@ -57,7 +57,7 @@ var (
 // Pair, CtrString).
 var (
 	// ErrPayloadSize is returned for a payload whose length is wrong for
-	// its request type (protocol.md §8.5 row g).
+	// its request type (docs/conformance.md §5 row g).
 	ErrPayloadSize = errors.New("wrong payload size")
 	// ErrCtrString is returned by CtrString for an empty constructor
 	// string or one with an embedded NUL.
@@ -65,7 +65,7 @@ var (
 )
 
 // Action says what a daemon must do with a datagram DecodeRequest rejected
-// (protocol.md §8.1 items 5-8). The reactions differ because a reply is
+// (docs/conformance.md items 5-8). The reactions differ because a reply is
 // only possible, and only allowed, once enough of the message is known to
 // be sound.
 type Action int
@@ -103,7 +103,7 @@ func (a Action) String() string {
 // It tells the daemon how to react (Action) and with what (Errno, Seq), and
 // wraps one of the sentinel errors above (Err).
 type FrameError struct {
-	// Action is the reaction protocol.md §8.1 prescribes.
+	// Action is the reaction docs/conformance.md §1 prescribes.
 	Action Action
 	// Errno is the positive errno of the reply: EAGAIN for ActionAckAgain
 	// (sent as is in cn_msg.ack), EINVAL or EPROTO for ActionReplyError

@@ -164,8 +164,8 @@ type badCase struct {
 	seq    uint32
 }
 
-// malformed lists every malformed datagram of protocol.md §8.4 item 50 and
-// §8.5 rows a-e (the seeds of FuzzDecodeRequest include them). Where a
+// malformed lists every malformed datagram of docs/conformance.md item 50 and
+// §5 rows a-e (the seeds of FuzzDecodeRequest include them). Where a
 // reply is due the frame carries three different seqs (nlmsg 0x3333,
 // cn_msg 0x1111, dm_ulog_request 0x2222), so the expected seq shows which
 // one the reply must carry.
@@ -178,27 +178,27 @@ func malformed() []badCase {
 	big := request(ulog.TypeMarkRegion, fixSeq, make([]byte, 336)) // 42 regions: over 332
 	const drop, ack, reply = ulog.ActionDrop, ulog.ActionAckAgain, ulog.ActionReplyError
 	return []badCase{
-		// §8.5 a / §8.1 item 5: too short to hold the headers.
+		// docs/conformance.md §5 a / docs/conformance.md item 5: too short to hold the headers.
 		{name: "empty", b: nil, err: ulog.ErrShort, action: drop},
 		{name: "truncated netlink header", b: base[:15], err: ulog.ErrShort, action: drop},
 		{name: "netlink header only", b: base[:16], err: ulog.ErrTruncated, action: drop},
 		{name: "nlmsg_len 0", b: with(base, offNlLen, uint32(0)), err: ulog.ErrShort, action: drop},
 		{name: "nlmsg_len 16", b: with(base, offNlLen, uint32(16)), err: ulog.ErrShort, action: drop},
 		{name: "nlmsg_len 35", b: with(base, offNlLen, uint32(35)), err: ulog.ErrShort, action: drop},
-		// §8.5 b: nlmsg_len beyond the bytes received.
+		// docs/conformance.md §5 b: nlmsg_len beyond the bytes received.
 		{name: "nlmsg_len > received by 1", b: with(base, offNlLen, uint32(205)), err: ulog.ErrTruncated, action: drop},
 		{name: "nlmsg_len 2^32-1", b: with(base, offNlLen, uint32(0xffffffff)), err: ulog.ErrTruncated, action: drop},
 		{name: "datagram cut after cn_msg", b: base[:36], err: ulog.ErrTruncated, action: drop},
 		{name: "datagram cut in the payload", b: base[:200], err: ulog.ErrTruncated, action: drop},
-		// §8.1 item 5: not NLMSG_DONE.
+		// docs/conformance.md item 5: not NLMSG_DONE.
 		{name: "type NLMSG_ERROR", b: with(base, offNlType, uint16(2)), err: ulog.ErrNotDone, action: drop},
 		{name: "type NLMSG_NOOP", b: with(base, offNlType, uint16(1)), err: ulog.ErrNotDone, action: drop},
 		{name: "type 0x10", b: with(base, offNlType, uint16(0x10)), err: ulog.ErrNotDone, action: drop},
-		// §8.1 item 6: another connector user.
+		// docs/conformance.md item 6: another connector user.
 		{name: "cn id 1/1 (proc events)", b: with(base, offCnIdx, uint32(1)), err: ulog.ErrConnectorID, action: drop},
 		{name: "cn id 7/2", b: with(base, offCnVal, uint32(2)), err: ulog.ErrConnectorID, action: drop},
 		{name: "cn id 0/0", b: with(with(base, offCnIdx, uint32(0)), offCnVal, uint32(0)), err: ulog.ErrConnectorID, action: drop},
-		// §8.5 c / §8.1 item 7: cn_msg.len beyond nlmsg_len (and the bytes received).
+		// docs/conformance.md §5 c / docs/conformance.md item 7: cn_msg.len beyond nlmsg_len (and the bytes received).
 		{name: "cn_msg.len > received by 1", b: with(base, offCnLen, uint16(169)), err: ulog.ErrCnLen, action: drop},
 		{name: "cn_msg.len 0xffff", b: with(base, offCnLen, uint16(0xffff)), err: ulog.ErrCnLen, action: drop},
 		{name: "cn_msg.len within received, beyond nlmsg_len", b: with(append(bytes.Clone(base), 0, 0, 0, 0), offCnLen, uint16(172)), err: ulog.ErrCnLen, action: drop},
@@ -207,20 +207,20 @@ func malformed() []badCase {
 		{name: "cn_msg.len 0", b: with(seqs(base), offCnLen, uint16(0)), err: ulog.ErrIncomplete, action: ack, errno: ulog.EAGAIN, seq: 0x1111},
 		{name: "headers only, cn_msg.len 0", b: with(with(seqs(base)[:36], offNlLen, uint32(36)), offCnLen, uint16(0)), err: ulog.ErrIncomplete, action: ack, errno: ulog.EAGAIN, seq: 0x1111},
 		{name: "cn_msg.len 100 of a 136-byte message", b: with(with(seqs(base)[:136], offNlLen, uint32(136)), offCnLen, uint16(100)), err: ulog.ErrIncomplete, action: ack, errno: ulog.EAGAIN, seq: 0x1111},
-		// §8.5 d / §8.1 item 8: data_size beyond cn_msg.len or 332: reply -EINVAL with the request's seq.
+		// docs/conformance.md §5 d / docs/conformance.md item 8: data_size beyond cn_msg.len or 332: reply -EINVAL with the request's seq.
 		{name: "data_size 9 > cn_msg.len-160", b: with(seqs(base), offDataSize, uint32(9)), err: ulog.ErrDataSize, action: reply, errno: ulog.EINVAL, seq: 0x2222},
 		{name: "data_size 2^32-1", b: with(seqs(base), offDataSize, uint32(0xffffffff)), err: ulog.ErrDataSize, action: reply, errno: ulog.EINVAL, seq: 0x2222},
 		{name: "data_size 8 with cn_msg.len 160", b: with(with(seqs(base), offCnLen, uint16(160)), offNlLen, uint32(196)), err: ulog.ErrDataSize, action: reply, errno: ulog.EINVAL, seq: 0x2222},
 		{name: "data_size 336 > 332, consistent lengths", b: big, err: ulog.ErrDataSize, action: reply, errno: ulog.EINVAL, seq: fixSeq},
-		// §8.2 item 16: unknown request types (after masking).
+		// docs/conformance.md item 16: unknown request types (after masking).
 		{name: "request_type 0", b: with(seqs(base), offType, uint32(0)), err: ulog.ErrRequestType, action: reply, errno: ulog.EINVAL, seq: 0x2222},
 		{name: "request_type 18", b: with(seqs(base), offType, uint32(18)), err: ulog.ErrRequestType, action: reply, errno: ulog.EINVAL, seq: 0x2222},
 		{name: "request_type 255", b: with(seqs(base), offType, uint32(255)), err: ulog.ErrRequestType, action: reply, errno: ulog.EINVAL, seq: 0x2222},
 		{name: "request_type 0x1000 (masks to 0)", b: with(seqs(base), offType, uint32(0x1000)), err: ulog.ErrRequestType, action: reply, errno: ulog.EINVAL, seq: 0x2222},
 		{name: "request_type 0xffffff12 (masks to 18)", b: with(seqs(base), offType, uint32(0xffffff12)), err: ulog.ErrRequestType, action: reply, errno: ulog.EINVAL, seq: 0x2222},
-		// §8.2 item 17 / §8.5 e: uuid with no NUL in 129 bytes.
+		// docs/conformance.md item 17 / docs/conformance.md §5 e: uuid with no NUL in 129 bytes.
 		{name: "uuid without NUL", b: with(seqs(base), offUUID, noNUL), err: ulog.ErrUUID, action: reply, errno: ulog.EINVAL, seq: 0x2222},
-		// §8.2 item 18: version 0 was never sent.
+		// docs/conformance.md item 18: version 0 was never sent.
 		{name: "version 0", b: with(seqs(base), offVersion, uint32(0)), err: ulog.ErrVersion, action: reply, errno: ulog.EPROTO, seq: 0x2222},
 		// Several faults: the first check in the documented order wins.
 		{name: "cn_msg.len 159 and request_type 0", b: with(with(seqs(base), offCnLen, uint16(159)), offType, uint32(0)), err: ulog.ErrIncomplete, action: ack, errno: ulog.EAGAIN, seq: 0x1111},
@@ -248,7 +248,7 @@ type badReply struct {
 	err  error
 }
 
-// malformedReplies lists replies a kernel would drop (protocol.md §1.4),
+// malformedReplies lists replies a kernel would drop (docs/protocol.md §1.4),
 // plus the one DecodeReply rejects although the kernel would misread it.
 func malformedReplies() []badReply {
 	full := inSyncReplyFrame()

@@ -9,7 +9,7 @@ import (
 
 // Payload decoders. DecodeRequest checks only that a payload lies within
 // the message; the daemon checks its size for the request type with these
-// (protocol.md §8.5 row g). They never read outside data and do not
+// (docs/conformance.md §5 row g). They never read outside data and do not
 // allocate on success, except CtrString, which returns a string.
 
 // Region decodes the u64 region number that is the whole payload of
@@ -71,7 +71,7 @@ func SetRegionSync(data []byte) (region uint64, inSync int64, err error) {
 // CtrString decodes the CTR payload: the ASCII constructor string
 // "<target_len_sectors> <args...>". It reads only data (data_size bytes)
 // and strips trailing NULs, because the kernel sends the string without a
-// NUL on table load and with one in the reconnect sequence (§2.5). An
+// NUL on table load and with one in the reconnect sequence (docs/protocol.md §2.5). An
 // empty string or one with an embedded NUL gives ErrCtrString, a payload
 // over 332 bytes ErrPayloadSize. The tokens are not interpreted.
 func CtrString(data []byte) (string, error) {
@@ -123,7 +123,7 @@ func AppendUint64(dst []byte, v uint64) []byte { return binary.NativeEndian.Appe
 func AppendInt64(dst []byte, v int64) []byte { return binary.NativeEndian.AppendUint64(dst, uint64(v)) }
 
 // AppendBool appends v as an s64 that is exactly 1 or 0: the reply of
-// IS_CLEAN and IN_SYNC (§8.3 item 30; some kernel callers compare with 1,
+// IS_CLEAN and IN_SYNC (docs/conformance.md item 30; some kernel callers compare with 1,
 // others with 0).
 func AppendBool(dst []byte, v bool) []byte {
 	var i int64
@@ -150,7 +150,7 @@ func AppendRegionSync(dst []byte, region uint64, inSync int64) []byte {
 
 // AppendCString appends s and a terminating NUL: the CTR reply naming the
 // log device (version >= 2, at most MaxCtrReply bytes with the NUL) and
-// the STATUS_INFO reply, which must include the NUL in data_size (§3.1).
+// the STATUS_INFO reply, which must include the NUL in data_size (docs/protocol.md §3.1).
 func AppendCString(dst []byte, s string) []byte {
 	dst = append(dst, s...)
 	return append(dst, 0)

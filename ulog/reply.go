@@ -1,7 +1,6 @@
 package ulog
 
 import (
-	"encoding/binary"
 	"fmt"
 )
 
@@ -10,7 +9,7 @@ import (
 const MaxCtrReply = 128
 
 // AppendReply appends to dst the full reply to req (daemon to kernel,
-// protocol.md §1.4, §8.1 item 10):
+// docs/protocol.md §1.4, docs/conformance.md item 10):
 //
 //	nlmsghdr{len = 196 + n, type = NLMSG_DONE, flags = 0, seq = req.Seq, pid = pid}
 //	cn_msg{idx = 7, val = 1, seq = req.Seq, ack = 0, len = 160 + n, flags = 0}
@@ -23,7 +22,7 @@ const MaxCtrReply = 128
 // are not used. It does not allocate when dst has room for 196+n bytes.
 //
 // errno is 0 or a negative errno. A positive value is negated, because the
-// kernel mis-handles positive errors (a CTR would "succeed", §2.4). A
+// kernel mis-handles positive errors (a CTR would "succeed", docs/protocol.md §2.4). A
 // payload longer than MaxReplyPayload cannot be framed; it is dropped and
 // the reply carries -EMSGSIZE (or errno, if that is already non-zero), so
 // the kernel's waiter gets an error instead of waiting forever. The reply
@@ -48,7 +47,7 @@ func AppendReply(dst []byte, req *Request, pid uint32, errno int32, payload []by
 	return append(dst, payload...)
 }
 
-// AppendAck appends to dst the ack-only reply (protocol.md §1.4 item 5):
+// AppendAck appends to dst the ack-only reply (docs/protocol.md §1.4 item 5):
 // nlmsghdr{len = 36, type = NLMSG_DONE, flags = 0, seq = seq, pid = pid}
 // and cn_msg{idx = 7, val = 1, seq = seq, ack = errno, len = 0, flags = 0}.
 // The kernel matches it by cn_msg.seq and sets the request's result to
@@ -102,7 +101,7 @@ func (r *Reply) Result(capacity int) (result int32, n int) {
 // DecodeReply parses one daemon-to-kernel datagram and applies the
 // kernel's own acceptance checks, in the kernel's order (connector.c
 // cn_rx_skb and cn_call_callback, dm-log-userspace-transfer.c
-// cn_ulog_callback; protocol.md §1.4):
+// cn_ulog_callback; docs/protocol.md §1.4):
 //
 //  1. at least 16 bytes; 36 <= nlmsg_len; nlmsg_len - 16 <= 16384
 //     (ErrTooLong); nlmsg_len <= bytes (ErrTruncated);
@@ -123,11 +122,7 @@ func DecodeReply(b []byte) (Reply, error) {
 	if len(b) < NlmsgHdrLen {
 		return r, fmt.Errorf("ulog: reply of %d bytes, netlink header needs %d: %w", len(b), NlmsgHdrLen, ErrShort)
 	}
-	r.NlLen = binary.NativeEndian.Uint32(b[offNlLen:])
-	r.NlType = binary.NativeEndian.Uint16(b[offNlType:])
-	r.NlFlags = binary.NativeEndian.Uint16(b[offNlFlags:])
-	r.NlSeq = binary.NativeEndian.Uint32(b[offNlSeq:])
-	r.NlPID = binary.NativeEndian.Uint32(b[offNlPID:])
+	r.decodeNetlink(b)
 	if r.NlLen < NlmsgHdrLen+CnMsgLen {
 		return r, fmt.Errorf("ulog: reply nlmsg_len %d, headers need %d: %w", r.NlLen, NlmsgHdrLen+CnMsgLen, ErrShort)
 	}
@@ -137,12 +132,7 @@ func DecodeReply(b []byte) (Reply, error) {
 	if uint64(r.NlLen) > uint64(len(b)) {
 		return r, fmt.Errorf("ulog: reply nlmsg_len %d, %d bytes: %w", r.NlLen, len(b), ErrTruncated)
 	}
-	r.CnIdx = binary.NativeEndian.Uint32(b[offCnIdx:])
-	r.CnVal = binary.NativeEndian.Uint32(b[offCnVal:])
-	r.CnSeq = binary.NativeEndian.Uint32(b[offCnSeq:])
-	r.CnAck = binary.NativeEndian.Uint32(b[offCnAck:])
-	r.CnLen = binary.NativeEndian.Uint16(b[offCnLen:])
-	r.CnFlags = binary.NativeEndian.Uint16(b[offCnFlags:])
+	r.decodeConnector(b)
 	if NlmsgHdrLen+CnMsgLen+uint32(r.CnLen) > r.NlLen {
 		return r, fmt.Errorf("ulog: reply cn_msg.len %d, nlmsg_len %d: %w", r.CnLen, r.NlLen, ErrCnLen)
 	}
@@ -157,13 +147,7 @@ func DecodeReply(b []byte) (Reply, error) {
 		return r, fmt.Errorf("ulog: reply cn_msg.len %d, header needs %d: %w", r.CnLen, RequestHeaderLen, ErrIncomplete)
 	}
 	q := &r.Req
-	q.LUID = binary.NativeEndian.Uint64(b[offLUID:])
-	copy(q.UUID[:], b[offUUID:offUUID+UUIDLen])
-	q.Version = binary.NativeEndian.Uint32(b[offVersion:])
-	q.Error = int32(binary.NativeEndian.Uint32(b[offError:]))
-	q.Seq = binary.NativeEndian.Uint32(b[offSeq:])
-	q.RawType = binary.NativeEndian.Uint32(b[offType:])
-	q.DataSize = binary.NativeEndian.Uint32(b[offDataSize:])
+	q.decodeHeader(b)
 	if uint64(q.DataSize) > uint64(r.CnLen)-RequestHeaderLen {
 		return r, fmt.Errorf("ulog: reply data_size %d, cn_msg.len %d: %w", q.DataSize, r.CnLen, ErrDataSize)
 	}
@@ -173,7 +157,7 @@ func DecodeReply(b []byte) (Reply, error) {
 }
 
 // Validate checks the rules dlog holds its own replies to, beyond what the
-// kernel enforces (protocol.md §1.4, §2.4, §8.1 items 10 and 13):
+// kernel enforces (docs/protocol.md §1.4, §2.4, docs/conformance.md items 10 and 13):
 // nlmsg_type NLMSG_DONE and flags 0; nlmsg_len exactly 36 + cn_msg.len;
 // in the full form cn_msg.len exactly 160 + data_size and error 0 or a
 // negative errno (-4095..0); in the ack-only form an ack of 0..4095.
@@ -201,14 +185,14 @@ func (r *Reply) Validate() error {
 }
 
 // ReplyCapacity returns how many payload bytes the kernel (module 1.3.0)
-// offers for the reply to a request of type t (protocol.md §2.5), and
+// offers for the reply to a request of type t (docs/protocol.md §2.5), and
 // false when that depends on the call: STATUS_INFO gets what is left of the
 // status buffer, STATUS_TABLE is never sent, and invalid types are never
 // answered with data. A successful reply must carry exactly this many bytes
 // for every type with a fixed answer (GET_REGION_SIZE, IS_CLEAN, IN_SYNC,
 // GET_SYNC_COUNT: 8; GET_RESYNC_WORK, IS_REMOTE_RECOVERING: 16) and none
 // for the others. CTR gets MaxCtrReply at table load and 0 in the
-// reconnect sequence (§1.6); the table-load value is returned.
+// reconnect sequence (docs/protocol.md §1.6); the table-load value is returned.
 func ReplyCapacity(t RequestType) (n int, ok bool) {
 	switch t {
 	case TypeCtr:

@@ -101,7 +101,7 @@ func TestAppendAck(t *testing.T) {
 	}
 }
 
-// Ensure that DecodeReply applies the kernel's acceptance checks (§1.4)
+// Ensure that DecodeReply applies the kernel's acceptance checks (docs/protocol.md §1.4)
 // in the kernel's order.
 func TestDecodeReplyMalformed(t *testing.T) {
 	for _, tc := range malformedReplies() {

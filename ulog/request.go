@@ -70,7 +70,7 @@ func (r *Request) KnownVersion() bool { return r.Version >= 1 && r.Version <= Ve
 
 // CtrDeviceAllowed reports whether a successful CTR reply may carry the log
 // device name: only from version 2 on (version 1 kernels offer no reply
-// buffer for CTR; protocol.md §2.3, §8.2 item 18).
+// buffer for CTR; docs/protocol.md §2.3, docs/conformance.md item 18).
 func (r *Request) CtrDeviceAllowed() bool { return r.Version >= 2 }
 
 // Frame is one decoded datagram: the netlink and connector headers as
@@ -93,8 +93,8 @@ type Frame struct {
 // DecodeRequest parses one datagram exactly as the kernel sends it into f,
 // without allocating: f.Req.Data aliases b. f is reset first.
 //
-// It runs the framing checks of protocol.md §8.1 items 5-8, §8.2 items
-// 16-18 and §8.5 rows a-e in the order given in the package documentation
+// It runs the framing checks of docs/conformance.md items 5-8, items
+// 16-18 and §5 rows a-e in the order given in the package documentation
 // and stops at the first that fails, returning a *FrameError that says how
 // to react. When the action is ActionReplyError, f holds the netlink and
 // connector headers and the request header (but no Data) so that the error
@@ -110,16 +110,12 @@ func DecodeRequest(b []byte, f *Frame) error {
 		return &FrameError{Action: ActionDrop, Err: fmt.Errorf("ulog: DecodeRequest into a nil *Frame")}
 	}
 	*f = Frame{}
-	// §8.5 a, §8.1 item 5: the netlink header must be there at all.
+	// docs/conformance.md §5 a, docs/conformance.md item 5: the netlink header must be there at all.
 	if len(b) < NlmsgHdrLen {
 		return dropf(ErrShort, "ulog: datagram of %d bytes, netlink header needs %d", len(b), NlmsgHdrLen)
 	}
-	f.NlLen = binary.NativeEndian.Uint32(b[offNlLen:])
-	f.NlType = binary.NativeEndian.Uint16(b[offNlType:])
-	f.NlFlags = binary.NativeEndian.Uint16(b[offNlFlags:])
-	f.NlSeq = binary.NativeEndian.Uint32(b[offNlSeq:])
-	f.NlPID = binary.NativeEndian.Uint32(b[offNlPID:])
-	// §8.5 b, §8.1 item 5: 36 <= nlmsg_len <= received.
+	f.decodeNetlink(b)
+	// docs/conformance.md §5 b, docs/conformance.md item 5: 36 <= nlmsg_len <= received.
 	if f.NlLen < NlmsgHdrLen+CnMsgLen {
 		return dropf(ErrShort, "ulog: nlmsg_len %d, netlink and connector headers need %d", f.NlLen, NlmsgHdrLen+CnMsgLen)
 	}
@@ -129,17 +125,12 @@ func DecodeRequest(b []byte, f *Frame) error {
 	if f.NlType != NlmsgDone {
 		return dropf(ErrNotDone, "ulog: nlmsg_type %d", f.NlType)
 	}
-	f.CnIdx = binary.NativeEndian.Uint32(b[offCnIdx:])
-	f.CnVal = binary.NativeEndian.Uint32(b[offCnVal:])
-	f.CnSeq = binary.NativeEndian.Uint32(b[offCnSeq:])
-	f.CnAck = binary.NativeEndian.Uint32(b[offCnAck:])
-	f.CnLen = binary.NativeEndian.Uint16(b[offCnLen:])
-	f.CnFlags = binary.NativeEndian.Uint16(b[offCnFlags:])
-	// §8.1 item 6.
+	f.decodeConnector(b)
+	// docs/conformance.md item 6.
 	if f.CnIdx != CnIdxDM || f.CnVal != CnValDMUserspaceLog {
 		return dropf(ErrConnectorID, "ulog: cn_msg.id %d/%d", f.CnIdx, f.CnVal)
 	}
-	// §8.5 c, §8.1 item 7: 36 + cn_msg.len <= nlmsg_len, else no reply.
+	// docs/conformance.md §5 c, docs/conformance.md item 7: 36 + cn_msg.len <= nlmsg_len, else no reply.
 	if NlmsgHdrLen+CnMsgLen+uint32(f.CnLen) > f.NlLen {
 		return dropf(ErrCnLen, "ulog: cn_msg.len %d, nlmsg_len %d leaves %d", f.CnLen, f.NlLen, f.NlLen-NlmsgHdrLen-CnMsgLen)
 	}
@@ -151,29 +142,23 @@ func DecodeRequest(b []byte, f *Frame) error {
 		}
 	}
 	r := &f.Req
-	r.LUID = binary.NativeEndian.Uint64(b[offLUID:])
-	copy(r.UUID[:], b[offUUID:offUUID+UUIDLen])
-	r.Version = binary.NativeEndian.Uint32(b[offVersion:])
-	r.Error = int32(binary.NativeEndian.Uint32(b[offError:]))
-	r.Seq = binary.NativeEndian.Uint32(b[offSeq:])
-	r.RawType = binary.NativeEndian.Uint32(b[offType:])
-	r.DataSize = binary.NativeEndian.Uint32(b[offDataSize:])
-	// §8.5 d, §8.1 item 8.
+	r.decodeHeader(b)
+	// docs/conformance.md §5 d, docs/conformance.md item 8.
 	if uint64(r.DataSize) > uint64(f.CnLen)-RequestHeaderLen {
 		return replyf(r.Seq, EINVAL, ErrDataSize, "ulog: data_size %d, cn_msg.len %d leaves %d", r.DataSize, f.CnLen, f.CnLen-RequestHeaderLen)
 	}
 	if r.DataSize > MaxRequestPayload {
 		return replyf(r.Seq, EINVAL, ErrDataSize, "ulog: data_size %d, kernel requests carry at most %d", r.DataSize, MaxRequestPayload)
 	}
-	// §8.2 item 16.
+	// docs/conformance.md item 16.
 	if !r.Type().Valid() {
 		return replyf(r.Seq, EINVAL, ErrRequestType, "ulog: request_type %#x (type %d)", r.RawType, r.Type())
 	}
-	// §8.2 item 17, §8.5 e.
+	// docs/conformance.md item 17, docs/conformance.md §5 e.
 	if bytes.IndexByte(r.UUID[:], 0) < 0 {
 		return replyf(r.Seq, EINVAL, ErrUUID, "ulog: %s", r.Type())
 	}
-	// §8.2 item 18: versions 1..3 are known; higher ones are accepted
+	// docs/conformance.md item 18: versions 1..3 are known; higher ones are accepted
 	// (KnownVersion reports false); 0 was never sent by any kernel.
 	if r.Version == 0 {
 		return replyf(r.Seq, EPROTO, ErrVersion, "ulog: %s", r.Type())
@@ -181,6 +166,36 @@ func DecodeRequest(b []byte, f *Frame) error {
 	end := HeaderLen + int(r.DataSize)
 	r.Data = b[HeaderLen:end:end]
 	return nil
+}
+
+// decodeNetlink reads the netlink header; len(b) >= NlmsgHdrLen.
+func (f *Frame) decodeNetlink(b []byte) {
+	f.NlLen = binary.NativeEndian.Uint32(b[offNlLen:])
+	f.NlType = binary.NativeEndian.Uint16(b[offNlType:])
+	f.NlFlags = binary.NativeEndian.Uint16(b[offNlFlags:])
+	f.NlSeq = binary.NativeEndian.Uint32(b[offNlSeq:])
+	f.NlPID = binary.NativeEndian.Uint32(b[offNlPID:])
+}
+
+// decodeConnector reads the connector header; len(b) >= NlmsgHdrLen +
+// CnMsgLen.
+func (f *Frame) decodeConnector(b []byte) {
+	ne := binary.NativeEndian
+	f.CnIdx, f.CnVal = ne.Uint32(b[offCnIdx:]), ne.Uint32(b[offCnVal:]) // cn_msg.id
+	f.CnSeq, f.CnAck = ne.Uint32(b[offCnSeq:]), ne.Uint32(b[offCnAck:])
+	f.CnLen, f.CnFlags = ne.Uint16(b[offCnLen:]), ne.Uint16(b[offCnFlags:])
+}
+
+// decodeHeader reads the dm_ulog_request header (not Data); len(b) >=
+// HeaderLen.
+func (r *Request) decodeHeader(b []byte) {
+	r.LUID = binary.NativeEndian.Uint64(b[offLUID:])
+	copy(r.UUID[:], b[offUUID:offUUID+UUIDLen])
+	r.Version = binary.NativeEndian.Uint32(b[offVersion:])
+	r.Error = int32(binary.NativeEndian.Uint32(b[offError:]))
+	r.Seq = binary.NativeEndian.Uint32(b[offSeq:])
+	r.RawType = binary.NativeEndian.Uint32(b[offType:])
+	r.DataSize = binary.NativeEndian.Uint32(b[offDataSize:])
 }
 
 func dropf(sentinel error, format string, args ...any) error {
@@ -197,7 +212,7 @@ func replyf(seq uint32, errno syscall.Errno, sentinel error, format string, args
 // AppendRequest appends to dst the datagram a kernel sends for req (the
 // other direction of DecodeRequest, for fake kernels, replay drivers and
 // tests), as built by dm-log-userspace-transfer.c and the connector core
-// (protocol.md §1.2, §1.3):
+// (docs/protocol.md §1.2, §1.3):
 //
 //	nlmsghdr{len = 196 + n, type = NLMSG_DONE, flags = 0, seq = req.Seq, pid = 0}
 //	cn_msg{idx = 7, val = 1, seq = req.Seq, ack = 0, len = 160 + n, flags = 0}

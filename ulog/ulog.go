@@ -4,7 +4,7 @@ import "strconv"
 
 // Sizes and limits of the wire format. All of them are fixed by the kernel
 // UAPI (linux/netlink.h, linux/connector.h, linux/dm-log-userspace.h) and by
-// dm-log-userspace-transfer.c; protocol.md §1.2, §2.1 and Appendix A.
+// dm-log-userspace-transfer.c; docs/protocol.md §1.2, §2.1 and Appendix A.
 const (
 	// NlmsgHdrLen is sizeof(struct nlmsghdr) (NLMSG_HDRLEN).
 	NlmsgHdrLen = 16
@@ -26,7 +26,7 @@ const (
 	MaxConnectorMsg = 16384
 	// MaxReplyPayload is the largest reply payload that fits in one
 	// connector message (16204). The kernel offers far less to every request
-	// type (protocol.md §2.5); this is only the framing limit.
+	// type (docs/protocol.md §2.5); this is only the framing limit.
 	MaxReplyPayload = MaxConnectorMsg - CnMsgLen - RequestHeaderLen
 	// UUIDLen is DM_UUID_LEN, the size of the uuid field including its NUL.
 	UUIDLen = 129
@@ -84,7 +84,7 @@ const (
 // linux/dm-log-userspace.h.
 type RequestType uint32
 
-// The request types of protocol version 3 (protocol.md §3).
+// The request types of protocol version 3 (docs/protocol.md §3).
 const (
 	TypeCtr                RequestType = 1  // DM_ULOG_CTR: construct a log from a table string
 	TypeDtr                RequestType = 2  // DM_ULOG_DTR: destroy a log

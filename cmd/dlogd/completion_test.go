@@ -38,6 +38,24 @@ func synopsisOptions(help string) []string {
 	return slices.Compact(opts)
 }
 
+// Ensure that each command's SYNOPSIS lists every option its OPTIONS
+// section describes.
+func TestSynopsisListsEveryOption(t *testing.T) {
+	for cmd, help := range map[string]string{"serve": helpServe, "status": helpStatus, "inspect": helpInspect} {
+		opts := help[strings.Index(help, "\nOPTIONS"):]
+		described := regexp.MustCompile(`(?m)^\s+(--[a-z][a-z-]*)`).FindAllStringSubmatch(opts, -1)
+		if len(described) == 0 {
+			t.Fatalf("dlogd %s: no options described", cmd)
+		}
+		syn := synopsisOptions(help)
+		for _, m := range described {
+			if !slices.Contains(syn, m[1]) {
+				t.Errorf("dlogd %s: %s is described under OPTIONS but missing from the SYNOPSIS", cmd, m[1])
+			}
+		}
+	}
+}
+
 // Ensure that the bash completion offers every command and every option
 // of each command's synopsis, and the values an option takes.
 func TestBashCompletion(t *testing.T) {

@@ -10,7 +10,10 @@ import (
 // (with or without corosync), links no harness, fake or fault-injection
 // package and no file named as a fake: those live under internal/testutil,
 // tests/, bench/ or in _test.go files, and fault injection exists only
-// under -tags faultinject.
+// under -tags faultinject. Nor does it link the benchmark charts' plotting
+// library (gonum.org/v1/plot and what it brings) or the old hand-made chart
+// engine (internal/plot): the heat map of `dlogd inspect --png` is raw
+// pixels through image/png.
 func TestShippedBinaryHasNoTestCode(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -28,12 +31,17 @@ func TestShippedBinaryHasNoTestCode(t *testing.T) {
 		ours := 0
 		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 			path, files, _ := strings.Cut(line, "|")
+			for _, bad := range []string{"gonum.org/", "git.sr.ht/~sbinet/gg", "codeberg.org/go-latex/", "codeberg.org/go-pdf/", "github.com/ajstarks/svgo"} {
+				if strings.HasPrefix(path, bad) {
+					t.Errorf("tags %q: dlogd links the plotting package %s", tags, path)
+				}
+			}
 			if !strings.HasPrefix(path, "github.com/dlog-dev/dlog") {
 				continue
 			}
 			ours++
 			rel := strings.TrimPrefix(path, "github.com/dlog-dev/dlog")
-			for _, bad := range []string{"/internal/testutil", "/tests/", "/bench"} {
+			for _, bad := range []string{"/internal/testutil", "/tests/", "/bench", "/internal/plot"} {
 				if strings.HasPrefix(rel+"/", bad+"/") || strings.HasPrefix(rel, bad) {
 					t.Errorf("tags %q: dlogd links the test-only package %s", tags, path)
 				}

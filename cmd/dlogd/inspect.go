@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	logimage "github.com/dlog-dev/dlog/internal/inspect"
-	"github.com/dlog-dev/dlog/internal/plot"
 )
 
 const helpInspect = `NAME
@@ -120,7 +119,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	var written string
 	if *pngPath != "" {
 		hm := logimage.RenderHeatMap(res, arg)
-		if err := plot.WriteFile(*pngPath, hm.RGBA); err != nil {
+		if err := hm.WriteFile(*pngPath); err != nil {
 			fmt.Fprintf(stderr, "dlogd inspect: heat map: %v\n", err)
 			return 1
 		}

@@ -2,16 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
+	"github.com/dlog-dev/dlog/internal/testutil/syncbuf"
 	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )
@@ -32,26 +35,9 @@ func TestMain(m *testing.M) {
 // proc is a running dlogd.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan error
 	sock   string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func dlogdCmd(args ...string) *exec.Cmd {
@@ -66,7 +52,7 @@ func start(t *testing.T, dir string, extra ...string) *proc {
 	t.Helper()
 	sock := filepath.Join(dir, "dlogd.sock")
 	args := append([]string{"serve", "--transport", "unix:" + sock, "--pidfile", filepath.Join(dir, "dlogd.pid"), "--no-mlock"}, extra...)
-	p := &proc{cmd: dlogdCmd(args...), stderr: &syncBuffer{}, done: make(chan error, 1), sock: sock}
+	p := &proc{cmd: dlogdCmd(args...), stderr: &syncbuf.Buffer{}, done: make(chan error, 1), sock: sock}
 	p.cmd.Stderr = io.MultiWriter(p.stderr, testLog{t})
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -136,50 +122,36 @@ func (w testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// client is a kernel over the unix transport.
+// client is a kernel over the unix transport (fakekernel.Conn).
 type client struct {
-	t   *testing.T
-	c   *transport.UnixClient
-	seq uint32
-	buf []byte
+	t *testing.T
+	c *fakekernel.Conn
 }
 
 func dial(t *testing.T, sock string) *client {
 	t.Helper()
-	c, err := transport.DialUnix(sock)
+	c, err := fakekernel.Dial(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &client{t: t, c: c, buf: make([]byte, 1<<16)}
+	return &client{t: t, c: c}
 }
 
 // call sends one request and returns its reply's error and payload, or
-// ok=false if the connection broke (the daemon died).
+// ok=false if the connection broke (the daemon died) or no reply came
+// within 20 s.
 func (c *client) call(typ ulog.RequestType, uuid string, luid uint64, data []byte) (int32, []byte, bool) {
-	c.seq++
-	r := &ulog.Request{LUID: luid, Version: 3, Seq: c.seq, RawType: uint32(typ), Data: data}
-	if err := r.SetUUID(uuid); err != nil {
-		c.t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := c.c.Call(ctx, typ, uuid, luid, data, fakekernel.AnyCapacity)
+	if errors.Is(err, fakekernel.ErrProtocol) {
+		c.t.Fatalf("bad reply: %v", err)
 	}
-	if err := c.c.Send(ulog.AppendRequest(nil, r)); err != nil {
+	if err != nil {
 		return 0, nil, false
 	}
-	c.c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	for {
-		n, err := c.c.Receive(c.buf)
-		if err != nil {
-			return 0, nil, false
-		}
-		rep, err := ulog.DecodeReply(c.buf[:n])
-		if err != nil {
-			c.t.Fatalf("bad reply: %v", err)
-		}
-		if rep.MatchSeq() != r.Seq {
-			continue
-		}
-		return rep.Req.Error, bytes.Clone(rep.Req.Data), true
-	}
+	return res.Err, res.Data, true
 }
 
 func (c *client) must(typ ulog.RequestType, uuid string, luid uint64, data []byte) []byte {

@@ -56,7 +56,7 @@ func TestManPage(t *testing.T) {
 }
 
 // Ensure that the man page renders without warnings and covers every
-// option of dlogd and of cmirrord (protocol.md §7.1 and the README's
+// option of dlogd and of cmirrord (docs/protocol.md §7.1 and the README's
 // table): each has its equivalent or the reason it is not needed.
 func TestManPageCoverage(t *testing.T) {
 	page := manPage(t)

@@ -14,7 +14,7 @@ import (
 
 var errLocked = errors.New("pidfile locked by another process")
 
-// cmirrordPidfile is where cmirrord keeps its pidfile (protocol.md §8.1
+// cmirrordPidfile is where cmirrord keeps its pidfile (docs/conformance.md §1
 // item 2).
 const cmirrordPidfile = "/run/cmirrord.pid"
 

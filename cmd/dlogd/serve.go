@@ -36,6 +36,8 @@ type serveFlags struct {
 	ioFall        bool
 	clearDelay    time.Duration
 	cluster       string
+	fenceConfirm  string
+	fenceTimeout  time.Duration
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -53,6 +55,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.ioFall, "io-fallback", false, "")
 	fs.DurationVar(&f.clearDelay, "clear-delay", 0, "")
 	fs.StringVar(&f.cluster, "cluster", "", "")
+	fs.StringVar(&f.fenceConfirm, "fence-confirm", "", "")
+	fs.DurationVar(&f.fenceTimeout, "fence-timeout", 0, "")
 	if code, ok := parseFlags(fs, args, helpServe, stdout, stderr); !ok {
 		return code
 	}
@@ -72,7 +76,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "dlogd serve", "--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	log := newLogger(stderr, level)
-	openLog, err := clusterOpener(f.cluster, log)
+	openLog, err := clusterOpener(f.cluster, fencing{f.fenceConfirm, f.fenceTimeout}, log)
 	if err != nil {
 		return usageError(stderr, "dlogd serve", "--cluster %q: %v", f.cluster, err)
 	}
@@ -132,7 +136,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	case "none":
 		stateDir = ""
 	}
-	d := daemon.New(daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog, StateDir: stateDir, LiveUUIDs: liveUUIDs})
+	dopts := daemon.Options{Logger: log, Engine: eopts, Observer: obs, OpenInstance: openLog, StateDir: stateDir, LiveUUIDs: liveUUIDs}
+	if f.transport == "netlink" {
+		// The kernel's mirrors: flush their legs before persisting clears
+		// (#13). Over the unix transport no mirror stands behind a log.
+		legs := daemon.NewLegFlusher()
+		defer legs.Close()
+		dopts.FlushLegs = legs.Flush
+	}
+	d := daemon.New(dopts)
 	started := time.Now()
 	if n, err := d.Restore(); err != nil {
 		log.Error("cannot use the state directory; logs will not survive a restart of dlogd", "dir", stateDir, "err", err)

@@ -146,6 +146,11 @@ func printStatus(w io.Writer, s Status) {
 		for _, l := range s.Logs {
 			fmt.Fprintf(w, "requests %s/%#x: %s\n", l.UUID, l.LUID, counts(l.Requests))
 		}
+		for _, l := range s.Logs {
+			if l.Warning != "" {
+				fmt.Fprintf(w, "warning %s/%#x: %s\n", l.UUID, l.LUID, l.Warning)
+			}
+		}
 	}
 	fmt.Fprintf(w, "requests total: %s\n", counts(s.Requests))
 	fmt.Fprintf(w, "malformed %d, unknown log %d, error replies %d, busy %d; transport: received %d, dropped %d, overruns %d, send errors %d\n",

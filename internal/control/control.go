@@ -39,10 +39,9 @@ type Response struct {
 
 // Server is a listening control socket.
 type Server struct {
-	l    *net.UnixListener
-	path string
-	log  *slog.Logger
-	wg   sync.WaitGroup
+	l   *net.UnixListener
+	log *slog.Logger
+	wg  sync.WaitGroup
 }
 
 // Listen creates the control socket at path (mode 0600). A socket file left
@@ -71,11 +70,8 @@ func Listen(path string, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
 	}
 	l.SetUnlinkOnClose(true)
-	return &Server{l: l, path: path, log: log}, nil
+	return &Server{l: l, log: log}, nil
 }
-
-// Path is the socket's path.
-func (s *Server) Path() string { return s.path }
 
 // Serve answers connections until ctx is done or Close is called.
 func (s *Server) Serve(ctx context.Context, h Handler) error {

@@ -20,5 +20,5 @@
 // it (a path, a block device or major:minor) read-only with O_DIRECT where
 // the filesystem allows it, so the bits read are the device's and not a
 // stale page cache. RenderHeatMap draws the dirty regions as a PNG-ready
-// image with an in-picture legend (package plot).
+// image with an in-picture legend, its text set in golang.org/x/image/font/basicfont.
 package inspect

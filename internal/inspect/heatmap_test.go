@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/dlog-dev/dlog/internal/inspect"
-	"github.com/dlog-dev/dlog/internal/plot"
 )
 
 var keepPNG = flag.String("inspect.keep", "", "write the test heat maps as PNG files into this directory")
@@ -23,11 +22,11 @@ func render(t *testing.T, name string, img []byte, opts inspect.Options) (*inspe
 	}
 	hm := inspect.RenderHeatMap(res, name)
 	var buf bytes.Buffer
-	if err := plot.Encode(&buf, hm.RGBA); err != nil {
+	if err := hm.EncodePNG(&buf); err != nil {
 		t.Fatal(err)
 	}
 	if *keepPNG != "" {
-		if err := plot.WriteFile(filepath.Join(*keepPNG, name+".png"), hm.RGBA); err != nil {
+		if err := hm.WriteFile(filepath.Join(*keepPNG, name+".png")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,6 +75,16 @@ func TestHeatMapInflight(t *testing.T) {
 		}
 	}
 	checkLegend(t, img, hm, inspect.ColorDirty)
+	// The title above the grid and the row labels left of it are drawn.
+	if !hasColour(img, image.Rect(0, 0, img.Bounds().Dx(), hm.Origin.Y), inspect.ColorText) {
+		t.Error("no title above the grid")
+	}
+	for _, r := range []int{0, 7} {
+		row := image.Rect(0, hm.Origin.Y+r*hm.CellSize, hm.Origin.X, hm.Origin.Y+(r+1)*hm.CellSize)
+		if !hasColour(img, row, inspect.ColorText) {
+			t.Errorf("no label left of row %d", r)
+		}
+	}
 }
 
 func checkLegend(t *testing.T, img image.Image, hm *inspect.HeatMap, dirty color.RGBA) {
@@ -83,7 +92,7 @@ func checkLegend(t *testing.T, img image.Image, hm *inspect.HeatMap, dirty color
 	if !img.Bounds().Intersect(hm.Legend).Eq(hm.Legend) {
 		t.Fatalf("legend %v outside the picture %v", hm.Legend, img.Bounds())
 	}
-	for name, c := range map[string]color.RGBA{"clean": inspect.ColorClean, "dirty": dirty, "no region": inspect.ColorNone, "text": plot.Black} {
+	for name, c := range map[string]color.RGBA{"clean": inspect.ColorClean, "dirty": dirty, "no region": inspect.ColorNone, "text": inspect.ColorText} {
 		if !hasColour(img, hm.Legend, c) {
 			t.Errorf("legend lacks %s (%v)", name, c)
 		}

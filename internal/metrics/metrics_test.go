@@ -1,7 +1,7 @@
 package metrics_test
 
 import (
-	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -16,31 +16,27 @@ import (
 
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/internal/metrics"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-type peer struct{ replies chan []byte }
-
-func (p *peer) Send(b []byte) error { p.replies <- bytes.Clone(b); return nil }
-func (p *peer) String() string      { return "test" }
-
 // call sends a request for luid 1 and waits for its reply.
-func call(t *testing.T, d *daemon.Daemon, p *peer, seq uint32, typ ulog.RequestType, data []byte) {
+func call(t *testing.T, k *fakekernel.Local, typ ulog.RequestType, data []byte) {
 	t.Helper()
-	callLUID(t, d, p, 1, seq, typ, data)
+	callLUID(t, k, 1, typ, data)
 }
 
 // callLUID sends a request for log ("metrics", luid) and waits for its
 // reply.
-func callLUID(t *testing.T, d *daemon.Daemon, p *peer, luid uint64, seq uint32, typ ulog.RequestType, data []byte) {
+func callLUID(t *testing.T, k *fakekernel.Local, luid uint64, typ ulog.RequestType, data []byte) {
 	t.Helper()
-	r := &ulog.Request{LUID: luid, Version: 3, Seq: seq, RawType: uint32(typ), Data: data}
-	r.SetUUID("metrics")
-	d.Handle(ulog.AppendRequest(nil, r), p)
-	select {
-	case <-p.replies:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no reply to %s", typ)
+	r, err := k.Request(typ, "metrics", luid, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Send(r)
+	if _, err := k.Finish(r, 5*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -64,22 +60,53 @@ func value(t *testing.T, text, series string) string {
 	return m[1]
 }
 
+// settled scrapes until every series in want has its value or 5 s have
+// passed, then reports the series that differ: the daemon counts a request
+// just after it sends the reply, so a scrape right after the reply may
+// miss the last one.
+func settled(t *testing.T, m *metrics.Metrics, want map[string]string) string {
+	t.Helper()
+	re := func(series string) *regexp.Regexp {
+		return regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` (\S+)$`)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		text := scrape(t, m)
+		var bad []string
+		for series, v := range want {
+			got := re(series).FindStringSubmatch(text)
+			if got == nil || got[1] != v {
+				bad = append(bad, fmt.Sprintf("%s = %v, want %s", series, got, v))
+			}
+		}
+		if len(bad) == 0 {
+			return text
+		}
+		if time.Now().After(deadline) {
+			for _, b := range bad {
+				t.Error(b)
+			}
+			return text
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	m := metrics.New()
 	d := daemon.New(daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Observer: m.Observer()})
 	defer d.Close(t.Context())
 	m.Attach(d, nil, nil)
-	p := &peer{replies: make(chan []byte, 16)}
-	call(t, d, p, 1, ulog.TypeCtr, []byte("131072 clustered-core 1024 nosync"))
-	call(t, d, p, 2, ulog.TypeResume, nil)
-	for i := uint32(0); i < 5; i++ {
-		call(t, d, p, 10+i, ulog.TypeInSync, ulog.AppendUint64(nil, 3))
+	k := fakekernel.NewLocal(d)
+	call(t, k, ulog.TypeCtr, []byte("131072 clustered-core 1024 nosync"))
+	call(t, k, ulog.TypeResume, nil)
+	for range 5 {
+		call(t, k, ulog.TypeInSync, ulog.AppendUint64(nil, 3))
 	}
-	call(t, d, p, 20, ulog.TypeMarkRegion, ulog.AppendUint64(ulog.AppendUint64(nil, 3), 9))
-	call(t, d, p, 21, ulog.TypeFlush, nil)
-	call(t, d, p, 22, ulog.TypeInSync, ulog.AppendUint64(nil, 999)) // out of range: an error reply
-	text := scrape(t, m)
-	for series, want := range map[string]string{
+	call(t, k, ulog.TypeMarkRegion, ulog.AppendUint64(ulog.AppendUint64(nil, 3), 9))
+	call(t, k, ulog.TypeFlush, nil)
+	call(t, k, ulog.TypeInSync, ulog.AppendUint64(nil, 999)) // out of range: an error reply
+	want := map[string]string{
 		`dlogd_requests_total{type="IN_SYNC"}`:                                    "6",
 		`dlogd_requests_total{type="CTR"}`:                                        "1",
 		`dlogd_request_duration_seconds_count{type="IN_SYNC"}`:                    "6",
@@ -92,11 +119,8 @@ func TestMetrics(t *testing.T) {
 		`dlogd_log_regions{name="",type="clustered-core",uuid="metrics"}`:         "128",
 		`dlogd_log_dirty_regions{name="",type="clustered-core",uuid="metrics"}`:   "2",
 		`dlogd_log_in_sync_regions{name="",type="clustered-core",uuid="metrics"}`: "128",
-	} {
-		if got := value(t, text, series); got != want {
-			t.Errorf("%s = %s, want %s", series, got, want)
-		}
 	}
+	text := settled(t, m, want)
 	if !strings.Contains(text, "go_goroutines") || !strings.Contains(text, "process_resident_memory_bytes") {
 		t.Error("Go and process collectors missing")
 	}
@@ -136,12 +160,12 @@ func TestMetricsAcrossReload(t *testing.T) {
 		lookups++
 		return "vg-lv_" + uuid
 	})
-	p := &peer{replies: make(chan []byte, 16)}
+	k := fakekernel.NewLocal(d)
 	ctr := []byte("131072 clustered-core 1024 nosync")
-	callLUID(t, d, p, 0xffff8881, 1, ulog.TypeCtr, ctr)
-	callLUID(t, d, p, 0xffff8881, 2, ulog.TypeResume, nil)
-	callLUID(t, d, p, 0xffff8881, 3, ulog.TypeMarkRegion, ulog.AppendUint64(nil, 3))
-	callLUID(t, d, p, 0xffff8881, 4, ulog.TypeFlush, nil)
+	callLUID(t, k, 0xffff8881, ulog.TypeCtr, ctr)
+	callLUID(t, k, 0xffff8881, ulog.TypeResume, nil)
+	callLUID(t, k, 0xffff8881, ulog.TypeMarkRegion, ulog.AppendUint64(nil, 3))
+	callLUID(t, k, 0xffff8881, ulog.TypeFlush, nil)
 	before := scrape(t, m)
 	want := logSeries(before)
 	if len(want) != 7 {
@@ -151,12 +175,12 @@ func TestMetricsAcrossReload(t *testing.T) {
 		t.Errorf("dirty before the reload: %s", got)
 	}
 
-	callLUID(t, d, p, 0xffff8882, 5, ulog.TypeCtr, ctr) // the new table's log
+	callLUID(t, k, 0xffff8882, ulog.TypeCtr, ctr) // the new table's log
 	during := scrape(t, m)
-	callLUID(t, d, p, 0xffff8881, 6, ulog.TypePresuspend, nil)
-	callLUID(t, d, p, 0xffff8881, 7, ulog.TypePostsuspend, nil)
-	callLUID(t, d, p, 0xffff8881, 8, ulog.TypeDtr, nil)
-	callLUID(t, d, p, 0xffff8882, 9, ulog.TypeResume, nil)
+	callLUID(t, k, 0xffff8881, ulog.TypePresuspend, nil)
+	callLUID(t, k, 0xffff8881, ulog.TypePostsuspend, nil)
+	callLUID(t, k, 0xffff8881, ulog.TypeDtr, nil)
+	callLUID(t, k, 0xffff8882, ulog.TypeResume, nil)
 	after := scrape(t, m)
 	for when, text := range map[string]string{"during": during, "after": after} {
 		if got := logSeries(text); !slices.Equal(got, want) {
@@ -187,9 +211,9 @@ func TestMetricNames(t *testing.T) {
 	d := daemon.New(daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Observer: m.Observer()})
 	defer d.Close(t.Context())
 	m.Attach(d, nil, nil)
-	p := &peer{replies: make(chan []byte, 16)}
-	call(t, d, p, 1, ulog.TypeCtr, []byte("131072 clustered-core 1024 nosync"))
-	call(t, d, p, 2, ulog.TypeFlush, nil)
+	k := fakekernel.NewLocal(d)
+	call(t, k, ulog.TypeCtr, []byte("131072 clustered-core 1024 nosync"))
+	call(t, k, ulog.TypeFlush, nil)
 	text := scrape(t, m)
 	if got := value(t, text, `dlogd_build_info{goversion="go1.26.0",revision="0123abc",version="v1.2.3"}`); got != "1" {
 		t.Errorf("dlogd_build_info = %s", got)

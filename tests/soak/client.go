@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -153,11 +154,11 @@ func (c *kclient) req(ctx context.Context, l *soakLog, luid uint64, typ ulog.Req
 			}
 			return res, d, nil
 		}
-		if errors.Is(err, errProtocol) {
+		if errors.Is(err, fakekernel.ErrProtocol) {
 			c.s.fail("%s: log %s: %v", c.name, l.name, err)
 			return 0, nil, err
 		}
-		if !errors.Is(err, errGone) {
+		if !errors.Is(err, fakekernel.ErrGone) {
 			return 0, nil, err
 		}
 		g := c.conn.gen
@@ -202,7 +203,7 @@ func (c *kclient) do(ctx context.Context, l *soakLog, in *instance, typ ulog.Req
 	}
 }
 
-// reconnect replays the kernel's reconnect sequence for in (protocol.md
+// reconnect replays the kernel's reconnect sequence for in (docs/protocol.md
 // §1.6). It reports whether the RESUME succeeded.
 func (c *kclient) reconnect(ctx context.Context, l *soakLog, in *instance) (bool, error) {
 	c.s.st.reconnects.Add(1)

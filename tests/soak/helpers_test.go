@@ -3,19 +3,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
+	"github.com/dlog-dev/dlog/internal/testutil/syncbuf"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -53,24 +53,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuf is a goroutine-safe bytes.Buffer for a daemon's output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // lineWith returns the last line of s containing every sub.
 func lineWith(s string, subs ...string) string {
 	lines := strings.Split(s, "\n")
@@ -105,7 +87,7 @@ type tdaemon struct {
 	sock    string
 	pidfile string
 	p       *daemonProc
-	out     *syncBuf
+	out     *syncbuf.Buffer
 }
 
 // startTestDaemon runs dlogd serve on dir/name.sock with dir/name.pid.
@@ -113,7 +95,7 @@ func startTestDaemon(t *testing.T, dir, name string, mode runMode) *tdaemon {
 	t.Helper()
 	sp := newSpawner()
 	t.Cleanup(sp.close) // after the kill below: Pdeathsig follows the spawner's thread
-	d := &tdaemon{t: t, sock: filepath.Join(dir, name+".sock"), pidfile: filepath.Join(dir, name+".pid"), out: &syncBuf{}}
+	d := &tdaemon{t: t, sock: filepath.Join(dir, name+".sock"), pidfile: filepath.Join(dir, name+".pid"), out: &syncbuf.Buffer{}}
 	p, err := startDaemon(context.Background(), sp, testDlogd, d.sock, d.pidfile, false, mode, nil, d.out)
 	if err != nil {
 		t.Fatalf("start dlogd: %v\n%s", err, d.out)
@@ -159,8 +141,8 @@ func runDlogd(t *testing.T, args ...string) (string, int) {
 type tkernel struct {
 	t     *testing.T
 	k     *kconn
-	st    reqStats
-	seqs  atomic.Uint32
+	st    fakekernel.Stats
+	seqs  fakekernel.Seqs
 	luids atomic.Uint64
 }
 

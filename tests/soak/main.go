@@ -9,7 +9,7 @@
 // It runs dlogd (the binary named by --dlogd, built by `make build`) as a
 // separate process on --transport unix:DIR/dlogd.sock with its own pidfile,
 // and drives the logs the way dm-raid1 and dm-log-userspace do
-// (protocol.md §3, §6): CTR, GET_REGION_SIZE, RESUME; writes as MARK +
+// (docs/protocol.md §3, §6): CTR, GET_REGION_SIZE, RESUME; writes as MARK +
 // FLUSH or as integrated FLUSH-with-marks, later CLEAR (+ FLUSH, or lazily);
 // resync through GET_RESYNC_WORK, SET_REGION_SYNC, CLEAR, FLUSH; IN_SYNC,
 // IS_REMOTE_RECOVERING, GET_SYNC_COUNT, STATUS_INFO; PRESUSPEND,
@@ -39,7 +39,7 @@
 // these separately. A newly constructed clustered-core log must read
 // fresh: nothing in sync (all of it for nosync). Replies are checked as
 // the kernel checks them (seq, sizes, errno range) plus the value ranges
-// of protocol.md §8.3.
+// of docs/conformance.md §3.
 //
 // At the end it prints one line of figures (and a short table): requests
 // served, restarts survived, faults injected by kind, marks checked, marks

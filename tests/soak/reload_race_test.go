@@ -15,7 +15,7 @@ import (
 )
 
 // TestReloadWhileServing is the soak's finding as a test: a live reload
-// (CTR of a second luid for a uuid whose log is serving, protocol.md §6.4)
+// (CTR of a second luid for a uuid whose log is serving, docs/protocol.md §6.4)
 // while requests for that uuid keep coming, as they do during every
 // `dmsetup reload` of a mirror in use. dlogd's request path reads its log
 // table without a lock (copy on write); the CTR must never change a map a

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -36,7 +37,7 @@ type soak struct {
 	pidfile string
 	sp      *spawner
 	tap     *logTap
-	seqs    atomic.Uint32
+	seqs    fakekernel.Seqs
 	luids   atomic.Uint64
 	st      stats
 	res     resources
@@ -624,7 +625,7 @@ func (s *soak) uniform(lo, hi time.Duration) time.Duration {
 func (s *soak) pause(ctx context.Context) error {
 	g := s.current()
 	d := time.Duration(float64(s.cfg.Patience) * (1.5 + 1.5*s.rng.Float64()))
-	t0 := s.st.req.timeouts.Load()
+	t0 := s.st.req.Timeouts.Load()
 	s.pausing.Store(true)
 	defer s.pausing.Store(false)
 	s.tap.mark("SIGSTOP for %v", d)
@@ -638,15 +639,15 @@ func (s *soak) pause(ctx context.Context) error {
 	if err := g.proc.signal(syscall.SIGCONT); err != nil {
 		return err
 	}
-	r0 := s.st.req.requests.Load()
+	r0 := s.st.req.Requests.Load()
 	limit := time.Now().Add(2*s.cfg.Patience + 10*time.Second)
-	for s.st.req.requests.Load() < r0+uint64(s.cfg.Clients) && time.Now().Before(limit) && ctx.Err() == nil {
+	for s.st.req.Requests.Load() < r0+uint64(s.cfg.Clients) && time.Now().Before(limit) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if s.st.req.requests.Load() < r0+uint64(s.cfg.Clients) && ctx.Err() == nil {
+	if s.st.req.Requests.Load() < r0+uint64(s.cfg.Clients) && ctx.Err() == nil {
 		s.fail("no replies within %v after SIGCONT (generation %d)", 2*s.cfg.Patience+10*time.Second, g.n)
 	}
-	s.st.note(faultStop, "stopped %v (patience %v): %d client timeouts and resends", d.Round(time.Millisecond), s.cfg.Patience, s.st.req.timeouts.Load()-t0)
+	s.st.note(faultStop, "stopped %v (patience %v): %d client timeouts and resends", d.Round(time.Millisecond), s.cfg.Patience, s.st.req.Timeouts.Load()-t0)
 	return nil
 }
 
@@ -855,7 +856,7 @@ func (s *soak) vanishEpisode(ctx context.Context) error {
 			return err
 		}
 		msg = s.tap.lastMatching(l.uuid, "CTR failed")
-		// protocol.md §8.3 item 23: -EINVAL for a CTR that cannot use
+		// docs/conformance.md item 23: -EINVAL for a CTR that cannot use
 		// its device.
 		if ctrErr != eINVAL {
 			s.fail("vanish(%s): reload of %s with its file %s: CTR gave %d, want %d (dlogd says: %s)", v, l.name,
@@ -965,7 +966,7 @@ func (s *soak) sampler(stop <-chan struct{}) {
 func (s *soak) progress(ctx context.Context, stop <-chan struct{}) {
 	t := time.NewTicker(s.cfg.Progress)
 	defer t.Stop()
-	last := s.st.req.requests.Load()
+	last := s.st.req.Requests.Load()
 	stalled := 0
 	for {
 		select {
@@ -975,7 +976,7 @@ func (s *soak) progress(ctx context.Context, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		req := s.st.req.requests.Load()
+		req := s.st.req.Requests.Load()
 		faults, _ := s.st.faultCounts()
 		var fk []string
 		for _, k := range allFaults {
@@ -1113,7 +1114,7 @@ func (s *soak) result() *Result {
 	r := &Result{
 		Seed:       s.cfg.Seed,
 		Elapsed:    time.Since(s.start),
-		Requests:   s.st.req.requests.Load(),
+		Requests:   s.st.req.Requests.Load(),
 		Restarts:   s.st.restarts.Load(),
 		MarksAcked: s.st.marksAcked.Load(),
 		Checked:    s.st.marksChecked.Load(),
@@ -1139,9 +1140,9 @@ func (s *soak) result() *Result {
 		s.fail("dlogd resources not flat: %s", b)
 	}
 	r.Extra = map[string]uint64{
-		"client timeouts (resent)":          s.st.req.timeouts.Load(),
-		"stale replies ignored":             s.st.req.stale.Load(),
-		"-EAGAIN replies (resent)":          s.st.req.eagain.Load(),
+		"client timeouts (resent)":          s.st.req.Timeouts.Load(),
+		"stale replies ignored":             s.st.req.Stale.Load(),
+		"-EAGAIN replies (resent)":          s.st.req.EAGAIN.Load(),
 		"reconnects (CTR+NUL, RESUME)":      s.st.reconnects.Load(),
 		"reloads":                           s.st.reloads.Load(),
 		"activations":                       s.st.activations.Load(),

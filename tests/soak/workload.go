@@ -348,7 +348,7 @@ func (c *kclient) query(ctx context.Context, l *soakLog, in *instance) error {
 	}
 }
 
-// status asks STATUS_INFO and checks the string (protocol.md §5.1); it
+// status asks STATUS_INFO and checks the string (docs/protocol.md §5.1); it
 // returns the device flag (A, D, F) of a disk log.
 func (c *kclient) status(ctx context.Context, l *soakLog, in *instance) (byte, error) {
 	res, d, err := c.do(ctx, l, in, ulog.TypeStatusInfo, nil)
@@ -482,7 +482,7 @@ type reloadResult struct {
 
 // reload is a live table reload: CTR(new luid) and GET_REGION_SIZE while
 // the old instance serves, PRESUSPEND(old) (the worker may still flush),
-// POSTSUSPEND(old), RESUME(new), DTR(old) (protocol.md §6.4, §8.4 item
+// POSTSUSPEND(old), RESUME(new), DTR(old) (docs/protocol.md §6.4, docs/conformance.md item
 // 45). After RESUME(new) every acknowledged mark must read dirty.
 func (c *kclient) reload(ctx context.Context, l *soakLog) (reloadResult, error) {
 	old := l.liveInst()

@@ -28,7 +28,7 @@ func alignedBuf(n int) ([]byte, func(), error) {
 
 // openDirect opens a block device with O_DIRECT and refuses anything that
 // is not a block device: without udev, a missing /dev/mapper node would
-// otherwise be created as a regular file and "written" (vm.md §6 pitfall 1).
+// otherwise be created as a regular file and "written" (docs/vm.md §6 pitfall 1).
 func openDirect(path string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|unix.O_DIRECT, 0)
 	if err != nil {

@@ -81,7 +81,7 @@ func shellJoin(args []string) string {
 }
 
 // dmsetup runs dmsetup without waiting for udev, which the guest does not
-// have (vm.md §6 pitfall 1).
+// have (docs/vm.md §6 pitfall 1).
 func dmsetup(ctx context.Context, args ...string) (string, error) {
 	return run(ctx, "dmsetup", append([]string{"--noudevsync"}, args...)...)
 }

@@ -79,6 +79,14 @@ func scenarios() []Scenario {
 		{Name: "bench", Desc: "make vmbench: timed O_DIRECT dd (and fio) through mirrors with kernel core/disk, the bare responder, dlogd clustered-core/disk (+ integrated_flush)", Timeout: 60 * time.Minute, Run: scenBench, Alone: true},
 		{Name: "demo", Desc: "make demo: a dlogd-served mirror, narrated for a new user", Timeout: 4 * time.Minute, Run: scenDemo, Alone: true},
 		{Name: "handover", Desc: "issue #14 item 5: dlogd adopt/release switch a running mirror between the kernel's disk log and dlogd under writes: no resync, legs equal; refusals leave the mirror as it was", Timeout: 5 * time.Minute, Run: scenHandover},
+		{Name: "cl-basic", Desc: "cluster (tests/vm TestVMCluster): every node creates the mirror, idle initial resync, cross-node writes and reads, remove, legs identical", Timeout: 9 * time.Minute, Run: scenClBasic, Alone: true},
+		{Name: "cl-kill-node", Desc: "cluster: one guest's qemu killed mid-write; survivors serve, resync its regions with no operator action; legs identical, acknowledged writes read back", Timeout: 9 * time.Minute, Run: scenClKillNode, Alone: true},
+		{Name: "cl-kill-dlogd", Desc: "cluster: node 2's dlogd killed (SIGKILL) mid-write and restarted while its kernel keeps writing; full sync, legs identical, acknowledged writes read back", Timeout: 9 * time.Minute, Run: scenClKillDlogd, Alone: true},
+		{Name: "cl-suspend-write", Desc: "cluster: node 1 suspends and resumes its mirror 3 times during the initial resync while both nodes write; full sync, legs identical", Timeout: 9 * time.Minute, Run: scenClSuspendWrite, Alone: true},
+		{Name: "cl-three-node", Desc: "cluster: 3 nodes, the third killed mid-resync while the other two write each other's regions; survivors reach full sync with no operator action", Timeout: 9 * time.Minute, Run: scenClThreeNode, Alone: true},
+		{Name: "cl-partition", Desc: "cluster (#17): one node's link cut by the host while every node writes, then healed: the minority acknowledges nothing, no FLUSH fails, full sync with no operator step, legs identical", Timeout: 12 * time.Minute, Run: scenClPartition, Alone: true},
+		{Name: "ufile", Desc: "#13 item 2: a clustered-disk log on a regular file: the table loads, the mirror serves, nothing left in dlogd after the remove", Timeout: 3 * time.Minute, Run: scenUfile},
+		{Name: "legflush", Desc: "#13 item 4: every clear reaches the log device after a flush of each leg (/sys/block stat), kernel disk log vs dlogd", Timeout: 3 * time.Minute, Run: scenLegflush},
 		{Name: "logerr", Desc: "item 49: the error target under the disk log device: status D, handle_errors holds writes, recovery by log replacement; kernel disk log as the reference", Timeout: 3 * time.Minute, Run: scenLogerr},
 	}
 }

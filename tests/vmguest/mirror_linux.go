@@ -37,7 +37,7 @@ func (l logSpec) Label() string {
 }
 
 // mirrorDev is a dm-mirror under test: its table and the strings the
-// kernel must print for it (protocol.md §5).
+// kernel must print for it (docs/protocol.md §5).
 type mirrorDev struct {
 	spec     logSpec
 	name     string

@@ -156,7 +156,7 @@ func ConnectorListeners(socks []NetlinkSocket, group int) []uint32 {
 	return ids
 }
 
-// The kernel disk log image (protocol.md §4), decoded here independently of
+// The kernel disk log image (docs/disk-format.md), decoded here independently of
 // the header package so the golden checks do not trust the code they pin.
 const (
 	mirrorMagic   = 0x4D695272

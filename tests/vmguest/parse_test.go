@@ -20,7 +20,7 @@ func TestParseMirrorStatus(t *testing.T) {
 		want  MirrorStatus
 		ratio string
 	}{
-		// vm.md §3 and protocol.md §5.2, as the 6.1 kernel prints them.
+		// docs/vm.md §3 and docs/protocol.md §5.2, as the 6.1 kernel prints them.
 		{"0 131072 mirror 2 7:0 7:1 128/128 1 AA 1 core",
 			MirrorStatus{0, 131072, []string{"7:0", "7:1"}, 128, 128, "AA", []string{"core"}}, "128/128"},
 		{"0 131072 mirror 2 7:0 253:0 125/128 1 AA 3 disk 7:2 A",
@@ -75,7 +75,7 @@ func TestParseProcNetNetlink(t *testing.T) {
 		t.Errorf("Rmem/Drops: %+v", socks[3])
 	}
 	// Group 7 is bit 6 (0x40). A socket bound with nl_groups=0x7 is in
-	// groups 1-3, not 7 (vm.md §6 pitfall 3); protocol 15 is not the connector.
+	// groups 1-3, not 7 (docs/vm.md §6 pitfall 3); protocol 15 is not the connector.
 	if got := ConnectorListeners(socks, cnIdxDM); !reflect.DeepEqual(got, []uint32{312}) {
 		t.Errorf("listeners %v, want [312]", got)
 	}
@@ -106,7 +106,7 @@ func TestLogBufSize(t *testing.T) {
 		lbs     int
 		want    int
 	}{
-		// protocol.md §4.2 worked examples
+		// docs/disk-format.md §2 worked examples
 		{2048, 512, 1536},
 		{4194304, 512, 525312},
 		{16, 512, 1536},
@@ -170,7 +170,7 @@ func TestDescribeLogImage(t *testing.T) {
 func TestCommittedGoldens(t *testing.T) {
 	sidecars, _ := filepath.Glob(filepath.Join("..", "..", "engine", "testdata", "kernel", "*.json"))
 	if len(sidecars) == 0 {
-		t.Skip("no golden images committed yet (make vmgolden)")
+		t.Fatal("no golden images in engine/testdata/kernel (make vmgolden captures them)")
 	}
 	for _, sc := range sidecars {
 		b, err := os.ReadFile(sc)
@@ -222,7 +222,7 @@ func TestParseModinfo(t *testing.T) {
 }
 
 func TestLoadOrder(t *testing.T) {
-	// The 6.1 dependency graph of vm.md §1, plus a built-in module.
+	// The 6.1 dependency graph of docs/vm.md §1, plus a built-in module.
 	graph := map[string][]string{
 		"dm-mod": nil, "dm-log": {"dm-mod"}, "dm-region-hash": {"dm-log"},
 		"dm-mirror": {"dm-region-hash", "dm-mod", "dm-log"}, "dm-log-userspace": {"dm-log", "dm-mod"},

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The failure scenarios of protocol.md §8.4: kill -9 under I/O (46), a
+// The failure scenarios of docs/conformance.md §4: kill -9 under I/O (46), a
 // daemon stopped for more than the kernel's 15 s request timeout (47), a
 // request flood that overruns the daemon's receive queue (48), and log
 // device errors (49).

@@ -78,7 +78,7 @@ func (g *goldenRun) snapshotStatus(step, wantRatio string) {
 func (g *goldenRun) remove(step string) { g.m.remove(g.e.s, step) }
 
 // capture reads the first buf_size bytes of the log device, stores them with
-// their sidecar and checks them against the expected layout (protocol.md §4).
+// their sidecar and checks them against the expected layout (docs/disk-format.md).
 func (g *goldenRun) capture(name, captured, desc, wantRuns string) {
 	s := g.e.s
 	regions := g.regions()
@@ -224,6 +224,30 @@ func scenKgolden(s *S) {
 		g.capture("shrink-256-to-100", "after remove",
 			"A 256-region log (128 KiB regions, nosync: all clean) re-activated with a 100-region target (12.5 MiB), default mode. The kernel clears bits 100..127 (its bitset is now 128 bits) and rewrites nr_regions=100, but bytes 1040..1055 (bits 128..255) are outside its bitset and keep the stale 1s it read: the whole buf_size is written back as read.",
 			runs("[0,100)=1", "[100,128)=0", "[128,256)=1", "[256,4096)=0"))
+	})
+
+	// A shrink whose 32-bit and 64-bit word boundaries differ: 70 regions
+	// end a 32-bit word at 96 and a 64-bit word at 128. Since Linux 5.19
+	// ("dm mirror log: clear log bits up to BITS_PER_LONG boundary", also
+	// in the stable trees) the kernel clears up to BITS_PER_LONG, so bits
+	// 70..127 come back clear; a kernel clearing to 32 bits would keep
+	// 96..127 set.
+	s.Part("shrink-256-to-70", func(p *S) {
+		g := newGolden(p, "gshrink70", 512, 65536, 256)
+		g.target, g.mode = 65536, "nosync"
+		g.activate("activate with 256 regions (128 KiB), nosync")
+		g.snapshotStatus("in sync at once", "256/256")
+		g.remove("remove (final flush)")
+		g.capture("nosync-256", "after remove",
+			"256 regions of 128 KiB (32 MiB target), nosync, fresh log device: every bit set. The starting point of shrink-256-to-70.",
+			runs("[0,256)=1", "[256,4096)=0"))
+		g.target, g.mode = 70*256, ""
+		g.activate("re-activate with 70 regions, default mode")
+		g.snapshotStatus("status at once (the on-disk log is trusted)", "70/70")
+		g.remove("remove (final flush)")
+		g.capture("shrink-256-to-70", "after remove",
+			"nosync-256 re-activated with a 70-region target (8960 KiB), default mode. The kernel clears bits 70..127, up to its BITS_PER_LONG word boundary (a 32-bit boundary would stop at 96), and rewrites nr_regions=70; bits 128..255, outside its 128-bit bitset, keep the stale 1s it read.",
+			runs("[0,70)=1", "[70,128)=0", "[128,256)=1", "[256,4096)=0"))
 	})
 
 	s.Part("lbs4096-128", func(p *S) {

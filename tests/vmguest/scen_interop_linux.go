@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// interop: the on-disk format both ways (protocol.md §8.4 item 43). The
+// interop: the on-disk format both ways (docs/conformance.md item 43). The
 // kernel's disk log writes an image with writes in flight (regions 3, 7
 // and 40 dirty), a copy of it is resumed by dlogd's clustered-disk log:
 // the same dirty set, the same sync count, and dlogd's rewrite at resume

@@ -9,7 +9,7 @@ import (
 )
 
 // The reference mirror of kcore and kdisk: two 64 MiB loop legs, 512 KiB
-// regions, so 128 regions (vm.md §3 scenarios a and b).
+// regions, so 128 regions (docs/vm.md §3 scenarios a and b).
 const (
 	legBytes    = 64 << 20
 	legSectors  = legBytes / 512
@@ -23,7 +23,7 @@ func scenKcore(s *S) { kernelMirror(s, "core") }
 func scenKdisk(s *S) { kernelMirror(s, "disk") }
 
 // kernelMirror runs the same workload over the kernel's core or disk log
-// and checks the exact status and table strings (protocol.md §5).
+// and checks the exact status and table strings (docs/protocol.md §5).
 func kernelMirror(s *S, logType string) {
 	e := newEnv(s, "k"+logType)
 	a := e.loop("leg A", legBytes, 512)

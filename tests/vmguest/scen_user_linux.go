@@ -14,8 +14,8 @@ import (
 // The userspace-log lifecycle scenarios (ucore, udisk, ucore-if, udisk-if):
 // the same workload as kcore/kdisk, first over the kernel's own log (the
 // reference, same boot, same I/O), then over dlogd, with the exact status
-// and table strings of protocol.md §5, suspend/resume, a live reload
-// (protocol.md §8.4 item 45), remove, and for disk logs the on-disk image
+// and table strings of docs/protocol.md §5, suspend/resume, a live reload
+// (docs/conformance.md item 45), remove, and for disk logs the on-disk image
 // and a re-activation that honours it.
 
 func scenUcore(s *S)   { userLifecycle(s, logSpec{Type: "clustered-core"}) }
@@ -127,7 +127,7 @@ func lifecycle(s *S, spec logSpec, d *Dlogd, tag string) (r lifeResult) {
 			n += v
 		}
 		s.Note("kernel requests per 4 KiB write (dlogd's counters)", fmt.Sprintf("%.2f round trips per write: %s", float64(n)/256, FormatCounts(delta)))
-		// Where the marks travel (protocol.md §3, §8.4 item 44): in FLUSH
+		// Where the marks travel (docs/protocol.md §3, docs/conformance.md item 44): in FLUSH
 		// with integrated_flush, never in MARK_REGION; in MARK_REGION
 		// without it.
 		step, want, ok := "the marks of the 4 KiB writes came in MARK_REGION, each followed by a FLUSH",
@@ -168,7 +168,7 @@ func lifecycle(s *S, spec logSpec, d *Dlogd, tag string) (r lifeResult) {
 	s.Expect("md5 of 10 MiB of leg A", sumAll, time.Minute, md5Of(a.Dev, 0, len(all)))
 	s.Expect("md5 of 10 MiB of leg B", sumAll, time.Minute, md5Of(b.Dev, 0, len(all)))
 
-	// Live reload (protocol.md §8.4 item 45): load the same table into the
+	// Live reload (docs/conformance.md item 45): load the same table into the
 	// inactive slot (CTR of a second instance, same uuid, new luid), then
 	// resume under I/O (PRESUSPEND, POSTSUSPEND of the old, RESUME of the
 	// new, DTR of the old).

@@ -19,7 +19,7 @@ import (
 )
 
 // mountBasics mounts what the scenarios need. /tmp holds the loop legs, so
-// it gets most of the guest's memory (vm.md §6 pitfall 7: keep legs small).
+// it gets most of the guest's memory (docs/vm.md §6 pitfall 7: keep legs small).
 func mountBasics() error {
 	mounts := []struct {
 		src, dst, fstype, data string

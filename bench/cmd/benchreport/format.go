@@ -34,12 +34,7 @@ func sig(v float64) string {
 }
 
 // duration formats nanoseconds with a unit: "812 ns", "1.23 µs", "17.5 ms".
-func duration(ns float64) string { return durationUnit(ns, "µs") }
-
-// durationASCII is duration with "us" for the bitmap font.
-func durationASCII(ns float64) string { return durationUnit(ns, "us") }
-
-func durationUnit(ns float64, micro string) string {
+func duration(ns float64) string {
 	switch a := math.Abs(ns); {
 	case math.IsNaN(ns):
 		return "–"
@@ -48,7 +43,7 @@ func durationUnit(ns float64, micro string) string {
 	case a >= 1e6:
 		return sig(ns/1e6) + " ms"
 	case a >= 1e3:
-		return sig(ns/1e3) + " " + micro
+		return sig(ns/1e3) + " µs"
 	}
 	return sig(ns) + " ns"
 }

@@ -15,12 +15,19 @@
 //
 //	go run ./bench/cmd/benchreport [-count 6] [-benchtime 1s] [-only REGEXP] [-out bench]
 //	go run ./bench/cmd/benchreport -from build/bench/raw.txt   # re-render a previous run
+//	go run ./bench/cmd/benchreport -vm bench/vm-results.json   # redraw bench/vm-results.png
 //
-// The raw results go to build/bench/raw.txt (-raw) as they come.
+// The raw results go to build/bench/raw.txt (-raw) as they come, and are
+// copied beside the report (bench/raw.txt), so that the report and its
+// plots can be drawn again from what is committed:
+//
+//	go run ./bench/cmd/benchreport -from bench/raw.txt
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +39,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 func main() {
@@ -48,8 +57,18 @@ func run(args []string, stderr io.Writer) int {
 	out := fs.String("out", "bench", "directory for results.md, README-table.md and the plots")
 	raw := fs.String("raw", filepath.Join("build", "bench", "raw.txt"), "where the raw results are written")
 	from := fs.String("from", "", "render the report from this raw file instead of running")
+	vm := fs.String("vm", "", "only redraw the VM benchmark chart FILE.png from FILE.json (make vmbench's results)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *vm != "" {
+		png, err := vmChart(*vm)
+		if err != nil {
+			fmt.Fprintf(stderr, "benchreport: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "benchreport: wrote %s\n", png)
+		return 0
 	}
 	if fs.NArg() > 0 || *count < 1 {
 		fmt.Fprintln(stderr, "benchreport: unexpected arguments; see -help")
@@ -87,13 +106,12 @@ func run(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	f, err := os.Open(rawPath)
+	rawData, err := os.ReadFile(rawPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "benchreport: %v\n", err)
 		return 1
 	}
-	data, err := parseRaw(f)
-	f.Close()
+	data, err := parseRaw(bytes.NewReader(rawData))
 	if err != nil {
 		fmt.Fprintf(stderr, "benchreport: %s: %v\n", rawPath, err)
 		return 1
@@ -106,6 +124,15 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "benchreport: %v\n", err)
 		return 1
+	}
+	// The raw results go beside the report, so that a clone can draw it
+	// again (-from DIR/raw.txt) without running the benchmarks.
+	if keep := filepath.Join(outDir, "raw.txt"); !sameFile(rawPath, keep) {
+		if err := os.WriteFile(keep, rawData, 0o644); err != nil {
+			fmt.Fprintf(stderr, "benchreport: %v\n", err)
+			return 1
+		}
+		files = append(files, keep)
 	}
 	for _, f := range files {
 		fmt.Fprintf(stderr, "benchreport: wrote %s\n", f)
@@ -151,4 +178,36 @@ func measure(root, rawPath, cmdline string, benches []*benchmark, count int, ben
 		return fmt.Errorf("raw log: %w", err)
 	}
 	return nil
+}
+
+// vmChart draws the chart of the VM benchmark results in jsonPath (as
+// make vmbench writes them) into the .png beside it, and returns its path.
+func vmChart(jsonPath string) (string, error) {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return "", err
+	}
+	var br vmharness.BenchResults
+	if err := json.Unmarshal(b, &br); err != nil {
+		return "", fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	if len(br.Runs) == 0 || len(br.Configs) == 0 {
+		return "", fmt.Errorf("%s: no runs", jsonPath)
+	}
+	img, err := br.ChartPNG()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	out := strings.TrimSuffix(jsonPath, ".json") + ".png"
+	if err := os.WriteFile(out, img, 0o644); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// sameFile reports whether a and b name the same existing file.
+func sameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }

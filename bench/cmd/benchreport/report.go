@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/dlog-dev/dlog/internal/plot"
+	"github.com/dlog-dev/dlog/internal/testutil/chart"
 )
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -42,17 +42,17 @@ func writeReport(dir string, benches []*benchmark, data *runData) ([]string, err
 		return nil, fmt.Errorf("report: %w", err)
 	}
 	var files []string
-	drawn := map[string][]chart{} // by benchmark id
-	for _, c := range charts {
+	drawn := map[string][]figure{} // by benchmark id
+	for _, c := range figures {
 		img, err := c.render(data)
-		if errors.Is(err, plot.ErrNoData) {
+		if errors.Is(err, chart.ErrNoData) {
 			continue // not run (-only)
 		}
 		if err != nil {
 			return files, fmt.Errorf("report: %s: %w", c.file, err)
 		}
 		p := filepath.Join(dir, c.file)
-		if err := plot.WriteFile(p, img); err != nil {
+		if err := chart.WriteFile(p, img); err != nil {
 			return files, fmt.Errorf("report: %w", err)
 		}
 		files = append(files, p)
@@ -82,7 +82,7 @@ func makeCommand(data *runData) string {
 	return fmt.Sprintf("make bench-report COUNT=%s BENCHTIME=%s", meta(data, "count"), meta(data, "benchtime"))
 }
 
-func resultsMarkdown(benches []*benchmark, data *runData, drawn map[string][]chart) string {
+func resultsMarkdown(benches []*benchmark, data *runData, drawn map[string][]figure) string {
 	var sb strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&sb, format, a...) }
 	w("# dlog benchmark report\n\n")

@@ -69,7 +69,7 @@ var suite = []*benchmark{
 	{
 		Dir: "bench", Name: "BenchmarkMapping",
 		Title: "One durable mark: anonymous memory + O_DIRECT against MAP_SHARED + msync",
-		About: "The engine's choice of mapping (engine/doc.go): one mark made durable through the engine " +
+		About: "The engine's choice of mapping (docs/design/engine.md): one mark made durable through the engine " +
 			"against a store into a MAP_SHARED mapping of the log made durable by msync of its page.",
 		Baseline: fixed("baseline=shared-msync"),
 	},

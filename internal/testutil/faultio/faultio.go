@@ -53,6 +53,11 @@ type Faults struct {
 	SectorSize int
 	// Rand drives the random choices; nil means a fixed seed.
 	Rand *rand.Rand
+	// HoldReads, when not nil, holds every read until it is closed: a
+	// device as slow as the test needs. HeldReads counts the reads
+	// waiting on it.
+	HoldReads chan struct{}
+	held      int
 
 	dead bool
 	// Counters of what was injected.
@@ -79,6 +84,13 @@ func (f *Faults) Dead() bool {
 	return f.dead
 }
 
+// HeldReads returns how many reads are waiting on HoldReads.
+func (f *Faults) HeldReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.held
+}
+
 // Snapshot returns the counters.
 func (f *Faults) Snapshot() Counts {
 	f.mu.Lock()
@@ -103,6 +115,13 @@ func (x *device) ReadAt(p []byte, off int64) (int, error) {
 		f.Injected.ReadErrors++
 		f.mu.Unlock()
 		return 0, fmt.Errorf("faultio: read at %d: %w", off, syscall.EIO)
+	}
+	if hold := f.HoldReads; hold != nil {
+		f.held++
+		f.mu.Unlock()
+		<-hold
+		f.mu.Lock()
+		f.held--
 	}
 	f.mu.Unlock()
 	return x.d.ReadAt(p, off)

@@ -1,7 +1,9 @@
 // Package ktrace parses kernel-trace.txt, the capture of real
-// dm-log-userspace traffic in ../shared (52,755 requests from a Linux 6.1
-// kernel, kept in short form), into entries in file order, for golden codec
-// tests and for replaying the kernel's requests through dlogd.
+// dm-log-userspace traffic (52,755 requests from a Linux 6.1 kernel, kept
+// in short form), into entries in file order, for golden codec tests and
+// for replaying the kernel's requests through dlogd. The capture is this
+// package's testdata/kernel-trace.txt.gz, compiled in: Load never skips,
+// and a test that needs the trace fails if it cannot be read.
 //
 // # Format
 //

@@ -2,7 +2,9 @@ package ktrace_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
@@ -343,11 +345,37 @@ func TestExchangesErrors(t *testing.T) {
 	}
 }
 
-// Ensure that Path honours $DLOG_KERNEL_TRACE and reports a missing file.
-func TestPath(t *testing.T) {
-	t.Setenv(ktrace.EnvPath, "/nonexistent/kernel-trace.txt")
-	if _, err := ktrace.Path(); !errors.Is(err, ktrace.ErrNotFound) {
-		t.Errorf("missing override: err = %v", err)
+// strictTB turns a skip into a failure, so that a test of Load can tell
+// "skipped for want of data" from "ran".
+type strictTB struct{ testing.TB }
+
+func (s strictTB) Skip(args ...any) { s.TB.Helper(); s.TB.Fatal(append([]any{"skipped:"}, args...)...) }
+func (s strictTB) Skipf(format string, args ...any) {
+	s.TB.Helper()
+	s.TB.Fatalf("skipped: "+format, args...)
+}
+func (s strictTB) SkipNow() { s.TB.Helper(); s.TB.Fatal("skipped") }
+
+// Ensure that the trace loads, without skipping, from a directory with no
+// go.mod above it and nothing beside it: it is the repository's own
+// testdata, compiled in.
+func TestLoadAnywhere(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if n := len(ktrace.Load(strictTB{t})); n != 924 {
+		t.Errorf("%d entries, want 924", n)
+	}
+}
+
+// Ensure that the trace in testdata is the capture, byte for byte (its
+// SHA-256 as taken when it was moved into the repository).
+func TestTextIntact(t *testing.T) {
+	b, err := ktrace.Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "2e69ae3dab432554d7ed57f829aa4f494d3042f3cc205ef1a6291cf8ac435a08"
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != want {
+		t.Errorf("sha256 %x, %d bytes; want %s", sum, len(b), want)
 	}
 }
 

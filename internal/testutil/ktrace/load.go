@@ -1,65 +1,55 @@
 package ktrace
 
 import (
+	"bytes"
+	"compress/gzip"
+	_ "embed" // the trace is compiled into the test binaries that use it
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"testing"
 )
 
-// EnvPath is the environment variable that, when set, overrides where Path
-// looks for the trace.
-const EnvPath = "DLOG_KERNEL_TRACE"
+// traceGz is testdata/kernel-trace.txt.gz: the capture, gzip-compressed.
+// It is part of the repository, so a test that needs it never has to look
+// for it (and cannot run without it: a missing file fails the build).
+//
+//go:embed testdata/kernel-trace.txt.gz
+var traceGz []byte
 
-// Path returns the location of kernel-trace.txt: $DLOG_KERNEL_TRACE if set,
-// else ../shared/kernel-trace.txt relative to the module root, found by
-// walking up from the working directory (a test's package directory) to
-// the directory holding go.mod. It fails with ErrNotFound if the file is
-// not there; the project must not depend on it outside tests.
-func Path() (string, error) {
-	if p := os.Getenv(EnvPath); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return p, fmt.Errorf("ktrace: $%s: %w: %w", EnvPath, ErrNotFound, err)
-		}
-		return p, nil
-	}
-	dir, err := os.Getwd()
+// Text returns the uncompressed text of the trace.
+func Text() ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(traceGz))
 	if err != nil {
-		return "", fmt.Errorf("ktrace: %w: %w", ErrNotFound, err)
+		return nil, fmt.Errorf("ktrace: testdata/kernel-trace.txt.gz: %w", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("ktrace: no go.mod above the working directory: %w", ErrNotFound)
-		}
-		dir = parent
+	defer zr.Close()
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("ktrace: testdata/kernel-trace.txt.gz: %w", err)
 	}
-	p := filepath.Join(dir, "..", "shared", "kernel-trace.txt")
-	if _, err := os.Stat(p); err != nil {
-		return p, fmt.Errorf("ktrace: %w: %w", ErrNotFound, err)
-	}
-	return p, nil
+	return b, nil
 }
 
-// Load parses the kernel trace for a test. It skips the test, saying why,
-// when the trace is absent, and fails it when the trace does not parse.
+// Entries parses the trace.
+func Entries() ([]Entry, error) {
+	b, err := Text()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := Parse(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("ktrace: testdata/kernel-trace.txt.gz: %w", err)
+	}
+	return entries, nil
+}
+
+// Load parses the trace for a test and fails the test if it cannot: it
+// never skips.
 func Load(t testing.TB) []Entry {
 	t.Helper()
-	p, err := Path()
+	entries, err := Entries()
 	if err != nil {
-		t.Skipf("skipping: %v (the trace lives in ../shared next to the repository; set $%s to point elsewhere)", err, EnvPath)
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatalf("ktrace: %v", err)
-	}
-	defer f.Close()
-	entries, err := Parse(f)
-	if err != nil {
-		t.Fatalf("ktrace: %s: %v", p, err)
+		t.Fatal(err)
 	}
 	return entries
 }

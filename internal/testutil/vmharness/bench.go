@@ -42,7 +42,7 @@ const (
 	BenchDlogdDisk  = "dlogd clustered-disk"
 )
 
-// Anchors measured on this machine kind (shared/anchors.md §8): 16 MiB of
+// Anchors measured on this machine kind (docs/anchors.md §8): 16 MiB of
 // 4 KiB O_DIRECT writes, seconds.
 const (
 	AnchorCmirrordUDPU = 60.9
@@ -221,11 +221,11 @@ func (r *BenchResults) Markdown(date, host string) string {
 		target("dlogd clustered-disk vs the bare responder, 4 KiB writes", dw/bw, 1.3, "≤")
 	}
 	if cw > 0 {
-		target(fmt.Sprintf("dlogd clustered-core vs cmirrord (udpu, %.1f s in anchors.md §8), 4 KiB writes: cmirrord / dlogd ≥ 10, shown as dlogd / cmirrord", AnchorCmirrordUDPU), cw/AnchorCmirrordUDPU, 0.1, "≤")
+		target(fmt.Sprintf("dlogd clustered-core vs cmirrord (udpu, %.1f s in docs/anchors.md §8), 4 KiB writes: cmirrord / dlogd ≥ 10, shown as dlogd / cmirrord", AnchorCmirrordUDPU), cw/AnchorCmirrordUDPU, 0.1, "≤")
 		p("- cmirrord with corosync knet (the default) took %.0f s for the same writes: dlogd clustered-core is %.0fx faster, clustered-disk %.0fx.\n", AnchorCmirrordKnet, AnchorCmirrordKnet/cw, AnchorCmirrordKnet/dw)
 		p("- cmirrord with udpu: %.1f s, %.0fx dlogd clustered-core's time, %.0fx clustered-disk's.\n", AnchorCmirrordUDPU, AnchorCmirrordUDPU/cw, AnchorCmirrordUDPU/dw)
 	}
-	p("- Anchors for this machine kind (anchors.md §8, separate boots): kernel disk ~%.1f s, a bare Go responder %.1f–%.1f s. In this boot: kernel disk %s, bare responder %s.\n",
+	p("- Anchors for this machine kind (docs/anchors.md §8, separate boots): kernel disk ~%.1f s, a bare Go responder %.1f–%.1f s. In this boot: kernel disk %s, bare responder %s.\n",
 		AnchorKernelDisk, AnchorBareLow, AnchorBareHigh, fmtS(kd["write 4K"].Median), fmtS(bw))
 
 	// What limits it.

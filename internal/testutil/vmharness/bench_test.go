@@ -2,6 +2,8 @@ package vmharness
 
 import (
 	"bytes"
+	"image"
+	"image/color"
 	"image/png"
 	"strings"
 	"testing"
@@ -62,37 +64,65 @@ func TestBenchMarkdown(t *testing.T) {
 	}
 }
 
+// Ensure that the VM benchmark chart decodes at the laid-out size, draws
+// every configuration's bar in its colour where its value says, in the
+// order of the configurations (first on top), and labels each bar.
 func TestRenderChart(t *testing.T) {
-	b, err := RenderChart("DLOG VMBENCH", sampleBench().BenchChart())
+	r := sampleBench()
+	b, err := r.ChartPNG()
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := png.Decode(bytes.NewReader(b))
+	dec, err := png.Decode(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := img.Bounds().Dx(); w != 1200 {
-		t.Errorf("width %d", w)
+	panels := r.BenchChart()
+	img, frames, err := renderChart(r.ChartTitle(), panels)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Some ink of the bare responder's bar colour.
-	found := false
-	for y := 0; y < img.Bounds().Dy() && !found; y++ {
-		for x := 0; x < img.Bounds().Dx(); x++ {
-			r, g, b, _ := img.At(x, y).RGBA()
-			if r>>8 == 200 && g>>8 == 140 && b>>8 == 40 {
-				found = true
-				break
+	want := image.Rect(0, 0, chartWidth, 60+len(panels)*(len(r.Configs)*barPixels+panelExtra))
+	if dec.Bounds() != want || img.Bounds() != want {
+		t.Errorf("png %v, image %v, want %v", dec.Bounds(), img.Bounds(), want)
+	}
+	for k, pn := range panels {
+		f := frames[k]
+		n := len(pn.Labels)
+		for i, v := range pn.Values {
+			y := float64(n - 1 - i)
+			if got := rgbaAt(dec, f.Pixel(v/2, y)); got != barColor[i] {
+				t.Errorf("panel %d, %s: bar middle is %v, want %v", k, pn.Labels[i], got, barColor[i])
+			}
+			if got := rgbaAt(dec, f.Pixel(v*1.02, y)); got == barColor[i] {
+				t.Errorf("panel %d, %s: bar runs past its value %g", k, pn.Labels[i], v)
+			}
+			// Its value, in text, right of the bar.
+			at := f.Pixel(v, y)
+			if !hasInk(dec, image.Rect(at.X+4, at.Y-8, at.X+80, at.Y+8)) {
+				t.Errorf("panel %d, %s: no value label", k, pn.Labels[i])
 			}
 		}
 	}
-	if !found {
-		t.Error("no bar drawn in the bare responder's colour")
+	if _, err := RenderChart("empty", nil); err == nil {
+		t.Error("a chart without panels rendered")
 	}
-	for r := range font5x7 {
-		for _, row := range font5x7[r] {
-			if len(row) != glyphW {
-				t.Errorf("glyph %q has a row of %d", r, len(row))
+}
+
+func rgbaAt(img image.Image, p image.Point) color.RGBA {
+	r, g, b, a := img.At(p.X, p.Y).RGBA()
+	return color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), uint8(a >> 8)}
+}
+
+// hasInk reports whether r holds dark (text) pixels: the text is
+// anti-aliased, so not every glyph has a pixel of pure black.
+func hasInk(img image.Image, r image.Rectangle) bool {
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if c := rgbaAt(img, image.Pt(x, y)); c.R < 80 && c.G < 80 && c.B < 80 {
+				return true
 			}
 		}
 	}
+	return false
 }

@@ -5,32 +5,46 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
-	"strings"
+
+	"github.com/dlog-dev/dlog/internal/testutil/chart"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
-// The benchmark chart, drawn with the standard library only: bars, and
-// text in a built-in 5x7 bitmap font (upper case, digits, a little
-// punctuation), scaled 2x.
+// The benchmark chart (bench/vm-results.png): one panel of horizontal bars
+// per operation, a bar per configuration, drawn with gonum.org/v1/plot
+// through package chart.
 
 // ChartPanel is one horizontal bar chart: a value per label.
 type ChartPanel struct {
 	Title  string
 	Labels []string
 	Values []float64 // seconds; 0 means no bar
-	Notes  []string  // printed after each bar's value, e.g. "8.1X KERNEL DISK"
+	Notes  []string  // printed after each bar's value, e.g. "8.1x kernel disk"
 }
 
-// BenchChart builds the panels for the report: 4 KiB writes and 4 KiB
-// reads by log, median seconds.
+// ChartTitle is the title of the benchmark chart.
+func (r *BenchResults) ChartTitle() string {
+	return "dlog make vmbench: dm-mirror on " + r.Kernel + " under qemu TCG, by dirty log"
+}
+
+// ChartPNG renders the benchmark chart of r as a PNG.
+func (r *BenchResults) ChartPNG() ([]byte, error) {
+	return RenderChart(r.ChartTitle(), r.BenchChart())
+}
+
+// BenchChart builds the panels for the report: 4 KiB writes, 4 KiB reads
+// and 1 MiB writes by log, median seconds.
 func (r *BenchResults) BenchChart() []ChartPanel {
 	st := r.Stats()
 	kd := st[BenchKernelDisk]
 	var out []ChartPanel
 	for _, op := range []struct{ key, title string }{
-		{"write 4K", fmt.Sprintf("%d MIB OF 4 KIB O_DIRECT WRITES THROUGH DM-MIRROR, SECONDS (MEDIAN OF %d)", r.Bytes>>20, r.Rounds)},
-		{"read 4K", fmt.Sprintf("%d MIB OF 4 KIB O_DIRECT READS, SECONDS (MEDIAN OF %d)", r.Bytes>>20, r.Rounds)},
-		{"write 1M", fmt.Sprintf("%d MIB OF 1 MIB O_DIRECT WRITES, SECONDS (MEDIAN OF %d)", r.Bytes>>20, r.Rounds)},
+		{"write 4K", fmt.Sprintf("%d MiB of 4 KiB O_DIRECT writes through dm-mirror, seconds (median of %d)", r.Bytes>>20, r.Rounds)},
+		{"read 4K", fmt.Sprintf("%d MiB of 4 KiB O_DIRECT reads, seconds (median of %d)", r.Bytes>>20, r.Rounds)},
+		{"write 1M", fmt.Sprintf("%d MiB of 1 MiB O_DIRECT writes, seconds (median of %d)", r.Bytes>>20, r.Rounds)},
 	} {
 		p := ChartPanel{Title: op.title}
 		for _, c := range r.Configs {
@@ -39,7 +53,7 @@ func (r *BenchResults) BenchChart() []ChartPanel {
 			p.Values = append(p.Values, v)
 			note := ""
 			if base := kd[op.key].Median; base > 0 && v > 0 {
-				note = fmt.Sprintf("%.1fX KERNEL DISK", v/base)
+				note = fmt.Sprintf("%.1fx kernel disk", v/base)
 			}
 			p.Notes = append(p.Notes, note)
 		}
@@ -48,177 +62,108 @@ func (r *BenchResults) BenchChart() []ChartPanel {
 	return out
 }
 
-const (
-	glyphW, glyphH = 5, 7
-	scale          = 2
-	charW          = (glyphW + 1) * scale
-	lineH          = (glyphH + 3) * scale
-)
+// barColor is the colour of the i-th configuration's bars.
+var barColor = []color.RGBA{
+	{90, 90, 90, 255},    // kernel core
+	{40, 40, 40, 255},    // kernel disk
+	{200, 140, 40, 255},  // bare
+	{230, 180, 90, 255},  // bare on the netpoller
+	{40, 110, 190, 255},  // dlogd core
+	{30, 150, 90, 255},   // dlogd disk
+	{110, 160, 220, 255}, // dlogd core if
+	{100, 200, 140, 255}, // dlogd disk if
+}
 
-var (
-	colBG    = color.RGBA{255, 255, 255, 255}
-	colText  = color.RGBA{20, 20, 20, 255}
-	colAxis  = color.RGBA{160, 160, 160, 255}
-	colGrid  = color.RGBA{230, 230, 230, 255}
-	barColor = []color.RGBA{
-		{90, 90, 90, 255},    // kernel core
-		{40, 40, 40, 255},    // kernel disk
-		{200, 140, 40, 255},  // bare
-		{230, 180, 90, 255},  // bare on the netpoller
-		{40, 110, 190, 255},  // dlogd core
-		{30, 150, 90, 255},   // dlogd disk
-		{110, 160, 220, 255}, // dlogd core if
-		{100, 200, 140, 255}, // dlogd disk if
-	}
+const (
+	chartWidth = 1200
+	barPixels  = 26 // height of one bar's row
+	panelExtra = 110
 )
 
 // RenderChart draws the panels one above the other and returns the PNG.
 func RenderChart(title string, panels []ChartPanel) ([]byte, error) {
-	labelW := 0
-	for _, p := range panels {
-		for _, l := range p.Labels {
-			labelW = max(labelW, textWidth(l))
-		}
-	}
-	const width, barH, gap, margin = 1200, 18, 6, 16
-	barX := margin + labelW + 12
-	barMax := width - barX - 360 // room for "20.82 S  11.3X KERNEL DISK"
-	height := margin + lineH*2
-	for _, p := range panels {
-		height += lineH + 8 + len(p.Labels)*(barH+gap) + lineH + 12
-	}
-	img := image.NewRGBA(image.Rect(0, 0, width, height))
-	fill(img, img.Bounds(), colBG)
-	y := margin
-	drawText(img, margin, y, title, colText)
-	y += lineH * 2
-	for _, p := range panels {
-		drawText(img, margin, y, p.Title, colText)
-		y += lineH + 8
-		maxV := 0.0
-		for _, v := range p.Values {
-			maxV = max(maxV, v)
-		}
-		if maxV <= 0 {
-			maxV = 1
-		}
-		top := y
-		for i := 0; i <= 4; i++ { // grid
-			x := barX + barMax*i/4
-			fill(img, image.Rect(x, top-2, x+1, top+len(p.Labels)*(barH+gap)), colGrid)
-		}
-		for i, l := range p.Labels {
-			drawText(img, barX-12-textWidth(l), y+(barH-glyphH*scale)/2, l, colText)
-			w := int(float64(barMax) * p.Values[i] / maxV)
-			if p.Values[i] > 0 && w < 1 {
-				w = 1
-			}
-			fill(img, image.Rect(barX, y, barX+w, y+barH), barColor[i%len(barColor)])
-			val := "N/A"
-			if p.Values[i] > 0 {
-				val = fmt.Sprintf("%.2f S", p.Values[i])
-				if i < len(p.Notes) && p.Notes[i] != "" {
-					val += "  " + p.Notes[i]
-				}
-			}
-			drawText(img, barX+w+8, y+(barH-glyphH*scale)/2, val, colText)
-			y += barH + gap
-		}
-		fill(img, image.Rect(barX, top-2, barX+1, y), colAxis)
-		for i := 0; i <= 4; i++ {
-			t := fmt.Sprintf("%.1f", maxV*float64(i)/4)
-			drawText(img, barX+barMax*i/4-textWidth(t)/2, y+4, t, colAxis)
-		}
-		y += lineH + 12
+	img, _, err := renderChart(title, panels)
+	if err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
+	if err := chart.Encode(&buf, img); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-func fill(img *image.RGBA, r image.Rectangle, c color.RGBA) {
-	r = r.Intersect(img.Bounds())
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			img.SetRGBA(x, y, c)
-		}
+// renderChart draws the panels; in panel k, bar i of n stands at y = n-1-i
+// (the first label on top).
+func renderChart(title string, panels []ChartPanel) (*image.RGBA, []*chart.Frame, error) {
+	if len(panels) == 0 {
+		return nil, nil, chart.ErrNoData
 	}
+	var plots []*plot.Plot
+	height := 60
+	for _, pn := range panels {
+		p, err := panelPlot(pn)
+		if err != nil {
+			return nil, nil, err
+		}
+		plots = append(plots, p)
+		height += len(pn.Labels)*barPixels + panelExtra
+	}
+	img, frames := chart.RenderStack(title, plots, chartWidth, height)
+	return img, frames, nil
 }
 
-func textWidth(s string) int { return len([]rune(s)) * charW }
-
-// drawText writes s at (x, y) (top left), upper-cased.
-func drawText(img *image.RGBA, x, y int, s string, c color.RGBA) {
-	for _, r := range strings.ToUpper(s) {
-		g, ok := font5x7[r]
-		if !ok {
-			g = font5x7['?']
-		}
-		for row := 0; row < glyphH; row++ {
-			for col := 0; col < glyphW; col++ {
-				if g[row][col] == '#' {
-					fill(img, image.Rect(x+col*scale, y+row*scale, x+(col+1)*scale, y+(row+1)*scale), c)
-				}
+func panelPlot(pn ChartPanel) (*plot.Plot, error) {
+	n := len(pn.Labels)
+	if n == 0 || len(pn.Values) != n {
+		return nil, fmt.Errorf("vmharness: chart panel %q: %d labels, %d values", pn.Title, n, len(pn.Values))
+	}
+	p := chart.New(pn.Title, "", chartWidth)
+	p.Title.TextStyle.Font.Size = 12
+	p.X.Label.Text = "seconds"
+	grid := plotter.NewGrid()
+	grid.Horizontal.Color = nil
+	p.Add(grid)
+	maxV := 0.0
+	var labels plotter.XYLabels
+	names := make([]string, n)
+	for i, v := range pn.Values {
+		y := float64(n - 1 - i)
+		names[n-1-i] = pn.Labels[i]
+		maxV = max(maxV, v)
+		text := "n/a"
+		if v > 0 {
+			text = fmt.Sprintf("%.2f s", v)
+			if i < len(pn.Notes) && pn.Notes[i] != "" {
+				text += "   " + pn.Notes[i]
 			}
 		}
-		x += charW
+		labels.XYs = append(labels.XYs, plotter.XY{X: v, Y: y})
+		labels.Labels = append(labels.Labels, text)
+		b, err := plotter.NewBarChart(plotter.Values{v}, vg.Length(barPixels)*72/chart.DPI*0.75)
+		if err != nil {
+			return nil, fmt.Errorf("vmharness: chart panel %q: %w", pn.Title, err)
+		}
+		b.Horizontal, b.XMin = true, y
+		b.Color, b.LineStyle.Width = barColor[i%len(barColor)], 0
+		p.Add(b)
 	}
-}
-
-// font5x7 is a 5x7 bitmap font: '#' is ink.
-var font5x7 = map[rune][glyphH]string{
-	' ':  {".....", ".....", ".....", ".....", ".....", ".....", "....."},
-	'A':  {".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"},
-	'B':  {"####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."},
-	'C':  {".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."},
-	'D':  {"####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####."},
-	'E':  {"#####", "#....", "#....", "####.", "#....", "#....", "#####"},
-	'F':  {"#####", "#....", "#....", "####.", "#....", "#....", "#...."},
-	'G':  {".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".####"},
-	'H':  {"#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"},
-	'I':  {".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."},
-	'J':  {"..###", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##.."},
-	'K':  {"#...#", "#..#.", "#.#..", "##...", "#.#..", "#..#.", "#...#"},
-	'L':  {"#....", "#....", "#....", "#....", "#....", "#....", "#####"},
-	'M':  {"#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"},
-	'N':  {"#...#", "#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#"},
-	'O':  {".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."},
-	'P':  {"####.", "#...#", "#...#", "####.", "#....", "#....", "#...."},
-	'Q':  {".###.", "#...#", "#...#", "#...#", "#.#.#", "#..#.", ".##.#"},
-	'R':  {"####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"},
-	'S':  {".####", "#....", "#....", ".###.", "....#", "....#", "####."},
-	'T':  {"#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."},
-	'U':  {"#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."},
-	'V':  {"#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."},
-	'W':  {"#...#", "#...#", "#...#", "#.#.#", "#.#.#", "#.#.#", ".#.#."},
-	'X':  {"#...#", "#...#", ".#.#.", "..#..", ".#.#.", "#...#", "#...#"},
-	'Y':  {"#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."},
-	'Z':  {"#####", "....#", "...#.", "..#..", ".#...", "#....", "#####"},
-	'0':  {".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."},
-	'1':  {"..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."},
-	'2':  {".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"},
-	'3':  {"#####", "...#.", "..#..", "...#.", "....#", "#...#", ".###."},
-	'4':  {"...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."},
-	'5':  {"#####", "#....", "####.", "....#", "....#", "#...#", ".###."},
-	'6':  {"..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."},
-	'7':  {"#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."},
-	'8':  {".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."},
-	'9':  {".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."},
-	'.':  {".....", ".....", ".....", ".....", ".....", ".##..", ".##.."},
-	',':  {".....", ".....", ".....", ".....", ".##..", "..#..", ".#..."},
-	':':  {".....", ".##..", ".##..", ".....", ".##..", ".##..", "....."},
-	'-':  {".....", ".....", ".....", "#####", ".....", ".....", "....."},
-	'+':  {".....", "..#..", "..#..", "#####", "..#..", "..#..", "....."},
-	'_':  {".....", ".....", ".....", ".....", ".....", ".....", "#####"},
-	'/':  {".....", "....#", "...#.", "..#..", ".#...", "#....", "....."},
-	'(':  {"...#.", "..#..", ".#...", ".#...", ".#...", "..#..", "...#."},
-	')':  {".#...", "..#..", "...#.", "...#.", "...#.", "..#..", ".#..."},
-	'%':  {"##...", "##..#", "...#.", "..#..", ".#...", "#..##", "...##"},
-	'=':  {".....", ".....", "#####", ".....", "#####", ".....", "....."},
-	'?':  {".###.", "#...#", "....#", "...#.", "..#..", ".....", "..#.."},
-	'\'': {"..#..", "..#..", ".#...", ".....", ".....", ".....", "....."},
-	'<':  {"...#.", "..#..", ".#...", "#....", ".#...", "..#..", "...#."},
-	'>':  {".#...", "..#..", "...#.", "....#", "...#.", "..#..", ".#..."},
+	l, err := plotter.NewLabels(labels)
+	if err != nil {
+		return nil, fmt.Errorf("vmharness: chart panel %q: %w", pn.Title, err)
+	}
+	for i := range l.TextStyle {
+		l.TextStyle[i].YAlign = draw.YCenter
+	}
+	l.Offset = vg.Point{X: 6 * 72 / chart.DPI}
+	p.Add(l)
+	p.NominalY(names...)
+	p.X.Min = 0
+	if maxV <= 0 {
+		maxV = 1
+	}
+	// Room right of the longest bar for its value and note.
+	p.X.Max = maxV * 1.45
+	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
+	return p, nil
 }

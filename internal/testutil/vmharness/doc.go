@@ -27,5 +27,5 @@
 // The types shared with the guest (Report, Step, Golden, Options,
 // BenchResults) live here too, so both sides agree on the command line and
 // the results format; so does the benchmark's report (Markdown, and a PNG
-// chart drawn with image/png and a built-in bitmap font).
+// chart drawn with gonum.org/v1/plot through internal/testutil/chart).
 package vmharness

@@ -122,16 +122,22 @@ func trimSlash(s string) string {
 	return s
 }
 
-// WriteInitrd writes base followed by overlay to dst. The base is padded
-// with NULs to a 4-byte boundary, which the kernel's unpacker skips.
-func WriteInitrd(dst, base string, overlay []byte) error {
-	b, err := os.ReadFile(base)
-	if err != nil {
-		return fmt.Errorf("vmharness: base initramfs: %w (run make deps)", err)
+// WriteInitrd writes base, then the extra archives, then overlay to dst.
+// Each archive is padded with NULs to a 4-byte boundary, which the
+// kernel's unpacker skips.
+func WriteInitrd(dst, base string, overlay []byte, extra ...string) error {
+	var out []byte
+	for i, name := range append([]string{base}, extra...) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			if i == 0 {
+				return fmt.Errorf("vmharness: base initramfs: %w (run make deps)", err)
+			}
+			return fmt.Errorf("vmharness: extra initramfs: %w", err)
+		}
+		out = append(out, b...)
+		out = append(out, make([]byte, pad4(len(b)))...)
 	}
-	out := make([]byte, 0, len(b)+4+len(overlay))
-	out = append(out, b...)
-	out = append(out, make([]byte, pad4(len(b)))...)
 	out = append(out, overlay...)
 	return os.WriteFile(dst, out, 0o644)
 }

@@ -49,6 +49,21 @@ type Config struct {
 	// boot to the next (the crash test keeps its log device in one).
 	Disks []string
 
+	// SharedDisks are raw images that several guests open at once (the
+	// cluster tests' mirror legs, log device and mailbox): attached after
+	// Disks as virtio-blk-pci with cache=none (O_DIRECT on the host, so a
+	// write that completes in one guest is what the others read; the
+	// images must not be on tmpfs), share-rw=on and no image locking.
+	SharedDisks []string
+
+	// Initrds are extra cpio archives appended after the cached base and
+	// before the overlay (the cluster tests' corosync and network modules).
+	Initrds []string
+
+	// NetArgs are extra qemu arguments for networking (a -netdev and a
+	// -device per NIC); without them the guest has no network.
+	NetArgs []string
+
 	// KillOn, when not empty, kills qemu with SIGKILL (a power cut: the
 	// guest's caches and qemu's in-flight requests are lost, what reached
 	// the host's page cache stays) KillDelay after the first console line
@@ -95,6 +110,28 @@ func QEMUArgs(vmlinuz, initrd, resultsDisk, cmdline string, memoryMB int, disks 
 	}
 	return args
 }
+
+// SharedDiskArgs attaches raw images that other qemu processes open at the
+// same time: no host page cache (cache=none is O_DIRECT), no image locking,
+// and share-rw on the virtio-blk device. Each sits in a fixed PCI slot from
+// SharedDiskSlot on, after the slots qemu gives the results disk and Disks
+// (the guest names virtio disks in PCI order: /dev/vda stays the results
+// disk), and carries the serial dlog-shared<i> (/sys/block/vdX/serial).
+func SharedDiskArgs(files []string) []string {
+	var args []string
+	for i, f := range files {
+		id := fmt.Sprintf("shared%d", i)
+		args = append(args,
+			"-blockdev", fmt.Sprintf("driver=raw,node-name=%s,file.driver=file,file.filename=%s,file.locking=off,file.aio=threads,cache.direct=on,cache.no-flush=off",
+				id, strings.ReplaceAll(f, ",", ",,")),
+			"-device", fmt.Sprintf("virtio-blk-pci,drive=%s,share-rw=on,serial=dlog-shared%d,addr=0x%x", id, i, SharedDiskSlot+i))
+	}
+	return args
+}
+
+// SharedDiskSlot is the PCI slot of the first shared disk; qemu's automatic
+// slots for the NIC, the results disk and Disks stay below it.
+const SharedDiskSlot = 0x10
 
 // driveArg is a raw virtio -drive value; qemu escapes a comma as ",,".
 func driveArg(file string) string {
@@ -154,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, err
 	}
 	initrd := filepath.Join(cfg.WorkDir, "initrd.gz")
-	if err := WriteInitrd(initrd, cfg.Kernel.BaseInitrd, overlay); err != nil {
+	if err := WriteInitrd(initrd, cfg.Kernel.BaseInitrd, overlay, cfg.Initrds...); err != nil {
 		return res, err
 	}
 	// A fresh, sparse, zero-filled results disk: an archive found there can
@@ -175,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("vmharness: console log: %w", err)
 	}
 	defer logf.Close()
-	for _, d := range cfg.Disks {
+	for _, d := range append(append([]string(nil), cfg.Disks...), cfg.SharedDisks...) {
 		if _, err := os.Stat(d); err != nil {
 			return res, fmt.Errorf("vmharness: extra disk: %w", err)
 		}
@@ -190,6 +227,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	args := QEMUArgs(cfg.Kernel.Vmlinuz, initrd, res.ResultsDisk, cmdline, mem, cfg.Disks...)
+	args = append(args, SharedDiskArgs(cfg.SharedDisks)...)
+	args = append(args, cfg.NetArgs...)
 	cmd := exec.CommandContext(runCtx, qemuPath, args...)
 	var killer *markerKiller
 	if cfg.KillOn != "" {

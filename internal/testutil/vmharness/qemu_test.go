@@ -194,7 +194,12 @@ func TestRunFailures(t *testing.T) {
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			cfg := fakeConfig(t, tc.mode)
-			cfg.Timeout = 1500 * time.Millisecond
+			// Only the hung qemu needs a short timeout; the others finish on their own, and a
+			// short timeout would turn a loaded machine's slow fake boot into a false hang.
+			cfg.Timeout = time.Minute
+			if tc.timedOut {
+				cfg.Timeout = 1500 * time.Millisecond
+			}
 			start := time.Now()
 			res, err := Run(context.Background(), cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -353,4 +358,15 @@ func gunzip(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func TestSharedDiskArgs(t *testing.T) {
+	got := strings.Join(SharedDiskArgs([]string{"/d/mail,box.img", "/d/leg.img"}), " ")
+	want := "-blockdev driver=raw,node-name=shared0,file.driver=file,file.filename=/d/mail,,box.img,file.locking=off,file.aio=threads,cache.direct=on,cache.no-flush=off " +
+		"-device virtio-blk-pci,drive=shared0,share-rw=on,serial=dlog-shared0,addr=0x10 " +
+		"-blockdev driver=raw,node-name=shared1,file.driver=file,file.filename=/d/leg.img,file.locking=off,file.aio=threads,cache.direct=on,cache.no-flush=off " +
+		"-device virtio-blk-pci,drive=shared1,share-rw=on,serial=dlog-shared1,addr=0x11"
+	if got != want {
+		t.Errorf("SharedDiskArgs:\n got %s\nwant %s", got, want)
+	}
 }

@@ -1,0 +1,140 @@
+//go:build linux
+
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dlog-dev/dlog/dm"
+	"github.com/dlog-dev/dlog/engine"
+)
+
+// LegFlusher flushes the volatile cache of every leg of the mirror whose
+// device-mapper table names a userspace log uuid (Options.FlushLegs): each
+// leg is opened and fsync'd, which on a block device issues a cache flush
+// (an empty write with REQ_PREFLUSH) to it. The legs sit below the mirror,
+// so this cannot wait on the mirror itself. The table is read at every
+// call (a stale leg list would flush the wrong devices); the name of the
+// mirror device is remembered so that only its table is read, not every
+// device's. One device-mapper control descriptor, opened at the first
+// flush, serves every log: concurrent flushes of many logs open no more
+// than their legs.
+type LegFlusher struct {
+	mu    sync.Mutex
+	ctl   *dm.Control
+	names map[string]string // log uuid -> mirror device name
+}
+
+// NewLegFlusher returns a LegFlusher; its Flush is an Options.FlushLegs.
+func NewLegFlusher() *LegFlusher { return &LegFlusher{names: map[string]string{}} }
+
+// maxRemembered bounds the remembered mirror names (one per log uuid).
+const maxRemembered = 4096
+
+// Flush flushes the legs of the mirror of log uuid.
+func (f *LegFlusher) Flush(uuid string) error {
+	name, m, err := f.mirror(uuid)
+	if err != nil {
+		return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
+	}
+	if len(m.Legs) == 0 {
+		return fmt.Errorf("flush mirror legs of log %s: mirror %s has no legs", uuid, name)
+	}
+	errs := make([]error, len(m.Legs))
+	var wg sync.WaitGroup
+	for i, leg := range m.Legs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := flushDevice(leg.Dev); err != nil {
+				errs[i] = fmt.Errorf("mirror %s leg %s: %w", name, leg.Dev, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
+	}
+	return nil
+}
+
+// mirror finds the mirror of log uuid: the remembered device if its table
+// still names the log, else by reading every device's table.
+func (f *LegFlusher) mirror(uuid string) (string, dm.Mirror, error) {
+	f.mu.Lock()
+	if f.ctl == nil {
+		c, err := dm.Open()
+		if err != nil {
+			f.mu.Unlock()
+			return "", dm.Mirror{}, err
+		}
+		f.ctl = c
+	}
+	c := f.ctl
+	name, ok := f.names[uuid]
+	f.mu.Unlock()
+	if ok {
+		if m, err := c.MirrorOf(name, uuid); err == nil {
+			return name, m, nil
+		}
+	}
+	name, m, err := c.FindMirror(uuid)
+	if err != nil {
+		return "", dm.Mirror{}, err
+	}
+	f.mu.Lock()
+	if len(f.names) >= maxRemembered {
+		clear(f.names)
+	}
+	f.names[uuid] = name
+	f.mu.Unlock()
+	return name, m, nil
+}
+
+// Close releases the device-mapper control descriptor.
+func (f *LegFlusher) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ctl == nil {
+		return nil
+	}
+	err := f.ctl.Close()
+	f.ctl = nil
+	return err
+}
+
+// flushDevice issues a cache flush to the block device dev ("major:minor"
+// or a path).
+func flushDevice(dev string) error {
+	p, err := engine.DevicePath(dev)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return fmt.Errorf("%s is not a block device", p)
+	}
+	for {
+		err := unix.Fsync(int(f.Fd()))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("fsync "+p, err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,38 @@
+# mk/vmcluster.mk: the multi-kernel cluster tests (tests/vm TestVMCluster, tests/vmguest cl-* scenarios).
+#
+#   make vmcluster-deps     make deps + make cluster-deps, then scripts/vm/cluster-deps.sh: corosync 3, its
+#                           libraries, libcpg/libquorum for the cgo dlogd and the virtio_net modules, as an
+#                           extra initramfs beside the cached kernel (build/vm/<version>/cluster.cpio.gz)
+#   make vmclustertest      every cluster scenario (VMCLUSTER_SCENARIOS to pick): 2 or 3 qemu guests per
+#                           scenario sharing the legs, the log and a mailbox disk (raw images under
+#                           build/vm/cluster/<scenario>/, cache=none, share-rw), networked through a UDP hub
+#                           on 127.0.0.1, each running corosync, dlogd --cluster corosync and a real mirror
+#   make vmclustertest-ci   the slice for make test: basic and kill-node on two guests
+#
+# VMCLUSTER_LOG=clustered-core switches the log type; VMCLUSTER_CUT sets the partition's cut (default 45s).
+# No host networking and no root networking: the guests' frames travel as UDP datagrams on 127.0.0.1.
+
+# Included before the top-level Makefile's first target: keep 'all' the default goal.
+vmcluster_saved_default_goal := $(.DEFAULT_GOAL)
+
+VMCLUSTER_SCENARIOS    ?=
+VMCLUSTER_CI_SCENARIOS ?= basic,kill-node
+VMCLUSTER_LOG          ?= clustered-disk
+VMCLUSTER_CUT          ?= 45s
+VMCLUSTER_TIMEOUT      ?= 9m
+
+VMCLUSTER_TEST = DLOG_VMCLUSTER=1 DLOG_VMCLUSTER_LOG=$(VMCLUSTER_LOG) DLOG_VMCLUSTER_CUT=$(VMCLUSTER_CUT) \
+	DLOG_VM_TIMEOUT=$(VMCLUSTER_TIMEOUT) $(GO) test -count=1 -v -run '^TestVMCluster$$' ./tests/vm/
+
+.PHONY: vmcluster-deps vmclustertest vmclustertest-ci
+
+vmcluster-deps: deps cluster-deps
+	sh scripts/vm/cluster-deps.sh
+
+vmclustertest: vmcluster-deps
+	DLOG_VMCLUSTER_SCENARIOS='$(VMCLUSTER_SCENARIOS)' $(VMCLUSTER_TEST) -timeout 120m
+
+vmclustertest-ci: vmcluster-deps
+	DLOG_VMCLUSTER_SCENARIOS='$(VMCLUSTER_CI_SCENARIOS)' DLOG_VM_QUIET=1 $(VMCLUSTER_TEST) -timeout 15m
+
+.DEFAULT_GOAL := $(vmcluster_saved_default_goal)
