@@ -13,6 +13,7 @@
 #   make deps      install what the VM tests need (qemu, busybox, cpio) and fetch the kernel
 #   make vmtest    every real-kernel scenario under qemu
 #   make demo      dlogd against a live kernel mirror, explained
+#   make deb       a .deb from make install DESTDIR= with dpkg-deb (mk/deb.mk; make deb-test checks it)
 #   make clean     remove build outputs and caches
 
 GO        ?= go
@@ -32,13 +33,18 @@ PKGS      := ./...
 
 all: build
 
+# VERSION, when set, is what dlogd --version prints (make deb sets it);
+# otherwise the Go toolchain's build info (module version, VCS revision).
+VERSION ?=
+
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/dlogd ./cmd/dlogd
+	CGO_ENABLED=0 $(GO) build -trimpath $(if $(VERSION),-ldflags "-X main.version=$(VERSION)") -o $(BIN)/dlogd ./cmd/dlogd
 
 # test is what .ci/run calls. It must stay well under 30 minutes on 2 cores.
 test: lint
 	$(MAKE) --no-print-directory unit-check
+	$(MAKE) --no-print-directory deb-test
 	$(GO) test -race -timeout $(TIMEOUT) $(PKGS)
 	$(GO) test -tags purego -timeout $(TIMEOUT) ./bitmap/...
 	$(MAKE) --no-print-directory fuzz-ci

@@ -9,6 +9,7 @@ import (
 // The layout of struct dm_ioctl (include/uapi/linux/dm-ioctl.h).
 const (
 	headerSize = 312
+	dataOffset = 305 // offsetof(struct dm_ioctl, data): data_size of an answer without data
 	nameLen    = 128
 	uuidLen    = 129
 	specSize   = 40 // struct dm_target_spec without its parameter string
@@ -90,6 +91,12 @@ func decodeHeader(b []byte) (header, error) {
 	h.dev = le.Uint64(b[offDev:])
 	h.name = cstring(b[offName : offName+nameLen])
 	h.uuid = cstring(b[offUUID : offUUID+uuidLen])
+	// A command that returns no data (DEV_STATUS, DEV_SUSPEND, ...) gets
+	// data_size set to offsetof(struct dm_ioctl, data), 305, below the
+	// data_start the request carried: no data, not a malformed answer.
+	if h.dataSize == dataOffset && h.dataStart >= dataOffset {
+		h.dataSize = h.dataStart
+	}
 	if h.flags&flagBufferFull == 0 && (h.dataStart < headerSize || h.dataStart > h.dataSize || int(h.dataSize) > len(b)) {
 		return h, fmt.Errorf("dm: answer data [%d, %d) outside its %d-byte buffer", h.dataStart, h.dataSize, len(b))
 	}

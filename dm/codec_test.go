@@ -150,3 +150,20 @@ func FuzzDecode(f *testing.F) {
 		_, _ = decodeNames(b, h)
 	})
 }
+
+// Ensure that an answer without data, whose data_size the kernel sets to
+// offsetof(struct dm_ioctl, data) (305) below the request's data_start
+// (312), decodes as empty, as DEV_STATUS answers on a real kernel do; any
+// other data_size below data_start is still refused.
+func TestDecodeHeaderNoData(t *testing.T) {
+	b, _ := encodeRequest("m0", 0, nil, 16<<10)
+	le.PutUint32(b[offDataSize:], dataOffset)
+	h, err := decodeHeader(b)
+	if err != nil || h.dataSize != h.dataStart || h.name != "m0" {
+		t.Fatalf("no-data answer: %+v, %v", h, err)
+	}
+	le.PutUint32(b[offDataSize:], 300)
+	if _, err := decodeHeader(b); err == nil {
+		t.Error("data_size 300 below data_start decoded")
+	}
+}

@@ -10,6 +10,7 @@ SYNOPSIS
     dlogd serve [--transport netlink|unix:PATH] [--pidfile PATH] [options]
     dlogd status [--pidfile PATH | --control PATH] [--json]
     dlogd inspect DEVICE|FILE [--json] [--png FILE] [--max-ranges N]
+    dlogd adopt DM_NAME | dlogd release DM_NAME
     dlogd --version
     dlogd --help | dlogd COMMAND --help
 
@@ -41,6 +42,9 @@ COMMANDS
     serve     run the daemon (see dlogd serve --help)
     inspect   read a disk log image (see dlogd inspect --help)
     status    show what a running dlogd serves (see dlogd status --help)
+    adopt     hand a running mirror's disk log from the kernel to dlogd,
+              without resync (see dlogd adopt --help)
+    release   hand it back to the kernel (see dlogd release --help)
     version   print dlogd's version, revision and Go version (also
               --version)
 

@@ -82,17 +82,9 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	usage := func(format string, a ...any) int {
 		return usageError(stderr, "dlogd inspect", format, a...)
 	}
-	// Flags may come before and after the device.
-	var pos []string
-	for rest := args; ; {
-		if code, ok := parseFlags(fs, rest, helpInspect, stdout, stderr); !ok {
-			return code
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, code, ok := parseInterleaved(fs, args, helpInspect, stdout, stderr)
+	if !ok {
+		return code
 	}
 	switch {
 	case len(pos) == 0:

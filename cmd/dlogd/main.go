@@ -22,7 +22,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return usageError(stderr, "dlogd", "missing command (serve, status, inspect, version)")
+		return usageError(stderr, "dlogd", "missing command (serve, status, inspect, adopt, release, version)")
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -40,8 +40,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return inspect(args[1:], stdout, stderr)
 	case "status":
 		return status(args[1:], stdout, stderr)
+	case "adopt":
+		return adopt(args[1:], stdout, stderr)
+	case "release":
+		return release(args[1:], stdout, stderr)
 	default:
-		return usageError(stderr, "dlogd", "unknown command %q (serve, status, inspect, version)", args[0])
+		return usageError(stderr, "dlogd", "unknown command %q (serve, status, inspect, adopt, release, version)", args[0])
 	}
 }
 
@@ -68,6 +72,21 @@ func parseFlags(fs *flag.FlagSet, args []string, help string, stdout, stderr io.
 		return 0, false
 	}
 	return usageError(stderr, fs.Name(), "%s", flagError(err)), false
+}
+
+// parseInterleaved is parseFlags for a command whose options may come
+// before and after its arguments; it returns the arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string, help string, stdout, stderr io.Writer) (pos []string, code int, ok bool) {
+	for rest := args; ; {
+		if code, ok := parseFlags(fs, rest, help, stdout, stderr); !ok {
+			return nil, code, false
+		}
+		if fs.NArg() == 0 {
+			return pos, 0, true
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
 }
 
 // flagError rewords the flag package's errors with the double dashes the

@@ -232,8 +232,11 @@ func tailFile(path string, n int) string {
 // waits until the kernel can reach it, and stops it (SIGTERM, then SIGKILL)
 // when the scenario or part ends. Without a dlogd in the initramfs it skips
 // the scenario (or part) with the reason.
-func startDlogd(s *S) *Dlogd {
+func startDlogd(s *S, extra ...string) *Dlogd {
 	d := NewDlogd()
+	if len(extra) > 0 {
+		d.Args = append(d.args(), extra...)
+	}
 	if err := d.Present(); err != nil {
 		s.Skip("start dlogd", err.Error())
 	}

@@ -78,6 +78,7 @@ func scenarios() []Scenario {
 		{Name: "crash-check", Desc: "crash test, boot 2: every region whose legs differ is dirty; resume, sync count, resync", Timeout: 4 * time.Minute, Run: scenCrashCheck, Alone: true},
 		{Name: "bench", Desc: "make vmbench: timed O_DIRECT dd (and fio) through mirrors with kernel core/disk, the bare responder, dlogd clustered-core/disk (+ integrated_flush)", Timeout: 60 * time.Minute, Run: scenBench, Alone: true},
 		{Name: "demo", Desc: "make demo: a dlogd-served mirror, narrated for a new user", Timeout: 4 * time.Minute, Run: scenDemo, Alone: true},
+		{Name: "handover", Desc: "issue #14 item 5: dlogd adopt/release switch a running mirror between the kernel's disk log and dlogd under writes: no resync, legs equal; refusals leave the mirror as it was", Timeout: 5 * time.Minute, Run: scenHandover},
 		{Name: "cl-basic", Desc: "cluster (tests/vm TestVMCluster): every node creates the mirror, idle initial resync, cross-node writes and reads, remove, legs identical", Timeout: 9 * time.Minute, Run: scenClBasic, Alone: true},
 		{Name: "cl-kill-node", Desc: "cluster: one guest's qemu killed mid-write; survivors serve, resync its regions with no operator action; legs identical, acknowledged writes read back", Timeout: 9 * time.Minute, Run: scenClKillNode, Alone: true},
 		{Name: "cl-kill-dlogd", Desc: "cluster: node 2's dlogd killed (SIGKILL) mid-write and restarted while its kernel keeps writing; full sync, legs identical, acknowledged writes read back", Timeout: 9 * time.Minute, Run: scenClKillDlogd, Alone: true},
