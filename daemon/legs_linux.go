@@ -21,17 +21,28 @@ import (
 // so this cannot wait on the mirror itself. The table is read at every
 // call (a stale leg list would flush the wrong devices); the name of the
 // mirror device is remembered so that only its table is read, not every
-// device's. One device-mapper control descriptor, opened at the first
-// flush, serves every log: concurrent flushes of many logs open no more
-// than their legs.
+// device's. While a mirror is being removed its name has already left
+// device-mapper's list, yet the kernel still flushes its log (the
+// postsuspend of the removal, which persists the clears of a clean
+// shutdown): then the legs found at the last lookup are flushed, which are
+// still the table's legs, since a table cannot change while it is being
+// removed. One device-mapper control descriptor, opened at the first flush,
+// serves every log: concurrent flushes of many logs open no more than their
+// legs.
 type LegFlusher struct {
-	mu    sync.Mutex
-	ctl   *dm.Control
-	names map[string]string // log uuid -> mirror device name
+	mu   sync.Mutex
+	ctl  *dm.Control
+	seen map[string]seenMirror // log uuid -> its mirror at the last lookup
+}
+
+// seenMirror is a mirror as the last lookup found it.
+type seenMirror struct {
+	name string
+	m    dm.Mirror
 }
 
 // NewLegFlusher returns a LegFlusher; its Flush is an Options.FlushLegs.
-func NewLegFlusher() *LegFlusher { return &LegFlusher{names: map[string]string{}} }
+func NewLegFlusher() *LegFlusher { return &LegFlusher{seen: map[string]seenMirror{}} }
 
 // maxRemembered bounds the remembered mirror names (one per log uuid).
 const maxRemembered = 4096
@@ -76,24 +87,33 @@ func (f *LegFlusher) mirror(uuid string) (string, dm.Mirror, error) {
 		f.ctl = c
 	}
 	c := f.ctl
-	name, ok := f.names[uuid]
+	last, ok := f.seen[uuid]
 	f.mu.Unlock()
 	if ok {
-		if m, err := c.MirrorOf(name, uuid); err == nil {
-			return name, m, nil
+		if m, err := c.MirrorOf(last.name, uuid); err == nil {
+			f.remember(uuid, last.name, m)
+			return last.name, m, nil
 		}
 	}
 	name, m, err := c.FindMirror(uuid)
+	if errors.Is(err, dm.ErrNotFound) && ok {
+		// Being removed: its name is gone, its table is the one last seen.
+		return last.name, last.m, nil
+	}
 	if err != nil {
 		return "", dm.Mirror{}, err
 	}
-	f.mu.Lock()
-	if len(f.names) >= maxRemembered {
-		clear(f.names)
-	}
-	f.names[uuid] = name
-	f.mu.Unlock()
+	f.remember(uuid, name, m)
 	return name, m, nil
+}
+
+func (f *LegFlusher) remember(uuid, name string, m dm.Mirror) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.seen[uuid]; !ok && len(f.seen) >= maxRemembered {
+		clear(f.seen)
+	}
+	f.seen[uuid] = seenMirror{name, m}
 }
 
 // Close releases the device-mapper control descriptor.
