@@ -18,8 +18,9 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func testOptions(tr Transport) Options {
-	return Options{Transport: tr, Logger: testLogger(), JoinTimeout: 10 * time.Second, WorkTimeout: time.Second, Reserve: 300 * time.Millisecond}
+func testOptions(tr *FakeNode) Options {
+	return Options{Transport: tr, Logger: testLogger(), JoinTimeout: 10 * time.Second, WorkTimeout: time.Second, Reserve: 300 * time.Millisecond, GrantWait: time.Second,
+		FenceConfirm: tr.net.Fenced}
 }
 
 // logDevice makes a zeroed log device file.
@@ -46,11 +47,31 @@ func ctr(t testing.TB, s string) engine.Config {
 
 func openNode(t testing.TB, net *FakeNet, id uint32, c engine.Config) *Log {
 	t.Helper()
-	l, err := Open("uuid-1", c, engine.Options{Logger: testLogger()}, testOptions(net.Node(id)))
+	return openWith(t, net, id, c, nil)
+}
+
+// openWith opens node id's log with testOptions changed by opt.
+func openWith(t testing.TB, net *FakeNet, id uint32, c engine.Config, opt func(*Options)) *Log {
+	t.Helper()
+	o := testOptions(net.Node(id))
+	if opt != nil {
+		opt(&o)
+	}
+	l, err := Open("uuid-1", c, engine.Options{Logger: testLogger()}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// threeNodes opens nodes 1 to 3 with opt, resumes the first (it founds
+// the state), then the other two.
+func threeNodes(t testing.TB, net *FakeNet, c engine.Config, opt func(*Options)) (*Log, *Log, *Log) {
+	t.Helper()
+	a, b, d := openWith(t, net, 1, c, opt), openWith(t, net, 2, c, opt), openWith(t, net, 3, c, opt)
+	resume(t, a)
+	resume(t, b, d)
+	return a, b, d
 }
 
 func resume(t testing.TB, ls ...*Log) {
@@ -64,6 +85,18 @@ func resume(t testing.TB, ls ...*Log) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// freshPair resumes two nodes on a fresh 4-region clustered-core log:
+// every region to resync. They are closed at the end of the test.
+func freshPair(t *testing.T) (*Log, *Log) {
+	t.Helper()
+	c := ctr(t, "4096 clustered-core 1024")
+	net := NewFakeNet(2)
+	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	resume(t, a, b)
+	return a, b
 }
 
 func mustFlush(t testing.TB, l *Log, rs ...uint64) {
@@ -109,9 +142,7 @@ func TestBasicDisk(t *testing.T) {
 func testBasic(t *testing.T, args string) {
 	c := ctr(t, "65536 "+args+" nosync")
 	net := NewFakeNet(3)
-	a, b, d := openNode(t, net, 1, c), openNode(t, net, 2, c), openNode(t, net, 3, c)
-	resume(t, a)
-	resume(t, b, d)
+	a, b, d := threeNodes(t, net, c, nil)
 	for _, l := range []*Log{a, b, d} {
 		if in := l.Info(); !in.Synced || len(in.Members) != 3 {
 			t.Fatalf("%s: %+v", in.Me, in)

@@ -5,11 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/dlog-dev/dlog/engine"
-	"github.com/dlog-dev/dlog/header"
-	"github.com/dlog-dev/dlog/iouring"
 )
 
 // The clustered-disk device layout:
@@ -59,11 +55,11 @@ type geometry struct {
 func align4k(x int64) int64 { return (x + 4095) &^ 4095 }
 
 func geometryOf(n uint64, info engine.DeviceInfo, maxSlots int) (geometry, error) {
-	bs, err := header.BufSize(n, info.LogicalBlock)
+	bs, err := engine.ImageSize(n, info.LogicalBlock)
 	if err != nil {
 		return geometry{}, err
 	}
-	g := geometry{n: n, lb: info.LogicalBlock, bufSize: int64(bs)}
+	g := geometry{n: n, lb: info.LogicalBlock, bufSize: bs}
 	g.base = align4k(g.bufSize)
 	g.slotSize = align4k(g.bufSize)
 	if info.Size > g.base {
@@ -77,16 +73,6 @@ func (g geometry) slotOff(k int) int64 { return g.base + int64(k)*g.slotSize }
 // need is the device size for nslots slots.
 func (g geometry) need(nslots int) int64 { return g.base + int64(nslots)*g.slotSize }
 
-// alignedBuf is anonymous page-aligned memory for O_DIRECT.
-func alignedBuf(n int64) ([]byte, func(), error) {
-	n = max(4096, align4k(n))
-	b, err := unix.Mmap(-1, 0, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cluster: map %d bytes: %w", n, err)
-	}
-	return b, func() { unix.Munmap(b) }, nil
-}
-
 // rawDev is the shared log device for the union image and slot reads.
 type rawDev struct {
 	dev  engine.Device
@@ -95,7 +81,7 @@ type rawDev struct {
 }
 
 func (d *rawDev) read(off, n int64) ([]byte, func(), error) {
-	buf, free, err := alignedBuf(n)
+	buf, free, err := engine.AlignedBuf(int(n))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,7 +101,7 @@ func (d *rawDev) read(off, n int64) ([]byte, func(), error) {
 }
 
 func (d *rawDev) write(off int64, b []byte, sync bool) error {
-	if err := d.dev.Write([]iouring.Block{{Off: off, Buf: b}}, sync); err != nil {
+	if err := d.dev.Write([]engine.Block{{Off: off, Buf: b}}, sync); err != nil {
 		return fmt.Errorf("%w: write %s at %d: %v", engine.ErrIO, d.info.Path, off, err)
 	}
 	return nil
@@ -162,39 +148,21 @@ func (d *rawDev) readSlot(g geometry, k int) (slotDesc, []uint64, error) {
 	}
 	defer free()
 	desc, ok := decodeSlotDesc(img)
-	h, _ := header.Decode(img)
-	if !ok || desc.slot != uint32(k) || desc.n != g.n || h.Magic != header.Magic || h.Version != header.Version || h.NrRegions != g.n {
+	if !ok || desc.slot != uint32(k) || desc.n != g.n {
 		return slotDesc{}, nil, nil
 	}
-	var marks []uint64
-	bitset := img[header.BitmapOffset : header.BitmapOffset+int(header.BitsetSize(g.n))]
-	for w := 0; w < len(bitset)/8; w++ {
-		v := ^binary.LittleEndian.Uint64(bitset[8*w:])
-		for v != 0 {
-			i := uint64(w*64) + uint64(trailingZeros(v))
-			v &= v - 1
-			if i < g.n {
-				marks = append(marks, i)
-			}
-		}
+	marks, ok := engine.ImageMarks(img, g.n)
+	if !ok {
+		return slotDesc{}, nil, nil
 	}
 	return desc, marks, nil
-}
-
-func trailingZeros(v uint64) int {
-	n := 0
-	for v&1 == 0 {
-		v >>= 1
-		n++
-	}
-	return n
 }
 
 // writeSlotDesc writes block 0 of slot k: zeroes with the descriptor (or
 // zeroes only, to free it). Not synced: the slot's resume syncs after it.
 func (d *rawDev) writeSlotHead(g geometry, k int, desc *slotDesc, sync bool) error {
 	n := min(int64(4096), g.bufSize)
-	buf, free, err := alignedBuf(n)
+	buf, free, err := engine.AlignedBuf(int(n))
 	if err != nil {
 		return err
 	}
@@ -207,25 +175,28 @@ func (d *rawDev) writeSlotHead(g geometry, k int, desc *slotDesc, sync bool) err
 
 // writeUnion writes the union image [0, buf_size): header with magic, the
 // sync bits minus the regions in dirty, bytes 16..1023 kept as on disk.
+// The image is written, and the cache flushed, under LiveMagic; a magic
+// other than LiveMagic (the kernel's, at the clean point) is published
+// after that by a write of the first block alone that changes nothing
+// but the magic: a torn write never shows the kernel's magic over bits
+// that are not on the device.
 func (d *rawDev) writeUnion(g geometry, magic uint32, sync bits, dirty []uint64) error {
 	img, free, err := d.read(0, g.bufSize)
 	if err != nil {
 		return err
 	}
 	defer free()
-	le := binary.LittleEndian
-	h := header.Header{Magic: magic, Version: header.Version, NrRegions: g.n}
-	h.Encode(img)
-	nw := int(header.BitsetSize(g.n) / 8)
-	for w := 0; w < nw; w++ {
-		le.PutUint64(img[header.BitmapOffset+8*w:], sync.words[w])
-	}
-	for _, r := range dirty {
-		p := img[header.BitmapOffset+int(r/8):]
-		p[0] &^= 1 << (r % 8)
+	if err := engine.EncodeImage(img, LiveMagic, g.n, sync.words, dirty); err != nil {
+		return err
 	}
 	// Past the bitset: kept as read.
-	return d.write(0, img, true)
+	if err := d.write(0, img, true); err != nil || magic == LiveMagic {
+		return err
+	}
+	if err := engine.EncodeImage(img, magic, g.n, sync.words, dirty); err != nil {
+		return err
+	}
+	return d.write(0, img[:min(int64(4096), g.bufSize)], true)
 }
 
 // offsetDevice shifts a device's I/O by off: a slot seen as a whole disk
@@ -233,7 +204,7 @@ func (d *rawDev) writeUnion(g geometry, magic uint32, sync bits, dirty []uint64)
 type offsetDevice struct {
 	engine.Device
 	off int64
-	buf []iouring.Block
+	buf []engine.Block
 }
 
 func (d *offsetDevice) ReadAt(p []byte, off int64) (int, error) {
@@ -241,7 +212,7 @@ func (d *offsetDevice) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // Write shifts every block; the engine runs one write at a time per log.
-func (d *offsetDevice) Write(b []iouring.Block, sync bool) error {
+func (d *offsetDevice) Write(b []engine.Block, sync bool) error {
 	d.buf = append(d.buf[:0], b...)
 	for i := range d.buf {
 		d.buf[i].Off += d.off

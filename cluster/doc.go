@@ -57,7 +57,9 @@
 // the slot is freed and before the group learns the regions), and at the
 // clean point. The image is exact, in the kernel's format and magic, at
 // the clean point: the last member leaving (POSTSUSPEND while alone in the
-// group) writes the sync bits minus every mark still in a slot. While any
+// group) writes the sync bits minus every mark still in a slot, under
+// LiveMagic with a cache flush, and only then the first block with the
+// kernel's magic, changing nothing else (TestCleanPointOrder). While any
 // member is active the image carries LiveMagic instead of the kernel's
 // magic: it lacks the live members' marks, and a reader that does not merge
 // the slots (the kernel's disk log, dlogd without --cluster) sees a wrong
@@ -111,18 +113,40 @@
 //   - GET_RESYNC_WORK proposes a region out of sync (PROPOSE, agreed
 //     order). Every other synced member votes: no if it has r marked, holds
 //     a live reservation on it, may hold r as NOSYNC in its kernel's region
-//     hash (it reported a failed write on r: only it may resync r), or has no
+//     hash (it reported a failed write on r: only it may resync r, and its
+//     veto ends when it reports r in sync), or has no
 //     quorum. The proposal becomes a hand-out when the last vote arrives, at
 //     the same point of the order on every member, so all agree without a
 //     server. A region already handed out or proposed cannot be proposed.
 //     The daemon runs GET_RESYNC_WORK on the log's worker (QueueResyncWork)
-//     so the reader never waits for the votes.
+//     so the reader never waits for the votes. While regions are out of
+//     sync and none is granted to this member yet (a vote open, every
+//     candidate vetoed or held, its last SET_REGION_SYNC not yet
+//     delivered), the answer is held up to Options.WorkTimeout (10 s,
+//     below the kernel's 15 s resend): dm-raid1 asks again only when I/O
+//     or a finished recovery wakes its worker, so "no work" while work
+//     remains would leave an idle mirror unsynchronised (TestIdleResync).
 //   - A member that voted yes and then gets a mark on r (its kernel wrote
 //     without asking, below its hint) holds that FLUSH until the hand-out
-//     ends: the write is issued after the resync, to every leg.
+//     ends: the write is issued after the resync, to every leg. The hold
+//     is bounded by Options.GrantWait (5 s): the hand-out ends with a
+//     SET_REGION_SYNC from the other kernel's single mirror worker, which
+//     may itself be held in a FLUSH on a region this node recovers. After
+//     GrantWait the FLUSH taints the region (a SYNC message, agreed order)
+//     and answers once the taint is delivered; the holder's report of that
+//     region is then discarded and the region stays out of sync, to be
+//     resynced again after the write (TestFlushGrantCycle).
 //   - SET_REGION_SYNC ends the hand-out; the reporting node answers the new
 //     value at once (its kernel writes r right after), the others when the
 //     message arrives.
+//
+// While presuspended (the kernel presuspends before it blocks I/O, so
+// writes still arrive), IS_REMOTE_RECOVERING answers 0 with hint n and
+// records that hint, so IN_SYNC answers 1 and those writes are marked
+// (TestWriteAfterPresuspend). A RESUME of a running log (an aborted
+// suspend, or the kernel's reconnect, CTR + RESUME after -ESRCH, which
+// keeps the kernel's in_sync_hint) keeps the recorded hint
+// (TestReconnectKeepsHint).
 //
 // The latch. A kernel below its in_sync_hint, or whose mirror was reported
 // fully in sync (hint = region count), never asks IS_REMOTE_RECOVERING
@@ -149,9 +173,16 @@
 //     its marks stay), its open proposal is dropped, its pending votes are
 //     no longer awaited. clustered-core: every region in its replicated
 //     marks goes out of sync. clustered-disk: the server reads its slot,
-//     writes the image with those regions dirty (synced), frees the slot and
-//     multicasts the regions (MERGED). Its acknowledged marks are in the
-//     slot because a FLUSH answered only after the slot's cache flush.
+//     writes the image with those regions dirty (synced) and multicasts the
+//     regions (MERGED); the slot is freed at the delivery of the last part,
+//     and left as it is on the device until its next owner overwrites it,
+//     so a server that dies before its MERGED leaves it is replaced by one
+//     that merges the same slot again; a MERGED for a slot no longer
+//     departed is ignored (TestMergeServerDies, TestMergeTwice). Its
+//     acknowledged marks are in the slot because a FLUSH answered only
+//     after the slot's cache flush. A slot that cannot be initialised at
+//     RESUME fails every FLUSH until the next RESUME, and any failed FLUSH
+//     shows the device as D in STATUS_INFO (TestSlotOpenFails).
 //   - The server dies: the next lowest synced member is the server; it
 //     merges every departed slot not yet merged (the state says which).
 //   - The node recovering a region dies mid-recovery: the region stays out

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -23,7 +24,12 @@ type FakeNet struct {
 	pid      uint32
 	part     map[uint32]int // node -> partition (0 unless Partition)
 	quorum   func(node uint32) bool
+	latency  atomic.Int64 // every event is delivered this long after it was sent (SetLatency)
 }
+
+// SetLatency delays the delivery of every event sent from now on by d (a
+// slow network, or corosync under software emulation); order is kept.
+func (f *FakeNet) SetLatency(d time.Duration) { f.latency.Store(int64(d)) }
 
 // NewFakeNet returns a network whose quorum is a majority of expected nodes.
 func NewFakeNet(expected int) *FakeNet {
@@ -32,10 +38,23 @@ func NewFakeNet(expected int) *FakeNet {
 
 // FakeNode is one node's cluster engine; it is a Transport.
 type FakeNode struct {
-	net  *FakeNet
-	id   uint32
-	dead bool
-	held atomic.Bool // messages held (Hold); read without f.mu
+	net   *FakeNet
+	id    uint32
+	dead  bool
+	held  atomic.Bool // messages held (Hold); read without f.mu
+	muted atomic.Bool // its multicasts are lost (Mute)
+	lose  func(msg []byte) bool
+}
+
+// Mute loses every message the node's members multicast from now on that
+// lose reports true for (nil: every message), as if the node died before
+// they left it; Multicast still succeeds.
+func (f *FakeNet) Mute(node uint32, lose func(msg []byte) bool) {
+	n := f.Node(node)
+	f.mu.Lock()
+	n.lose = lose
+	f.mu.Unlock()
+	n.muted.Store(true)
 }
 
 // Node returns node id, alive (a killed node comes back alive).
@@ -52,14 +71,20 @@ func (f *FakeNet) Node(id uint32) *FakeNode {
 }
 
 // Kill kills a node: its members leave every group at once.
-func (f *FakeNet) Kill(id uint32) {
+func (f *FakeNet) Kill(id uint32) { f.kill(id, true) }
+
+// KillProcesses kills the node's group members only (its dlogd dies, its
+// kernel and cluster engine live on): they leave every group at once.
+func (f *FakeNet) KillProcesses(id uint32) { f.kill(id, false) }
+
+func (f *FakeNet) kill(id uint32, node bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := f.nodes[id]
 	if n == nil {
 		return
 	}
-	n.dead = true
+	n.dead = node
 	for name, ms := range f.groups {
 		var gone []MemberID
 		var rest []*fakeMember
@@ -203,6 +228,7 @@ func (f *FakeNet) regroup(old map[uint32]int) {
 }
 
 type fakeEvent struct {
+	at                    time.Time // deliver not before
 	cc                    bool
 	from                  MemberID
 	msg                   []byte
@@ -223,6 +249,9 @@ type fakeMember struct {
 }
 
 func (m *fakeMember) push(e fakeEvent) {
+	if d := m.node.net.latency.Load(); d > 0 {
+		e.at = time.Now().Add(time.Duration(d))
+	}
 	m.mu.Lock()
 	m.inbox = append(m.inbox, e)
 	m.cond.Signal()
@@ -248,6 +277,11 @@ func (m *fakeMember) run() {
 			return
 		}
 		e := m.inbox[0]
+		if wait := time.Until(e.at); wait > 0 {
+			m.mu.Unlock()
+			time.Sleep(wait)
+			continue
+		}
 		if !e.cc && m.node.held.Load() {
 			m.mu.Unlock()
 			time.Sleep(time.Millisecond)
@@ -280,6 +314,26 @@ func (f *FakeNet) Release() {
 	}
 }
 
+// Fenced is a fence confirmation (Options.FenceConfirm): a killed node
+// (Kill) is fenced, a live one is not.
+func (f *FakeNet) Fenced(_ context.Context, node uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := f.nodes[node]; n != nil && !n.dead {
+		return fmt.Errorf("fake node %d is alive", node)
+	}
+	return nil
+}
+
+// NodeMember reports whether a node is alive (NodeView).
+func (m *fakeMember) NodeMember(node uint32) bool {
+	f := m.node.net
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.nodes[node]
+	return n != nil && !n.dead
+}
+
 func (m *fakeMember) Self() MemberID { return m.id }
 func (m *fakeMember) Quorate() bool  { return m.node.net.quorate(m.node.id) }
 
@@ -290,6 +344,9 @@ func (m *fakeMember) Multicast(msg []byte) error {
 	ms := f.groups[m.name]
 	if m.node.dead || !slices.Contains(ms, m) {
 		return ErrLeft
+	}
+	if m.node.muted.Load() && (m.node.lose == nil || m.node.lose(msg)) {
+		return nil
 	}
 	b := slices.Clone(msg)
 	for _, x := range ms {

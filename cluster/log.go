@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/dlog-dev/dlog/engine"
-	"github.com/dlog-dev/dlog/header"
 )
 
 // Options configure the cluster logs of one daemon.
@@ -23,9 +23,11 @@ type Options struct {
 	// (default 60 s). On expiry RESUME fails; the log answers its kernel
 	// as a log that has nothing in sync until a later RESUME succeeds.
 	JoinTimeout time.Duration
-	// WorkTimeout bounds how long GET_RESYNC_WORK waits for the group to
-	// agree on a hand-out (default 2 s); a hand-out granted later is
-	// returned by the next call.
+	// WorkTimeout bounds how long GET_RESYNC_WORK holds its answer while
+	// regions are out of sync and none is granted to this member yet
+	// (default 10 s, below the kernel's 15 s resend of an unanswered
+	// request); a hand-out granted later is returned by the next call.
+	// A suspend waits for a held answer (dm-raid1 stops recovery first).
 	WorkTimeout time.Duration
 	// Reserve is how long an IS_REMOTE_RECOVERING answer of 0 keeps its
 	// region from being handed out elsewhere (default 5 s): the kernel
@@ -34,6 +36,33 @@ type Options struct {
 	// MaxSlots bounds the slots used on a clustered-disk device (default
 	// and maximum MaxSlots).
 	MaxSlots int
+	// GrantWait bounds how long a FLUSH holds a newly marked region that
+	// another member holds for recovery (default 5 s). That member's
+	// SET_REGION_SYNC comes from its kernel's single mirror worker, which
+	// may itself be held in a FLUSH on a region this node recovers: after
+	// GrantWait the FLUSH taints the region (the other member's recovery
+	// of it is discarded: it stays out of sync) and answers.
+	GrantWait time.Duration
+	// FenceConfirm confirms that a node whose member departed without
+	// LEAVING is fenced (its kernel cannot write any more): nil error
+	// means confirmed. dlogd's --fence-confirm runs a command (say,
+	// stonith_admin --history). Until a departed node is confirmed, or
+	// its dlogd rejoins, nothing is resynchronised (package doc,
+	// "Fencing").
+	FenceConfirm func(ctx context.Context, node uint32) error
+	// FenceTimeout, when FenceConfirm is nil, takes a node that has been
+	// out of the cluster membership for this long as fenced (opt-in; it
+	// trusts that a node gone from the membership has stopped writing,
+	// which only fencing guarantees). It needs a Group that reports node
+	// membership (NodeView).
+	FenceTimeout time.Duration
+}
+
+// NodeView is implemented by a Group that reports the cluster's node
+// membership (corosync's, not the group's: a node whose dlogd died is
+// still a member).
+type NodeView interface {
+	NodeMember(node uint32) bool
 }
 
 func (o *Options) defaults() {
@@ -44,10 +73,13 @@ func (o *Options) defaults() {
 		o.JoinTimeout = 60 * time.Second
 	}
 	if o.WorkTimeout <= 0 {
-		o.WorkTimeout = 2 * time.Second
+		o.WorkTimeout = 10 * time.Second
 	}
 	if o.Reserve <= 0 {
 		o.Reserve = 5 * time.Second
+	}
+	if o.GrantWait <= 0 {
+		o.GrantWait = 5 * time.Second
 	}
 	if o.MaxSlots <= 0 || o.MaxSlots > MaxSlots {
 		o.MaxSlots = MaxSlots
@@ -120,8 +152,10 @@ type Log struct {
 	geo  geometry   // clustered-disk
 	slot engine.Log // clustered-disk: this member's slot, while resumed
 
-	pmu                sync.Mutex // guards the new marks and clears
+	pmu                sync.Mutex // guards the new marks and clears, slot, slotErr
 	newMarks, newClear []uint64
+	slotErr            error       // clustered-disk: the slot failed to open at the last resume
+	flushFailed        atomic.Bool // a FLUSH failed since the last resume: status 'D'
 
 	// syncp is st.sync, for the readers that take no lock; nover is
 	// len(override), so that IN_SYNC takes mu only while one is pending.
@@ -155,7 +189,8 @@ type Log struct {
 	myProp        uint64 // id of our open proposal, 0 if none
 	vetoed        map[uint64]bool
 	merging       map[int]bool
-	failed        error // fatal group condition (split brain, expelled)
+	fencing       map[uint32]bool // nodes whose fence confirmation runs
+	failed        error           // fatal group condition (split brain, expelled)
 	founded       bool
 	leavingAt     uint64 // seq of our LEAVING, 0 if none
 	resumeWanted  bool
@@ -203,7 +238,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		log:      eo.Logger.With("cluster", o.Transport.Name()),
 		mine:     newBits(n, false),
 		override: map[uint64]bool{}, reserved: map[uint64]time.Time{}, ns: map[uint64]bool{},
-		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{},
+		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{}, fencing: map[uint32]bool{},
 		assembly: map[MemberID]*stateAsm{},
 	}
 	l.cond.L = &l.mu
@@ -213,6 +248,9 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		dev, info, err := engine.OpenDevice(c.Device, eo)
 		if err != nil {
 			return nil, err
+		}
+		if eo.WrapDevice != nil {
+			dev = eo.WrapDevice(dev)
 		}
 		g, err := geometryOf(n, info, o.MaxSlots)
 		if err != nil {
@@ -352,6 +390,14 @@ func (l *Log) Flush() error {
 	if l.closed.Load() {
 		return engine.ErrClosed
 	}
+	err := l.flush()
+	if err != nil && l.running.Load() {
+		l.flushFailed.Store(true)
+	}
+	return err
+}
+
+func (l *Log) flush() error {
 	l.mu.Lock()
 	failed := l.failed
 	l.mu.Unlock()
@@ -361,7 +407,13 @@ func (l *Log) Flush() error {
 	l.pmu.Lock()
 	marks, clears := l.newMarks, l.newClear
 	l.newMarks, l.newClear = nil, nil
-	slot := l.slot
+	slot, slotErr := l.slot, l.slotErr
+	if slot == nil && !l.core && l.running.Load() {
+		// No slot: the marks would be persisted nowhere.
+		l.newMarks, l.newClear = append(marks, l.newMarks...), append(clears, l.newClear...)
+		l.pmu.Unlock()
+		return fmt.Errorf("%w: this node's slot on the log device is not open: %v", engine.ErrIO, slotErr)
+	}
 	l.pmu.Unlock()
 	if !l.core {
 		if slot != nil {
@@ -413,21 +465,38 @@ func (l *Log) failedErr() error {
 	return ErrLeft
 }
 
-// holdFor waits while another member holds any of marks for recovery.
+// holdFor waits while another member holds any of marks for recovery, up
+// to Options.GrantWait; then it taints the regions still held (their
+// recovery is discarded) and returns once the taints are delivered, so
+// the write that follows cannot be undone by that recovery's report.
 func (l *Log) holdFor(marks []uint64) error {
 	if len(marks) == 0 {
 		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	deadline := time.Now().Add(l.opts.GrantWait)
+	held := func(r uint64) bool {
+		id, ok := l.st.lockedBy(r)
+		return ok && id != l.me && l.group != nil && l.failed == nil && l.mine.Test(r)
+	}
 	for _, r := range marks {
-		for {
-			id, ok := l.st.lockedBy(r)
-			if !ok || id == l.me || l.group == nil || l.failed != nil || !l.mine.Test(r) {
-				break
-			}
-			l.cond.Wait()
+		for held(r) && time.Now().Before(deadline) {
+			l.waitUntil(deadline)
 		}
+	}
+	var last uint64
+	for _, r := range marks {
+		if held(r) && !l.st.tainted[r] {
+			l.log.Warn("a FLUSH waited too long for another node's recovery of a region it writes: that recovery is discarded", "region", r)
+			last = l.send(func(seq uint64) []byte { return l.codec.taint(seq, r) })
+		}
+	}
+	for last != 0 && l.delivered < last {
+		if l.failed != nil || l.group == nil {
+			return fmt.Errorf("%w: taint not confirmed by the group: %v", engine.ErrIO, l.failedErr())
+		}
+		l.cond.Wait()
 	}
 	return nil
 }
@@ -437,6 +506,9 @@ func (l *Log) Presuspend() error {
 		return engine.ErrClosed
 	}
 	l.halted.Store(true)
+	l.mu.Lock()
+	l.cond.Broadcast() // a held GET_RESYNC_WORK answers
+	l.mu.Unlock()
 	return nil
 }
 
@@ -451,6 +523,13 @@ func (l *Log) IsRemoteRecovering(r uint64) (bool, uint64, error) {
 		return true, 0, nil
 	}
 	if l.halted.Load() {
+		// Presuspended: writes still arrive (the kernel presuspends
+		// before it blocks I/O) and recovery has stopped, so no write
+		// waits; the kernel latches hint n. Record it: IN_SYNC then
+		// answers 1, so every such write is marked and goes to every
+		// leg, and this node's vote and held FLUSH keep it apart from a
+		// peer's resync of the region.
+		l.promise(l.n)
 		return false, l.n, nil
 	}
 	l.mu.Lock()
@@ -515,8 +594,14 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	defer l.mu.Unlock()
 	if g, ok := l.st.grants[l.me]; !inSync && (!ok || g != r) {
 		// A failed write: the kernel keeps the region NOSYNC in its
-		// region hash until reload; only this node may resync it.
+		// region hash until this node recovers it; only this node may
+		// resync it.
 		l.ns[r] = true
+	} else if inSync {
+		// This node's kernel recovered r: its region-hash entry is
+		// clean again, and others may resync r when it next goes out
+		// of sync.
+		delete(l.ns, r)
 	}
 	if l.group == nil || l.status != stSynced {
 		return nil
@@ -530,7 +615,12 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 // ---- resync hand-out ----
 
 // GetResyncWork proposes a region to the group and returns it once every
-// other synced member accepted it (package doc, "Hand-out").
+// other synced member accepted it (package doc, "Hand-out"). It holds the
+// answer while regions are out of sync and none is granted to this member
+// yet (a vote is open, or every candidate is vetoed or held for now), up to
+// Options.WorkTimeout: dm-raid1 asks again only when I/O or a finished
+// recovery wakes its worker, so an answer of "no work" while work remains
+// leaves an idle mirror unsynchronised.
 func (l *Log) GetResyncWork() (uint64, bool, error) {
 	if l.closed.Load() {
 		return 0, false, engine.ErrClosed
@@ -541,38 +631,46 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	deadline := time.Now().Add(l.opts.WorkTimeout)
-	stop := time.AfterFunc(l.opts.WorkTimeout, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
-	defer stop.Stop()
-	for tries := 0; tries < 8; tries++ {
-		if r, ok := l.st.grants[l.me]; ok {
-			if _, reported := l.override[r]; reported {
-				// Its SET_REGION_SYNC is on its way: not work any more.
-				return 0, false, nil
-			}
+	for {
+		r, granted := l.st.grants[l.me]
+		if _, reported := l.override[r]; granted && !reported {
 			return r, true, nil
 		}
-		if l.group == nil || l.status != stSynced || l.failed != nil || !l.group.Quorate() || l.halted.Load() {
+		// A grant whose SET_REGION_SYNC is on its way is not work any
+		// more: wait for its delivery below, then propose the next.
+		if l.group == nil || l.status != stSynced || l.failed != nil || l.halted.Load() || l.closed.Load() ||
+			l.st.sync.Count() >= l.n || !time.Now().Before(deadline) {
+			// Nothing to do, or held long enough: an open proposal
+			// stays, and a later call returns its grant.
 			return 0, false, nil
 		}
-		if l.myProp == 0 {
-			r, ok := l.candidate()
-			if !ok {
-				return 0, false, nil
+		if l.myProp == 0 && !granted && l.group.Quorate() {
+			if r, ok := l.candidate(); ok {
+				l.propID++
+				id := l.propID
+				l.myProp = id
+				l.send(func(seq uint64) []byte { return l.codec.propose(seq, id, r) })
 			}
-			l.propID++
-			id := l.propID
-			l.myProp = id
-			l.send(func(seq uint64) []byte { return l.codec.propose(seq, id, r) })
 		}
-		id := l.myProp
-		for l.myProp == id && l.group != nil && l.failed == nil && time.Now().Before(deadline) {
-			l.cond.Wait()
+		// Wait for the vote, or for the group's state to change (a
+		// veto, a region released), rechecking at least every 250 ms.
+		next := time.Now().Add(250 * time.Millisecond)
+		if deadline.Before(next) {
+			next = deadline
 		}
-		if l.myProp == id {
-			return 0, false, nil // still open: a later call returns it if granted
-		}
+		l.waitUntil(next)
 	}
-	return 0, false, nil
+}
+
+// waitUntil waits on cond once, woken at the latest at t; mu is held.
+func (l *Log) waitUntil(t time.Time) {
+	d := time.Until(t)
+	if d <= 0 {
+		return
+	}
+	tm := time.AfterFunc(d, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
+	l.cond.Wait()
+	tm.Stop()
 }
 
 // candidate picks the next region to propose: regions this node's kernel
@@ -584,6 +682,9 @@ func (l *Log) candidate() (uint64, bool) {
 		}
 		_, locked := l.st.lockedBy(r)
 		return !locked
+	}
+	if len(l.st.unfenced) > 0 {
+		return 0, false // nothing is handed out (package doc, "Fencing")
 	}
 	for len(l.prio) > 0 {
 		r := l.prio[0]
@@ -640,7 +741,7 @@ func (l *Log) Status(t engine.StatusType) string {
 	} else {
 		s = fmt.Sprintf("%s %d ", c.Type, c.RegionSize)
 	}
-	if c.Sync != header.SyncDefault {
+	if c.Sync != engine.SyncDefault {
 		s += c.Sync.String() + " "
 	}
 	if c.BlockOnError {
@@ -649,14 +750,19 @@ func (l *Log) Status(t engine.StatusType) string {
 	return s
 }
 
+// Failed reports the log's device failures: the slot's, a slot that did
+// not open, and any FLUSH that failed (cluster-side too), so that status
+// shows 'D' and not 'A'.
 func (l *Log) Failed() (bool, bool) {
 	l.pmu.Lock()
-	s := l.slot
+	s, serr := l.slot, l.slotErr
 	l.pmu.Unlock()
-	if s == nil {
-		return false, false
+	io, fl := serr != nil, l.flushFailed.Load()
+	if s != nil {
+		sio, sfl := s.Failed()
+		io, fl = io || sio, fl || sfl
 	}
-	return s.Failed()
+	return io, fl
 }
 
 func (l *Log) Stats() engine.Stats {

@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/dlog-dev/dlog/bitmap"
-	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/engine"
 )
 
 // Slot states (clustered-disk).
@@ -34,11 +33,11 @@ type proposal struct {
 // bits is a bitmap over Go memory that can be snapshotted word by word.
 type bits struct {
 	words []uint64
-	*bitmap.Bitmap
+	*engine.Bitmap
 }
 
 func newBits(n uint64, fill bool) bits {
-	w := make([]uint64, max(1, header.BitsetSize(n)/8))
+	w := make([]uint64, max(1, engine.BitsetWords(n)))
 	if fill {
 		for i := range w {
 			w[i] = ^uint64(0)
@@ -50,11 +49,28 @@ func newBits(n uint64, fill bool) bits {
 			w[0] = 0
 		}
 	}
-	b, err := bitmap.New(w, n, bitmap.Options{})
+	b, err := engine.NewBitmap(w, n)
 	if err != nil {
 		panic(err) // sizes are computed above
 	}
 	return bits{w, b}
+}
+
+// bitsFor returns m[k], made empty for n regions if absent.
+func bitsFor[K comparable](m map[K]bits, k K, n uint64) bits {
+	b, ok := m[k]
+	if !ok {
+		b = newBits(n, false)
+		m[k] = b
+	}
+	return b
+}
+
+// orBits sets in dst every bit set in src.
+func orBits(dst, src bits) {
+	for r, ok := src.NextSet(0); ok; r, ok = src.NextSet(r + 1) {
+		dst.Set(r)
+	}
 }
 
 // state is the replicated part of a cluster log: every synced member holds
@@ -69,16 +85,30 @@ type state struct {
 	pending map[MemberID]*proposal // at most one open proposal per member
 	sync    bits                   // 1 = in sync (the cluster's sync bits)
 	marksOf map[MemberID]bits      // clustered-core: every member's marks
+	tainted map[uint64]bool        // handed out or proposed regions another member wrote meanwhile
+	// unfenced: nodes a synced member of which departed without LEAVING
+	// and which neither rejoined nor were confirmed fenced: their kernel
+	// may still write, so nothing is handed out and no slot of theirs is
+	// merged (package doc, "Fencing").
+	unfenced map[uint32]bool
+	orphans  map[uint32]bits // clustered-core: the marks of an unfenced node's departed members
 }
+
+// taintBit flags a tainted region in a snapshot's grant and proposal
+// records (regions are below 2^63).
+const taintBit = 1 << 63
 
 func newState(n uint64, core bool, nslots int) *state {
 	return &state{
 		n: n, core: core, nslots: nslots,
-		members: map[MemberID]*member{},
-		grants:  map[MemberID]uint64{},
-		pending: map[MemberID]*proposal{},
-		marksOf: map[MemberID]bits{},
-		sync:    newBits(n, false),
+		members:  map[MemberID]*member{},
+		grants:   map[MemberID]uint64{},
+		pending:  map[MemberID]*proposal{},
+		marksOf:  map[MemberID]bits{},
+		tainted:  map[uint64]bool{},
+		sync:     newBits(n, false),
+		unfenced: map[uint32]bool{},
+		orphans:  map[uint32]bits{},
 	}
 }
 
@@ -118,7 +148,7 @@ func (s *state) lockedBy(r uint64) (MemberID, bool) {
 // exact total against THIS log (protocol.md §8.5 m).
 const (
 	stateMagic   = 0x54534C44 // "DLST"
-	stateVersion = 1
+	stateVersion = 2
 	stateFixed   = 64
 	memberRec    = 16
 	slotRec      = 16
@@ -142,7 +172,7 @@ func (s *state) encode(rs uint32, pointFrom MemberID, pointSeq uint64, recipient
 	if s.core {
 		marked = sortedKeys(s.marksOf)
 	}
-	b := make([]byte, 0, 4096+int(header.BitsetSize(s.n))*(1+len(marked)))
+	b := make([]byte, 0, 4096+8*engine.BitsetWords(s.n)*(1+len(marked)))
 	b = le.AppendUint32(b, stateMagic)
 	b = le.AppendUint32(b, stateVersion)
 	b = le.AppendUint64(b, s.n)
@@ -164,11 +194,11 @@ func (s *state) encode(rs uint32, pointFrom MemberID, pointSeq uint64, recipient
 		b = append(b, s.slots[i].state, 0, 0, 0, 0, 0, 0, 0)
 	}
 	for _, id := range gids {
-		b = u64s(b, uint64(id), s.grants[id])
+		b = u64s(b, uint64(id), s.grants[id]|s.taintFlag(s.grants[id]))
 	}
 	for _, id := range pids {
 		p := s.pending[id]
-		b = u64s(b, uint64(id), p.id, p.region)
+		b = u64s(b, uint64(id), p.id, p.region|s.taintFlag(p.region))
 		b = le.AppendUint32(b, uint32(len(p.waiting)))
 		b = le.AppendUint32(b, 0)
 		for _, w := range p.waiting {
@@ -183,11 +213,39 @@ func (s *state) encode(rs uint32, pointFrom MemberID, pointSeq uint64, recipient
 		b = le.AppendUint64(b, uint64(id))
 		b = appendWords(b, s.marksOf[id], s.n)
 	}
+	nodes := make([]uint32, 0, len(s.unfenced))
+	for k := range s.unfenced {
+		nodes = append(nodes, k)
+	}
+	slices.Sort(nodes)
+	b = le.AppendUint32(b, uint32(len(nodes)))
+	for _, k := range nodes {
+		o, ok := s.orphans[k]
+		b = le.AppendUint32(b, k)
+		b = le.AppendUint32(b, uint32(b2u(ok)))
+		if ok {
+			b = appendWords(b, o, s.n)
+		}
+	}
 	return b
 }
 
+func (s *state) taintFlag(r uint64) uint64 {
+	if s.tainted[r] {
+		return taintBit
+	}
+	return 0
+}
+
+// untaint forgets a taint once nobody holds r any more.
+func (s *state) untaint(r uint64) {
+	if _, held := s.lockedBy(r); !held {
+		delete(s.tainted, r)
+	}
+}
+
 func appendWords(b []byte, x bits, n uint64) []byte {
-	nw := header.BitsetSize(n) / 8
+	nw := uint64(engine.BitsetWords(n))
 	for i := uint64(0); i < nw; i++ {
 		b = binary.LittleEndian.AppendUint64(b, x.words[i])
 	}
@@ -245,7 +303,7 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 	if !core && nk != 0 {
 		return bad("mark bitmaps in a clustered-disk state")
 	}
-	bs := int(header.BitsetSize(n))
+	bs := 8 * engine.BitsetWords(n)
 	p := b[stateFixed:]
 	need := func(k int) bool { return len(p) >= k }
 	take := func(k int) []byte { q := p[:k]; p = p[k:]; return q }
@@ -272,6 +330,10 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 	for i := 0; i < ng; i++ {
 		q := take(grantRec)
 		id, r := MemberID(le.Uint64(q)), le.Uint64(q[8:])
+		if r&taintBit != 0 {
+			r &^= taintBit
+			st.tainted[r] = true
+		}
 		if st.members[id] == nil || r >= n {
 			return bad("grant record %d", i)
 		}
@@ -284,6 +346,10 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 		q := take(pendingRec)
 		id := MemberID(le.Uint64(q))
 		pr := &proposal{id: le.Uint64(q[8:]), region: le.Uint64(q[16:])}
+		if pr.region&taintBit != 0 {
+			pr.region &^= taintBit
+			st.tainted[pr.region] = true
+		}
 		nw := int(le.Uint32(q[24:]))
 		if st.members[id] == nil || pr.region >= n || nw > nm || st.pending[id] != nil || !need(8*nw) {
 			return bad("proposal record %d", i)
@@ -307,8 +373,8 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 		}
 		sn.recipients = append(sn.recipients, r)
 	}
-	if len(p) != bs+nk*(8+bs) {
-		return bad("%d bytes of bitmaps, want exactly %d for %d regions and %d mark sets", len(p), bs+nk*(8+bs), n, nk)
+	if len(p) < bs+nk*(8+bs)+4 {
+		return bad("%d bytes of bitmaps, want at least %d for %d regions and %d mark sets", len(p), bs+nk*(8+bs)+4, n, nk)
 	}
 	if err := readWords(st.sync, take(bs), n); err != nil {
 		return bad("sync bits: %v", err)
@@ -323,6 +389,31 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 			return bad("marks: %v", err)
 		}
 		st.marksOf[id] = m
+	}
+	nu := int(le.Uint32(take(4)))
+	if nu > MaxMembers {
+		return bad("%d unfenced nodes", nu)
+	}
+	for i := 0; i < nu; i++ {
+		if !need(8) {
+			return bad("truncated unfenced node %d", i)
+		}
+		q := take(8)
+		k, has := le.Uint32(q), le.Uint32(q[4:])
+		if st.unfenced[k] || has > 1 || (has == 1 && !core) || (has == 1 && !need(bs)) {
+			return bad("unfenced node record %d", i)
+		}
+		st.unfenced[k] = true
+		if has == 1 {
+			o := newBits(n, false)
+			if err := readWords(o, take(bs), n); err != nil {
+				return bad("orphan marks: %v", err)
+			}
+			st.orphans[k] = o
+		}
+	}
+	if len(p) != 0 {
+		return bad("%d bytes past the end", len(p))
 	}
 	sn.st = st
 	return sn, nil

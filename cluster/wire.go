@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/engine"
 )
 
 // The wire format of cluster messages. Every message is a 32-byte header
@@ -50,10 +50,11 @@ const (
 	mLeaving                     // the sender's kernel suspended the log; it leaves
 	mMerged                      // clustered-disk: a departed member's slot, merged
 	mState                       // a chunk of a state transfer to joiners
+	mFenced                      // a departed node is confirmed fenced: its regions may be resynced
 	mTypeEnd
 )
 
-var typeNames = [...]string{"", "ANNOUNCE", "MARKS", "SYNC", "PROPOSE", "VOTE", "LEAVING", "MERGED", "STATE"}
+var typeNames = [...]string{"", "ANNOUNCE", "MARKS", "SYNC", "PROPOSE", "VOTE", "LEAVING", "MERGED", "STATE", "FENCED"}
 
 func (t msgType) String() string {
 	if t > 0 && t < mTypeEnd {
@@ -90,6 +91,8 @@ type message struct {
 	Slot  uint32   // MERGED
 	Owner MemberID // MERGED
 	Last  bool     // MERGED
+
+	Node uint32 // FENCED
 
 	StateID       uint64 // STATE
 	Offset, Total uint64 // STATE
@@ -150,12 +153,26 @@ func (c codec) sync(seq, region uint64, inSync bool) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, b2u(inSync))
 }
 
+// syncTaint is the SYNC value of a taint: the sender's kernel writes the
+// region while another member holds it for recovery (a FLUSH that waited
+// Options.GrantWait for the hand-out to end); that recovery's outcome is
+// discarded and the region stays out of sync.
+const syncTaint = 2
+
+func (c codec) taint(seq, region uint64) []byte {
+	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, syncTaint)
+}
+
 func (c codec) propose(seq, id, region uint64) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+16), mPropose, seq, 16), id, region)
 }
 
 func (c codec) vote(seq uint64, proposer MemberID, id uint64, accept bool) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+24), mVote, seq, 24), uint64(proposer), id, b2u(accept))
+}
+
+func (c codec) fenced(seq uint64, node uint32) []byte {
+	return u64s(c.head(make([]byte, 0, hdrLen+8), mFenced, seq, 8), uint64(node))
 }
 
 func (c codec) leaving(seq uint64) []byte { return c.head(make([]byte, 0, hdrLen), mLeaving, seq, 0) }
@@ -184,7 +201,7 @@ func (c codec) state(seq, id, off, total uint64, data []byte) []byte {
 // fixed part, the member, slot, grant and proposal tables at their bounds,
 // the sync bitmap and, for clustered-core, one mark bitmap per member.
 func (c codec) maxState() uint64 {
-	bs := header.BitsetSize(c.n)
+	bs := uint64(8 * engine.BitsetWords(c.n))
 	return stateFixed + MaxMembers*(memberRec+grantRec+pendingRec+8*MaxMembers+recipRec) + MaxSlots*slotRec + bs*(1+MaxMembers)
 }
 
@@ -268,7 +285,7 @@ func (c codec) decode(b []byte) (message, error) {
 		if err := region(m.Region); err != nil {
 			return m, err
 		}
-		if m.Value > 1 {
+		if m.Value > syncTaint {
 			return m, malformed("SYNC value %d", m.Value)
 		}
 	case mPropose:
@@ -295,6 +312,15 @@ func (c codec) decode(b []byte) (message, error) {
 		if err := exact(0); err != nil {
 			return m, err
 		}
+	case mFenced:
+		if err := exact(8); err != nil {
+			return m, err
+		}
+		v := le.Uint64(p)
+		if v > 1<<32-1 {
+			return m, malformed("FENCED node %d", v)
+		}
+		m.Node = uint32(v)
 	case mMerged:
 		if len(p) < 24 {
 			return m, malformed("MERGED payload of %d bytes, shorter than its fields", len(p))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/internal/testutil/clustercheck"
 )
 
 // The workload test plays each node's kernel (a model of dm-raid1's use of
@@ -32,115 +33,6 @@ import (
 //     kernel's disk log reads an exact image;
 //   - at the end, every member holds the same replicated sync bits.
 
-// checker is the global view of what the kernels did.
-type checker struct {
-	t          testing.TB
-	mu         sync.Mutex
-	active     map[uint64]map[int]int // region -> node -> writes in flight
-	recovering map[uint64]int         // region -> node
-	acked      map[int]map[uint64]bool
-	recovered  map[uint64]time.Time
-	unmarked   map[uint64][]string
-	dying      map[int]bool
-	violations []string
-	stats      struct{ writes, recoveries, kills, checks, marksChecked int }
-}
-
-func newChecker(t testing.TB) *checker {
-	return &checker{t: t, active: map[uint64]map[int]int{}, recovering: map[uint64]int{}, acked: map[int]map[uint64]bool{}, recovered: map[uint64]time.Time{}, unmarked: map[uint64][]string{}, dying: map[int]bool{}}
-}
-
-func (c *checker) fail(f string, a ...any) {
-	c.violations = append(c.violations, fmt.Sprintf(f, a...))
-}
-
-func (c *checker) issue(node int, r uint64, marked bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.dying[node] {
-		return
-	}
-	if x, ok := c.recovering[r]; ok && x != node {
-		c.fail("node %d issued a write to region %d while node %d recovers it", node, r, x)
-	}
-	if c.active[r] == nil {
-		c.active[r] = map[int]int{}
-	}
-	c.active[r][node]++
-	if marked {
-		if c.acked[node] == nil {
-			c.acked[node] = map[uint64]bool{}
-		}
-		c.acked[node][r] = true
-	}
-	c.stats.writes++
-}
-
-func (c *checker) complete(node int, r uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.active[r][node]--
-}
-
-func (c *checker) cleared(node int, r uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.acked[node], r)
-}
-
-func (c *checker) startRecovery(node int, r uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if debugf != nil {
-		debugf("checker: node %d starts recovering %d", node, r)
-	}
-	if x, ok := c.recovering[r]; ok && x != node {
-		c.fail("region %d handed to node %d while node %d recovers it", r, node, x)
-	}
-	for k, n := range c.active[r] {
-		if k != node && n > 0 && !c.dying[k] {
-			c.fail("region %d handed to node %d while node %d has %d writes in flight to it (unmarked: %v)", r, node, k, n, c.unmarked[r])
-		}
-	}
-	c.recovering[r] = node
-	c.stats.recoveries++
-}
-
-func (c *checker) endRecovery(node int, r uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.recovering[r] == node {
-		delete(c.recovering, r)
-	}
-	c.recovered[r] = time.Now()
-}
-
-// died forgets a dead node's kernel: its writes stop, its recovery ends;
-// it returns the regions it had marked and not cleared.
-func (c *checker) died(node int) map[uint64]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range c.active {
-		delete(m, node)
-	}
-	for r, x := range c.recovering {
-		if x == node {
-			delete(c.recovering, r)
-		}
-	}
-	a := c.acked[node]
-	delete(c.acked, node)
-	delete(c.dying, node)
-	c.stats.kills++
-	return a
-}
-
-func (c *checker) recoveredSince(r uint64, t time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.recovered[r].After(t)
-}
-
 // Region-hash states of the kernel model.
 const (
 	rhClean = iota
@@ -157,7 +49,7 @@ type kernel struct {
 	l        *Log
 	n        uint64
 	rng      *rand.Rand
-	c        *checker
+	c        *clustercheck.Checker
 	dead     atomic.Bool
 	hint     uint64
 	entries  map[uint64]*entry
@@ -210,9 +102,7 @@ func (k *kernel) step() bool {
 			if in {
 				e.state = rhClean
 			} else {
-				k.c.mu.Lock()
-				k.c.unmarked[r] = append(k.c.unmarked[r], fmt.Sprintf("node %d NOSYNC entry: hint %d promised %d running %v", k.node, k.hint, l.promised.Load(), l.running.Load()))
-				k.c.mu.Unlock()
+				k.c.Note(r, fmt.Sprintf("node %d NOSYNC entry: hint %d promised %d running %v", k.node, k.hint, l.promised.Load(), l.running.Load()))
 			}
 			k.entries[r] = e
 		}
@@ -231,7 +121,7 @@ func (k *kernel) step() bool {
 				return false
 			}
 		}
-		k.c.issue(k.node, r, marked)
+		k.c.Issue(k.node, r, marked)
 		k.inflight = append(k.inflight, r)
 	case p < 65: // a write completes
 		if len(k.inflight) == 0 {
@@ -240,7 +130,7 @@ func (k *kernel) step() bool {
 		i := k.rng.IntN(len(k.inflight))
 		r := k.inflight[i]
 		k.inflight = slices.Delete(k.inflight, i, i+1)
-		k.c.complete(k.node, r)
+		k.c.Complete(k.node, r)
 		e := k.entries[r]
 		e.pending--
 		if e.pending == 0 && e.state == rhDirty {
@@ -253,7 +143,7 @@ func (k *kernel) step() bool {
 		}
 		for _, r := range k.toClear {
 			if e := k.entries[r]; e != nil && e.state == rhClean && e.pending == 0 {
-				k.c.cleared(k.node, r)
+				k.c.Cleared(k.node, r)
 				l.ClearRegion(r)
 				delete(k.entries, r)
 			}
@@ -287,13 +177,13 @@ func (k *kernel) step() bool {
 		if e := k.entries[r]; e.pending > 0 {
 			return true // quiescing
 		}
-		k.c.startRecovery(k.node, r)
-		k.c.endRecovery(k.node, r)
+		k.c.StartRecovery(k.node, r)
+		k.c.EndRecovery(k.node, r)
 		if err := l.SetRegionSync(r, true); err != nil {
 			return false
 		}
 		l.ClearRegion(r)
-		k.c.cleared(k.node, r)
+		k.c.Cleared(k.node, r)
 		delete(k.entries, r)
 		k.recov = -1
 	case p < 97:
@@ -350,7 +240,7 @@ func testWorkload(t *testing.T, table string) {
 	}()
 	c := ctr(t, table)
 	net := NewFakeNet(3)
-	ch := newChecker(t)
+	ch := clustercheck.New()
 	stop := make(chan struct{})
 	nodes := make([]*cnode, 3)
 	start := func(i int) {
@@ -375,14 +265,12 @@ func testWorkload(t *testing.T, table string) {
 		nd := nodes[i]
 		me := nd.l.Info().Me
 		nd.k.dead.Store(true)
-		ch.mu.Lock()
-		ch.dying[i] = true
-		ch.mu.Unlock()
+		ch.Dies(i)
 		at := time.Now()
 		net.Kill(nd.id)
 		nd.l.crash()
 		<-nd.k.stopped
-		return ch.died(i), me, at
+		return ch.Died(i), me, at
 	}
 	deadline := time.Now().Add(dur)
 	for time.Now().Before(deadline) {
@@ -398,17 +286,12 @@ func testWorkload(t *testing.T, table string) {
 		for _, l := range survivors {
 			waitFor(t, "survivors to settle", func() bool { return settled(l, dead) })
 			for r := range acked {
-				ch.mu.Lock()
-				ch.stats.marksChecked++
-				ch.mu.Unlock()
-				if replicatedInSync(l, r) && !ch.recoveredSince(r, at) {
+				if replicatedInSync(l, r) && !ch.RecoveredSince(r, at) {
 					t.Fatalf("region %d, marked by killed node %d (%s), is in sync on %s and was not resynced since", r, i+1, dead, l.Info().Me)
 				}
 			}
 		}
-		ch.mu.Lock()
-		ch.stats.checks++
-		ch.mu.Unlock()
+		ch.Checked(len(acked) * len(survivors))
 		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
 		start(i)
 	}
@@ -440,7 +323,7 @@ func testWorkload(t *testing.T, table string) {
 		}
 		for r := range all {
 			for _, nd := range nodes {
-				if replicatedInSync(nd.l, r) && !ch.recoveredSince(r, time.Now().Add(-time.Hour)) {
+				if replicatedInSync(nd.l, r) && !ch.RecoveredSince(r, time.Now().Add(-time.Hour)) {
 					t.Fatalf("after the whole cluster died, region %d (an acknowledged mark) is in sync", r)
 				}
 			}
@@ -452,13 +335,9 @@ func testWorkload(t *testing.T, table string) {
 		checkSame(t, nodes)
 		// A clean shutdown: the image is the kernel's, exact.
 		var marked []uint64
-		ch.mu.Lock()
-		for _, a := range ch.acked {
-			for r := range a {
-				marked = append(marked, r)
-			}
+		for r := range ch.Acked() {
+			marked = append(marked, r)
 		}
-		ch.mu.Unlock()
 		for _, nd := range nodes {
 			nd.l.Presuspend()
 			if err := nd.l.Postsuspend(); err != nil {
@@ -489,13 +368,12 @@ func testWorkload(t *testing.T, table string) {
 		}
 		t.Logf("clean image: %d dirty regions, %d still marked", dirty, len(marked))
 	}
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	t.Logf("writes %d, recoveries %d, kills %d, membership checks %d, dead marks checked %d", ch.stats.writes, ch.stats.recoveries, ch.stats.kills, ch.stats.checks, ch.stats.marksChecked)
-	if len(ch.violations) > 0 {
-		t.Fatalf("%d violations, first: %s", len(ch.violations), ch.violations[0])
+	st := ch.Stats()
+	t.Logf("writes %d, recoveries %d, kills %d, membership checks %d, dead marks checked %d", st.Writes, st.Recoveries, st.Kills, st.Checks, st.MarksChecked)
+	if v := ch.Violations(); len(v) > 0 {
+		t.Fatalf("%d violations, first: %s", len(v), v[0])
 	}
-	if ch.stats.recoveries == 0 || ch.stats.kills == 0 {
+	if st.Recoveries == 0 || st.Kills == 0 {
 		t.Fatal("the workload did not exercise recovery and kills")
 	}
 	_ = header.Magic

@@ -206,7 +206,6 @@ func (d *diskState) resume(l *dirtyLog) error {
 	// 1. Read [0, buf_size). A failed or short read fails the device, and
 	//    the log is treated as holding no regions.
 	hdr := header.Fresh()
-	var valid uint64
 	n, err := d.dev.ReadAt(img, 0)
 	if err == nil && n != len(img) {
 		err = fmt.Errorf("short read: %d of %d bytes", n, len(img))
@@ -216,9 +215,10 @@ func (d *diskState) resume(l *dirtyLog) error {
 	} else {
 		// 2, 3. Fresh log, version upgrade, unsupported version; the
 		//    stored region count is clamped to this activation (§8.5 j).
-		h, _ := header.Decode(img)
-		r, ierr := header.Interpret(h, l.n, l.cfg.Sync)
-		hdr, valid = r.Header, r.Valid
+		//    4, 5: regions the image does not cover, stale tail bits
+		//    (LoadImage; the words changed behind the bitmap's back).
+		r, ierr := LoadImage(img, l.n, l.cfg.Sync, 0, l.clean, nil)
+		hdr = r.Header
 		if ierr != nil {
 			d.fail(l, ierr)
 		}
@@ -226,16 +226,10 @@ func (d *diskState) resume(l *dirtyLog) error {
 			l.logger.Info("disk log header version 1 upgraded to 2")
 		}
 	}
-	// The words changed behind the bitmap's back.
-	l.clean.Recount()
-	// 4. Regions the image does not cover: in sync for nosync, else dirty.
-	if l.cfg.Sync == header.SyncNone {
-		l.clean.SetRange(valid, l.n)
-	} else {
-		l.clean.ClearRange(valid, l.n)
+	if err != nil {
+		// Nothing read: every region dirty (in sync for nosync).
+		LoadImage(nil, l.n, l.cfg.Sync, 0, l.clean, nil)
 	}
-	// 5. Stale bits of a shrunken log, up to the next multiple of 64.
-	l.clean.ClearTail()
 	// 6. sync bits := clean bits; nothing recovering.
 	if err := l.sync.CopyFrom(l.clean); err != nil {
 		return err

@@ -112,6 +112,22 @@ OPTIONS
         make build-cluster). Default none: every log is this node's alone.
         If corosync cannot be reached, CTR fails and says why.
 
+    --fence-confirm COMMAND
+        With --cluster: when a node's dlogd departs from a log's group
+        without leaving (crash, power cut), its kernel may still write, so
+        no region is resynchronised (and, clustered-disk, its slot is not
+        merged) until its dlogd rejoins or COMMAND confirms the node fenced:
+        /bin/sh -c COMMAND with %n and $DLOG_FENCE_NODE the corosync node
+        id; exit status 0 confirms (say, stonith_admin --history %n ...).
+        Retried every 2 s while it fails.
+
+    --fence-timeout DURATION
+        Without --fence-confirm: take a node that has been out of the
+        corosync membership for DURATION as fenced. Opt-in and unsafe
+        without real fencing (a node cut off from the network may still
+        write the shared legs). Needs node membership from the cluster
+        engine; not available over corosync CPG yet: use --fence-confirm.
+
     --force
         Exit on the first SIGTERM or SIGINT even while logs are in use.
 

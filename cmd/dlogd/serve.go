@@ -35,6 +35,8 @@ type serveFlags struct {
 	ioFall        bool
 	clearDelay    time.Duration
 	cluster       string
+	fenceConfirm  string
+	fenceTimeout  time.Duration
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -53,6 +55,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.ioFall, "io-fallback", false, "")
 	fs.DurationVar(&f.clearDelay, "clear-delay", 0, "")
 	fs.StringVar(&f.cluster, "cluster", "", "")
+	fs.StringVar(&f.fenceConfirm, "fence-confirm", "", "")
+	fs.DurationVar(&f.fenceTimeout, "fence-timeout", 0, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, helpServe)
@@ -77,7 +81,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	openLog, err := clusterOpener(f.cluster, log)
+	openLog, err := clusterOpener(f.cluster, fencing{f.fenceConfirm, f.fenceTimeout}, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "dlogd serve: --cluster %q: %v\n", f.cluster, err)
 		return exitUsage

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/internal/testutil/clustercheck"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -50,7 +51,7 @@ type harness struct {
 	t    *testing.T
 	net  *testNet
 	ctr  string
-	ch   *checker
+	ch   *clustercheck.Checker
 	ks   []*kernel
 	gen  []uint64
 	stop chan struct{}
@@ -99,14 +100,14 @@ func (h *harness) attachAll() {
 // killNode kills node i (dlogd and corosync, SIGKILL) under its kernel and
 // returns the regions its kernel had marked, acknowledged and not cleared.
 func (h *harness) killNode(i int) map[uint64]bool {
-	h.ch.dies(i)
+	h.ch.Dies(i)
 	h.net.kill(i + 1)
 	select {
 	case <-h.ks[i].stopped:
 	case <-time.After(30 * time.Second):
 		h.t.Fatalf("node %d's kernel did not notice its dlogd die", i+1)
 	}
-	return h.ch.died(i)
+	return h.ch.Died(i)
 }
 
 // pause drains the kernels in live and returns a function that resumes
@@ -149,7 +150,7 @@ func (h *harness) checkDirty(live []int, acked map[uint64]bool, at time.Time, wh
 				if err != nil {
 					h.t.Fatalf("node %d IS_CLEAN: %v", j+1, err)
 				}
-				if v == 1 && !h.ch.recoveredSince(r, at) {
+				if v == 1 && !h.ch.RecoveredSince(r, at) {
 					bad = append(bad, fmt.Sprintf("node %d region %d", j+1, r))
 				}
 			}
@@ -179,7 +180,7 @@ func runKill(t *testing.T, typ string, dur time.Duration, tr string) {
 	if typ == "clustered-disk" {
 		ctr = fmt.Sprintf("%d %s %s 1024", regions*1024, typ, dev)
 	}
-	h := &harness{t: t, net: net, ctr: ctr, ch: newChecker(), ks: make([]*kernel, 3), gen: make([]uint64, 3),
+	h := &harness{t: t, net: net, ctr: ctr, ch: clustercheck.New(), ks: make([]*kernel, 3), gen: make([]uint64, 3),
 		stop: make(chan struct{}), rng: rand.New(rand.NewPCG(seed, 7))}
 	for i := 1; i <= 3; i++ {
 		net.startNode(i, true)
@@ -215,7 +216,7 @@ func runKill(t *testing.T, typ string, dur time.Duration, tr string) {
 		at := time.Now()
 		all := map[uint64]bool{}
 		for i := range 3 {
-			h.ch.dies(i)
+			h.ch.Dies(i)
 		}
 		for i := range 3 {
 			for r := range h.killNode(i) {
@@ -268,14 +269,13 @@ func runKill(t *testing.T, typ string, dur time.Duration, tr string) {
 		}
 		t.Logf("clean image in the kernel's format; %d regions marked at shutdown are dirty in it", len(marked))
 	}
-	h.ch.mu.Lock()
-	defer h.ch.mu.Unlock()
+	st := h.ch.Stats()
 	t.Logf("%s/%s: %d writes (%d mark+flush), %d recoveries, %d kills, %d lost-mark checks after them, %d rejoins, %d acknowledged marks of dead nodes checked",
-		typ, tr, h.ch.writes, h.ch.flushes, h.ch.recoveries, kills, checks, joins, marks)
-	if len(h.ch.violations) > 0 {
-		t.Fatalf("%d violations; first: %s", len(h.ch.violations), h.ch.violations[0])
+		typ, tr, st.Writes, st.Flushes, st.Recoveries, kills, checks, joins, marks)
+	if v := h.ch.Violations(); len(v) > 0 {
+		t.Fatalf("%d violations; first: %s", len(v), v[0])
 	}
-	if kills == 0 || h.ch.recoveries == 0 {
+	if kills == 0 || st.Recoveries == 0 {
 		t.Fatal("the run killed no node or recovered no region: too short")
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/clustercheck"
 	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
 )
@@ -94,115 +94,6 @@ func (k *client) region(t ulog.RequestType, r uint64) (int64, uint64, error) {
 	return v, 0, err
 }
 
-// checker is the global view of what every node's kernel did (the same
-// invariants as package cluster's in-process workload test).
-type checker struct {
-	mu         sync.Mutex
-	active     map[uint64]map[int]int
-	recovering map[uint64]int
-	acked      map[int]map[uint64]bool
-	recovered  map[uint64]time.Time
-	dying      map[int]bool
-	violations []string
-	writes     int
-	recoveries int
-	flushes    int
-}
-
-func newChecker() *checker {
-	return &checker{active: map[uint64]map[int]int{}, recovering: map[uint64]int{}, acked: map[int]map[uint64]bool{},
-		recovered: map[uint64]time.Time{}, dying: map[int]bool{}}
-}
-
-func (c *checker) fail(f string, a ...any) { c.violations = append(c.violations, fmt.Sprintf(f, a...)) }
-
-func (c *checker) issue(node int, r uint64, marked bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.dying[node] {
-		return
-	}
-	if x, ok := c.recovering[r]; ok && x != node {
-		c.fail("node %d issued a write to region %d while node %d recovers it", node, r, x)
-	}
-	if c.active[r] == nil {
-		c.active[r] = map[int]int{}
-	}
-	c.active[r][node]++
-	if marked {
-		if c.acked[node] == nil {
-			c.acked[node] = map[uint64]bool{}
-		}
-		c.acked[node][r] = true
-	}
-	c.writes++
-}
-
-func (c *checker) complete(node int, r uint64) {
-	c.mu.Lock()
-	c.active[r][node]--
-	c.mu.Unlock()
-}
-
-func (c *checker) cleared(node int, r uint64) {
-	c.mu.Lock()
-	delete(c.acked[node], r)
-	c.mu.Unlock()
-}
-
-func (c *checker) startRecovery(node int, r uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if x, ok := c.recovering[r]; ok && x != node {
-		c.fail("region %d handed to node %d while node %d recovers it", r, node, x)
-	}
-	for k, n := range c.active[r] {
-		if k != node && n > 0 && !c.dying[k] {
-			c.fail("region %d handed to node %d while node %d has %d writes in flight to it", r, node, k, n)
-		}
-	}
-	c.recovering[r] = node
-	c.recoveries++
-}
-
-func (c *checker) endRecovery(node int, r uint64) {
-	c.mu.Lock()
-	if c.recovering[r] == node {
-		delete(c.recovering, r)
-	}
-	c.recovered[r] = time.Now()
-	c.mu.Unlock()
-}
-
-func (c *checker) dies(node int) {
-	c.mu.Lock()
-	c.dying[node] = true
-	c.mu.Unlock()
-}
-
-func (c *checker) died(node int) map[uint64]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range c.active {
-		delete(m, node)
-	}
-	for r, x := range c.recovering {
-		if x == node {
-			delete(c.recovering, r)
-		}
-	}
-	a := c.acked[node]
-	delete(c.acked, node)
-	delete(c.dying, node)
-	return a
-}
-
-func (c *checker) recoveredSince(r uint64, t time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.recovered[r].After(t)
-}
-
 const (
 	rhClean = iota
 	rhDirty
@@ -220,7 +111,7 @@ type kernel struct {
 	cl       *client
 	n        uint64
 	rng      *rand.Rand
-	c        *checker
+	c        *clustercheck.Checker
 	hint     uint64
 	entries  map[uint64]*entry
 	inflight []uint64
@@ -232,7 +123,7 @@ type kernel struct {
 	stopped chan struct{}
 }
 
-func newKernel(node int, cl *client, n uint64, seed uint64, c *checker) *kernel {
+func newKernel(node int, cl *client, n uint64, seed uint64, c *clustercheck.Checker) *kernel {
 	return &kernel{node: node, cl: cl, n: n, rng: rand.New(rand.NewPCG(seed, uint64(node))), c: c, entries: map[uint64]*entry{},
 		recov: -1, pause: make(chan pauseReq), stopped: make(chan struct{})}
 }
@@ -274,7 +165,7 @@ func (k *kernel) drain() error {
 func (k *kernel) completeOne(i int) {
 	r := k.inflight[i]
 	k.inflight = slices.Delete(k.inflight, i, i+1)
-	k.c.complete(k.node, r)
+	k.c.Complete(k.node, r)
 	e := k.entries[r]
 	e.pending--
 	if e.pending == 0 && e.state == rhDirty {
@@ -287,7 +178,7 @@ func (k *kernel) clearPass() error {
 	var rs []byte
 	for _, r := range k.toClear {
 		if e := k.entries[r]; e != nil && e.state == rhClean && e.pending == 0 {
-			k.c.cleared(k.node, r)
+			k.c.Cleared(k.node, r)
 			rs = ulog.AppendUint64(rs, r)
 			delete(k.entries, r)
 			if len(rs) == 32*8 {
@@ -313,16 +204,16 @@ func (k *kernel) finishRecovery() error {
 	if e := k.entries[r]; e != nil && e.pending > 0 {
 		return nil
 	}
-	k.c.startRecovery(k.node, r)
+	k.c.StartRecovery(k.node, r)
 	time.Sleep(time.Duration(k.rng.IntN(2000)) * time.Microsecond) // the copy
-	k.c.endRecovery(k.node, r)
+	k.c.EndRecovery(k.node, r)
 	if _, err := k.cl.ok(ulog.TypeSetRegionSync, ulog.AppendRegionSync(nil, r, 1)); err != nil {
 		return err
 	}
 	if _, err := k.cl.ok(ulog.TypeClearRegion, ulog.AppendUint64(nil, r)); err != nil {
 		return err
 	}
-	k.c.cleared(k.node, r)
+	k.c.Cleared(k.node, r)
 	delete(k.entries, r)
 	k.recov = -1
 	return nil
@@ -365,10 +256,10 @@ func (k *kernel) step() error {
 			if _, err := cl.ok(ulog.TypeFlush, ulog.AppendUint64(nil, r)); err != nil {
 				return err
 			}
-			k.c.flushes++
+			k.c.Flushed()
 		}
 		e.pending++
-		k.c.issue(k.node, r, marked)
+		k.c.Issue(k.node, r, marked)
 		k.inflight = append(k.inflight, r)
 	case p < 65:
 		if len(k.inflight) > 0 {

@@ -144,7 +144,9 @@ func (n *testNet) startDlogd(i int, cluster bool) {
 	args := []string{n.bin, "serve", "--transport", "unix:" + n.sock(i), "--pidfile", filepath.Join(n.nodeDir(i), "dlogd.pid"),
 		"--control", "none", "--no-mlock", "--force"}
 	if cluster {
-		args = append(args, "--cluster", "corosync")
+		// The test kills a node's corosync and dlogd together with its
+		// kernel (the model stops): a killed node is fenced.
+		args = append(args, "--cluster", "corosync", "--fence-confirm", "true")
 	}
 	n.start("dlogd", i, args...)
 	deadline := time.Now().Add(10 * time.Second)

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dlog-dev/dlog/engine"
 )
 
 // LogFile returns a zero-filled regular file of size bytes in a test's
@@ -39,11 +41,11 @@ func ReadDirect(t testing.TB, path string, n int) []byte {
 	}
 	defer f.Close()
 	size := (n + 4095) / 4096 * 4096
-	buf, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	buf, free, err := engine.AlignedBuf(size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Munmap(buf)
+	defer free()
 	want := size
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		want = min(size, int(st.Size())/512*512)

@@ -1,0 +1,93 @@
+package cluster
+
+// Fencing: a departed node's regions wait for its dlogd to rejoin or for its node to be confirmed fenced.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// errNoFencing: neither Options.FenceConfirm nor Options.FenceTimeout.
+var errNoFencing = errors.New("no fence confirmation configured (--fence-confirm, --fence-timeout): waiting for the node's dlogd to rejoin")
+
+// fenceRetry is how often an unconfirmed node is asked about again.
+const fenceRetry = 2 * time.Second
+
+// fenceDuties: the server confirms every unfenced node that has no member
+// in the group (one that has is rejoining) and multicasts FENCED; mu is
+// held.
+func (l *Log) fenceDuties() {
+	if len(l.st.unfenced) == 0 || l.replaying || l.group == nil || !l.isServer() || l.failed != nil || !l.group.Quorate() {
+		return
+	}
+	for node := range l.st.unfenced {
+		if l.fencing[node] || l.hasMemberOn(node) {
+			continue
+		}
+		l.fencing[node] = true
+		go l.confirmFenced(l.group, node)
+	}
+}
+
+func (l *Log) hasMemberOn(node uint32) bool {
+	for _, id := range l.cur {
+		if id.NodeID() == node {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Log) confirmFenced(g Group, node uint32) {
+	err := l.fenceCheck(g, node)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.group != g || !l.st.unfenced[node] {
+		return
+	}
+	if err == nil && l.isServer() {
+		l.log.Info("departed node confirmed fenced", "node", node)
+		l.send(func(seq uint64) []byte { return l.codec.fenced(seq, node) })
+		return // fencing[node] stays set until FENCED is delivered
+	}
+	if err != nil {
+		l.log.Warn("a departed node is not confirmed fenced: its regions are not resynchronised yet", "node", node, "err", err)
+	}
+	time.AfterFunc(fenceRetry, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.group == g {
+			delete(l.fencing, node)
+			l.fenceDuties()
+		}
+	})
+}
+
+// fenceCheck asks Options.FenceConfirm, or waits Options.FenceTimeout with
+// the node out of the membership; mu is not held.
+func (l *Log) fenceCheck(g Group, node uint32) error {
+	if f := l.opts.FenceConfirm; f != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return f(ctx, node)
+	}
+	if l.opts.FenceTimeout <= 0 {
+		return errNoFencing
+	}
+	nv, ok := g.(NodeView)
+	if !ok {
+		return fmt.Errorf("%s does not report node membership, which --fence-timeout needs: configure --fence-confirm", l.opts.Transport.Name())
+	}
+	deadline := time.Now().Add(l.opts.FenceTimeout)
+	for {
+		if nv.NodeMember(node) {
+			return fmt.Errorf("node %d is still a cluster member (only its dlogd left): waiting for its dlogd to rejoin", node)
+		}
+		if !time.Now().Before(deadline) {
+			return nil
+		}
+		time.Sleep(min(time.Until(deadline), 100*time.Millisecond))
+	}
+}

@@ -1,0 +1,345 @@
+package cluster
+
+// The replicated state machine: every synced member applies the same events in the same order.
+
+import (
+	"slices"
+	"time"
+)
+
+func (l *Log) processFull(ev event) {
+	st := l.st
+	if ev.cc {
+		if !l.replaying {
+			l.selfLeft(ev.left)
+		}
+		for _, id := range ev.left {
+			delete(l.assembly, id)
+			// A synced member gone without LEAVING: its kernel may
+			// still write (only its dlogd may have died).
+			l.departure(id, st.isSynced(id))
+			delete(st.members, id)
+		}
+		for _, id := range ev.joined {
+			if st.members[id] == nil {
+				st.members[id] = &member{status: stUnsynced, slot: -1}
+			}
+		}
+		l.newRound(ev.members)
+		return
+	}
+	m, ok := l.decode(ev)
+	if !ok {
+		return
+	}
+	from := ev.from
+	switch m.Type {
+	case mAnnounce:
+		l.tally(from, m)
+	case mMarks:
+		if st.isSynced(from) && l.core {
+			mk, ok := st.marksOf[from]
+			if !ok {
+				mk = newBits(l.n, false)
+				st.marksOf[from] = mk
+			}
+			for _, r := range m.Marks {
+				mk.Set(r)
+			}
+			for _, r := range m.Clears {
+				mk.Clear(r)
+			}
+		}
+	case mSync:
+		if !st.isSynced(from) {
+			return
+		}
+		if m.Value == syncTaint {
+			if x, held := st.lockedBy(m.Region); held && x != from {
+				st.tainted[m.Region] = true
+			}
+			return
+		}
+		if m.Value == 1 && !st.tainted[m.Region] {
+			st.sync.Set(m.Region)
+		} else if st.sync.Clear(m.Region) {
+			l.resetCursor()
+		}
+		if g, ok := st.grants[from]; ok && g == m.Region {
+			delete(st.grants, from)
+			st.untaint(m.Region)
+		}
+		if from == l.me {
+			delete(l.override, m.Region)
+			l.nover.Store(int32(len(l.override)))
+		}
+	case mPropose:
+		l.propose(from, m)
+	case mVote:
+		l.vote(from, m)
+	case mLeaving:
+		l.departure(from, false)
+		if mm := st.members[from]; mm != nil {
+			mm.status = stRetired
+		}
+		if from == l.me && !l.replaying {
+			l.status = stRetired
+			l.cleanPoint()
+		}
+	case mMerged:
+		// Applied while the slot is still departed and its owner's: a
+		// second merge of the same slot (a membership change or a new
+		// server before the first MERGED arrived) repeats the first,
+		// and its MERGED after the slot was freed is ignored (its
+		// regions may have been resynced since).
+		if int(m.Slot) >= st.nslots {
+			return
+		}
+		s := &st.slots[m.Slot]
+		if s.owner != m.Owner || s.state != slotDeparted {
+			return
+		}
+		for _, r := range m.Marks {
+			if st.sync.Clear(r) {
+				l.resetCursor()
+			}
+		}
+		if m.Last {
+			*s = slotInfo{}
+			delete(l.merging, int(m.Slot))
+		}
+	case mState:
+		blob := l.assemble(from, m)
+		if blob == nil {
+			return
+		}
+		sn, err := decodeState(blob, l.n, l.cfg.RegionSize, l.core, l.geo.nslots)
+		if err != nil {
+			l.stats.malformed++
+			l.log.Warn("dropping a state transfer", "from", from.String(), "err", err)
+			return
+		}
+		if debugf != nil {
+			debugf("%s: STATE from %s for %v (replay %v)", l.me, from, sn.recipients, l.replaying)
+		}
+		for _, r := range sn.recipients {
+			mm := st.members[r]
+			if mm == nil || mm.status != stUnsynced {
+				continue
+			}
+			if !l.core {
+				k := slices.IndexFunc(st.slots[:st.nslots], func(s slotInfo) bool { return s.state == slotFree })
+				if k < 0 {
+					l.log.Error("no free slot on the log device for a joining member", "member", r.String(), "slots", st.nslots)
+					continue
+				}
+				st.slots[k] = slotInfo{owner: r, state: slotUsed}
+				mm.slot = k
+			}
+			mm.status = stSynced
+			if st.unfenced[r.NodeID()] {
+				l.rejoin(r)
+			}
+		}
+	case mFenced:
+		if st.isSynced(from) && st.unfenced[m.Node] {
+			l.log.Info("departed node confirmed fenced: its regions may be resynchronised", "node", m.Node)
+			delete(st.unfenced, m.Node)
+			delete(st.orphans, m.Node)
+			delete(l.fencing, m.Node)
+			l.resetCursor()
+		}
+	}
+}
+
+// rejoin: a member on a node whose previous member departed without
+// LEAVING became synced. Its kernel is the one that kept running: the
+// departed member's marks become the new member's (its kernel still holds
+// them dirty and will clear them), and its kernel may hold any hint.
+func (l *Log) rejoin(id MemberID) {
+	st := l.st
+	node := id.NodeID()
+	if o, ok := st.orphans[node]; ok {
+		orBits(bitsFor(st.marksOf, id, l.n), o)
+		if id == l.me {
+			orBits(l.mine, o)
+		}
+	}
+	if id == l.me {
+		if !l.core {
+			for k := 0; k < st.nslots; k++ {
+				s := st.slots[k]
+				if s.state != slotDeparted || s.owner.NodeID() != node {
+					continue
+				}
+				desc, marks, err := l.raw.readSlot(l.geo, k)
+				if err != nil {
+					l.log.Error("cannot read this node's previous slot: its regions are not protected from resync", "slot", k, "err", err)
+					continue
+				}
+				if desc.owner == s.owner {
+					for _, r := range marks {
+						l.mine.Set(r)
+					}
+				}
+			}
+		}
+		l.promise(l.n)
+		l.log.Info("rejoined after this node's previous member departed: its marks are this member's", "marks", l.mine.Count())
+	}
+	delete(st.unfenced, node)
+	delete(st.orphans, node)
+	delete(l.fencing, node)
+}
+
+// departure forgets what a leaving or dead member held: its hand-out and
+// proposal go, its votes are no longer awaited, and every region it had
+// marked becomes out of sync (clustered-core: from its replicated marks;
+// clustered-disk: its slot is merged by the server).
+func (l *Log) departure(id MemberID, unclean bool) {
+	st := l.st
+	mm := st.members[id]
+	if mm == nil {
+		return
+	}
+	if unclean {
+		node := id.NodeID()
+		if !st.unfenced[node] {
+			l.log.Warn("a member departed without leaving: nothing is resynchronised until its dlogd rejoins or its node is confirmed fenced", "member", id.String())
+		}
+		st.unfenced[node] = true
+		if mk, ok := st.marksOf[id]; ok {
+			orBits(bitsFor(st.orphans, node, l.n), mk)
+		}
+		// Open proposals lose their vote from a kernel that may still
+		// write: dropped, not granted.
+		for x, p := range st.pending {
+			delete(st.pending, x)
+			st.untaint(p.region)
+			if x == l.me {
+				l.myProp = 0
+			}
+		}
+	}
+	if g, ok := st.grants[id]; ok {
+		delete(st.grants, id)
+		st.untaint(g)
+	}
+	if p := st.pending[id]; p != nil {
+		delete(st.pending, id)
+		st.untaint(p.region)
+		if id == l.me {
+			l.myProp = 0
+		}
+	}
+	for x, p := range st.pending {
+		if i := slices.Index(p.waiting, id); i >= 0 {
+			p.waiting = slices.Delete(p.waiting, i, i+1)
+			if len(p.waiting) == 0 {
+				l.grant(x, p)
+			}
+		}
+	}
+	if mk, ok := st.marksOf[id]; ok {
+		for r, ok := mk.NextSet(0); ok; r, ok = mk.NextSet(r + 1) {
+			st.sync.Clear(r)
+		}
+		delete(st.marksOf, id)
+	}
+	if mm.slot >= 0 && mm.slot < st.nslots && st.slots[mm.slot].owner == id {
+		st.slots[mm.slot].state = slotDeparted
+	}
+	mm.slot = -1
+	l.resetCursor()
+}
+
+func (l *Log) propose(x MemberID, m message) {
+	st := l.st
+	r := m.Region
+	_, locked := st.lockedBy(r)
+	_, hasGrant := st.grants[x]
+	if !st.isSynced(x) || st.sync.Test(r) || locked || st.pending[x] != nil || hasGrant || len(st.unfenced) > 0 {
+		if x == l.me && l.myProp == m.Proposal {
+			l.myProp = 0
+			l.skipped[r] = true
+		}
+		return
+	}
+	p := &proposal{id: m.Proposal, region: r}
+	for _, id := range st.synced() {
+		if id != x {
+			p.waiting = append(p.waiting, id)
+		}
+	}
+	st.pending[x] = p
+	if len(p.waiting) == 0 {
+		l.grant(x, p)
+		return
+	}
+	if debugf != nil {
+		debugf("%s: PROPOSE from %s id %d region %d waiting %v replay %v", l.me, x, m.Proposal, r, p.waiting, l.replaying)
+	}
+	if slices.Contains(p.waiting, l.me) && !l.replaying {
+		accept := l.accept(r)
+		if debugf != nil {
+			debugf("%s: vote %v on %s/%d region %d (mine %v)", l.me, accept, x, m.Proposal, r, l.mine.Test(r))
+		}
+		l.send(func(seq uint64) []byte { return l.codec.vote(seq, x, m.Proposal, accept) })
+	}
+}
+
+// accept is this member's vote on another member recovering r: no if this
+// node has r marked (its writes may be in flight), has just told its kernel
+// r is not recovering, may hold r as NOSYNC in its kernel, or has no
+// quorum.
+func (l *Log) accept(r uint64) bool {
+	if l.failed != nil || l.group == nil || !l.group.Quorate() || l.mine.Test(r) || l.ns[r] {
+		return false
+	}
+	if t, ok := l.reserved[r]; ok && time.Now().Before(t) {
+		return false
+	}
+	_, ov := l.override[r]
+	return !ov
+}
+
+func (l *Log) vote(from MemberID, m message) {
+	st := l.st
+	p := st.pending[m.Proposer]
+	if p == nil || p.id != m.Proposal {
+		return
+	}
+	i := slices.Index(p.waiting, from)
+	if i < 0 {
+		return
+	}
+	if !m.Accept {
+		delete(st.pending, m.Proposer)
+		st.untaint(p.region)
+		if m.Proposer == l.me {
+			l.myProp = 0
+			l.skipped[p.region] = true
+			l.stats.vetoes++
+		}
+		return
+	}
+	p.waiting = slices.Delete(p.waiting, i, i+1)
+	if len(p.waiting) == 0 {
+		l.grant(m.Proposer, p)
+	}
+}
+
+// debugf, when set by a test, traces hand-outs.
+var debugf func(format string, a ...any)
+
+func (l *Log) grant(x MemberID, p *proposal) {
+	if debugf != nil {
+		debugf("%s: GRANT %s region %d (id %d)", l.me, x, p.region, p.id)
+	}
+	delete(l.st.pending, x)
+	l.st.grants[x] = p.region
+	if x == l.me {
+		l.myProp = 0
+		l.stats.grants++
+	}
+}
