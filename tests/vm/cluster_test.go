@@ -199,6 +199,14 @@ func runClusterScenario(t *testing.T, h *host, sc clusterScenario, o clusterRunO
 		go func() {
 			defer wg.Done()
 			results[i], errs[i] = vmharness.Run(ctx, cfg)
+			if results[i] != nil && results[i].Killed {
+				// The harness's fencing device: qemu has exited, the node
+				// can write nothing more; the survivors' dlogd
+				// --fence-confirm (dlog-vmguest fenced <node>) reads this.
+				if err := recordFenced(shared[0], i); err != nil {
+					t.Errorf("node %d: %v", i, err)
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -284,6 +292,22 @@ func partitionDirector(ctx context.Context, t *testing.T, hub *vmharness.Hub, ma
 	hub.Heal()
 	publish(hostPhaseHealed)
 	t.Logf("partition: healed at %s", time.Now().Format(time.TimeOnly))
+}
+
+// recordFenced writes the fence record of node into the mailbox image
+// (tests/vmguest's fenceSector and fenceRecord must agree).
+func recordFenced(mailbox string, node int) error {
+	f, err := os.OpenFile(mailbox, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("fence record: %w", err)
+	}
+	defer f.Close()
+	b := make([]byte, 512)
+	copy(b, fmt.Sprintf("dlogvmc fenced node=%d\n", node))
+	if _, err := f.WriteAt(b, int64(64+node)*512); err != nil {
+		return fmt.Errorf("fence record: %w", err)
+	}
+	return f.Sync()
 }
 
 // mailboxPhase reads node n's phase from the mailbox image (-1: unreadable).

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // The cluster scenarios (cl-*) run on every node of a cluster of qemu
@@ -435,15 +437,57 @@ func clusterUp(s *S, c clusterCfg) (*Dlogd, *exec.Cmd) {
 		return waitMembers(ctx, c.nodes, true)
 	})
 	d := NewDlogd()
-	d.Args = []string{"serve", "--transport", "netlink", "--cluster", "corosync", "--pidfile", d.PidFile}
+	d.Args = []string{"serve", "--transport", "netlink", "--cluster", "corosync", "--pidfile", d.PidFile,
+		"--fence-confirm", vmharness.GuestDriverPath + " fenced %n"}
 	if err := d.Present(); err != nil {
 		s.Fail("start dlogd --cluster corosync", "a cgo dlogd in the initramfs", "absent", err.Error())
 	}
 	s.Defer("stop dlogd", 10*time.Second, func(ctx context.Context) error { return d.Stop(5 * time.Second) })
-	s.Do("start dlogd --cluster corosync", stepTimeout, func(ctx context.Context) error {
-		return d.Start(ctx, 20*time.Second)
+	s.Do("start dlogd --cluster corosync", 90*time.Second, func(ctx context.Context) error {
+		return d.Start(ctx, 60*time.Second) // three TCG guests on a busy host start slowly
 	})
 	return d, coro
+}
+
+// fenceSector is the mailbox sector where the host records that it killed
+// node's qemu (tests/vm/cluster_test.go must agree).
+func fenceSector(node int) int64 { return int64(64+node) * 512 }
+
+// fenceRecord is what the host writes there.
+func fenceRecord(node int) string { return fmt.Sprintf("dlogvmc fenced node=%d\n", node) }
+
+// fencedMain is dlogd's --fence-confirm command in the guest
+// (dlog-vmguest fenced <corosync node id>): it exits 0 once the host has
+// recorded in the mailbox that it killed that node's qemu, the harness's
+// fencing device; 1 until then.
+func fencedMain(arg string) int {
+	node, err := strconv.Atoi(arg)
+	if err != nil || node < 1 || node > 8 {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: node %q: want 1 to 8\n", arg)
+		return 2
+	}
+	f, err := openDirect(mailboxDev, os.O_RDONLY)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
+		return 1
+	}
+	defer f.Close()
+	buf, free, err := alignedBuf(512)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
+		return 1
+	}
+	defer free()
+	if _, err := f.ReadAt(buf, fenceSector(node)); err != nil {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
+		return 1
+	}
+	if !bytes.HasPrefix(buf, []byte(fenceRecord(node))) {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: node %d not fenced by the host (yet)\n", node)
+		return 1
+	}
+	fmt.Printf("node %d fenced: the host killed its qemu\n", node)
+	return 0
 }
 
 // members is corosync's view: the number of member nodes and whether the

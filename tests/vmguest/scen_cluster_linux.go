@@ -283,6 +283,10 @@ func clKill(s *S, scen string, nosync bool) {
 	})
 	st, _ := cr.mb.read(cr.c.victim)
 	cr.s.Note(fmt.Sprintf("node %d's acknowledged writes before it died", cr.c.victim), fmt.Sprint(st.Acked))
+	cr.s.Value("in sync right after the membership change (the victim's marked regions should be out of sync until recovered)", 10*time.Second, func(ctx context.Context) (string, error) {
+		m, err := mirrorStatus(ctx, cr.name)
+		return m.Ratio(), err
+	})
 	if !cr.waitFullSync(fmt.Sprintf("survivors resync node %d's regions with no operator action", cr.c.victim), false) {
 		// The data oracle below still needs a synced mirror: do what the
 		// README asks an operator to do, and say so.
