@@ -123,7 +123,14 @@ func corosyncConf(nodes int) string {
 	return b.String()
 }
 
-// ---- the mailbox: one 512-byte sector per node on a shared disk ----------------------------
+// ---- the mailbox: one 4 KiB slot per node on a shared disk -------------------------------
+
+// mbSlot is the mailbox's slot size: one host filesystem block per slot, so
+// that two guests' O_DIRECT writes never share a block of the image file
+// (sub-block direct writes into one block from two qemu processes can
+// lose one of them; the host also writes the images whole, never sparse).
+// tests/vm/cluster_test.go must agree.
+const mbSlot = 4096
 
 // mbState is what a node publishes: the phase it reached and how many of
 // its workload writes were acknowledged (the write(2) returned).
@@ -133,7 +140,7 @@ type mbState struct {
 }
 
 func (m mbState) encode() []byte {
-	b := make([]byte, 512)
+	b := make([]byte, mbSlot)
 	copy(b, fmt.Sprintf("dlogvmc phase=%d acked=%d\n", m.Phase, m.Acked))
 	return b
 }
@@ -168,7 +175,7 @@ func openMailbox(node int) (*mailbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf, free, err := alignedBuf(512)
+	buf, free, err := alignedBuf(mbSlot)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -180,7 +187,7 @@ func (m *mailbox) Close() { m.f.Close(); m.free() }
 
 func (m *mailbox) publishLocked(sector int, st mbState) error {
 	copy(m.buf, st.encode())
-	if _, err := m.f.WriteAt(m.buf, int64(sector)*512); err != nil {
+	if _, err := m.f.WriteAt(m.buf, int64(sector)*mbSlot); err != nil {
 		return fmt.Errorf("mailbox write: %w", err)
 	}
 	return nil
@@ -225,7 +232,7 @@ func (m *mailbox) ackedNow() int {
 func (m *mailbox) read(sector int) (mbState, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, err := m.f.ReadAt(m.buf, int64(sector)*512); err != nil {
+	if _, err := m.f.ReadAt(m.buf, int64(sector)*mbSlot); err != nil {
 		return mbState{}, fmt.Errorf("mailbox read: %w", err)
 	}
 	return decodeMB(m.buf)
@@ -451,7 +458,7 @@ func clusterUp(s *S, c clusterCfg) (*Dlogd, *exec.Cmd) {
 
 // fenceSector is the mailbox sector where the host records that it killed
 // node's qemu (tests/vm/cluster_test.go must agree).
-func fenceSector(node int) int64 { return int64(64+node) * 512 }
+func fenceSector(node int) int64 { return int64(64+node) * mbSlot }
 
 // fenceRecord is what the host writes there.
 func fenceRecord(node int) string { return fmt.Sprintf("dlogvmc fenced node=%d\n", node) }
@@ -472,7 +479,7 @@ func fencedMain(arg string) int {
 		return 1
 	}
 	defer f.Close()
-	buf, free, err := alignedBuf(512)
+	buf, free, err := alignedBuf(mbSlot)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
 		return 1
