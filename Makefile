@@ -12,6 +12,8 @@
 #   make crash     the long crash campaign (CRASH_KILLS kills)
 #   make deps      install what the VM tests need (qemu, busybox, cpio) and fetch the kernel
 #   make vmtest    every real-kernel scenario under qemu
+#   make vmclustertest  2 and 3 qemu guests as a corosync cluster sharing one mirror's legs and log
+#                  (mk/vmcluster.mk; vmclustertest-ci is its basic + kill-node slice)
 #   make demo      dlogd against a live kernel mirror, explained
 #   make deb       a .deb from make install DESTDIR= with dpkg-deb (mk/deb.mk; make deb-test checks it)
 #   make clean     remove build outputs and caches

@@ -122,6 +122,9 @@ const (
 	clusterMailboxBytes = 1 << 20
 	clusterLegBytes     = 48 << 20
 	clusterLogBytes     = 2 << 20
+	// mailboxSlot is the mailbox's slot (host at 0, node n at n, the fence
+	// record of node n at 64+n), one filesystem block each.
+	mailboxSlot = 4096
 	// clusterKillMarker on a guest's console makes the host kill its qemu.
 	clusterKillMarker = "DLOG-VMC-KILL-NOW"
 	// Phases of the host's mailbox sector (sector 0) that the guests of a
@@ -148,11 +151,13 @@ func runClusterScenario(t *testing.T, h *host, sc clusterScenario, o clusterRunO
 		name string
 		size int64
 	}{{"mailbox.img", clusterMailboxBytes}, {"leg-a.img", clusterLegBytes}, {"leg-b.img", clusterLegBytes}, {"log.img", clusterLogBytes}} {
+		// Written whole with zeros, not sparse: the guests' O_DIRECT
+		// writes are then plain overwrites of allocated blocks (a
+		// sub-block direct write into a hole makes the host filesystem
+		// zero the rest of the block, which races with another qemu's
+		// write to that block).
 		p := filepath.Join(dir, img.name)
-		if err := os.WriteFile(p, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Truncate(p, img.size); err != nil {
+		if err := os.WriteFile(p, make([]byte, img.size), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		shared = append(shared, p)
@@ -199,6 +204,14 @@ func runClusterScenario(t *testing.T, h *host, sc clusterScenario, o clusterRunO
 		go func() {
 			defer wg.Done()
 			results[i], errs[i] = vmharness.Run(ctx, cfg)
+			if results[i] != nil && results[i].Killed {
+				// The harness's fencing device: qemu has exited, the node
+				// can write nothing more; the survivors' dlogd
+				// --fence-confirm (dlog-vmguest fenced <node>) reads this.
+				if err := recordFenced(shared[0], i); err != nil {
+					t.Errorf("node %d: %v", i, err)
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -247,7 +260,7 @@ func partitionDirector(ctx context.Context, t *testing.T, hub *vmharness.Hub, ma
 	}
 	defer f.Close()
 	publish := func(phase int) {
-		b := make([]byte, 512)
+		b := make([]byte, mailboxSlot)
 		copy(b, fmt.Sprintf("dlogvmc phase=%d acked=0\n", phase))
 		_, err := f.WriteAt(b, 0)
 		if err == nil {
@@ -286,10 +299,26 @@ func partitionDirector(ctx context.Context, t *testing.T, hub *vmharness.Hub, ma
 	t.Logf("partition: healed at %s", time.Now().Format(time.TimeOnly))
 }
 
+// recordFenced writes the fence record of node into the mailbox image
+// (tests/vmguest's fenceSector and fenceRecord must agree).
+func recordFenced(mailbox string, node int) error {
+	f, err := os.OpenFile(mailbox, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("fence record: %w", err)
+	}
+	defer f.Close()
+	b := make([]byte, mailboxSlot)
+	copy(b, fmt.Sprintf("dlogvmc fenced node=%d\n", node))
+	if _, err := f.WriteAt(b, int64(64+node)*mailboxSlot); err != nil {
+		return fmt.Errorf("fence record: %w", err)
+	}
+	return f.Sync()
+}
+
 // mailboxPhase reads node n's phase from the mailbox image (-1: unreadable).
 func mailboxPhase(f *os.File, n int) int {
-	b := make([]byte, 512)
-	if _, err := f.ReadAt(b, int64(n)*512); err != nil {
+	b := make([]byte, mailboxSlot)
+	if _, err := f.ReadAt(b, int64(n)*mailboxSlot); err != nil {
 		return -1
 	}
 	line, _, _ := bytes.Cut(b, []byte("\n"))

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // The cluster scenarios (cl-*) run on every node of a cluster of qemu
@@ -121,7 +123,14 @@ func corosyncConf(nodes int) string {
 	return b.String()
 }
 
-// ---- the mailbox: one 512-byte sector per node on a shared disk ----------------------------
+// ---- the mailbox: one 4 KiB slot per node on a shared disk -------------------------------
+
+// mbSlot is the mailbox's slot size: one host filesystem block per slot, so
+// that two guests' O_DIRECT writes never share a block of the image file
+// (sub-block direct writes into one block from two qemu processes can
+// lose one of them; the host also writes the images whole, never sparse).
+// tests/vm/cluster_test.go must agree.
+const mbSlot = 4096
 
 // mbState is what a node publishes: the phase it reached and how many of
 // its workload writes were acknowledged (the write(2) returned).
@@ -131,7 +140,7 @@ type mbState struct {
 }
 
 func (m mbState) encode() []byte {
-	b := make([]byte, 512)
+	b := make([]byte, mbSlot)
 	copy(b, fmt.Sprintf("dlogvmc phase=%d acked=%d\n", m.Phase, m.Acked))
 	return b
 }
@@ -166,7 +175,7 @@ func openMailbox(node int) (*mailbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf, free, err := alignedBuf(512)
+	buf, free, err := alignedBuf(mbSlot)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -178,7 +187,7 @@ func (m *mailbox) Close() { m.f.Close(); m.free() }
 
 func (m *mailbox) publishLocked(sector int, st mbState) error {
 	copy(m.buf, st.encode())
-	if _, err := m.f.WriteAt(m.buf, int64(sector)*512); err != nil {
+	if _, err := m.f.WriteAt(m.buf, int64(sector)*mbSlot); err != nil {
 		return fmt.Errorf("mailbox write: %w", err)
 	}
 	return nil
@@ -223,7 +232,7 @@ func (m *mailbox) ackedNow() int {
 func (m *mailbox) read(sector int) (mbState, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, err := m.f.ReadAt(m.buf, int64(sector)*512); err != nil {
+	if _, err := m.f.ReadAt(m.buf, int64(sector)*mbSlot); err != nil {
 		return mbState{}, fmt.Errorf("mailbox read: %w", err)
 	}
 	return decodeMB(m.buf)
@@ -435,15 +444,57 @@ func clusterUp(s *S, c clusterCfg) (*Dlogd, *exec.Cmd) {
 		return waitMembers(ctx, c.nodes, true)
 	})
 	d := NewDlogd()
-	d.Args = []string{"serve", "--transport", "netlink", "--cluster", "corosync", "--pidfile", d.PidFile}
+	d.Args = []string{"serve", "--transport", "netlink", "--cluster", "corosync", "--pidfile", d.PidFile,
+		"--fence-confirm", vmharness.GuestDriverPath + " fenced %n"}
 	if err := d.Present(); err != nil {
 		s.Fail("start dlogd --cluster corosync", "a cgo dlogd in the initramfs", "absent", err.Error())
 	}
 	s.Defer("stop dlogd", 10*time.Second, func(ctx context.Context) error { return d.Stop(5 * time.Second) })
-	s.Do("start dlogd --cluster corosync", stepTimeout, func(ctx context.Context) error {
-		return d.Start(ctx, 20*time.Second)
+	s.Do("start dlogd --cluster corosync", 90*time.Second, func(ctx context.Context) error {
+		return d.Start(ctx, 60*time.Second) // three TCG guests on a busy host start slowly
 	})
 	return d, coro
+}
+
+// fenceSector is the mailbox sector where the host records that it killed
+// node's qemu (tests/vm/cluster_test.go must agree).
+func fenceSector(node int) int64 { return int64(64+node) * mbSlot }
+
+// fenceRecord is what the host writes there.
+func fenceRecord(node int) string { return fmt.Sprintf("dlogvmc fenced node=%d\n", node) }
+
+// fencedMain is dlogd's --fence-confirm command in the guest
+// (dlog-vmguest fenced <corosync node id>): it exits 0 once the host has
+// recorded in the mailbox that it killed that node's qemu, the harness's
+// fencing device; 1 until then.
+func fencedMain(arg string) int {
+	node, err := strconv.Atoi(arg)
+	if err != nil || node < 1 || node > 8 {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: node %q: want 1 to 8\n", arg)
+		return 2
+	}
+	f, err := openDirect(mailboxDev, os.O_RDONLY)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
+		return 1
+	}
+	defer f.Close()
+	buf, free, err := alignedBuf(mbSlot)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
+		return 1
+	}
+	defer free()
+	if _, err := f.ReadAt(buf, fenceSector(node)); err != nil {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
+		return 1
+	}
+	if !bytes.HasPrefix(buf, []byte(fenceRecord(node))) {
+		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: node %d not fenced by the host (yet)\n", node)
+		return 1
+	}
+	fmt.Printf("node %d fenced: the host killed its qemu\n", node)
+	return 0
 }
 
 // members is corosync's view: the number of member nodes and whether the

@@ -95,6 +95,9 @@ func main() {
 	if len(os.Args) >= 2 && os.Args[1] == "demo" {
 		os.Exit(hostDemoMain(os.Args[2:]))
 	}
+	if len(os.Args) == 3 && os.Args[1] == "fenced" {
+		os.Exit(fencedMain(os.Args[2]))
+	}
 	if len(os.Args) != 2 || os.Args[1] != "--in-vm" {
 		fmt.Fprintln(os.Stderr, "dlog-vmguest is the in-guest driver of the VM tests: it mounts filesystems, loads modules and powers the machine off.\n"+
 			"It only runs as the VM's /init child (with --in-vm). Run the VM tests with: DLOG_VM=1 go test ./tests/vm/ -v  (or make vmtest)")

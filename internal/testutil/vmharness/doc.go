@@ -24,6 +24,18 @@
 // one boot to the next (Config.Disks), and kill qemu like a power cut when
 // the console shows a marker (Config.KillOn): the crash test uses both.
 //
+// # Several guests at once (the cluster tests)
+//
+// tests/vm's TestVMCluster (make vmclustertest) runs one Run per node of a
+// cluster, in parallel, on the same kernel. Config.SharedDisks attaches raw
+// images that every guest opens at once (cache=none, share-rw=on, no image
+// locking, in fixed PCI slots after the results disk and Disks);
+// Config.Initrds appends scripts/vm/cluster-deps.sh's archive (corosync,
+// its libraries, virtio_net) after the base; Config.NetArgs plugs a
+// virtio NIC into a Hub, a UDP relay on 127.0.0.1 that forwards every frame
+// to the other nodes like an Ethernet hub and can cut one node off
+// (Isolate) and heal the segment: no host networking, no root networking.
+//
 // The types shared with the guest (Report, Step, Golden, Options,
 // BenchResults) live here too, so both sides agree on the command line and
 // the results format; so does the benchmark's report (Markdown, and a PNG
