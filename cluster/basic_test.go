@@ -20,7 +20,7 @@ func testLogger() *slog.Logger {
 }
 
 func testOptions(tr *FakeNode) Options {
-	return Options{Transport: tr, Logger: testLogger(), JoinTimeout: 10 * time.Second, WorkTimeout: time.Second, Reserve: 300 * time.Millisecond, GrantWait: time.Second,
+	return Options{Messenger: tr, Logger: testLogger(), JoinTimeout: 10 * time.Second, WorkTimeout: time.Second, Reserve: 300 * time.Millisecond, GrantWait: time.Second,
 		FenceConfirm: tr.net.Fenced}
 }
 

@@ -36,7 +36,7 @@ func NewFakeNet(expected int) *FakeNet {
 	return &FakeNet{groups: map[string][]*fakeMember{}, nodes: map[uint32]*FakeNode{}, expected: expected, pid: 1000, part: map[uint32]int{}}
 }
 
-// FakeNode is one node's cluster engine; it is a Transport.
+// FakeNode is one node's cluster engine; it is a Messenger.
 type FakeNode struct {
 	net   *FakeNet
 	id    uint32
@@ -129,7 +129,7 @@ func (n *FakeNode) Check() error {
 	return nil
 }
 
-func (n *FakeNode) Join(name string, h Handler) (Group, error) {
+func (n *FakeNode) Join(name string, h GroupHandler) (Group, error) {
 	f := n.net
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -239,7 +239,7 @@ type fakeMember struct {
 	id   MemberID
 	node *FakeNode
 	name string
-	h    Handler
+	h    GroupHandler
 
 	mu      sync.Mutex
 	cond    sync.Cond

@@ -79,7 +79,7 @@ func (l *Log) fenceCheck(g Group, node uint32) error {
 	}
 	nv, ok := g.(NodeView)
 	if !ok {
-		return fmt.Errorf("%s does not report node membership, which --fence-timeout needs: configure --fence-confirm", l.opts.Transport.Name())
+		return fmt.Errorf("%s does not report node membership, which --fence-timeout needs: configure --fence-confirm", l.opts.Messenger.Name())
 	}
 	deadline := time.Now().Add(l.opts.FenceTimeout)
 	for {

@@ -109,7 +109,7 @@ func testPartition(t *testing.T, args string) {
 	net := NewFakeNet(3)
 	restarts := make(chan uint32, 16)
 	a, b, d := threeNodes(t, net, c, func(o *Options) {
-		id := o.Transport.(*FakeNode).id
+		id := o.Messenger.(*FakeNode).id
 		o.Restart = func(context.Context, string) error { restarts <- id; return nil }
 	})
 	defer a.Close()

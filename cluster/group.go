@@ -21,12 +21,12 @@ func (m MemberID) PID() uint32 { return uint32(m) }
 
 func (m MemberID) String() string { return fmt.Sprintf("%d/%d", m.NodeID(), m.PID()) }
 
-// Handler receives a group's events. The Group calls it from one goroutine,
+// GroupHandler receives a group's events. The Group calls it from one goroutine,
 // in the group's agreed order: every member that stays in the group sees the
 // same messages and membership changes in the same order (CPG's virtual
-// synchrony), its own messages included. Handler methods must not block on
+// synchrony), its own messages included. GroupHandler methods must not block on
 // the group (they may call Multicast).
-type Handler interface {
+type GroupHandler interface {
 	// Deliver is a message multicast by from.
 	Deliver(from MemberID, msg []byte)
 	// ConfigChange is a membership change: members is the new membership,
@@ -45,20 +45,20 @@ type Group interface {
 	Multicast(msg []byte) error
 	// Quorate reports whether this node's partition has quorum.
 	Quorate() bool
-	// Leave leaves the group; no Handler call is made after it returns.
+	// Leave leaves the group; no GroupHandler call is made after it returns.
 	Leave() error
 }
 
-// Transport connects to the cluster engine (corosync, or the in-process
+// Messenger connects to the cluster engine (corosync, or the in-process
 // FakeNet) and joins groups.
-type Transport interface {
+type Messenger interface {
 	// Name names the transport in messages ("corosync", "fake").
 	Name() string
 	// Check reports whether the cluster engine is reachable now; CTR
 	// fails with its error.
 	Check() error
 	// Join joins the named group. h may be called before Join returns.
-	Join(name string, h Handler) (Group, error)
+	Join(name string, h GroupHandler) (Group, error)
 }
 
 // ErrUnreachable is returned (wrapped) when the cluster engine cannot be

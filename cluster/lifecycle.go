@@ -68,7 +68,7 @@ func (l *Log) join() error {
 	l.events, l.evstop, l.sendq, l.sendStop = nil, false, nil, false
 	l.founded = false
 	l.mu.Unlock()
-	g, err := l.opts.Transport.Join(l.name, handler{l})
+	g, err := l.opts.Messenger.Join(l.name, handler{l})
 	l.mu.Lock()
 	if err != nil {
 		return fmt.Errorf("%w: join group %s: %v", ErrUnreachable, l.name, err)

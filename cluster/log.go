@@ -15,8 +15,8 @@ import (
 
 // Options configure the cluster logs of one daemon.
 type Options struct {
-	// Transport reaches the cluster engine; required.
-	Transport Transport
+	// Messenger reaches the cluster engine; required.
+	Messenger Messenger
 	// Logger receives notable events; nil means slog.Default().
 	Logger *slog.Logger
 	// JoinTimeout bounds how long RESUME waits for the group's state
@@ -98,7 +98,7 @@ func (o *Options) defaults() {
 var ErrNoState = errors.New("cluster: no state from the group")
 
 // Opener returns the daemon's log opener: clustered-core and
-// clustered-disk logs become cluster logs over o.Transport; core and disk
+// clustered-disk logs become cluster logs over o.Messenger; core and disk
 // logs are opened by engine.Open exactly as without a cluster.
 func Opener(o Options) func(uuid string, luid uint64, c engine.Config, eo engine.Options) (engine.Log, error) {
 	o.defaults()
@@ -232,7 +232,7 @@ type stateAsm struct {
 // group (that is RESUME's job, docs/protocol.md §3.1 CTR).
 func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, error) {
 	o.defaults()
-	if o.Transport == nil {
+	if o.Messenger == nil {
 		return nil, fmt.Errorf("%w: no cluster transport configured", ErrUnreachable)
 	}
 	if eo.Logger == nil {
@@ -241,14 +241,14 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 	if _, err := engine.ParseArgs(c.TargetLen, c.Type, argsOf(c)); err != nil {
 		return nil, err
 	}
-	if err := o.Transport.Check(); err != nil {
-		return nil, fmt.Errorf("%s log %s needs %s: %w", c.Type, uuid, o.Transport.Name(), err)
+	if err := o.Messenger.Check(); err != nil {
+		return nil, fmt.Errorf("%s log %s needs %s: %w", c.Type, uuid, o.Messenger.Name(), err)
 	}
 	n := c.RegionCount()
 	l := &Log{
 		cfg: c, eopts: eo, opts: o, n: n, core: !c.Disk(), name: GroupName(uuid), uuid: uuid,
 		codec:    codec{n: n, rs: c.RegionSize},
-		log:      eo.Logger.With("cluster", o.Transport.Name()),
+		log:      eo.Logger.With("cluster", o.Messenger.Name()),
 		mine:     newBits(n, false),
 		override: map[uint64]bool{}, reserved: map[uint64]time.Time{}, ns: map[uint64]bool{},
 		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{}, fencing: map[uint32]bool{},

@@ -111,8 +111,8 @@ func cs(op string, code C.cs_error_t) error {
 	return &csError{op, code}
 }
 
-// Transport is corosync, reached through libcpg on this node.
-type Transport struct {
+// Messenger is corosync, reached through libcpg on this node.
+type Messenger struct {
 	log *slog.Logger
 	qmu sync.Mutex
 	q   C.quorum_handle_t
@@ -120,17 +120,17 @@ type Transport struct {
 }
 
 // New returns the corosync transport.
-func New(log *slog.Logger) *Transport {
+func New(log *slog.Logger) *Messenger {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Transport{log: log}
+	return &Messenger{log: log}
 }
 
-func (t *Transport) Name() string { return "corosync" }
+func (t *Messenger) Name() string { return "corosync" }
 
 // Check connects to corosync's CPG service and disconnects.
-func (t *Transport) Check() error {
+func (t *Messenger) Check() error {
 	var h C.cpg_handle_t
 	if err := cs("cpg_initialize", C.dlog_cpg_init(&h)); err != nil {
 		return fmt.Errorf("%w: corosync is not reachable on this node (%v): is corosync running, and is this process allowed to connect to it?", cluster.ErrUnreachable, err)
@@ -141,7 +141,7 @@ func (t *Transport) Check() error {
 
 // Quorate asks votequorum whether this node's partition is quorate; an
 // error (no quorum service) counts as not quorate.
-func (t *Transport) quorate() bool {
+func (t *Messenger) quorate() bool {
 	t.qmu.Lock()
 	defer t.qmu.Unlock()
 	if !t.qok {
@@ -166,11 +166,11 @@ var (
 )
 
 type group struct {
-	t      *Transport
+	t      *Messenger
 	h      C.cpg_handle_t
 	name   string
 	self   cluster.MemberID
-	hd     cluster.Handler
+	hd     cluster.GroupHandler
 	mu     sync.Mutex // serialises cpg calls that are not dispatch
 	stop   chan struct{}
 	done   chan struct{}
@@ -182,7 +182,7 @@ type group struct {
 }
 
 // Join joins the named group and starts its dispatch goroutine.
-func (t *Transport) Join(name string, hd cluster.Handler) (cluster.Group, error) {
+func (t *Messenger) Join(name string, hd cluster.GroupHandler) (cluster.Group, error) {
 	if len(name) == 0 || len(name) >= C.CPG_MAX_NAME_LENGTH {
 		return nil, fmt.Errorf("cpg: group name of %d bytes (1 to %d)", len(name), C.CPG_MAX_NAME_LENGTH-1)
 	}
