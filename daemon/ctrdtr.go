@@ -314,7 +314,8 @@ type LogStatus struct {
 	Age            time.Duration `json:"age_ns"`
 	StatusInfo     string        `json:"status_info"`
 	// Warning says what is wrong with how the log is kept, "" when nothing
-	// is: a log without a state file in the daemon's state directory.
+	// is: a log without a state file in the daemon's state directory, a
+	// mirror without handle_errors (Options.CheckMirror).
 	Warning string `json:"warning,omitempty"`
 }
 
@@ -328,9 +329,14 @@ func (d *Daemon) Status() []LogStatus {
 		s := LogStatus{UUID: in.uuid, LUID: in.luid, Ctr: in.ctr, State: in.log.State(),
 			Requests: map[string]uint64{}, Age: time.Since(in.created), StatusInfo: in.log.Status(engine.StatusInfo)}
 		in.release()
+		var warnings []string
 		if why := cmp.Or(in.noState, s.State.StateFileError); why != "" {
-			s.Warning = why + "; the log will not survive a restart of dlogd"
+			warnings = append(warnings, why+"; the log will not survive a restart of dlogd")
 		}
+		if w := in.mirrorWarning.Load(); w != nil {
+			warnings = append(warnings, *w)
+		}
+		s.Warning = strings.Join(warnings, "; ")
 		for t := ulog.TypeCtr; t <= ulog.MaxRequestType; t++ {
 			if n := in.requests[t].Load(); n > 0 {
 				s.Requests[t.String()] = n

@@ -50,6 +50,12 @@ type Options struct {
 	// constructed again (the kernel's flush_failed), and the log says why.
 	// dlogd sets a LegFlusher's Flush.
 	FlushLegs func(uuid string) error
+	// CheckMirror, when set, is asked once per log, after its first
+	// successful RESUME and off the request path, what is unsafe about the
+	// mirror that uses it; a non-empty answer is logged once as a warning
+	// and shown by Status. dlogd sets LegFlusher.CheckMirror, which warns of
+	// a mirror table without handle_errors.
+	CheckMirror func(uuid string) string
 	// Observer, when set, is told how long every request took and what
 	// every flush cost (dlogd's metrics). It is called on the request path
 	// and must not block or allocate.
@@ -453,7 +459,19 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	if d.opts.Observer != nil {
 		d.opts.Observer.Request(j.req.Type(), time.Since(j.at), errno)
 	}
+	if j.req.Type() == ulog.TypeResume && errno == 0 && d.opts.CheckMirror != nil && in.mirrorChecked.CompareAndSwap(false, true) {
+		go d.checkMirror(in)
+	}
 	return buf
+}
+
+// checkMirror asks Options.CheckMirror about in's mirror and keeps the
+// answer for Status.
+func (d *Daemon) checkMirror(in *instance) {
+	if w := d.opts.CheckMirror(in.uuid); w != "" {
+		in.mirrorWarning.Store(&w)
+		d.log.Warn(w, "uuid", in.uuid, "luid", fmt.Sprintf("%#x", in.luid))
+	}
 }
 
 // reply sends a full reply to req; out is scratch space.

@@ -29,6 +29,10 @@ type instance struct {
 	// noState says why the log has no state file though the daemon keeps
 	// them (dlogd status shows it).
 	noState string
+	// mirrorChecked is set once Options.CheckMirror has been asked about
+	// this log's mirror; mirrorWarning holds its answer when it has one.
+	mirrorChecked atomic.Bool
+	mirrorWarning atomic.Pointer[string]
 
 	// refs counts requests using log outside the worker; DTR waits for it
 	// to drain after setting dead, so Close never races a request.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -114,6 +116,38 @@ func (f *LegFlusher) remember(uuid, name string, m dm.Mirror) {
 		clear(f.seen)
 	}
 	f.seen[uuid] = seenMirror{name, m}
+}
+
+// CheckMirror is an Options.CheckMirror: it warns of a mirror whose table
+// has no handle_errors, because dm-raid1 then treats a write after a log
+// failure (a failed FLUSH, a cluster log that lost its group) as
+// successful instead of holding it, so nothing protects that write's
+// region. A mirror it cannot find within a few seconds gets no warning.
+func (f *LegFlusher) CheckMirror(uuid string) string {
+	var (
+		name string
+		m    dm.Mirror
+		err  error
+	)
+	for try := 0; try < 10; try++ {
+		if name, m, err = f.mirror(uuid); err == nil {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err != nil {
+		return ""
+	}
+	return handleErrorsWarning(name, m)
+}
+
+// handleErrorsWarning says what is unsafe about mirror name's table m, ""
+// when nothing is.
+func handleErrorsWarning(name string, m dm.Mirror) string {
+	if slices.Contains(m.Features, "handle_errors") {
+		return ""
+	}
+	return fmt.Sprintf("mirror %s has no handle_errors: after a log failure dm-raid1 completes its writes as if the log had recorded them; add \"1 handle_errors\" to its table", name)
 }
 
 // Close releases the device-mapper control descriptor.

@@ -145,6 +145,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		legs := daemon.NewLegFlusher()
 		defer legs.Close()
 		dopts.FlushLegs = legs.Flush
+		dopts.CheckMirror = legs.CheckMirror
 	}
 	d := daemon.New(dopts)
 	started := time.Now()
