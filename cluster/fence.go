@@ -93,9 +93,10 @@ func (l *Log) fenceCheck(g Group, node uint32) error {
 	}
 }
 
-// maybeRestart restarts the mirror (Options.Restart) once a fenced node's
-// regions are known out of sync (clustered-disk: its slot merged), or once
-// this member is back after a lost quorum, when this node's kernel will
+// maybeRestart restarts the mirror (Options.Restart) once the regions of a
+// fenced node, or of a member whose dlogd died and rejoined, are known out
+// of sync (clustered-disk: its slot merged), or once this member is back
+// after a lost quorum, when this node's kernel will
 // not ask for resync work again by itself: it latched full sync, or its
 // last GET_RESYNC_WORK was answered "no work" while work remained. mu is
 // held.
@@ -113,12 +114,12 @@ func (l *Log) maybeRestart() {
 	}
 	l.stalled = false
 	restart, uuid := l.opts.Restart, l.uuid
-	l.log.Info("regions of a fenced node to resync, and this node's kernel latched full sync: restarting the mirror so that it resyncs them")
+	l.log.Info("regions of a departed member to resync, and this node's kernel latched full sync: restarting the mirror so that it resyncs them")
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := restart(ctx, uuid); err != nil {
-			l.log.Error("cannot restart the mirror; suspend and resume it to resync a fenced node's regions", "err", err)
+			l.log.Error("cannot restart the mirror; suspend and resume it to resync a departed member's regions", "err", err)
 		}
 	}()
 }

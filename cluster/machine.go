@@ -189,6 +189,10 @@ func (l *Log) rejoin(id MemberID) {
 	delete(st.unfenced, node)
 	delete(st.orphans, node)
 	delete(l.fencing, node)
+	// The departed member's regions become out of sync (its slot merged,
+	// or its replicated marks), and a kernel that latched full sync never
+	// asks for them: restart such a mirror once they are known.
+	l.restartWanted = true
 }
 
 // departure forgets what a leaving or dead member held: its hand-out and
