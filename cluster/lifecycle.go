@@ -96,10 +96,14 @@ func (l *Log) finishResume(wait bool) error {
 			l.cond.Wait()
 		}
 	}
-	l.promised.Store(0)
+	if !l.keepHint {
+		l.promised.Store(0)
+	}
+	l.keepHint = false
 	l.halted.Store(false)
 	l.resetCursor()
 	l.running.Store(true)
+	l.maybeRestart() // a rejoin before the resume may want one, and no event may follow
 	return err
 }
 

@@ -201,6 +201,7 @@ type Log struct {
 	rejoining     bool            // demoted (quorum lost) while running: marks to re-establish
 	restartWanted bool            // a node was confirmed fenced, or this member rejoined: restart the mirror if its kernel will not ask for work
 	stalled       bool            // GET_RESYNC_WORK answered "no work" while regions were out of sync
+	keepHint      bool            // this member took over a departed member's kernel: the resume keeps promised (its kernel reconnected and kept its in_sync_hint)
 	uuid          string
 	rejoinSeq     uint64 // clustered-core: seq of the last re-established MARKS
 	failed        error  // fatal group condition (split brain, expelled)

@@ -184,6 +184,7 @@ func (l *Log) rejoin(id MemberID) {
 			}
 		}
 		l.promise(l.n)
+		l.keepHint = true
 		l.log.Info("rejoined after this node's previous member departed: its marks are this member's", "marks", l.mine.Count())
 	}
 	delete(st.unfenced, node)
@@ -191,8 +192,11 @@ func (l *Log) rejoin(id MemberID) {
 	delete(l.fencing, node)
 	// The departed member's regions become out of sync (its slot merged,
 	// or its replicated marks), and a kernel that latched full sync never
-	// asks for them: restart such a mirror once they are known.
-	l.restartWanted = true
+	// asks for them: the rejoined member, whose kernel holds them, restarts
+	// its mirror once they are known, so that it asks.
+	if id == l.me {
+		l.restartWanted = true
+	}
 }
 
 // departure forgets what a leaving or dead member held: its hand-out and
