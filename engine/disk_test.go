@@ -335,22 +335,12 @@ func TestDiskIOErrors(t *testing.T) {
 	}
 	l.MarkRegion(1)
 	faults.FailSyncs = 1
-	if err := l.Flush(); !errors.Is(err, engine.ErrIO) {
-		t.Fatalf("flush with failing cache flush: %v", err)
-	}
-	if got := l.Status(engine.StatusInfo); got != "3 disk "+p+" F" {
-		t.Fatalf("status after cache flush failure %q, want F", got)
-	}
+	flushFails(t, l, "a failing cache flush", "3 disk "+p+" F")
 	// cmirrord's clustered-disk status knows only A and D (docs/protocol.md
 	// §5.1): the same failure shows as D there.
 	lc, pc, fc := markedFaulty(t, "clustered-disk %s 1024 nosync")
 	fc.FailSyncs = 1
-	if err := lc.Flush(); !errors.Is(err, engine.ErrIO) {
-		t.Fatalf("clustered-disk flush with failing cache flush: %v", err)
-	}
-	if got := lc.Status(engine.StatusInfo); got != "3 clustered-disk "+pc+" D" {
-		t.Fatalf("clustered-disk status after cache flush failure %q, want D", got)
-	}
+	flushFails(t, lc, "a failing cache flush", "3 clustered-disk "+pc+" D")
 	// The sync is still owed: the next flush issues it.
 	before := l.Stats().Syncs
 	if err := l.Flush(); err != nil {
@@ -362,12 +352,7 @@ func TestDiskIOErrors(t *testing.T) {
 
 	l2, p2, faults2 := markedFaulty(t, "disk 3 %s 1024 nosync")
 	faults2.FailWrites = 1
-	if err := l2.Flush(); !errors.Is(err, engine.ErrIO) {
-		t.Fatalf("flush with failing write: %v", err)
-	}
-	if got := l2.Status(engine.StatusInfo); got != "3 disk "+p2+" D" {
-		t.Fatalf("status after write failure %q, want D", got)
-	}
+	flushFails(t, l2, "a failing write", "3 disk "+p2+" D")
 	// The failed block is written by the next flush.
 	if err := l2.Flush(); err != nil {
 		t.Fatal(err)
@@ -403,6 +388,18 @@ func markedFaulty(t *testing.T, args string) (engine.Log, string, *faultio.Fault
 	l.Resume()
 	l.MarkRegion(1)
 	return l, p, f
+}
+
+// flushFails fails the test unless l's next flush, with the fault why
+// armed, fails with ErrIO and leaves the status want.
+func flushFails(t *testing.T, l engine.Log, why, want string) {
+	t.Helper()
+	if err := l.Flush(); !errors.Is(err, engine.ErrIO) {
+		t.Fatalf("flush with %s: %v", why, err)
+	}
+	if got := l.Status(engine.StatusInfo); got != want {
+		t.Fatalf("status after %s %q, want %q", why, got, want)
+	}
 }
 
 // Torn flushes (power lost while a flush writes) leave a log that
