@@ -18,6 +18,20 @@ func forEachKernel(t *testing.T, fn func(t *testing.T, pureGo bool)) {
 	}
 }
 
+// parallel runs fn in n goroutines, goroutine g with its own generator
+// seeded (g, seed), and returns when they all have.
+func parallel(n int, seed uint64, fn func(rng *rand.Rand)) {
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(rand.New(rand.NewPCG(uint64(g), seed)))
+		}()
+	}
+	wg.Wait()
+}
+
 // model is the obviously-correct twin a Bitmap is checked against.
 type model []bool
 
@@ -272,7 +286,6 @@ func TestTrackingNeverMissesAMark(t *testing.T) {
 		disk[i] = make([]byte, 4096)
 	}
 	var mu sync.Mutex
-	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	type ack struct {
 		region uint64
@@ -291,23 +304,9 @@ func TestTrackingNeverMissesAMark(t *testing.T) {
 		gen++
 		mu.Unlock()
 	}
-	for g := 0; g < 2; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(g), 9))
-			for k := 0; k < 3000; k++ {
-				r := rng.Uint64N(n)
-				b.Set(r)
-				// A flush that starts after this point must carry r.
-				mu.Lock()
-				after := gen
-				mu.Unlock()
-				acks <- ack{r, after}
-			}
-		}(g)
-	}
+	flushed := make(chan struct{})
 	go func() {
+		defer close(flushed)
 		for {
 			select {
 			case <-stop:
@@ -317,8 +316,19 @@ func TestTrackingNeverMissesAMark(t *testing.T) {
 			}
 		}
 	}()
-	wg.Wait()
+	parallel(2, 9, func(rng *rand.Rand) {
+		for k := 0; k < 3000; k++ {
+			r := rng.Uint64N(n)
+			b.Set(r)
+			// A flush that starts after this point must carry r.
+			mu.Lock()
+			after := gen
+			mu.Unlock()
+			acks <- ack{r, after}
+		}
+	})
 	close(stop)
+	<-flushed
 	flush()
 	flush() // both start after every Set returned
 	close(acks)
@@ -337,28 +347,21 @@ func TestConcurrentCounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		for g := 0; g < 4; g++ {
-			wg.Add(1)
-			go func(g int) {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(g), 1))
-				for k := 0; k < 20000; k++ {
-					i := rng.Uint64N(n)
-					if k%3 == 0 {
-						b.Clear(i)
-					} else {
-						b.Set(i)
-					}
-					if k%1000 == 0 {
-						b.NextSet(i)
-						b.NextClear(i)
-						b.Count()
-					}
+		parallel(4, 1, func(rng *rand.Rand) {
+			for k := 0; k < 20000; k++ {
+				i := rng.Uint64N(n)
+				if k%3 == 0 {
+					b.Clear(i)
+				} else {
+					b.Set(i)
 				}
-			}(g)
-		}
-		wg.Wait()
+				if k%1000 == 0 {
+					b.NextSet(i)
+					b.NextClear(i)
+					b.Count()
+				}
+			}
+		})
 		if c, r := b.Count(), b.Recount(); c != r {
 			t.Fatalf("Count %d != Recount %d after concurrent updates", c, r)
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,7 +67,7 @@ func TestCrash(t *testing.T) {
 			switch ev.op {
 			case 'C':
 				delete(mustDirty, ev.region)
-				unacked = removeRegion(unacked, ev.region)
+				unacked = slices.DeleteFunc(unacked, func(x uint64) bool { return x == ev.region })
 			case 'M':
 				unacked = append(unacked, ev.region)
 			case 'F':
@@ -98,16 +99,6 @@ func TestCrash(t *testing.T) {
 type crashEvent struct {
 	op     byte
 	region uint64
-}
-
-func removeRegion(rs []uint64, r uint64) []uint64 {
-	out := rs[:0]
-	for _, x := range rs {
-		if x != r {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // runAndKill starts the child on path, lets it run for d after it reports

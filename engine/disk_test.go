@@ -32,6 +32,24 @@ func checkDevice(t *testing.T, l engine.Log, path string, bufSize int) []byte {
 	return img
 }
 
+// checkClean fails the test unless each of the first n regions of l is
+// clean and in sync exactly where want says, and returns how many are.
+func checkClean(t *testing.T, l engine.Log, n uint64, want func(r uint64) bool) uint64 {
+	t.Helper()
+	var clean uint64
+	for r := range n {
+		c, _ := l.IsClean(r)
+		y, _ := l.InSync(r)
+		if c != want(r) || y != c {
+			t.Fatalf("region %d: clean %v in_sync %v, want %v", r, c, y, want(r))
+		}
+		if c {
+			clean++
+		}
+	}
+	return clean
+}
+
 // The worked example of docs/disk-format.md §2: 2048 regions need 1536 bytes.
 func TestDiskTooSmall(t *testing.T) {
 	ok := logFile(t, 1536)
@@ -128,17 +146,7 @@ func TestDiskResumeRules(t *testing.T) {
 			if err := l.Resume(); err != nil {
 				t.Fatal(err)
 			}
-			var want uint64
-			for r := uint64(0); r < tc.regions; r++ {
-				c, _ := l.IsClean(r)
-				y, _ := l.InSync(r)
-				if c != tc.wantClean(r) || y != c {
-					t.Fatalf("region %d: clean %v in_sync %v, want %v", r, c, y, tc.wantClean(r))
-				}
-				if c {
-					want++
-				}
-			}
+			want := checkClean(t, l, tc.regions, tc.wantClean)
 			if got := l.SyncCount(); got != want {
 				t.Fatalf("SyncCount = %d, want %d", got, want)
 			}
@@ -327,26 +335,12 @@ func TestDiskIOErrors(t *testing.T) {
 	}
 	l.MarkRegion(1)
 	faults.FailSyncs = 1
-	if err := l.Flush(); !errors.Is(err, engine.ErrIO) {
-		t.Fatalf("flush with failing cache flush: %v", err)
-	}
-	if got := l.Status(engine.StatusInfo); got != "3 disk "+p+" F" {
-		t.Fatalf("status after cache flush failure %q, want F", got)
-	}
+	flushFails(t, l, "a failing cache flush", "3 disk "+p+" F")
 	// cmirrord's clustered-disk status knows only A and D (docs/protocol.md
 	// §5.1): the same failure shows as D there.
-	pc := logFile(t, 4096)
-	fc := &faultio.Faults{}
-	lc := mustOpen(t, 131072, "clustered-disk "+pc+" 1024 nosync", faulty(fc, engine.Options{}))
-	lc.Resume()
-	lc.MarkRegion(1)
+	lc, pc, fc := markedFaulty(t, "clustered-disk %s 1024 nosync")
 	fc.FailSyncs = 1
-	if err := lc.Flush(); !errors.Is(err, engine.ErrIO) {
-		t.Fatalf("clustered-disk flush with failing cache flush: %v", err)
-	}
-	if got := lc.Status(engine.StatusInfo); got != "3 clustered-disk "+pc+" D" {
-		t.Fatalf("clustered-disk status after cache flush failure %q, want D", got)
-	}
+	flushFails(t, lc, "a failing cache flush", "3 clustered-disk "+pc+" D")
 	// The sync is still owed: the next flush issues it.
 	before := l.Stats().Syncs
 	if err := l.Flush(); err != nil {
@@ -356,18 +350,9 @@ func TestDiskIOErrors(t *testing.T) {
 		t.Fatal("owed cache flush not retried")
 	}
 
-	p2 := logFile(t, 4096)
-	faults2 := &faultio.Faults{}
-	l2 := mustOpen(t, 131072, "disk 3 "+p2+" 1024 nosync", faulty(faults2, engine.Options{}))
-	l2.Resume()
-	l2.MarkRegion(1)
+	l2, p2, faults2 := markedFaulty(t, "disk 3 %s 1024 nosync")
 	faults2.FailWrites = 1
-	if err := l2.Flush(); !errors.Is(err, engine.ErrIO) {
-		t.Fatalf("flush with failing write: %v", err)
-	}
-	if got := l2.Status(engine.StatusInfo); got != "3 disk "+p2+" D" {
-		t.Fatalf("status after write failure %q, want D", got)
-	}
+	flushFails(t, l2, "a failing write", "3 disk "+p2+" D")
 	// The failed block is written by the next flush.
 	if err := l2.Flush(); err != nil {
 		t.Fatal(err)
@@ -389,6 +374,31 @@ func TestDiskIOErrors(t *testing.T) {
 	}
 	if io, _ := l3.Failed(); !io {
 		t.Fatal("read error did not fail the device")
+	}
+}
+
+// markedFaulty opens a log of 128 regions with args (its %s the path of a
+// fresh 4 KiB log file) through a fault injector, resumes it and marks
+// region 1.
+func markedFaulty(t *testing.T, args string) (engine.Log, string, *faultio.Faults) {
+	t.Helper()
+	p := logFile(t, 4096)
+	f := &faultio.Faults{}
+	l := mustOpen(t, 131072, fmt.Sprintf(args, p), faulty(f, engine.Options{}))
+	l.Resume()
+	l.MarkRegion(1)
+	return l, p, f
+}
+
+// flushFails fails the test unless l's next flush, with the fault why
+// armed, fails with ErrIO and leaves the status want.
+func flushFails(t *testing.T, l engine.Log, why, want string) {
+	t.Helper()
+	if err := l.Flush(); !errors.Is(err, engine.ErrIO) {
+		t.Fatalf("flush with %s: %v", why, err)
+	}
+	if got := l.Status(engine.StatusInfo); got != want {
+		t.Fatalf("status after %s %q, want %q", why, got, want)
 	}
 }
 

@@ -94,17 +94,7 @@ func TestGoldenResume(t *testing.T) {
 			if err := l.Resume(); err != nil {
 				t.Fatal(err)
 			}
-			var clean uint64
-			for r := uint64(0); r < g.RegionCount; r++ {
-				c, _ := l.IsClean(r)
-				y, _ := l.InSync(r)
-				if c != cleanBit(g.img, r) || y != c {
-					t.Fatalf("region %d: clean %v in_sync %v, image bit %v", r, c, y, cleanBit(g.img, r))
-				}
-				if c {
-					clean++
-				}
-			}
+			clean := checkClean(t, l, g.RegionCount, func(r uint64) bool { return cleanBit(g.img, r) })
 			if got := l.SyncCount(); got != clean {
 				t.Fatalf("SyncCount %d, image has %d clean regions", got, clean)
 			}

@@ -67,17 +67,8 @@ func TestCLIGolden(t *testing.T) {
 			code := run(tc.args, &out, &errb)
 			got := goldenText(code, out.String(), errb.String(), tmp)
 			path := filepath.Join("testdata", "cli", tc.name+".golden")
-			if *updateGolden {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (go test ./cmd/dlogd -run TestCLIGolden -update-golden writes it)", err)
-			}
-			if got != string(want) {
+			want, ok := golden(t, path, got, *updateGolden, "go test ./cmd/dlogd -run TestCLIGolden -update-golden")
+			if ok && got != want {
 				t.Errorf("dlogd %s:\n--- got\n%s--- want (%s)\n%s", strings.Join(tc.args, " "), got, path, want)
 			}
 		})
@@ -104,4 +95,22 @@ func TestVersion(t *testing.T) {
 	if got, want := b.String(), "dlogd v1.2.3 (revision 0123456789ab+modified, go1.26.0, linux/amd64)"; got != want {
 		t.Errorf("build.String() = %q, want %q", got, want)
 	}
+}
+
+// golden writes got to path and returns false when update is set; else it
+// returns the committed file to compare got with, and true. writer says
+// what writes the file, for when it is missing.
+func golden(t *testing.T, path, got string, update bool, writer string) (string, bool) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return "", false
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (%s writes it)", err, writer)
+	}
+	return string(want), true
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -91,7 +92,7 @@ func TestKill9Persistence(t *testing.T) {
 					mu.Lock()
 					delete(mustDirty, r)
 					mu.Unlock()
-					pending = remove(pending, r)
+					pending = slices.DeleteFunc(pending, func(x uint64) bool { return x == r })
 					if _, _, ok := c.call(ulog.TypeClearRegion, "k9", 0xfeed, ulog.AppendUint64(nil, r)); !ok {
 						return
 					}
@@ -132,14 +133,4 @@ func TestKill9Persistence(t *testing.T) {
 		<-done
 	}
 	t.Logf("%d kills, %d acknowledged marks checked after restarts, 0 lost", rounds, checked)
-}
-
-func remove(s []uint64, v uint64) []uint64 {
-	out := s[:0]
-	for _, x := range s {
-		if x != v {
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -217,14 +217,11 @@ func TestSignals(t *testing.T) {
 	t.Run("idle", func(t *testing.T) {
 		p := start(t, t.TempDir())
 		p.cmd.Process.Signal(os.Interrupt)
-		if code := p.wait(t, 10*time.Second); code != 0 {
-			t.Fatalf("exit %d", code)
-		}
+		p.exitsZero(t)
 	})
 	t.Run("refuse then exit when idle", func(t *testing.T) {
 		p := start(t, t.TempDir())
-		c := dial(t, p.sock)
-		c.must(ulog.TypeCtr, "sig", 1, []byte("131072 clustered-core 1024"))
+		c := withLog(t, p)
 		p.cmd.Process.Signal(os.Signal(sigterm))
 		time.Sleep(300 * time.Millisecond)
 		if !p.running() {
@@ -242,30 +239,38 @@ func TestSignals(t *testing.T) {
 			t.Fatalf("SIGUSR1 dump does not show the log:\n%s", p.stderr)
 		}
 		c.must(ulog.TypeDtr, "sig", 1, nil)
-		if code := p.wait(t, 10*time.Second); code != 0 {
-			t.Fatalf("exit %d", code)
-		}
+		p.exitsZero(t)
 	})
 	t.Run("second signal", func(t *testing.T) {
 		p := start(t, t.TempDir())
-		c := dial(t, p.sock)
-		c.must(ulog.TypeCtr, "sig", 1, []byte("131072 clustered-core 1024"))
+		withLog(t, p)
 		p.cmd.Process.Signal(sigterm)
 		time.Sleep(200 * time.Millisecond)
 		p.cmd.Process.Signal(sigterm)
-		if code := p.wait(t, 10*time.Second); code != 0 {
-			t.Fatalf("exit %d", code)
-		}
+		p.exitsZero(t)
 	})
 	t.Run("force", func(t *testing.T) {
 		p := start(t, t.TempDir(), "--force")
-		c := dial(t, p.sock)
-		c.must(ulog.TypeCtr, "sig", 1, []byte("131072 clustered-core 1024"))
+		withLog(t, p)
 		p.cmd.Process.Signal(sigterm)
-		if code := p.wait(t, 10*time.Second); code != 0 {
-			t.Fatalf("exit %d", code)
-		}
+		p.exitsZero(t)
 	})
+}
+
+// exitsZero waits up to 10s for p and fails the test unless it exits 0.
+func (p *proc) exitsZero(t *testing.T) {
+	t.Helper()
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// withLog dials p and creates the clustered-core log "sig" through it.
+func withLog(t *testing.T, p *proc) *client {
+	t.Helper()
+	c := dial(t, p.sock)
+	c.must(ulog.TypeCtr, "sig", 1, []byte("131072 clustered-core 1024"))
+	return c
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }

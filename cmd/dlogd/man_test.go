@@ -39,18 +39,9 @@ func manPage(t *testing.T) string {
 // Ensure that the committed man page is the one the help texts make, so
 // that --help and dlogd.8 never drift; `make man` regenerates it.
 func TestManPage(t *testing.T) {
-	want := manPage(t)
-	if *updateMan {
-		if err := os.WriteFile(manPath, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(manPath)
-	if err != nil {
-		t.Fatalf("%v (make man writes it)", err)
-	}
-	if string(got) != want {
+	page := manPage(t)
+	committed, ok := golden(t, manPath, page, *updateMan, "make man")
+	if ok && committed != page {
 		t.Errorf("packaging/dlogd.8 is out of date with the help texts: run make man")
 	}
 }

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,17 @@ import (
 func call(t *testing.T, k *fakekernel.Local, typ ulog.RequestType, data []byte) {
 	t.Helper()
 	callLUID(t, k, 1, typ, data)
+}
+
+// serve starts a daemon observed by m and attached to it with name (nil:
+// no device-mapper names), closed at cleanup, and returns the fake kernel
+// that talks to it.
+func serve(t *testing.T, m *metrics.Metrics, name metrics.NameFunc) *fakekernel.Local {
+	t.Helper()
+	d := daemon.New(daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Observer: m.Observer()})
+	t.Cleanup(func() { d.Close(context.Background()) })
+	m.Attach(d, nil, name)
+	return fakekernel.NewLocal(d)
 }
 
 // callLUID sends a request for log ("metrics", luid) and waits for its
@@ -94,10 +106,7 @@ func settled(t *testing.T, m *metrics.Metrics, want map[string]string) string {
 
 func TestMetrics(t *testing.T) {
 	m := metrics.New()
-	d := daemon.New(daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Observer: m.Observer()})
-	defer d.Close(t.Context())
-	m.Attach(d, nil, nil)
-	k := fakekernel.NewLocal(d)
+	k := serve(t, m, nil)
 	call(t, k, ulog.TypeCtr, []byte("131072 clustered-core 1024 nosync"))
 	call(t, k, ulog.TypeResume, nil)
 	for range 5 {
@@ -153,14 +162,11 @@ func logSeries(text string) []string {
 // the uuid, neither fails nor doubles them; the name is looked up once.
 func TestMetricsAcrossReload(t *testing.T) {
 	m := metrics.New()
-	d := daemon.New(daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Observer: m.Observer()})
-	defer d.Close(t.Context())
 	lookups := 0
-	m.Attach(d, nil, func(uuid string) string {
+	k := serve(t, m, func(uuid string) string {
 		lookups++
 		return "vg-lv_" + uuid
 	})
-	k := fakekernel.NewLocal(d)
 	ctr := []byte("131072 clustered-core 1024 nosync")
 	callLUID(t, k, 0xffff8881, ulog.TypeCtr, ctr)
 	callLUID(t, k, 0xffff8881, ulog.TypeResume, nil)
@@ -208,10 +214,7 @@ func TestMetricsAcrossReload(t *testing.T) {
 func TestMetricNames(t *testing.T) {
 	m := metrics.New()
 	m.BuildInfo("v1.2.3", "0123abc", "go1.26.0")
-	d := daemon.New(daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Observer: m.Observer()})
-	defer d.Close(t.Context())
-	m.Attach(d, nil, nil)
-	k := fakekernel.NewLocal(d)
+	k := serve(t, m, nil)
 	call(t, k, ulog.TypeCtr, []byte("131072 clustered-core 1024 nosync"))
 	call(t, k, ulog.TypeFlush, nil)
 	text := scrape(t, m)

@@ -160,9 +160,7 @@ func TestEdgeLogDevice(t *testing.T) {
 	t.Run("too small", func(t *testing.T) {
 		c.use(t)
 		p := filepath.Join(dir, "small.img")
-		if err := makeFile(p, 512); err != nil {
-			t.Fatal(err)
-		}
+		mustFile(t, p, 512)
 		ctrRefused(t, "small", p, "small.img", "too small", "need 2048 bytes, have 512")
 		b.check("device too small")
 	})
@@ -170,9 +168,7 @@ func TestEdgeLogDevice(t *testing.T) {
 	t.Run("read-only file", func(t *testing.T) {
 		c.use(t)
 		p := filepath.Join(dir, "ro.img")
-		if err := makeFile(p, 1<<20); err != nil {
-			t.Fatal(err)
-		}
+		mustFile(t, p, 1<<20)
 		why := "permission denied"
 		if root {
 			if err := setImmutable(p, true); err != nil {
@@ -196,9 +192,7 @@ func TestEdgeLogDevice(t *testing.T) {
 		if err := os.Mkdir(src, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := makeFile(filepath.Join(src, "log.img"), 1<<20); err != nil {
-			t.Fatal(err)
-		}
+		mustFile(t, filepath.Join(src, "log.img"), 1<<20)
 		if err := bindReadOnly(src, mnt); err != nil {
 			t.Skipf("read-only bind mount: %v", err)
 		}
@@ -286,9 +280,7 @@ func TestEdgeLogDevice(t *testing.T) {
 	t.Run("replaced between CTR and RESUME", func(t *testing.T) {
 		c.use(t)
 		orig := filepath.Join(dir, "replaced.img")
-		if err := makeFile(orig, 1<<20); err != nil {
-			t.Fatal(err)
-		}
+		mustFile(t, orig, 1<<20)
 		marked := []uint64{5, 900, 8000}
 		cleared := []uint64{6, 901, 8001}
 		// A first life on the device: every region dirty (a fresh log),
@@ -302,9 +294,7 @@ func TestEdgeLogDevice(t *testing.T) {
 		l1.deactivate()
 		// Another valid image where every region is clean (nosync).
 		other := filepath.Join(dir, "other.img")
-		if err := makeFile(other, 1<<20); err != nil {
-			t.Fatal(err)
-		}
+		mustFile(t, other, 1<<20)
 		lo := newTlog(c, "other", fmt.Sprintf("%d clustered-disk %s 8 nosync", regions*8, other), regions)
 		lo.activate()
 		lo.deactivate()
@@ -375,9 +365,7 @@ func TestEdgeLogDevice(t *testing.T) {
 		t.Cleanup(func() { unmount(mnt); os.Remove(mnt) })
 		p := filepath.Join(mnt, "full.img")
 		const big = 65536 // regions: a 9 KiB image on a sparse 64 KiB file
-		if err := makeFile(p, 64<<10); err != nil {
-			t.Fatal(err)
-		}
+		mustFile(t, p, 64<<10)
 		filler := filepath.Join(mnt, "filler")
 		if _, err := fill(filler); err != nil {
 			t.Fatal(err)
@@ -451,9 +439,7 @@ func TestEdgeDeviceGoneAtReconnect(t *testing.T) {
 	b := newBystander(t, c, dir)
 	const regions = 8192
 	gone := filepath.Join(dir, "gone.img")
-	if err := makeFile(gone, 1<<20); err != nil {
-		t.Fatal(err)
-	}
+	mustFile(t, gone, 1<<20)
 	x := newTlog(c, "gone", diskCtr(gone, regions), regions)
 	x.activate()
 	if res := x.markFlush(5, 6); res != 0 {
@@ -492,9 +478,7 @@ func TestEdgeDeviceGoneAtReconnect(t *testing.T) {
 	t.Logf("device gone at reconnect: CTR %d: %s", res, shortMsg(msg))
 	b.check("while another log's device is gone")
 
-	if err := makeFile(gone, 1<<20); err != nil {
-		t.Fatal(err)
-	}
+	mustFile(t, gone, 1<<20)
 	if res, _ := c2.call(ulog.TypeCtr, x.uuid, x.luid, []byte(x.ctr+"\x00"), 0); res != 0 {
 		t.Fatalf("reconnect CTR once a device is back: %d", res)
 	}

@@ -267,6 +267,15 @@ func (l *tlog) expectDirty(what string, rs ...uint64) {
 
 // bystander is a disk log with acknowledged marks that an edge fault on
 // another log must leave alone.
+// mustFile creates a zero-filled file of size bytes at path, failing the
+// test when it cannot.
+func mustFile(t *testing.T, path string, size int64) {
+	t.Helper()
+	if err := makeFile(path, size); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type bystander struct {
 	l     *tlog
 	marks []uint64
@@ -275,9 +284,7 @@ type bystander struct {
 func newBystander(t *testing.T, c *tkernel, dir string) *bystander {
 	t.Helper()
 	path := filepath.Join(dir, "bystander.img")
-	if err := makeFile(path, 1<<20); err != nil {
-		t.Fatal(err)
-	}
+	mustFile(t, path, 1<<20)
 	b := &bystander{l: newTlog(c, "bystander", diskCtr(path, 8192), 8192)}
 	b.l.activate()
 	b.l.clean(0, 1, 2, 3, 4, 5, 6, 7, 77, 100, 200, 300, 400, 500, 600, 4000, 8191)

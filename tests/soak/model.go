@@ -4,8 +4,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 )
@@ -127,10 +128,7 @@ func (l *soakLog) setGeometry(regionSize, regions uint64, rng *rand.Rand) {
 	for len(hot) < 96 {
 		hot[rng.Uint64N(regions)] = true
 	}
-	for r := range hot {
-		l.hot = append(l.hot, r)
-	}
-	sort.Slice(l.hot, func(i, j int) bool { return l.hot[i] < l.hot[j] })
+	l.hot = slices.Sorted(maps.Keys(hot))
 	target := regions * regionSize
 	switch {
 	case l.disk:
@@ -204,12 +202,7 @@ func (l *soakLog) setMarked(rs []uint64) {
 func (l *soakLog) mustDirtyList() []uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]uint64, 0, len(l.mustDirty))
-	for r := range l.mustDirty {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
+	return slices.Sorted(maps.Keys(l.mustDirty))
 }
 
 func (l *soakLog) stillMustDirty(r uint64) bool {

@@ -424,31 +424,25 @@ func (c *kclient) suspendResume(ctx context.Context, l *soakLog) error {
 		}
 		gen0 = c.gen
 	}
-	res, err := c.direct(ctx, l, in, ulog.TypePresuspend)
-	if err != nil {
+	if err := c.directStep(ctx, l, in, ulog.TypePresuspend); err != nil {
 		return err
 	}
-	c.expectDirect(l, in, ulog.TypePresuspend, res)
 	l.setState(in, stPresuspended)
 	if c.rng.IntN(2) == 0 {
 		if err := c.clear(ctx, l, in); err != nil {
 			return err
 		}
 	}
-	res, err = c.direct(ctx, l, in, ulog.TypePostsuspend)
-	if err != nil {
+	if err := c.directStep(ctx, l, in, ulog.TypePostsuspend); err != nil {
 		return err
 	}
-	c.expectDirect(l, in, ulog.TypePostsuspend, res)
 	l.setState(in, stSuspended)
 	l.mu.Lock()
 	clear(l.marked) // suspended: no write is in flight
 	l.mu.Unlock()
-	res, err = c.direct(ctx, l, in, ulog.TypeResume)
-	if err != nil {
+	if err := c.directStep(ctx, l, in, ulog.TypeResume); err != nil {
 		return err
 	}
-	c.expectDirect(l, in, ulog.TypeResume, res)
 	l.setState(in, stRunning)
 	if l.disk {
 		return c.checkDirty(ctx, l, in, "suspend/resume")
@@ -473,6 +467,17 @@ func (c *kclient) expectDirect(l *soakLog, in *instance, typ ulog.RequestType, r
 	default:
 		c.s.fail("%s: %s on %s luid %#x: unexpected error %d", c.name, typ, l.name, in.luid, res)
 	}
+}
+
+// directStep sends typ for in without the reconnect logic
+// (direct) and checks its answer (expectDirect).
+func (c *kclient) directStep(ctx context.Context, l *soakLog, in *instance, typ ulog.RequestType) error {
+	res, err := c.direct(ctx, l, in, typ)
+	if err != nil {
+		return err
+	}
+	c.expectDirect(l, in, typ, res)
+	return nil
 }
 
 // reloadResult says how a reload went, for the fault episodes.
@@ -516,31 +521,25 @@ func (c *kclient) reload(ctx context.Context, l *soakLog) (reloadResult, error) 
 	if err != nil {
 		return reloadResult{}, err
 	}
-	res, err = c.direct(ctx, l, old, ulog.TypePresuspend)
-	if err != nil {
+	if err := c.directStep(ctx, l, old, ulog.TypePresuspend); err != nil {
 		return reloadResult{}, err
 	}
-	c.expectDirect(l, old, ulog.TypePresuspend, res)
 	l.setState(old, stPresuspended)
 	if c.rng.IntN(2) == 0 {
 		if err := c.write(ctx, l, old); err != nil {
 			return reloadResult{}, err
 		}
 	}
-	res, err = c.direct(ctx, l, old, ulog.TypePostsuspend)
-	if err != nil {
+	if err := c.directStep(ctx, l, old, ulog.TypePostsuspend); err != nil {
 		return reloadResult{}, err
 	}
-	c.expectDirect(l, old, ulog.TypePostsuspend, res)
 	l.mu.Lock()
 	old.st = stSuspended
 	clear(l.marked)
 	l.mu.Unlock()
-	res, err = c.direct(ctx, l, nw, ulog.TypeResume)
-	if err != nil {
+	if err := c.directStep(ctx, l, nw, ulog.TypeResume); err != nil {
 		return reloadResult{}, err
 	}
-	c.expectDirect(l, nw, ulog.TypeResume, res)
 	l.mu.Lock()
 	nw.st = stRunning
 	l.live, l.next = nw, nil
@@ -613,11 +612,9 @@ func (c *kclient) reactivate(ctx context.Context, l *soakLog) error {
 		return nil
 	}
 	for _, typ := range []ulog.RequestType{ulog.TypePresuspend, ulog.TypePostsuspend} {
-		res, err := c.direct(ctx, l, in, typ)
-		if err != nil {
+		if err := c.directStep(ctx, l, in, typ); err != nil {
 			return err
 		}
-		c.expectDirect(l, in, typ, res)
 	}
 	l.setState(in, stSuspended)
 	gen := c.gen
@@ -661,11 +658,9 @@ func (c *kclient) activate(ctx context.Context, l *soakLog) (int32, error) {
 	if _, err := c.status(ctx, l, nw); err != nil {
 		return 0, err
 	}
-	res, err = c.direct(ctx, l, nw, ulog.TypeResume)
-	if err != nil {
+	if err := c.directStep(ctx, l, nw, ulog.TypeResume); err != nil {
 		return 0, err
 	}
-	c.expectDirect(l, nw, ulog.TypeResume, res)
 	l.mu.Lock()
 	nw.st = stRunning
 	l.live, l.next = nw, nil

@@ -28,10 +28,7 @@ import (
 //	DLOG_VM_BENCH_OUT=dir         where the report goes (default <repo>/bench)
 //	DLOG_VM_BENCH_FIO=0           leave fio out even when scripts/vm/fio.sh cached it
 func TestVMBench(t *testing.T) {
-	if os.Getenv("DLOG_VM_BENCH") != "1" {
-		t.Skip("the real-kernel benchmark is off: run it with make vmbench (DLOG_VM_BENCH=1)")
-	}
-	h := prepare(t)
+	h := prepare(t, "DLOG_VM_BENCH", "the real-kernel benchmark is off: run it with make vmbench (DLOG_VM_BENCH=1)")
 	bin := filepath.Join(h.root, "build", "vm", "bin")
 	bare, err := goBuild(t, h.root, "./bench/cmd/bareresponder", filepath.Join(bin, "bareresponder"))
 	if err != nil {

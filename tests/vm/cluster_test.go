@@ -35,10 +35,7 @@ import (
 // node<i>/ (console.log, results/). The set-up (make vmcluster-deps) is
 // scripts/vm/deps.sh, then scripts/vm/cluster-deps.sh.
 func TestVMCluster(t *testing.T) {
-	if os.Getenv("DLOG_VMCLUSTER") != "1" {
-		t.Skip("the multi-kernel cluster tests are off: run them with make vmclustertest (DLOG_VMCLUSTER=1)")
-	}
-	h := prepare(t)
+	h := prepare(t, "DLOG_VMCLUSTER", "the multi-kernel cluster tests are off: run them with make vmclustertest (DLOG_VMCLUSTER=1)")
 	extra := filepath.Join(h.kernel.Dir, "cluster.cpio.gz")
 	if _, err := os.Stat(extra); err != nil {
 		t.Fatalf("%v: run make vmcluster-deps (scripts/vm/cluster-deps.sh) first", err)

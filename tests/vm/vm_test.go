@@ -46,11 +46,8 @@ import (
 const defaultGuestTimeout = 7 * time.Minute
 
 func TestVM(t *testing.T) {
-	if os.Getenv("DLOG_VM") != "1" {
-		t.Skip("real-kernel VM tests are off: run them with 'DLOG_VM=1 go test ./tests/vm/ -v' or 'make vmtest' " +
-			"(first use installs qemu-system-x86, busybox-static and cpio with apt-get and downloads Debian's kernel: root and the Debian mirror needed)")
-	}
-	h := prepare(t)
+	h := prepare(t, "DLOG_VM", "real-kernel VM tests are off: run them with 'DLOG_VM=1 go test ./tests/vm/ -v' or 'make vmtest' "+
+		"(first use installs qemu-system-x86, busybox-static and cpio with apt-get and downloads Debian's kernel: root and the Debian mirror needed)")
 	want := vmharness.SplitScenarios(os.Getenv("DLOG_VM_SCENARIOS"))
 	// "crash" is two boots of its own (crash-write, then crash-check on
 	// the same disk); everything else shares one boot.
@@ -84,7 +81,12 @@ type host struct {
 	guestTimeout time.Duration
 }
 
-func prepare(t *testing.T) *host {
+// prepare skips the test with the message off unless the variable optIn
+// is 1, then checks the cached kernel and builds the guest and dlogd.
+func prepare(t *testing.T, optIn, off string) *host {
+	if os.Getenv(optIn) != "1" {
+		t.Skip(off)
+	}
 	h := &host{root: repoRoot(t)}
 	ctx := context.Background()
 	start := time.Now()

@@ -25,9 +25,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -354,11 +355,7 @@ func newLog(uuid, ctr string) (*ulog, error) {
 func (r *responder) dump(log *slog.Logger) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	luids := make([]uint64, 0, len(r.logs))
-	for k := range r.logs {
-		luids = append(luids, k)
-	}
-	sort.Slice(luids, func(i, j int) bool { return luids[i] < luids[j] })
+	luids := slices.Sorted(maps.Keys(r.logs))
 	log.Info("state dump", "logs", len(luids))
 	for _, k := range luids {
 		l := r.logs[k]

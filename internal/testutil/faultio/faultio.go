@@ -5,8 +5,8 @@
 // flush. After a tear the device is dead: every later call fails, as if the
 // machine had stopped, until the test reopens the real device.
 //
-// It wraps any value with the engine's Device method set; it does not
-// import the engine, so the engine's own tests can use it.
+// It wraps an engine.Device (the engine's tests are in package
+// engine_test, so they can use it).
 package faultio
 
 import (
@@ -16,16 +16,12 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/iouring"
 )
 
-// Device is the method set of engine.Device.
-type Device interface {
-	ReadAt(p []byte, off int64) (int, error)
-	Write(blocks []iouring.Block, sync bool) error
-	Sync() error
-	Close() error
-}
+// Device is the log device the engine writes through.
+type Device = engine.Device
 
 // ErrDead is returned by every call after a torn write.
 var ErrDead = errors.New("faultio: device dead after a torn write (simulated power loss)")
