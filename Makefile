@@ -3,8 +3,9 @@
 #   make build     build bin/dlogd
 #   make test      everything CI runs: lint, unit tests under -race (fuzz corpora replayed, 200-kill
 #                  crash test), the purego twin, a 10 s fuzz slice per target, a 60 s soak slice,
-#                  the real-kernel VM slice (mk/vm.mk test-vm-ci) and the corosync cluster slice
-#                  (mk/cluster.mk clustertest-ci)
+#                  the real-kernel VM slice (mk/vm.mk test-vm-ci), the corosync cluster slice
+#                  (mk/cluster.mk clustertest-ci) and the multi-kernel cluster slice (mk/vmcluster.mk
+#                  vmclustertest-ci: basic and kill-node on two qemu guests, about 2 minutes)
 #   make lint      go vet + staticcheck + gofmt check
 #   make unit-check  systemd-analyze verify of the systemd unit (mk/install.mk)
 #   make fuzz      run every fuzz target for FUZZTIME each
@@ -53,6 +54,7 @@ test: lint
 	$(MAKE) --no-print-directory soak-ci
 	$(MAKE) --no-print-directory test-vm-ci
 	$(MAKE) --no-print-directory clustertest-ci
+	$(MAKE) --no-print-directory vmclustertest-ci
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
