@@ -354,20 +354,9 @@ func scenClKillDlogd(s *S) {
 	})
 	cr.s.Note("writes: time", secs(time.Since(start)))
 	if cr.c.node == victim {
-		cr.s.Do("dlogd restarted", time.Minute, func(ctx context.Context) error {
-			select {
-			case err := <-restarted:
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
+		cr.await("dlogd restarted", time.Minute, restarted)
 	}
-	cr.barrier(3, cr.all)
-	cr.waitFullSync("in sync after the writes", true)
-	cr.healthy("status after the writes")
-	cr.verifyOn(cr.mirror, "through the mirror on node "+fmt.Sprint(cr.c.node), cr.all)
-	cr.finish(cr.all)
+	cr.settleAndVerify()
 }
 
 // scenClSuspendWrite: during the initial resync, node 1 suspends and
@@ -402,15 +391,28 @@ func scenClSuspendWrite(s *S) {
 	})
 	cr.s.Note("writes: time", secs(time.Since(start)))
 	if cr.c.node == 1 {
-		cr.s.Do("3 suspends and resumes", 3*time.Minute, func(ctx context.Context) error {
-			select {
-			case err := <-errc:
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
+		cr.await("3 suspends and resumes", 3*time.Minute, errc)
 	}
+	cr.settleAndVerify()
+}
+
+// await is a step that waits for the outcome of work this node started in
+// the background.
+func (cr *clusterRun) await(name string, timeout time.Duration, outcome <-chan error) {
+	cr.s.Do(name, timeout, func(ctx context.Context) error {
+		select {
+		case err := <-outcome:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
+// settleAndVerify ends a scenario whose writes are done on every node:
+// full sync with no I/O, healthy status, every acknowledged write read back
+// through the mirror, then the legs compared.
+func (cr *clusterRun) settleAndVerify() {
 	cr.barrier(3, cr.all)
 	cr.waitFullSync("in sync after the writes", true)
 	cr.healthy("status after the writes")
