@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -174,6 +175,25 @@ func (b *bgIO) Done() bool {
 	default:
 		return false
 	}
+}
+
+// errIOFinished: the background I/O finished before the point waited for.
+var errIOFinished = errors.New("the background I/O finished")
+
+// Reach waits until n blocks are done. It fails with errIOFinished if the
+// I/O finishes first, and with the context's error if that ends first.
+func (b *bgIO) Reach(ctx context.Context, n int64) error {
+	for b.blocks.Load() < n {
+		if b.Done() {
+			return fmt.Errorf("%w after %d blocks (%v)", errIOFinished, b.blocks.Load(), b.err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("only %d writes done: %w", b.blocks.Load(), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Wait waits for the I/O to finish, up to the context's end.

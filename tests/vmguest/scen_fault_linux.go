@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -121,17 +122,11 @@ func kill9Part(s *S, spec logSpec) {
 	data := pattern(46, 8*mib)
 	w := startWriter(m.dev.Path, 0, data, 4096)
 	s.Do("writes under way (4 KiB O_DIRECT, 8 MiB)", stepTimeout, func(ctx context.Context) error {
-		for w.blocks.Load() < 100 {
-			if w.Done() {
-				return fmt.Errorf("the writer finished before the kill (%v): make it longer", w.err)
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("only %d writes done: %w", w.blocks.Load(), ctx.Err())
-			case <-time.After(20 * time.Millisecond):
-			}
+		err := w.Reach(ctx, 100)
+		if errors.Is(err, errIOFinished) {
+			return fmt.Errorf("the writer finished before the kill (%w): make it longer", err)
 		}
-		return nil
+		return err
 	})
 	marker := kmsgMark("kill9 " + spec.Type)
 	s.Do("kill -9 dlogd under I/O", stepTimeout, func(ctx context.Context) error { return d.Kill9() })

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -154,17 +155,11 @@ func handoverUnderWrites(s *S) {
 	data := pattern(1414, 16*mib)
 	w := startWriter(m.dev.Path, 0, data, 4096)
 	s.Do("writes under way (4 KiB O_DIRECT, 16 MiB)", stepTimeout, func(ctx context.Context) error {
-		for w.blocks.Load() < 50 {
-			if w.Done() {
-				return fmt.Errorf("the writer finished before the handover (%v): make it longer", w.err)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
+		err := w.Reach(ctx, 50)
+		if errors.Is(err, errIOFinished) {
+			return fmt.Errorf("the writer finished before the handover (%w): make it longer", err)
 		}
-		return nil
+		return err
 	})
 	dlogdCmd := func(args ...string) func(ctx context.Context) (string, error) {
 		return func(ctx context.Context) (string, error) {
@@ -196,13 +191,8 @@ func handoverUnderWrites(s *S) {
 	series := fmt.Sprintf(`dlogd_log_in_sync_regions{name=%q,type="clustered-disk",uuid=%q}`, m.name, uuid)
 	s.Expect("metrics: "+series, fmt.Sprint(m.regions()), stepTimeout, scrapeSeries(series))
 	s.Do("more writes through dlogd", stepTimeout, func(ctx context.Context) error {
-		at := w.blocks.Load()
-		for w.blocks.Load() < at+50 && !w.Done() {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
+		if err := w.Reach(ctx, w.blocks.Load()+50); !errors.Is(err, errIOFinished) {
+			return err
 		}
 		return nil
 	})
