@@ -70,10 +70,7 @@ func TestGoldenRequests(t *testing.T) {
 // and is what AppendReply produces for the request it answers.
 func TestGoldenReplies(t *testing.T) {
 	requireLittleEndian(t)
-	ex, err := ktrace.Exchanges(ktrace.Load(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ex := ktrace.LoadExchanges(t)
 	n := 0
 	for _, x := range ex {
 		if x.Rsp == nil || x.Rsp.Raw == nil {
@@ -124,11 +121,7 @@ func TestGoldenReplies(t *testing.T) {
 // their fields, that every payload passes the check for its type, and
 // that the traced answers, re-encoded by AppendReply, would be accepted.
 func TestGoldenSummaries(t *testing.T) {
-	entries := ktrace.Load(t)
-	ex, err := ktrace.Exchanges(entries)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries, ex := ktrace.LoadExchanges(t)
 	if len(ex) != 441 {
 		t.Errorf("%d requests, want 441", len(ex))
 	}

@@ -9,14 +9,8 @@ import (
 	"runtime"
 )
 
-// Device is a log device or image file opened read-only.
-type Device struct {
-	Path   string
-	Kind   string
-	Size   int64
-	Direct bool
-	f      *os.File
-}
+// direct is empty: O_DIRECT reads are Linux-only.
+type direct struct{}
 
 // Open opens an image file read-only; block devices and major:minor are
 // only understood on Linux.

@@ -179,11 +179,7 @@ func TestElidedTotals(t *testing.T) {
 // Ensure that every request pairs with its reply, and that requests
 // rebuild into datagrams (those with a raw dump byte for byte).
 func TestExchangesAndDatagrams(t *testing.T) {
-	entries := ktrace.Load(t)
-	ex, err := ktrace.Exchanges(entries)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries, ex := ktrace.LoadExchanges(t)
 	if len(ex) != 441 {
 		t.Fatalf("%d exchanges, want 441", len(ex))
 	}

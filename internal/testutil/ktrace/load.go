@@ -53,3 +53,15 @@ func Load(t testing.TB) []Entry {
 	}
 	return entries
 }
+
+// LoadExchanges parses the trace and pairs its requests with their
+// replies (Exchanges) for a test, and fails the test if it cannot.
+func LoadExchanges(t testing.TB) ([]Entry, []Exchange) {
+	t.Helper()
+	entries := Load(t)
+	ex, err := Exchanges(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries, ex
+}
