@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -32,30 +33,11 @@ import (
 //     kernel's disk log reads an exact image;
 //   - at the end, every member holds the same replicated sync bits.
 
-// Region-hash states of the kernel model.
-const (
-	rhClean = iota
-	rhDirty
-	rhNosync
-	rhRecovering
-)
-
-type entry struct{ state, pending int }
-
-// kernel models one node's dm-raid1 over its log.
+// kernel is one node's kernel model (clustercheck.Kernel) over its Log.
 type kernel struct {
-	node     int
-	l        *Log
-	n        uint64
-	rng      *rand.Rand
-	c        *clustercheck.Checker
-	dead     atomic.Bool
-	hint     uint64
-	entries  map[uint64]*entry
-	inflight []uint64
-	toClear  []uint64
-	recov    int64 // region being recovered, -1 if none
-	stopped  chan struct{}
+	*clustercheck.Kernel
+	dead    atomic.Bool
+	stopped chan struct{}
 }
 
 func (k *kernel) alive() bool { return !k.dead.Load() }
@@ -68,132 +50,55 @@ func (k *kernel) run(stop <-chan struct{}) {
 			return
 		default:
 		}
-		if !k.step() {
-			return
+		if k.Step() != nil {
+			return // the log failed: the node was killed under it
 		}
 	}
 }
 
-// step does one random kernel action; false when the log failed (the node
-// was killed under it).
-func (k *kernel) step() bool {
-	l := k.l
-	switch p := k.rng.IntN(100); {
-	case p < 40: // a write
-		r := k.rng.Uint64N(k.n)
-		if r >= k.hint {
-			rec, h, err := l.IsRemoteRecovering(r)
-			if err != nil {
-				return false
-			}
-			k.hint = h
-			if rec {
-				return true // requeued
-			}
-		}
-		e := k.entries[r]
-		if e == nil {
-			in, err := l.InSync(r)
-			if err != nil {
-				return false
-			}
-			e = &entry{state: rhNosync}
-			if in {
-				e.state = rhClean
-			} else {
-				k.c.Note(r, fmt.Sprintf("node %d NOSYNC entry: hint %d promised %d running %v", k.node, k.hint, l.promised.Load(), l.running.Load()))
-			}
-			k.entries[r] = e
-		}
-		if e.state == rhRecovering {
-			return true // delayed until the recovery ends
-		}
-		marked := false
-		if e.state == rhClean {
-			l.MarkRegion(r)
-			e.state = rhDirty
-			marked = true
-		}
-		e.pending++
-		if marked {
-			if err := l.Flush(); err != nil || !k.alive() {
-				return false
-			}
-		}
-		k.c.Issue(k.node, r, marked)
-		k.inflight = append(k.inflight, r)
-	case p < 65: // a write completes
-		if len(k.inflight) == 0 {
-			return true
-		}
-		i := k.rng.IntN(len(k.inflight))
-		r := k.inflight[i]
-		k.inflight = slices.Delete(k.inflight, i, i+1)
-		k.c.Complete(k.node, r)
-		e := k.entries[r]
-		e.pending--
-		if e.pending == 0 && e.state == rhDirty {
-			e.state = rhClean
-			k.toClear = append(k.toClear, r)
-		}
-	case p < 75: // the state-update pass: clears, then a flush
-		if len(k.toClear) == 0 {
-			return true
-		}
-		for _, r := range k.toClear {
-			if e := k.entries[r]; e != nil && e.state == rhClean && e.pending == 0 {
-				k.c.Cleared(k.node, r)
-				l.ClearRegion(r)
-				delete(k.entries, r)
-			}
-		}
-		k.toClear = k.toClear[:0]
-		if err := l.Flush(); err != nil {
-			return false
-		}
-	case p < 92: // recovery
-		if k.recov < 0 {
-			if k.hint >= k.n {
-				return true
-			}
-			r, ok, err := l.GetResyncWork()
-			if err != nil {
-				return false
-			}
-			if !ok || !k.alive() {
-				return true
-			}
-			e := k.entries[r]
-			if e == nil {
-				e = &entry{}
-				k.entries[r] = e
-			}
-			e.state = rhRecovering
-			k.recov = int64(r)
-			return true
-		}
-		r := uint64(k.recov)
-		if e := k.entries[r]; e.pending > 0 {
-			return true // quiescing
-		}
-		k.c.StartRecovery(k.node, r)
-		k.c.EndRecovery(k.node, r)
-		if err := l.SetRegionSync(r, true); err != nil {
-			return false
-		}
-		l.ClearRegion(r)
-		k.c.Cleared(k.node, r)
-		delete(k.entries, r)
-		k.recov = -1
-	case p < 97:
-		if l.SyncCount() >= k.n {
-			k.hint = k.n
-		}
-	default:
-		time.Sleep(time.Duration(k.rng.IntN(300)) * time.Microsecond)
-	}
-	return true
+var errKilled = errors.New("node killed")
+
+// modelLog is what the kernel model calls: the node's Log, the node's
+// death turning a flush answered after it into an error and work handed
+// out after it into none.
+type modelLog struct {
+	*Log
+	k *kernel
+	c *clustercheck.Checker
 }
+
+func (m modelLog) InSync(r uint64) (bool, error) {
+	in, err := m.Log.InSync(r)
+	if err == nil && !in {
+		m.c.Note(r, fmt.Sprintf("node %d NOSYNC entry: promised %d running %v", m.k.Node, m.Log.promised.Load(), m.Log.running.Load()))
+	}
+	return in, err
+}
+
+func (m modelLog) Flush() error {
+	if err := m.Log.Flush(); err != nil {
+		return err
+	}
+	if !m.k.alive() {
+		return errKilled
+	}
+	return nil
+}
+
+func (m modelLog) GetResyncWork() (uint64, bool, error) {
+	r, ok, err := m.Log.GetResyncWork()
+	return r, ok && m.k.alive(), err
+}
+
+func (m modelLog) Recovered(r uint64) error {
+	if err := m.Log.SetRegionSync(r, true); err != nil {
+		return err
+	}
+	m.Log.ClearRegion(r)
+	return nil
+}
+
+func (m modelLog) SyncCount() (uint64, error) { return m.Log.SyncCount(), nil }
 
 type cnode struct {
 	id  uint32
@@ -233,8 +138,9 @@ func testWorkload(t *testing.T, table string) {
 		}
 		nd.l = openNode(t, net, nd.id, c)
 		resume(t, nd.l)
-		nd.k = &kernel{node: i, l: nd.l, n: c.RegionCount(), rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i))), c: ch,
-			entries: map[uint64]*entry{}, recov: -1, stopped: make(chan struct{})}
+		nd.k = &kernel{stopped: make(chan struct{})}
+		nd.k.Kernel = clustercheck.NewKernel(i, modelLog{Log: nd.l, k: nd.k, c: ch}, c.RegionCount(), rng.Uint64(), ch)
+		nd.k.Idle = 300 * time.Microsecond
 		nodes[i] = nd
 		go nd.k.run(stop)
 	}

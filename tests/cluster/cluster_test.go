@@ -236,20 +236,20 @@ func runKill(t *testing.T, typ string, dur time.Duration, tr string) {
 	for _, k := range h.ks {
 		<-k.stopped
 		if k.err != nil {
-			t.Fatalf("node %d: %v", k.node+1, k.err)
+			t.Fatalf("node %d: %v", k.Node+1, k.err)
 		}
 	}
 	// Clean shutdown of every node.
 	marked := map[uint64]bool{}
 	for _, k := range h.ks {
-		for r, e := range k.entries {
-			if e.state == rhDirty {
+		for r, e := range k.Entries {
+			if e.State == clustercheck.RHDirty {
 				marked[r] = true
 			}
 		}
 		for _, tt := range []ulog.RequestType{ulog.TypePresuspend, ulog.TypePostsuspend, ulog.TypeDtr} {
 			if _, err := k.cl.ok(tt, nil); err != nil {
-				t.Fatalf("node %d %s: %v", k.node+1, tt, err)
+				t.Fatalf("node %d %s: %v", k.Node+1, tt, err)
 			}
 		}
 	}

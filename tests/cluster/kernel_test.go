@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/dlog-dev/dlog/internal/testutil/clustercheck"
@@ -80,38 +78,23 @@ func (k *client) region(t ulog.RequestType, r uint64) (int64, uint64, error) {
 	return v, 0, err
 }
 
-const (
-	rhClean = iota
-	rhDirty
-	rhNosync
-	rhRecovering
-)
-
-type entry struct{ state, pending int }
-
 type pauseReq struct{ drained, resume chan struct{} }
 
-// kernel models one node's dm-raid1 over its log, through dlogd.
+// kernel is one node's kernel model (clustercheck.Kernel), through dlogd.
 type kernel struct {
-	node     int
-	cl       *client
-	n        uint64
-	rng      *rand.Rand
-	c        *clustercheck.Checker
-	hint     uint64
-	entries  map[uint64]*entry
-	inflight []uint64
-	toClear  []uint64
-	recov    int64
-	err      error
+	*clustercheck.Kernel
+	cl  *client
+	err error
 
 	pause   chan pauseReq // drain, say so, then wait for resume
 	stopped chan struct{}
 }
 
 func newKernel(node int, cl *client, n uint64, seed uint64, c *clustercheck.Checker) *kernel {
-	return &kernel{node: node, cl: cl, n: n, rng: rand.New(rand.NewPCG(seed, uint64(node))), c: c, entries: map[uint64]*entry{},
-		recov: -1, pause: make(chan pauseReq), stopped: make(chan struct{})}
+	k := &kernel{cl: cl, pause: make(chan pauseReq), stopped: make(chan struct{})}
+	k.Kernel = clustercheck.NewKernel(node, &modelLog{cl: cl}, n, seed, c)
+	k.CopyTime, k.Idle = 2*time.Millisecond, 500*time.Microsecond
+	return k
 }
 
 func (k *kernel) run(stop <-chan struct{}) {
@@ -121,7 +104,7 @@ func (k *kernel) run(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case p := <-k.pause:
-			k.err = k.drain()
+			k.err = k.Drain()
 			close(p.drained)
 			<-p.resume
 			if k.err != nil {
@@ -129,163 +112,84 @@ func (k *kernel) run(stop <-chan struct{}) {
 			}
 		default:
 		}
-		if k.err = k.step(); k.err != nil {
+		if k.err = k.Step(); k.err != nil {
 			return
 		}
 	}
 }
 
-// drain completes every write and recovery in flight and clears.
-func (k *kernel) drain() error {
-	for len(k.inflight) > 0 {
-		k.completeOne(0)
-	}
-	if k.recov >= 0 {
-		if err := k.finishRecovery(); err != nil {
-			return err
-		}
-	}
-	return k.clearPass()
+// modelLog carries the kernel model's requests to dlogd as
+// dm-log-userspace does: a mark travels in the FLUSH (integrated flush),
+// clears go 32 to a CLEAR_REGION and the rest before the FLUSH.
+type modelLog struct {
+	cl     *client
+	marks  []byte
+	clears []byte
 }
 
-func (k *kernel) completeOne(i int) {
-	r := k.inflight[i]
-	k.inflight = slices.Delete(k.inflight, i, i+1)
-	k.c.Complete(k.node, r)
-	e := k.entries[r]
-	e.pending--
-	if e.pending == 0 && e.state == rhDirty {
-		e.state = rhClean
-		k.toClear = append(k.toClear, r)
-	}
+func (m *modelLog) IsRemoteRecovering(r uint64) (bool, uint64, error) {
+	rec, h, err := m.cl.region(ulog.TypeIsRemoteRecovering, r)
+	return rec != 0, h, err
 }
 
-func (k *kernel) clearPass() error {
-	var rs []byte
-	for _, r := range k.toClear {
-		if e := k.entries[r]; e != nil && e.state == rhClean && e.pending == 0 {
-			k.c.Cleared(k.node, r)
-			rs = ulog.AppendUint64(rs, r)
-			delete(k.entries, r)
-			if len(rs) == 32*8 {
-				if _, err := k.cl.ok(ulog.TypeClearRegion, rs); err != nil {
-					return err
-				}
-				rs = rs[:0]
-			}
-		}
+func (m *modelLog) InSync(r uint64) (bool, error) {
+	in, _, err := m.cl.region(ulog.TypeInSync, r)
+	return in == 1, err
+}
+
+func (m *modelLog) MarkRegion(r uint64) error {
+	m.marks = ulog.AppendUint64(m.marks, r)
+	return nil
+}
+
+func (m *modelLog) ClearRegion(r uint64) error {
+	m.clears = ulog.AppendUint64(m.clears, r)
+	if len(m.clears) < 32*8 {
+		return nil
 	}
-	k.toClear = k.toClear[:0]
-	if len(rs) > 0 {
-		if _, err := k.cl.ok(ulog.TypeClearRegion, rs); err != nil {
-			return err
-		}
+	return m.sendClears()
+}
+
+func (m *modelLog) sendClears() error {
+	if len(m.clears) == 0 {
+		return nil
 	}
-	_, err := k.cl.ok(ulog.TypeFlush, nil)
+	_, err := m.cl.ok(ulog.TypeClearRegion, m.clears)
+	m.clears = m.clears[:0]
 	return err
 }
 
-func (k *kernel) finishRecovery() error {
-	r := uint64(k.recov)
-	if e := k.entries[r]; e != nil && e.pending > 0 {
-		return nil
-	}
-	k.c.StartRecovery(k.node, r)
-	time.Sleep(time.Duration(k.rng.IntN(2000)) * time.Microsecond) // the copy
-	k.c.EndRecovery(k.node, r)
-	if _, err := k.cl.ok(ulog.TypeSetRegionSync, ulog.AppendRegionSync(nil, r, 1)); err != nil {
+func (m *modelLog) Flush() error {
+	if err := m.sendClears(); err != nil {
 		return err
 	}
-	if _, err := k.cl.ok(ulog.TypeClearRegion, ulog.AppendUint64(nil, r)); err != nil {
-		return err
-	}
-	k.c.Cleared(k.node, r)
-	delete(k.entries, r)
-	k.recov = -1
-	return nil
+	_, err := m.cl.ok(ulog.TypeFlush, m.marks)
+	m.marks = m.marks[:0]
+	return err
 }
 
-func (k *kernel) step() error {
-	cl := k.cl
-	switch p := k.rng.IntN(100); {
-	case p < 40:
-		r := k.rng.Uint64N(k.n)
-		if r >= k.hint {
-			rec, h, err := cl.region(ulog.TypeIsRemoteRecovering, r)
-			if err != nil {
-				return err
-			}
-			k.hint = h
-			if rec != 0 {
-				return nil
-			}
-		}
-		e := k.entries[r]
-		if e == nil {
-			in, _, err := cl.region(ulog.TypeInSync, r)
-			if err != nil {
-				return err
-			}
-			e = &entry{state: rhNosync}
-			if in == 1 {
-				e.state = rhClean
-			}
-			k.entries[r] = e
-		}
-		if e.state == rhRecovering {
-			return nil
-		}
-		marked := e.state == rhClean
-		if marked {
-			e.state = rhDirty
-			// Integrated flush: the mark travels in the FLUSH.
-			if _, err := cl.ok(ulog.TypeFlush, ulog.AppendUint64(nil, r)); err != nil {
-				return err
-			}
-			k.c.Flushed()
-		}
-		e.pending++
-		k.c.Issue(k.node, r, marked)
-		k.inflight = append(k.inflight, r)
-	case p < 65:
-		if len(k.inflight) > 0 {
-			k.completeOne(k.rng.IntN(len(k.inflight)))
-		}
-	case p < 75:
-		if len(k.toClear) > 0 {
-			return k.clearPass()
-		}
-	case p < 92:
-		if k.recov >= 0 {
-			return k.finishRecovery()
-		}
-		if k.hint >= k.n {
-			return nil
-		}
-		d, err := cl.ok(ulog.TypeGetResyncWork, nil)
-		if err != nil {
-			return err
-		}
-		i, r, _ := ulog.Pair(d)
-		if i == 1 {
-			e := k.entries[r]
-			if e == nil {
-				e = &entry{}
-				k.entries[r] = e
-			}
-			e.state = rhRecovering
-			k.recov = int64(r)
-		}
-	case p < 97:
-		d, err := cl.ok(ulog.TypeGetSyncCount, nil)
-		if err != nil {
-			return err
-		}
-		if v, _ := ulog.Region(d); v >= k.n {
-			k.hint = k.n
-		}
-	default:
-		time.Sleep(time.Duration(k.rng.IntN(500)) * time.Microsecond)
+func (m *modelLog) GetResyncWork() (uint64, bool, error) {
+	d, err := m.cl.ok(ulog.TypeGetResyncWork, nil)
+	if err != nil {
+		return 0, false, err
 	}
-	return nil
+	i, r, _ := ulog.Pair(d)
+	return r, i == 1, nil
+}
+
+func (m *modelLog) Recovered(r uint64) error {
+	if _, err := m.cl.ok(ulog.TypeSetRegionSync, ulog.AppendRegionSync(nil, r, 1)); err != nil {
+		return err
+	}
+	_, err := m.cl.ok(ulog.TypeClearRegion, ulog.AppendUint64(nil, r))
+	return err
+}
+
+func (m *modelLog) SyncCount() (uint64, error) {
+	d, err := m.cl.ok(ulog.TypeGetSyncCount, nil)
+	if err != nil {
+		return 0, err
+	}
+	v, _ := ulog.Region(d)
+	return v, nil
 }

@@ -12,6 +12,10 @@
 //     checks out of sync on every survivor unless RecoveredSince says they
 //     were resynced.
 //
+// Kernel is the model of one node's dm-raid1 that drives a log and reports
+// to the Checker; each test gives it its Log (package cluster's Log in
+// process, tests/cluster's requests to a dlogd).
+//
 // Nodes are numbered by the test. A Checker is safe for concurrent use.
 package clustercheck
 
