@@ -201,6 +201,33 @@ func countLines(lines []string, sub string) int {
 	return n
 }
 
+// The kernel messages of dm-log-userspace about its daemon: no daemon
+// answers its requests, one request went unanswered for 15 s, and it is
+// back in touch with one.
+const (
+	msgNotFound    = "Userspace log server not found"
+	msgTimedOut    = "Request timed out"
+	msgReconnected = "Reconnected to userspace log server"
+)
+
+// reconnectCounts counts those messages in lines.
+func reconnectCounts(lines []string) string {
+	return fmt.Sprintf("%d x 'Userspace log server not found', %d x 'Request timed out', %d x 'Reconnected'",
+		countLines(lines, msgNotFound), countLines(lines, msgTimedOut), countLines(lines, msgReconnected))
+}
+
+// reconnectsSince records, as a value step, the reconnectCounts of the
+// kernel log since marker.
+func reconnectsSince(s *S, step, marker string) {
+	s.Value(step, stepTimeout, func(ctx context.Context) (string, error) {
+		lines, err := dmesgAfter(marker)
+		if err != nil {
+			return "", err
+		}
+		return reconnectCounts(lines), nil
+	})
+}
+
 // grepLines returns the lines that contain any of subs, at most max.
 func grepLines(lines []string, max int, subs ...string) []string {
 	var out []string

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,6 +50,12 @@ func openDirect(path string, flag int) (*os.File, error) {
 // writeDirect writes data at off in bs-sized O_DIRECT writes (a 1 MiB and a
 // 4 KiB workload differ in how many region bios the mirror sees).
 func writeDirect(ctx context.Context, path string, off int64, data []byte, bs int) error {
+	return writeDirectCount(ctx, path, off, data, bs, nil)
+}
+
+// writeDirectCount is writeDirect that counts completed writes in n (nil:
+// no count).
+func writeDirectCount(ctx context.Context, path string, off int64, data []byte, bs int, n *atomic.Int64) error {
 	if bs <= 0 || len(data)%bs != 0 || off%512 != 0 {
 		return fmt.Errorf("writeDirect: %d bytes at %d in %d-byte blocks is not aligned", len(data), off, bs)
 	}
@@ -69,6 +76,9 @@ func writeDirect(ctx context.Context, path string, off int64, data []byte, bs in
 		copy(buf, data[i:i+bs])
 		if _, err := f.WriteAt(buf, off+int64(i)); err != nil {
 			return fmt.Errorf("write %s at %d: %w", path, off+int64(i), err)
+		}
+		if n != nil {
+			n.Add(1)
 		}
 	}
 	return nil

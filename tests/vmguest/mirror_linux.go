@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -167,6 +166,22 @@ func startWriter(path string, off int64, data []byte, bs int) *bgIO {
 	return b
 }
 
+// writesUnderWay starts writing data from the start of path in 4 KiB
+// O_DIRECT writes, in the background, and waits (a step) until n of them
+// are done. The writes must still be running then: what names the event
+// they are to outlast.
+func writesUnderWay(s *S, path string, data []byte, n int64, what string) *bgIO {
+	w := startWriter(path, 0, data, 4096)
+	s.Do(fmt.Sprintf("writes under way (4 KiB O_DIRECT, %d MiB)", len(data)/mib), stepTimeout, func(ctx context.Context) error {
+		err := w.Reach(ctx, n)
+		if errors.Is(err, errIOFinished) {
+			return fmt.Errorf("the writer finished before %s (%w): make it longer", what, err)
+		}
+		return err
+	})
+	return w
+}
+
 // Done reports whether the I/O has finished.
 func (b *bgIO) Done() bool {
 	select {
@@ -204,34 +219,6 @@ func (b *bgIO) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("background I/O not finished after %.1f s (%d blocks done): %w", time.Since(b.start).Seconds(), b.blocks.Load(), ctx.Err())
 	}
-}
-
-// writeDirectCount is writeDirect that counts completed writes.
-func writeDirectCount(ctx context.Context, path string, off int64, data []byte, bs int, n *atomic.Int64) error {
-	if bs <= 0 || len(data)%bs != 0 || off%512 != 0 {
-		return fmt.Errorf("write: %d bytes at %d in %d-byte blocks is not aligned", len(data), off, bs)
-	}
-	f, err := openDirect(path, os.O_WRONLY)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	buf, free, err := alignedBuf(bs)
-	if err != nil {
-		return err
-	}
-	defer free()
-	for i := 0; i < len(data); i += bs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		copy(buf, data[i:i+bs])
-		if _, err := f.WriteAt(buf, off+int64(i)); err != nil {
-			return fmt.Errorf("write %s at %d: %w", path, off+int64(i), err)
-		}
-		n.Add(1)
-	}
-	return nil
 }
 
 // timed runs fn and returns how long it took.

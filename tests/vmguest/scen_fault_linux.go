@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -120,14 +119,7 @@ func kill9Part(s *S, spec logSpec) {
 	// 8 MiB in 4 KiB O_DIRECT writes: about 2048 writes of 6 round trips,
 	// several seconds, so the kill lands in the middle.
 	data := pattern(46, 8*mib)
-	w := startWriter(m.dev.Path, 0, data, 4096)
-	s.Do("writes under way (4 KiB O_DIRECT, 8 MiB)", stepTimeout, func(ctx context.Context) error {
-		err := w.Reach(ctx, 100)
-		if errors.Is(err, errIOFinished) {
-			return fmt.Errorf("the writer finished before the kill (%w): make it longer", err)
-		}
-		return err
-	})
+	w := writesUnderWay(s, m.dev.Path, data, 100, "the kill")
 	marker := kmsgMark("kill9 " + spec.Type)
 	s.Do("kill -9 dlogd under I/O", stepTimeout, func(ctx context.Context) error { return d.Kill9() })
 	killed := time.Now()
@@ -155,14 +147,7 @@ func kill9Part(s *S, spec logSpec) {
 	s.Expect("4 KiB blocks where leg B differs from leg A", "none", time.Minute, func(ctx context.Context) (string, error) {
 		return diffBlocks(legs[0].Dev, legs[1].Dev, len(data), 4096)
 	})
-	s.Value("kernel messages since the kill", stepTimeout, func(ctx context.Context) (string, error) {
-		lines, err := dmesgAfter(marker)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%d x 'Userspace log server not found', %d x 'Request timed out', %d x 'Reconnected'",
-			countLines(lines, "Userspace log server not found"), countLines(lines, "Request timed out"), countLines(lines, "Reconnected to userspace log server")), nil
-	})
+	reconnectsSince(s, "kernel messages since the kill", marker)
 	m.dev.remove(s, "remove")
 	if spec.Disk() {
 		s.Expect("on-disk log after remove: every region clean", WantLogImage(nRegions, fmt.Sprintf("[0,%d)=1 [%d,4096)=0", nRegions, nRegions)), stepTimeout, func(ctx context.Context) (string, error) {
@@ -241,14 +226,7 @@ func scenStop15(s *S) {
 	s.MustExpect("in sync after recovery", m.full(), syncTimeout, syncWait(m.name))
 	s.Expect("dmsetup status after recovery", m.WantStatus(m.full(), "AA", "A"), stepTimeout, status(m.name))
 	verifyLegs(s, m, legs, 0, data, "the 1 MiB written across the stop")
-	s.Value("kernel messages since the stop", stepTimeout, func(ctx context.Context) (string, error) {
-		lines, err := dmesgAfter(marker)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%d x 'Request timed out', %d x 'Userspace log server not found', %d x 'Reconnected'",
-			countLines(lines, "Request timed out"), countLines(lines, "Userspace log server not found"), countLines(lines, "Reconnected to userspace log server")), nil
-	})
+	reconnectsSince(s, "kernel messages since the stop", marker)
 	m.dev.remove(s, "remove")
 }
 
@@ -370,9 +348,9 @@ func floodPart(s *S, d *Dlogd, tag, syncMode string) {
 	after := socketOf(port)
 	drops := after.Drops - before.Drops
 	lines, _ := dmesgAfter(marker)
-	notFound, reconnected := countLines(lines, "Userspace log server not found"), countLines(lines, "Reconnected to userspace log server")
-	s.Note("flood", fmt.Sprintf("%d writes and %d status calls in %s; %d requests dropped at dlogd's socket (overruns); kernel: %d x 'Userspace log server not found', %d x 'Reconnected', %d x 'Request timed out'",
-		len(ms)*floodWrite/4096, polls.Load(), secs(elapsed), drops, notFound, reconnected, countLines(lines, "Request timed out")))
+	reconnected := countLines(lines, msgReconnected)
+	s.Note("flood", fmt.Sprintf("%d writes and %d status calls in %s; %d requests dropped at dlogd's socket (overruns); kernel: %s",
+		len(ms)*floodWrite/4096, polls.Load(), secs(elapsed), drops, reconnectCounts(lines)))
 	if tag == "fb" {
 		s.Check("the receive queue overran (requests dropped at dlogd's socket)", "true", fmt.Sprint(drops > 0))
 		s.Check("each overrun took the kernel's reconnect path (Reconnected after 'not found')", "true", fmt.Sprint(drops == 0 || reconnected > 0))
@@ -499,12 +477,7 @@ func socketOf(port uint32) NetlinkSocket {
 // ---- logerr (item 49) ---------------------------------------------------------------------------
 
 func scenLogerr(s *S) {
-	var kstat, ustat string
-	s.Part("kernel disk (reference)", func(p *S) { kstat = logerrPart(p, logSpec{Type: "disk"}, nil) })
-	s.Part("dlogd clustered-disk", func(p *S) {
-		d := startDlogd(p)
-		ustat = logerrPart(p, logSpec{Type: "clustered-disk"}, d)
-	})
+	kstat, ustat := kernelThenDlogd(s, "kernel disk (reference)", logerrPart)
 	if kstat != "" && ustat != "" {
 		s.Check("status with the failed log device: dlogd's mirror as the kernel's", kstat, ustat)
 	}

@@ -153,14 +153,7 @@ func handoverUnderWrites(s *S) {
 
 	floor := watchSync(m.name, m.regions())
 	data := pattern(1414, 16*mib)
-	w := startWriter(m.dev.Path, 0, data, 4096)
-	s.Do("writes under way (4 KiB O_DIRECT, 16 MiB)", stepTimeout, func(ctx context.Context) error {
-		err := w.Reach(ctx, 50)
-		if errors.Is(err, errIOFinished) {
-			return fmt.Errorf("the writer finished before the handover (%w): make it longer", err)
-		}
-		return err
-	})
+	w := writesUnderWay(s, m.dev.Path, data, 50, "the handover")
 	dlogdCmd := func(args ...string) func(ctx context.Context) (string, error) {
 		return func(ctx context.Context) (string, error) {
 			floor.mark("dlogd " + args[0] + " starts")
