@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/internal/testutil/poll"
 )
 
 func testLogger() *slog.Logger {
@@ -123,13 +124,7 @@ func mustFlush(t testing.TB, l *Log, rs ...uint64) {
 // waitFor polls cond until it holds or 10 s pass.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, what, 10*time.Second, 2*time.Millisecond, cond)
 }
 
 func replicatedInSync(l *Log, r uint64) bool {

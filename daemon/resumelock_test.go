@@ -7,6 +7,7 @@ import (
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/internal/testutil/faultio"
+	"github.com/dlog-dev/dlog/internal/testutil/poll"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -37,11 +38,7 @@ func TestResumeIOHoldsNoOtherLog(t *testing.T) {
 	t.Cleanup(release)
 	resume := k.request(ulog.TypeResume, "slow", 1, nil)
 	k.send(resume)
-	for deadline := time.Now().Add(10 * time.Second); faults.HeldReads() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the RESUME never read its device")
-		}
-	}
+	poll.Until(t, "the RESUME to read its device", 10*time.Second, time.Millisecond, func() bool { return faults.HeldReads() > 0 })
 	// The resuming log's requests, as the kernel's mirror daemon sends
 	// them, each from the reader.
 	reqs := []*ulog.Request{

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/poll"
 	"github.com/dlog-dev/dlog/internal/testutil/syncbuf"
 	"github.com/dlog-dev/dlog/transport"
 	"github.com/dlog-dev/dlog/ulog"
@@ -167,13 +168,7 @@ func answer(t testing.TB, peer transport.Peer, req []byte) error {
 // waitFor polls cond until it holds or 5 s pass.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, what, 5*time.Second, time.Millisecond, cond)
 }
 
 // decodeReply decodes a reply and checks it is the canonical answer of
