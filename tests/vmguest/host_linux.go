@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -55,6 +54,7 @@ func hostDemoMain(args []string) int {
 	fmt.Fprintf(out, "Everything the guest prints is kept in %s.\n\n", filepath.Join(*work, "console.log"))
 
 	nar := &narrator{w: out, start: time.Now()}
+	nar.Line = nar.line
 	stopTicker := nar.tickUntilFirstLine()
 	res, runErr := vmharness.Run(context.Background(), vmharness.Config{
 		Kernel:  k,
@@ -65,7 +65,7 @@ func hostDemoMain(args []string) int {
 		Console: nar,
 	})
 	stopTicker()
-	nar.flush()
+	nar.Flush()
 	if res != nil {
 		saveFiles(filepath.Join(*work, "results"), res.Files)
 	}
@@ -107,32 +107,20 @@ func hostDemoMain(args []string) int {
 }
 
 // narrator shows only the guest's narration lines, without their prefix,
-// and collects the proved claims.
+// and collects the proved claims. Its ConsoleLines (the console's writer)
+// calls line.
 type narrator struct {
-	mu     sync.Mutex
+	vmharness.ConsoleLines
+	mu     sync.Mutex // w, seen: line and the boot ticker
 	w      io.Writer
-	buf    []byte
 	start  time.Time
 	seen   bool
 	proved []string
 }
 
-func (n *narrator) Write(p []byte) (int, error) {
+func (n *narrator) line(l string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.buf = append(n.buf, p...)
-	for {
-		i := bytes.IndexByte(n.buf, '\n')
-		if i < 0 {
-			break
-		}
-		n.line(vmharness.CleanConsoleLine(string(n.buf[:i])))
-		n.buf = n.buf[i+1:]
-	}
-	return len(p), nil
-}
-
-func (n *narrator) line(l string) {
 	i := strings.Index(l, DemoPrefix)
 	if i < 0 {
 		if strings.Contains(l, "] FAIL ") || strings.Contains(l, "WATCHDOG") || strings.Contains(l, "Kernel panic") {
@@ -151,15 +139,6 @@ func (n *narrator) line(l string) {
 		return
 	}
 	fmt.Fprintf(n.w, "[%5.1fs] %s\n", time.Since(n.start).Seconds(), text)
-}
-
-func (n *narrator) flush() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.buf) > 0 {
-		n.line(vmharness.CleanConsoleLine(string(n.buf)))
-		n.buf = nil
-	}
 }
 
 // tickUntilFirstLine prints a dot a second while the kernel boots.

@@ -33,6 +33,17 @@ func newUserMirror(e *env, spec logSpec, tag string, legSize int64) (*mirrorDev,
 	return m, []*Loop{a, b}
 }
 
+// syncedUserMirror starts a dlogd, creates a mirror with a spec log on it
+// (legs of legBytes, names from tag) and waits for its full resync.
+func syncedUserMirror(s *S, spec logSpec, tag string) (*Dlogd, *mirrorDev, []*Loop) {
+	d := startDlogd(s)
+	e := newEnv(s, tag)
+	m, legs := newUserMirror(e, spec, tag, legBytes)
+	m.create(e, "create")
+	s.MustExpect("full resync", m.full(), syncTimeout, syncWait(m.name))
+	return d, m, legs
+}
+
 // verifyLegs checks the data through the mirror and on both legs.
 func verifyLegs(s *S, m *mirrorDev, legs []*Loop, off int64, data []byte, what string) {
 	sum := md5hex(data)
@@ -55,12 +66,7 @@ func scenKill9(s *S) {
 // for a log it has never seen, and the kernel's reconnect must still end
 // with the write on both legs.
 func kill9Idle(s *S) {
-	spec := logSpec{Type: "clustered-disk"}
-	d := startDlogd(s)
-	e := newEnv(s, "k9idle")
-	m, legs := newUserMirror(e, spec, "k9idle", legBytes)
-	m.create(e, "create")
-	s.MustExpect("full resync", m.full(), syncTimeout, syncWait(m.name))
+	d, m, legs := syncedUserMirror(s, logSpec{Type: "clustered-disk"}, "k9idle")
 	marker := kmsgMark("kill9 idle")
 	s.Do("kill -9 dlogd (the mirror is idle)", stepTimeout, func(ctx context.Context) error { return d.Kill9() })
 	s.Do("start a new dlogd", stepTimeout, func(ctx context.Context) error { return d.Start(ctx, 10*time.Second) })
@@ -109,12 +115,7 @@ func kill9Idle(s *S) {
 }
 
 func kill9Part(s *S, spec logSpec) {
-	d := startDlogd(s)
-	tag := "k9" + strings.TrimPrefix(spec.Type, "clustered-")
-	e := newEnv(s, tag)
-	m, legs := newUserMirror(e, spec, tag, legBytes)
-	m.create(e, "create")
-	s.MustExpect("full resync", m.full(), syncTimeout, syncWait(m.name))
+	d, m, legs := syncedUserMirror(s, spec, "k9"+strings.TrimPrefix(spec.Type, "clustered-"))
 
 	// 8 MiB in 4 KiB O_DIRECT writes: about 2048 writes of 6 round trips,
 	// several seconds, so the kill lands in the middle.
@@ -160,12 +161,7 @@ func kill9Part(s *S, spec logSpec) {
 // ---- stop15 (item 47) ---------------------------------------------------------------------------
 
 func scenStop15(s *S) {
-	spec := logSpec{Type: "clustered-disk"}
-	d := startDlogd(s)
-	e := newEnv(s, "st15")
-	m, legs := newUserMirror(e, spec, "st15", legBytes)
-	m.create(e, "create")
-	s.MustExpect("full resync", m.full(), syncTimeout, syncWait(m.name))
+	d, m, legs := syncedUserMirror(s, logSpec{Type: "clustered-disk"}, "st15")
 
 	marker := kmsgMark("stop15")
 	s.Do("SIGSTOP dlogd", stepTimeout, func(ctx context.Context) error { return d.Signal(syscall.SIGSTOP) })

@@ -218,9 +218,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	var console io.Writer = logf
-	var live *lineWriter
+	var live *ConsoleLines
 	if cfg.Console != nil {
-		live = &lineWriter{w: cfg.Console, prefix: cfg.ConsolePrefix}
+		live = prefixLines(cfg.Console, cfg.ConsolePrefix)
 		console = io.MultiWriter(logf, live)
 	}
 
@@ -342,40 +342,47 @@ func CleanConsoleLine(s string) string {
 	return b.String()
 }
 
-// lineWriter prefixes each complete line and writes it to w.
-type lineWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	prefix string
-	buf    []byte
+// ConsoleLines is an io.Writer that cuts a serial console's output into
+// lines, cleans each (CleanConsoleLine) and hands it to Line. Flush hands
+// over a trailing partial line. Writes may come from several goroutines;
+// Line is called by one at a time.
+type ConsoleLines struct {
+	Line func(string)
+
+	mu  sync.Mutex
+	buf []byte
 }
 
-func (l *lineWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
+// Write hands every line p completes to Line; it never fails.
+func (c *ConsoleLines) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = append(c.buf, p...)
 	for {
-		i := bytes.IndexByte(l.buf, '\n')
+		i := bytes.IndexByte(c.buf, '\n')
 		if i < 0 {
 			break
 		}
-		line := CleanConsoleLine(string(l.buf[:i]))
-		l.buf = l.buf[i+1:]
-		if _, err := io.WriteString(l.w, l.prefix+line+"\n"); err != nil {
-			return len(p), nil // the live view is best effort; the log file has everything
-		}
+		c.Line(CleanConsoleLine(string(c.buf[:i])))
+		c.buf = c.buf[i+1:]
 	}
 	return len(p), nil
 }
 
-// Flush writes a trailing partial line.
-func (l *lineWriter) Flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.buf) > 0 {
-		io.WriteString(l.w, l.prefix+CleanConsoleLine(string(l.buf))+"\n")
-		l.buf = nil
+// Flush hands a trailing partial line to Line.
+func (c *ConsoleLines) Flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.buf) > 0 {
+		c.Line(CleanConsoleLine(string(c.buf)))
+		c.buf = nil
 	}
+}
+
+// prefixLines writes each console line to w behind prefix, best effort
+// (the log file has everything).
+func prefixLines(w io.Writer, prefix string) *ConsoleLines {
+	return &ConsoleLines{Line: func(l string) { _, _ = io.WriteString(w, prefix+l+"\n") }}
 }
 
 // markerKiller watches the console for a marker and kills qemu when it

@@ -336,9 +336,9 @@ func TestConsoleTail(t *testing.T) {
 	}
 }
 
-func TestLineWriter(t *testing.T) {
+func TestPrefixLines(t *testing.T) {
 	var out bytes.Buffer
-	w := &lineWriter{w: &out, prefix: "> "}
+	w := prefixLines(&out, "> ")
 	io.WriteString(w, "par")
 	io.WriteString(w, "tial\r\nsecond\nthi")
 	w.Flush()
