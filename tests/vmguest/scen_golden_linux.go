@@ -77,6 +77,22 @@ func (g *goldenRun) snapshotStatus(step, wantRatio string) {
 
 func (g *goldenRun) remove(step string) { g.m.remove(g.e.s, step) }
 
+// activateSynced activates the mirror and waits for its full resync.
+func (g *goldenRun) activateSynced(step string) {
+	g.activate(step)
+	n := g.regions()
+	g.e.s.MustExpect("full resync", fmt.Sprintf("%d/%d", n, n), syncTimeout, syncWait(g.name))
+}
+
+// captureRemoved records the status line (statusStep, in-sync ratio
+// wantRatio), removes the mirror (the kernel's final flush of the log) and
+// captures the image it leaves as name.
+func (g *goldenRun) captureRemoved(statusStep, wantRatio, name, desc, wantRuns string) {
+	g.snapshotStatus(statusStep, wantRatio)
+	g.remove("remove (final flush)")
+	g.capture(name, "after remove", desc, wantRuns)
+}
+
 // capture reads the first buf_size bytes of the log device, stores them with
 // their sidecar and checks them against the expected layout (docs/disk-format.md).
 func (g *goldenRun) capture(name, captured, desc, wantRuns string) {
@@ -173,11 +189,8 @@ func scenKgolden(s *S) {
 	s.Part("synced-128", func(p *S) {
 		g := newGolden(p, "gsync", 512, 131072, rs)
 		g.target = 131072
-		g.activate("activate")
-		p.MustExpect("full resync", "128/128", syncTimeout, syncWait(g.name))
-		g.snapshotStatus("status before remove", "128/128")
-		g.remove("remove (final flush)")
-		g.capture("synced-128", "after remove",
+		g.activateSynced("activate")
+		g.captureRemoved("status before remove", "128/128", "synced-128",
 			"64 MiB target, 512 KiB regions (128), default sync mode, fresh zeroed log device: full resync, then dmsetup remove. Every region clean; header nr_regions=128.",
 			runs("[0,128)=1", "[128,4096)=0"))
 	})
@@ -186,9 +199,7 @@ func scenKgolden(s *S) {
 		g := newGolden(p, "gnosync", 512, 102400, rs)
 		g.target, g.mode = 102400, "nosync"
 		g.activate("activate with nosync")
-		g.snapshotStatus("status at once (nosync: no resync)", "100/100")
-		g.remove("remove (final flush)")
-		g.capture("nosync-100", "after remove",
+		g.captureRemoved("status at once (nosync: no resync)", "100/100", "nosync-100",
 			"50 MiB target, 512 KiB regions (100, not a multiple of 64), 'nosync' on a fresh zeroed log device: all 100 regions clean at once, bits 100..127 of the 128-bit bitset clear.",
 			runs("[0,100)=1", "[100,4096)=0"))
 	})
@@ -196,8 +207,7 @@ func scenKgolden(s *S) {
 	s.Part("grow-128-to-256-resyncing", func(p *S) {
 		g := newGolden(p, "ggrow", 512, 262144, rs)
 		g.target = 131072
-		g.activate("activate with 128 regions")
-		p.MustExpect("full resync", "128/128", syncTimeout, syncWait(g.name))
+		g.activateSynced("activate with 128 regions")
 		g.remove("remove")
 		slow := g.slowLegB(262144, freezeMS)
 		g.target = 262144
@@ -219,9 +229,7 @@ func scenKgolden(s *S) {
 		g.remove("remove")
 		g.target, g.mode = 25600, ""
 		g.activate("re-activate with 100 regions, default mode")
-		g.snapshotStatus("status at once (the on-disk log is trusted)", "100/100")
-		g.remove("remove (final flush)")
-		g.capture("shrink-256-to-100", "after remove",
+		g.captureRemoved("status at once (the on-disk log is trusted)", "100/100", "shrink-256-to-100",
 			"A 256-region log (128 KiB regions, nosync: all clean) re-activated with a 100-region target (12.5 MiB), default mode. The kernel clears bits 100..127 (its bitset is now 128 bits) and rewrites nr_regions=100, but bytes 1040..1055 (bits 128..255) are outside its bitset and keep the stale 1s it read: the whole buf_size is written back as read.",
 			runs("[0,100)=1", "[100,128)=0", "[128,256)=1", "[256,4096)=0"))
 	})
@@ -236,16 +244,12 @@ func scenKgolden(s *S) {
 		g := newGolden(p, "gshrink70", 512, 65536, 256)
 		g.target, g.mode = 65536, "nosync"
 		g.activate("activate with 256 regions (128 KiB), nosync")
-		g.snapshotStatus("in sync at once", "256/256")
-		g.remove("remove (final flush)")
-		g.capture("nosync-256", "after remove",
+		g.captureRemoved("in sync at once", "256/256", "nosync-256",
 			"256 regions of 128 KiB (32 MiB target), nosync, fresh log device: every bit set. The starting point of shrink-256-to-70.",
 			runs("[0,256)=1", "[256,4096)=0"))
 		g.target, g.mode = 70*256, ""
 		g.activate("re-activate with 70 regions, default mode")
-		g.snapshotStatus("status at once (the on-disk log is trusted)", "70/70")
-		g.remove("remove (final flush)")
-		g.capture("shrink-256-to-70", "after remove",
+		g.captureRemoved("status at once (the on-disk log is trusted)", "70/70", "shrink-256-to-70",
 			"nosync-256 re-activated with a 70-region target (8960 KiB), default mode. The kernel clears bits 70..127, up to its BITS_PER_LONG word boundary (a 32-bit boundary would stop at 96), and rewrites nr_regions=70; bits 128..255, outside its 128-bit bitset, keep the stale 1s it read.",
 			runs("[0,70)=1", "[70,128)=0", "[128,256)=1", "[256,4096)=0"))
 	})
@@ -253,11 +257,8 @@ func scenKgolden(s *S) {
 	s.Part("lbs4096-128", func(p *S) {
 		g := newGolden(p, "g4k", 4096, 131072, rs)
 		g.target = 131072
-		g.activate("activate on a 4096-byte-sector log device")
-		p.MustExpect("full resync", "128/128", syncTimeout, syncWait(g.name))
-		g.snapshotStatus("status before remove", "128/128")
-		g.remove("remove (final flush)")
-		g.capture("lbs4096-128", "after remove",
+		g.activateSynced("activate on a 4096-byte-sector log device")
+		g.captureRemoved("status before remove", "128/128", "lbs4096-128",
 			"As synced-128, but the log device has 4096-byte logical blocks (loop, LOOP_CONFIGURE block_size=4096): buf_size is rounded up to 4096, and the kernel writes all of it.",
 			runs("[0,128)=1", "[128,24576)=0"))
 	})
@@ -267,9 +268,7 @@ func scenKgolden(s *S) {
 		g := newGolden(p, "glarge", 512, big, 16)
 		g.target, g.mode = small, "nosync"
 		g.activate("activate with 65536 regions (8 KiB), nosync")
-		g.snapshotStatus("status at once", "65536/65536")
-		g.remove("remove (final flush)")
-		g.capture("large-nosync-65536", "after remove",
+		g.captureRemoved("status at once", "65536/65536", "large-nosync-65536",
 			"512 MiB target, 8 KiB regions: 65536 regions, nosync, fresh log device. The bitmap is 8 KiB, so buf_size is 9216 bytes (18 sectors, three 4 KiB pages); every bit set.",
 			runs("[0,65536)=1"))
 		slow := g.slowLegB(big, freezeMS)
@@ -287,8 +286,7 @@ func scenKgolden(s *S) {
 		g := newGolden(p, "gwrite", 512, 131072, rs)
 		slow := g.slowLegB(131072, 0) // no delay until the resync is done
 		g.target = 131072
-		g.activate("activate")
-		p.MustExpect("full resync", "128/128", syncTimeout, syncWait(g.name))
+		g.activateSynced("activate")
 		slow.set(p, "hold leg B's writes for 60 s", freezeMS)
 		done := make(chan error, 1)
 		go func() { // blocks until leg B is thawed
@@ -333,8 +331,7 @@ func scenKgolden(s *S) {
 	s.Part("forcesync-128-resyncing", func(p *S) {
 		g := newGolden(p, "gforce", 512, 131072, rs)
 		g.target = 131072
-		g.activate("activate")
-		p.MustExpect("full resync", "128/128", syncTimeout, syncWait(g.name))
+		g.activateSynced("activate")
 		g.remove("remove")
 		slow := g.slowLegB(131072, freezeMS)
 		g.mode = "sync"
