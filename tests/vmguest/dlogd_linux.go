@@ -288,15 +288,3 @@ func scenDlogdSmoke(s *S) {
 		p.Do("stop dlogd (SIGTERM)", stepTimeout, func(ctx context.Context) error { return d.Stop(5 * time.Second) })
 	})
 }
-
-// kernelThenDlogd runs part twice, as two parts of s: as ref on the
-// kernel's disk log (the reference: no dlogd), then as "dlogd
-// clustered-disk" on a dlogd started for it; it returns what each run
-// returned ("" when it failed).
-func kernelThenDlogd(s *S, ref string, part func(s *S, spec logSpec, d *Dlogd) string) (kernel, user string) {
-	s.Part(ref, func(p *S) { kernel = part(p, logSpec{Type: "disk"}, nil) })
-	s.Part("dlogd clustered-disk", func(p *S) {
-		user = part(p, logSpec{Type: "clustered-disk"}, startDlogd(p))
-	})
-	return kernel, user
-}

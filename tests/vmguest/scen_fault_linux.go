@@ -473,7 +473,12 @@ func socketOf(port uint32) NetlinkSocket {
 // ---- logerr (item 49) ---------------------------------------------------------------------------
 
 func scenLogerr(s *S) {
-	kstat, ustat := kernelThenDlogd(s, "kernel disk (reference)", logerrPart)
+	var kstat, ustat string
+	s.Part("kernel disk (reference)", func(p *S) { kstat = logerrPart(p, logSpec{Type: "disk"}, nil) })
+	s.Part("dlogd clustered-disk", func(p *S) {
+		d := startDlogd(p)
+		ustat = logerrPart(p, logSpec{Type: "clustered-disk"}, d)
+	})
 	if kstat != "" && ustat != "" {
 		s.Check("status with the failed log device: dlogd's mirror as the kernel's", kstat, ustat)
 	}

@@ -79,7 +79,12 @@ func dumpCount(d *Dlogd, uuid string) func(ctx context.Context) (string, error) 
 }
 
 func scenLegflush(s *S) {
-	kernel, dlogd := kernelThenDlogd(s, "kernel disk log (reference)", legflushPart)
+	var kernel, dlogd string
+	s.Part("kernel disk log (reference)", func(p *S) { kernel = legflushPart(p, logSpec{Type: "disk"}, nil) })
+	s.Part("dlogd clustered-disk", func(p *S) {
+		d := startDlogd(p)
+		dlogd = legflushPart(p, logSpec{Type: "clustered-disk"}, d)
+	})
 	s.Note("leg flushes per clear, kernel disk log vs dlogd", kernel+" vs "+dlogd)
 }
 
