@@ -440,8 +440,10 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	took := time.Since(start)
 	// A MARK's flush counts when it wrote something: a core log's costs
 	// nothing and would only dilute the figures.
+	timed := false
 	if t := j.req.Type(); t == ulog.TypeFlush || t == ulog.TypePostsuspend || t == ulog.TypeMarkRegion {
 		if bytes := in.log.Stats().BytesWritten - before; t != ulog.TypeMarkRegion || bytes > 0 {
+			timed = true
 			in.flushLat.add(took, bytes)
 			if d.opts.Observer != nil {
 				d.opts.Observer.Flush(took, bytes, err)
@@ -455,7 +457,11 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	if errno != 0 {
 		payload = nil
 	}
+	sent := time.Now()
 	d.reply(j.from, &j.req, errno, payload, &buf)
+	if timed {
+		in.phases.add(start.Sub(j.at), took, time.Since(sent))
+	}
 	if d.opts.Observer != nil {
 		d.opts.Observer.Request(j.req.Type(), time.Since(j.at), errno)
 	}

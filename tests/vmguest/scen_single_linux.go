@@ -151,6 +151,10 @@ func legflushPart(s *S, spec logSpec, d *Dlogd) string {
 	// a clear (the region goes idle between synchronous writes).
 	var took time.Duration
 	var fa0, fa1 uint64
+	var before []DumpLog
+	if d != nil {
+		before = s.dumpValue(d, m.uuid, spec.Label()+": flush-path timers before")
+	}
 	s.Do(spec.Label()+": 1 MiB in 4 KiB O_DIRECT writes (timed)", 2*time.Minute, func(ctx context.Context) error {
 		var err error
 		if fa0, err = flushCount(legA.Dev); err != nil {
@@ -165,6 +169,16 @@ func legflushPart(s *S, spec logSpec, d *Dlogd) string {
 		return err
 	})
 	s.Note(spec.Label()+": 256 writes of 4 KiB", fmt.Sprintf("%s, %.2f ms per write, %d flushes of leg A", secs(took), took.Seconds()*1000/256, fa1-fa0))
+	if d != nil && len(before) == 1 {
+		after := s.dumpValue(d, m.uuid, spec.Label()+": flush-path timers after")
+		if len(after) == 1 {
+			ph, err := PhaseDelta(before[0], after[0])
+			if err != nil {
+				ph = err.Error()
+			}
+			s.Note(spec.Label()+": where the flushes spent their time", ph)
+		}
+	}
 	if d != nil {
 		s.Expect(spec.Label()+": dlogd serves the log", "1", stepTimeout, dumpCount(d, m.uuid))
 	}
