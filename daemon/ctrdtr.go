@@ -128,7 +128,7 @@ func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, l
 	opts := d.opts.Engine
 	opts.Logger = lg
 	if d.opts.FlushLegs != nil && cfg.Disk() {
-		opts.FlushCallback = func() error { return d.opts.FlushLegs(uuid) }
+		opts.FlushCallback = d.opts.FlushLegs(uuid)
 	}
 	openWith := func(opts engine.Options) (engine.Log, error) {
 		if d.opts.OpenInstance != nil {

@@ -40,16 +40,18 @@ type Options struct {
 	// instead of restored. ok=false means "cannot tell": everything is
 	// restored.
 	LiveUUIDs func() (uuids map[string]bool, ok bool)
-	// FlushLegs, when set, is called with a disk log's uuid before the log
-	// writes an image that records clears, and must flush the volatile
-	// cache of every leg of the mirror whose table names that uuid: the
+	// FlushLegs, when set, is called with a disk log's uuid when an
+	// instance of it is opened, and returns the function that instance
+	// calls before it writes an image that records clears, which must
+	// flush the volatile cache of every leg of the mirror whose table
+	// names that uuid (the instance's table, which never changes): the
 	// kernel's own disk log has dm-raid1 do this (its flush callback), and
 	// dm-log-userspace passes no such callback to a daemon. Marks never
 	// wait for it. When it fails, the clears are not persisted: every
 	// region is marked dirty and clears are ignored until the log is
 	// constructed again (the kernel's flush_failed), and the log says why.
-	// dlogd sets a LegFlusher's Flush.
-	FlushLegs func(uuid string) error
+	// dlogd sets a LegFlusher's ForLog.
+	FlushLegs func(uuid string) func() error
 	// CheckMirror, when set, is asked once per log, after its first
 	// successful RESUME and off the request path, what is unsafe about the
 	// mirror that uses it; a non-empty answer is logged once as a warning

@@ -19,18 +19,27 @@ import (
 // LegFlusher flushes the volatile cache of every leg of the mirror whose
 // device-mapper table names a userspace log uuid (Options.FlushLegs): each
 // leg is opened and fsync'd, which on a block device issues a cache flush
-// (an empty write with REQ_PREFLUSH) to it. The legs sit below the mirror,
-// so this cannot wait on the mirror itself. The table is read at every
-// call (a stale leg list would flush the wrong devices); the name of the
-// mirror device is remembered so that only its table is read, not every
-// device's. While a mirror is being removed its name has already left
-// device-mapper's list, yet the kernel still flushes its log (the
+// (an empty write with REQ_PREFLUSH) to it, and closed again (a descriptor
+// held open would keep the leg busy for whoever removes it). The legs sit
+// below the mirror, so this cannot wait on the mirror itself.
+//
+// A log instance belongs to one table for its whole life (a reload
+// constructs a new instance), and its clears, the only writes that need
+// the legs flushed, happen while that table is live or being removed: so
+// the legs are looked up at the first leg flush of each instance
+// (ForLog), and their device nodes resolved, and later flushes of that
+// instance only open, fsync and close them. A node that no longer has the
+// leg's numbers is resolved again. docs/performance.md has the figures:
+// the lookup and the node resolution cost more than the flushes.
+//
+// The lookup reads the table of the device last seen with the log, else
+// every device's. While a mirror is being removed its name has already
+// left device-mapper's list, yet the kernel still flushes its log (the
 // postsuspend of the removal, which persists the clears of a clean
 // shutdown): then the legs found at the last lookup are flushed, which are
 // still the table's legs, since a table cannot change while it is being
-// removed. One device-mapper control descriptor, opened at the first flush,
-// serves every log: concurrent flushes of many logs open no more than their
-// legs.
+// removed. One device-mapper control descriptor, opened at the first
+// lookup, serves every log.
 type LegFlusher struct {
 	mu   sync.Mutex
 	ctl  *dm.Control
@@ -43,35 +52,94 @@ type seenMirror struct {
 	m    dm.Mirror
 }
 
-// NewLegFlusher returns a LegFlusher; its Flush is an Options.FlushLegs.
+// NewLegFlusher returns a LegFlusher; its ForLog is an Options.FlushLegs.
 func NewLegFlusher() *LegFlusher { return &LegFlusher{seen: map[string]seenMirror{}} }
 
 // maxRemembered bounds the remembered mirror names (one per log uuid).
 const maxRemembered = 4096
 
-// Flush flushes the legs of the mirror of log uuid.
-func (f *LegFlusher) Flush(uuid string) error {
-	name, m, err := f.mirror(uuid)
-	if err != nil {
-		return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
+// ForLog returns the leg flush of one instance of log uuid.
+func (f *LegFlusher) ForLog(uuid string) func() error {
+	var (
+		mu   sync.Mutex
+		name string
+		legs []leg
+	)
+	return func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if legs == nil {
+			n, m, err := f.mirror(uuid)
+			if err != nil {
+				return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
+			}
+			if len(m.Legs) == 0 {
+				return fmt.Errorf("flush mirror legs of log %s: mirror %s has no legs", uuid, n)
+			}
+			ls := make([]leg, len(m.Legs))
+			for i, l := range m.Legs {
+				ls[i].dev = l.Dev
+			}
+			name, legs = n, ls
+		}
+		if err := flushLegs(legs); err != nil {
+			return fmt.Errorf("flush mirror legs of log %s (mirror %s): %w", uuid, name, err)
+		}
+		return nil
 	}
-	if len(m.Legs) == 0 {
-		return fmt.Errorf("flush mirror legs of log %s: mirror %s has no legs", uuid, name)
+}
+
+// leg is one leg of a mirror: its table argument and, once resolved, its
+// device node and numbers.
+type leg struct {
+	dev  string
+	path string
+	rdev uint64
+}
+
+// flushLegs flushes every leg, in parallel.
+func flushLegs(legs []leg) error {
+	if len(legs) == 1 {
+		return legs[0].flush()
 	}
-	errs := make([]error, len(m.Legs))
+	errs := make([]error, len(legs))
 	var wg sync.WaitGroup
-	for i, leg := range m.Legs {
+	for i := range legs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := flushDevice(leg.Dev); err != nil {
-				errs[i] = fmt.Errorf("mirror %s leg %s: %w", name, leg.Dev, err)
-			}
+			errs[i] = legs[i].flush()
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
+	return errors.Join(errs...)
+}
+
+// flush issues a cache flush to the leg, resolving its node first if it
+// has none yet or if the node no longer has the leg's numbers (those the
+// node had when it was resolved: engine.DevicePath checks them for a
+// "major:minor" leg).
+func (l *leg) flush() error {
+	if l.path != "" {
+		_, err := flushDevice(l.path, l.rdev)
+		if !errors.Is(err, errNodeChanged) && !errors.Is(err, os.ErrNotExist) {
+			return wrapLeg(l.dev, err)
+		}
+	}
+	p, err := engine.DevicePath(l.dev)
+	if err != nil {
+		return wrapLeg(l.dev, err)
+	}
+	rdev, err := flushDevice(p, 0)
+	if err == nil {
+		l.path, l.rdev = p, rdev
+	}
+	return wrapLeg(l.dev, err)
+}
+
+func wrapLeg(dev string, err error) error {
+	if err != nil {
+		return fmt.Errorf("leg %s: %w", dev, err)
 	}
 	return nil
 }
@@ -162,24 +230,27 @@ func (f *LegFlusher) Close() error {
 	return err
 }
 
-// flushDevice issues a cache flush to the block device dev ("major:minor"
-// or a path).
-func flushDevice(dev string) error {
-	p, err := engine.DevicePath(dev)
-	if err != nil {
-		return err
-	}
+// errNodeChanged says a device node no longer has the numbers it was
+// resolved for.
+var errNodeChanged = errors.New("device node changed")
+
+// flushDevice issues a cache flush to the block device at path p, which
+// must have the numbers rdev unless rdev is 0, and returns its numbers.
+func flushDevice(p string, rdev uint64) (uint64, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return os.NewSyscallError("fstat", err)
+		return 0, os.NewSyscallError("fstat", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return fmt.Errorf("%s is not a block device", p)
+		return 0, fmt.Errorf("%s is not a block device", p)
+	}
+	if rdev != 0 && st.Rdev != rdev {
+		return 0, fmt.Errorf("%w: %s is %d:%d", errNodeChanged, p, unix.Major(st.Rdev), unix.Minor(st.Rdev))
 	}
 	for {
 		err := unix.Fsync(int(f.Fd()))
@@ -187,8 +258,8 @@ func flushDevice(dev string) error {
 			continue
 		}
 		if err != nil {
-			return os.NewSyscallError("fsync "+p, err)
+			return 0, os.NewSyscallError("fsync "+p, err)
 		}
-		return nil
+		return st.Rdev, nil
 	}
 }

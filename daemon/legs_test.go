@@ -27,12 +27,14 @@ func TestLegFlushBeforeClears(t *testing.T) {
 	var fail error
 	dev := logFile(t, 1<<20)
 	var cleanAtCall []bool
-	d := newDaemon(t, daemon.Options{FlushLegs: func(uuid string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		calls = append(calls, uuid)
-		cleanAtCall = append(cleanAtCall, onDisk(t, dev, 3))
-		return fail
+	d := newDaemon(t, daemon.Options{FlushLegs: func(uuid string) func() error {
+		return func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, uuid)
+			cleanAtCall = append(cleanAtCall, onDisk(t, dev, 3))
+			return fail
+		}
 	}})
 	k := newKernel(t, d)
 	k.ctr("m", 1, "131072 clustered-disk "+dev+" 1024")
