@@ -128,7 +128,15 @@ func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, l
 	opts := d.opts.Engine
 	opts.Logger = lg
 	if d.opts.FlushLegs != nil && cfg.Disk() {
-		opts.FlushCallback = d.opts.FlushLegs(uuid)
+		legs := d.opts.FlushLegs(uuid)
+		opts.FlushCallback = legs.Flush
+		defer func() {
+			if err != nil {
+				legs.Close()
+			} else {
+				l = withLegs{l, legs}
+			}
+		}()
 	}
 	openWith := func(opts engine.Options) (engine.Log, error) {
 		if d.opts.OpenInstance != nil {

@@ -41,17 +41,18 @@ type Options struct {
 	// restored.
 	LiveUUIDs func() (uuids map[string]bool, ok bool)
 	// FlushLegs, when set, is called with a disk log's uuid when an
-	// instance of it is opened, and returns the function that instance
-	// calls before it writes an image that records clears, which must
-	// flush the volatile cache of every leg of the mirror whose table
-	// names that uuid (the instance's table, which never changes): the
+	// instance of it is opened, and returns what that instance calls
+	// before it writes an image that records clears: its Flush must flush
+	// the volatile cache of every leg of the mirror whose table names that
+	// uuid (the instance's table, which never changes), and its Close is
+	// called when the instance is closed, before the DTR is answered. The
 	// kernel's own disk log has dm-raid1 do this (its flush callback), and
 	// dm-log-userspace passes no such callback to a daemon. Marks never
 	// wait for it. When it fails, the clears are not persisted: every
 	// region is marked dirty and clears are ignored until the log is
 	// constructed again (the kernel's flush_failed), and the log says why.
 	// dlogd sets a LegFlusher's ForLog.
-	FlushLegs func(uuid string) func() error
+	FlushLegs func(uuid string) LegFlush
 	// CheckMirror, when set, is asked once per log, after its first
 	// successful RESUME and off the request path, what is unsafe about the
 	// mirror that uses it; a non-empty answer is logged once as a warning
@@ -407,6 +408,24 @@ func (d *Daemon) queueArgs(in *instance, req *ulog.Request, from transport.Peer,
 		return -int32(ulog.EAGAIN), true
 	}
 	return 0, false
+}
+
+// LegFlush flushes the legs of one log instance's mirror (Options.FlushLegs).
+type LegFlush interface {
+	Flush() error
+	Close() error
+}
+
+// withLegs is an engine log that closes its LegFlush after itself.
+type withLegs struct {
+	engine.Log
+	legs LegFlush
+}
+
+func (l withLegs) Close() error {
+	err := l.Log.Close()
+	l.legs.Close()
+	return err
 }
 
 // runJob executes a queued disk request on the log's worker.

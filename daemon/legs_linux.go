@@ -17,26 +17,26 @@ import (
 )
 
 // LegFlusher flushes the volatile cache of every leg of the mirror whose
-// device-mapper table names a userspace log uuid (Options.FlushLegs): each
-// leg is opened and fsync'd, which on a block device issues a cache flush
-// (an empty write with REQ_PREFLUSH) to it, and closed again (a descriptor
-// held open would keep the leg busy for whoever removes it). The legs sit
-// below the mirror, so this cannot wait on the mirror itself.
+// device-mapper table names a userspace log uuid (Options.FlushLegs): an
+// fsync of a block device issues a cache flush (an empty write with
+// REQ_PREFLUSH) to it. The legs sit below the mirror, so this cannot wait
+// on the mirror itself.
 //
 // A log instance belongs to one table for its whole life (a reload
 // constructs a new instance), and its clears, the only writes that need
-// the legs flushed, happen while that table is live or being removed: so
-// the legs are looked up at the first leg flush of each instance
-// (ForLog), and their device nodes resolved, and later flushes of that
-// instance only open, fsync and close them. A node that no longer has the
-// leg's numbers is resolved again. docs/performance.md has the figures:
-// the lookup and the node resolution cost more than the flushes.
+// the legs flushed, happen while that table is live or being removed. So
+// each instance (ForLog) looks its legs up at its first leg flush, opens
+// them, and keeps them open until it is closed, which the daemon does
+// before it answers the DTR: the kernel's table holds the legs at least
+// as long, so the descriptors never keep a leg busy that the kernel has
+// let go of. Every later flush is one fsync per leg, in parallel. Opening
+// a block device costs more than flushing it (docs/performance.md).
 //
 // The lookup reads the table of the device last seen with the log, else
 // every device's. While a mirror is being removed its name has already
 // left device-mapper's list, yet the kernel still flushes its log (the
 // postsuspend of the removal, which persists the clears of a clean
-// shutdown): then the legs found at the last lookup are flushed, which are
+// shutdown): then the legs found at the last lookup are used, which are
 // still the table's legs, since a table cannot change while it is being
 // removed. One device-mapper control descriptor, opened at the first
 // lookup, serves every log.
@@ -59,89 +59,92 @@ func NewLegFlusher() *LegFlusher { return &LegFlusher{seen: map[string]seenMirro
 const maxRemembered = 4096
 
 // ForLog returns the leg flush of one instance of log uuid.
-func (f *LegFlusher) ForLog(uuid string) func() error {
-	var (
-		mu   sync.Mutex
-		name string
-		legs []leg
-	)
-	return func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if legs == nil {
-			n, m, err := f.mirror(uuid)
-			if err != nil {
-				return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
-			}
-			if len(m.Legs) == 0 {
-				return fmt.Errorf("flush mirror legs of log %s: mirror %s has no legs", uuid, n)
-			}
-			ls := make([]leg, len(m.Legs))
-			for i, l := range m.Legs {
-				ls[i].dev = l.Dev
-			}
-			name, legs = n, ls
-		}
-		if err := flushLegs(legs); err != nil {
-			return fmt.Errorf("flush mirror legs of log %s (mirror %s): %w", uuid, name, err)
-		}
-		return nil
-	}
+func (f *LegFlusher) ForLog(uuid string) LegFlush {
+	return &instanceLegs{f: f, uuid: uuid}
 }
 
-// leg is one leg of a mirror: its table argument and, once resolved, its
-// device node and numbers.
-type leg struct {
-	dev  string
-	path string
-	rdev uint64
+// instanceLegs are the legs of one log instance's mirror, opened at its
+// first flush.
+type instanceLegs struct {
+	f      *LegFlusher
+	uuid   string
+	mu     sync.Mutex
+	name   string
+	legs   []*os.File
+	closed bool
+}
+
+// Flush flushes the cache of every leg.
+func (l *instanceLegs) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("flush mirror legs of log %s: %w", l.uuid, os.ErrClosed)
+	}
+	if l.legs == nil {
+		if err := l.open(); err != nil {
+			return fmt.Errorf("flush mirror legs of log %s: %w", l.uuid, err)
+		}
+	}
+	if err := flushLegs(l.legs); err != nil {
+		return fmt.Errorf("flush mirror legs of log %s (mirror %s): %w", l.uuid, l.name, err)
+	}
+	return nil
+}
+
+// open looks the mirror up and opens its legs.
+func (l *instanceLegs) open() error {
+	name, m, err := l.f.mirror(l.uuid)
+	if err != nil {
+		return err
+	}
+	if len(m.Legs) == 0 {
+		return fmt.Errorf("mirror %s has no legs", name)
+	}
+	legs := make([]*os.File, 0, len(m.Legs))
+	for _, leg := range m.Legs {
+		f, err := openLeg(leg.Dev)
+		if err != nil {
+			for _, f := range legs {
+				f.Close()
+			}
+			return fmt.Errorf("mirror %s leg %s: %w", name, leg.Dev, err)
+		}
+		legs = append(legs, f)
+	}
+	l.name, l.legs = name, legs
+	return nil
+}
+
+// Close closes the legs; later flushes fail.
+func (l *instanceLegs) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	var errs []error
+	for _, f := range l.legs {
+		errs = append(errs, f.Close())
+	}
+	l.legs = nil
+	return errors.Join(errs...)
 }
 
 // flushLegs flushes every leg, in parallel.
-func flushLegs(legs []leg) error {
+func flushLegs(legs []*os.File) error {
 	if len(legs) == 1 {
-		return legs[0].flush()
+		return fsync(legs[0])
 	}
 	errs := make([]error, len(legs))
 	var wg sync.WaitGroup
-	for i := range legs {
+	for i, f := range legs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = legs[i].flush()
+			errs[i] = fsync(f)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// flush issues a cache flush to the leg, resolving its node first if it
-// has none yet or if the node no longer has the leg's numbers (those the
-// node had when it was resolved: engine.DevicePath checks them for a
-// "major:minor" leg).
-func (l *leg) flush() error {
-	if l.path != "" {
-		_, err := flushDevice(l.path, l.rdev)
-		if !errors.Is(err, errNodeChanged) && !errors.Is(err, os.ErrNotExist) {
-			return wrapLeg(l.dev, err)
-		}
-	}
-	p, err := engine.DevicePath(l.dev)
-	if err != nil {
-		return wrapLeg(l.dev, err)
-	}
-	rdev, err := flushDevice(p, 0)
-	if err == nil {
-		l.path, l.rdev = p, rdev
-	}
-	return wrapLeg(l.dev, err)
-}
-
-func wrapLeg(dev string, err error) error {
-	if err != nil {
-		return fmt.Errorf("leg %s: %w", dev, err)
-	}
-	return nil
 }
 
 // mirror finds the mirror of log uuid: the remembered device if its table
@@ -234,32 +237,38 @@ func (f *LegFlusher) Close() error {
 // resolved for.
 var errNodeChanged = errors.New("device node changed")
 
-// flushDevice issues a cache flush to the block device at path p, which
-// must have the numbers rdev unless rdev is 0, and returns its numbers.
-func flushDevice(p string, rdev uint64) (uint64, error) {
+// openLeg opens the block device dev ("major:minor" or a path).
+func openLeg(dev string) (*os.File, error) {
+	p, err := engine.DevicePath(dev)
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer f.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return 0, os.NewSyscallError("fstat", err)
+		f.Close()
+		return nil, os.NewSyscallError("fstat", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return 0, fmt.Errorf("%s is not a block device", p)
+		f.Close()
+		return nil, fmt.Errorf("%s is not a block device", p)
 	}
-	if rdev != 0 && st.Rdev != rdev {
-		return 0, fmt.Errorf("%w: %s is %d:%d", errNodeChanged, p, unix.Major(st.Rdev), unix.Minor(st.Rdev))
-	}
+	return f, nil
+}
+
+// fsync flushes the cache of the block device open as f.
+func fsync(f *os.File) error {
 	for {
 		err := unix.Fsync(int(f.Fd()))
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return 0, os.NewSyscallError("fsync "+p, err)
+			return os.NewSyscallError("fsync "+f.Name(), err)
 		}
-		return st.Rdev, nil
+		return nil
 	}
 }
