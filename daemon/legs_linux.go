@@ -233,10 +233,6 @@ func (f *LegFlusher) Close() error {
 	return err
 }
 
-// errNodeChanged says a device node no longer has the numbers it was
-// resolved for.
-var errNodeChanged = errors.New("device node changed")
-
 // openLeg opens the block device dev ("major:minor" or a path).
 func openLeg(dev string) (*os.File, error) {
 	p, err := engine.DevicePath(dev)
