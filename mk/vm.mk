@@ -55,6 +55,8 @@ vmgolden: deps
 # fio is optional: scripts/vm/fio.sh leaves it out (and says why) when it cannot be unpacked.
 vmbench: deps
 	sh scripts/vm/fio.sh || echo "vmbench: fio unavailable, dd only"
+	sh scripts/vm/cluster-deps.sh || echo "vmbench: no corosync for the guest (make vmcluster-deps): no cmirrord rows"
+	sh scripts/vm/cmirrord.sh || echo "vmbench: cmirrord unavailable: no cmirrord rows"
 	DLOG_VM_BENCH=1 DLOG_VM_QUIET=1 DLOG_VM_BENCH_ROUNDS=$(VM_BENCH_ROUNDS) $(GO) test -count=1 -v -run '^TestVMBench$$' -timeout 90m ./tests/vm/
 
 demo: deps

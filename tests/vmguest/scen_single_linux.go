@@ -80,19 +80,24 @@ func dumpCount(d *Dlogd, uuid string) func(ctx context.Context) (string, error) 
 
 func scenLegflush(s *S) {
 	var kernel, dlogd string
-	s.Part("kernel disk log (reference)", func(p *S) { kernel = legflushPart(p, logSpec{Type: "disk"}, nil) })
+	s.Part("kernel disk log (reference)", func(p *S) { kernel = legflushPart(p, logSpec{Type: "disk"}, nil, "lfdisk") })
 	s.Part("dlogd clustered-disk", func(p *S) {
 		d := startDlogd(p)
-		dlogd = legflushPart(p, logSpec{Type: "clustered-disk"}, d)
+		dlogd = legflushPart(p, logSpec{Type: "clustered-disk"}, d, "lfcdisk")
 	})
 	s.Note("leg flushes per clear, kernel disk log vs dlogd", kernel+" vs "+dlogd)
+	// The same through pwritev and fdatasync instead of io_uring: what
+	// the write path costs each way under this kernel (docs/performance.md).
+	s.Part("dlogd clustered-disk, pwritev (--io-fallback)", func(p *S) {
+		d := startDlogd(p, "--io-fallback")
+		legflushPart(p, logSpec{Type: "clustered-disk"}, d, "lfpwritev")
+	})
 }
 
 // legflushPart writes one 4 KiB block to each of 8 regions in turn, waits
 // for the region to be clean again on the log device, and counts the
 // flushes each leg received meanwhile. It returns a summary.
-func legflushPart(s *S, spec logSpec, d *Dlogd) string {
-	tag := "lf" + strings.TrimPrefix(spec.Type, "clustered-")
+func legflushPart(s *S, spec logSpec, d *Dlogd, tag string) string {
 	e := newEnv(s, tag)
 	legA := e.loop("leg A", singleLegBytes, 512)
 	legB := e.loop("leg B", singleLegBytes, 512)

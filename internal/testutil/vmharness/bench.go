@@ -18,6 +18,9 @@ type BenchResults struct {
 	Fio     bool       `json:"fio"`
 	Configs []string   `json:"configs"` // in display order
 	Runs    []BenchRun `json:"runs"`
+	// CmirrordMissing says why the boot had no cmirrord rows ("" when it
+	// had them).
+	CmirrordMissing string `json:"cmirrord_missing,omitempty"`
 }
 
 // BenchRun is one timed run of one operation on one configuration.
@@ -31,6 +34,12 @@ type BenchRun struct {
 	// own p99 flush latency after it (SIGUSR1 dump).
 	DiskFlushes uint64 `json:"disk_flushes,omitempty"`
 	P99Flush    string `json:"p99_flush,omitempty"`
+	// Bytes is what the run moved when it is not BenchResults.Bytes (the
+	// cmirrord rows write less).
+	Bytes int `json:"bytes,omitempty"`
+	// Phases is where dlogd's flushes spent their time during the run
+	// (its flush-path timers, per flush).
+	Phases string `json:"phases,omitempty"`
 }
 
 // Bench config names the report refers to.
