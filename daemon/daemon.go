@@ -306,7 +306,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			// nothing left to do, so a write batch still costs one sync
 			// (one cluster round trip for a cluster core log; nothing for
 			// a core log, whose Flush is free).
-			return d.queue(in, req, from, out)
+			return d.queueOrRun(in, req, from, out)
 		}
 	case ulog.TypeFlush:
 		// Integrated flush (protocol v3): the marks travel in the FLUSH.
@@ -322,7 +322,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 				l.MarkRegion(regions.At(i))
 			}
 		}
-		return d.queue(in, req, from, out)
+		return d.queueOrRun(in, req, from, out)
 	case ulog.TypeResume:
 		in.resuming.Add(1)
 		errno, answered := d.queue(in, req, from, out)
@@ -389,6 +389,24 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 		}
 	}
 	return rl, nil
+}
+
+// queueOrRun runs a MARK or FLUSH at once, on the receiving goroutine, when
+// its flush costs nothing and nothing is ahead of it: a single-node core
+// log (no device; a cluster log's flush goes round the cluster) whose
+// worker is idle. Otherwise it queues it. The hand-off to the worker and
+// back costs a goroutine wake-up per request, which the bare responder
+// does not pay (docs/performance.md). The reader is the only goroutine
+// that queues this log's requests, so an idle worker stays idle until
+// this returns, and arrival order holds.
+func (d *Daemon) queueOrRun(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
+	if d.opts.OpenInstance != nil || in.cfg.Disk() || !in.idle() {
+		return d.queue(in, req, from, out)
+	}
+	j := job{req: *req, from: from, at: time.Now()}
+	j.req.Data = nil
+	*out = d.runJob(in, &j, (*out)[:0])
+	return 0, false // answered by runJob, which told the Observer
 }
 
 // queue hands a disk request to the log's worker, or answers EAGAIN when

@@ -49,6 +49,7 @@ type instance struct {
 	qcond   sync.Cond
 	queue   []job // pending jobs are queue[head:]
 	head    int
+	working bool // the worker is running a job
 	closing bool
 	done    chan struct{}
 	// resuming counts RESUMEs queued and not yet done: the engine holds
@@ -155,9 +156,20 @@ func (in *instance) run(d *Daemon) {
 			// that the steady state does not allocate.
 			in.queue, in.head = in.queue[:0], 0
 		}
+		in.working = true
 		in.qmu.Unlock()
 		buf = d.runJob(in, &j, buf[:0])
+		in.qmu.Lock()
+		in.working = false
+		in.qmu.Unlock()
 	}
+}
+
+// idle reports whether the worker has nothing queued or running.
+func (in *instance) idle() bool {
+	in.qmu.Lock()
+	defer in.qmu.Unlock()
+	return in.head == len(in.queue) && !in.working && !in.closing
 }
 
 // stop closes the queue and waits for the worker to finish what is queued.

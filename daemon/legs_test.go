@@ -155,3 +155,35 @@ func TestLegFlushClosedAtDtr(t *testing.T) {
 		t.Errorf("second instance: %d flushes, closed %v; want none and open", second.flushes, second.closed)
 	}
 }
+
+// A core log's MARK and FLUSH cost nothing to make durable: with nothing
+// queued ahead of them they are answered before Handle returns, without
+// the hand-off to the log's worker (the bare responder's cost, #15). A
+// disk log's still go to its worker.
+func TestCoreFlushAnsweredInline(t *testing.T) {
+	d := newDaemon(t)
+	k := newKernel(t, d)
+	k.ctr("c", 1, "131072 clustered-core 1024")
+	k.ok(ulog.TypeResume, "c", 1, nil)
+	immediate := func(typ ulog.RequestType, data []byte) bool {
+		r := k.request(typ, "c", 1, data)
+		k.send(r)
+		answered := len(k.p.Replies) > 0
+		k.wait(r)
+		return answered
+	}
+	for i := range 200 {
+		if !immediate(ulog.TypeMarkRegion, regions(uint64(i%100))) {
+			t.Fatalf("MARK %d of a core log was not answered before Handle returned", i)
+		}
+		if !immediate(ulog.TypeFlush, nil) {
+			t.Fatalf("FLUSH %d of a core log was not answered before Handle returned", i)
+		}
+		if !immediate(ulog.TypeFlush, regions(uint64(i%100+1))) {
+			t.Fatalf("integrated FLUSH %d of a core log was not answered before Handle returned", i)
+		}
+	}
+	if !k.isClean("c", 1, 120) || k.isClean("c", 1, 1) {
+		t.Fatal("the marks were not applied")
+	}
+}

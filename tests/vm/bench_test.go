@@ -79,8 +79,9 @@ func TestVMBench(t *testing.T) {
 			t.Fatalf("DLOG_VM_BENCH_ROUNDS=%q: want 1..20", v)
 		}
 	}
-	// Four to six minutes a round on a shared 2-core host, plus the boot.
-	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*8*time.Minute+5*time.Minute)
+	// Six to ten minutes a round on a shared 2-core host (cmirrord's rows and the corosync
+	// start-ups included), plus the boot.
+	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*12*time.Minute+5*time.Minute)
 	res := h.boot(t, "last-run-bench", []string{"bench"}, func(c *vmharness.Config) {
 		c.ExtraArgs = append(c.ExtraArgs, fmt.Sprintf("dlog.benchrounds=%d", rounds))
 		if v := os.Getenv("DLOG_VM_BENCH_CONFIGS"); v != "" {
