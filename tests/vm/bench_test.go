@@ -66,7 +66,16 @@ func TestVMBench(t *testing.T) {
 		cmWhy = orDefault(strings.TrimSpace(string(why)), "not built (scripts/vm/cmirrord.sh)")
 	} else {
 		initrds = append(initrds, coro)
-		h.files = append(h.files, files...)
+		// fio's tree holds some of the same host libraries (libc, libm): one copy each.
+		have := map[string]bool{}
+		for _, f := range h.files {
+			have[f.Path] = true
+		}
+		for _, f := range files {
+			if !have[f.Path] {
+				h.files = append(h.files, f)
+			}
+		}
 		t.Logf("cmirrord: %d files from %s, corosync from %s", len(files), cmRoot, coro)
 	}
 	if cmWhy != "" {
