@@ -128,7 +128,15 @@ func (d *Daemon) open(uuid string, luid uint64, ctr string, cfg engine.Config, l
 	opts := d.opts.Engine
 	opts.Logger = lg
 	if d.opts.FlushLegs != nil && cfg.Disk() {
-		opts.FlushCallback = func() error { return d.opts.FlushLegs(uuid) }
+		legs := d.opts.FlushLegs(uuid)
+		opts.FlushCallback = legs.Flush
+		defer func() {
+			if err != nil {
+				legs.Close()
+			} else {
+				l = withLegs{l, legs}
+			}
+		}()
 	}
 	openWith := func(opts engine.Options) (engine.Log, error) {
 		if d.opts.OpenInstance != nil {
@@ -312,7 +320,10 @@ type LogStatus struct {
 	LastFlushBytes uint64        `json:"last_flush_bytes"`
 	FlushBytes     uint64        `json:"flush_bytes"`
 	Age            time.Duration `json:"age_ns"`
-	StatusInfo     string        `json:"status_info"`
+	// Phases sums where the FLUSHes (and MARKs that wrote) spent their
+	// time in the daemon; State.Stats splits their engine time further.
+	Phases     Phases `json:"phases"`
+	StatusInfo string `json:"status_info"`
 	// Warning says what is wrong with how the log is kept, "" when nothing
 	// is: a log without a state file in the daemon's state directory, a
 	// mirror without handle_errors (Options.CheckMirror).
@@ -343,6 +354,7 @@ func (d *Daemon) Status() []LogStatus {
 			}
 		}
 		s.LastFlush, s.P99Flush, s.LastFlushBytes, s.FlushBytes = in.flushLat.snapshot()
+		s.Phases = in.phases.snapshot()
 		out = append(out, s)
 	}
 	sortStatus(out)
@@ -372,6 +384,10 @@ func (d *Daemon) Dump() {
 			"regions", s.State.Regions, "in_sync", s.State.InSync, "dirty", s.State.Dirty, "recovering", s.State.Recovering,
 			"cursor", s.State.Cursor, "halted", s.State.Halted, "status", s.StatusInfo,
 			"flushes", s.State.Stats.Flushes, "bytes_written", s.State.Stats.BytesWritten,
-			"last_flush", s.LastFlush, "p99_flush", s.P99Flush, "requests", strings.Join(req, " "))
+			"last_flush", s.LastFlush, "p99_flush", s.P99Flush,
+			"phase_flushes", s.Phases.Flushes, "phase_queue", s.Phases.Queue, "phase_run", s.Phases.Run, "phase_reply", s.Phases.Reply,
+			"write_time", s.State.Stats.WriteTime, "syncs", s.State.Stats.Syncs,
+			"leg_flushes", s.State.Stats.LegFlushes, "leg_flush_time", s.State.Stats.LegFlushTime,
+			"requests", strings.Join(req, " "))
 	}
 }

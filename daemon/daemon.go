@@ -40,16 +40,19 @@ type Options struct {
 	// instead of restored. ok=false means "cannot tell": everything is
 	// restored.
 	LiveUUIDs func() (uuids map[string]bool, ok bool)
-	// FlushLegs, when set, is called with a disk log's uuid before the log
-	// writes an image that records clears, and must flush the volatile
-	// cache of every leg of the mirror whose table names that uuid: the
+	// FlushLegs, when set, is called with a disk log's uuid when an
+	// instance of it is opened, and returns what that instance calls
+	// before it writes an image that records clears: its Flush must flush
+	// the volatile cache of every leg of the mirror whose table names that
+	// uuid (the instance's table, which never changes), and its Close is
+	// called when the instance is closed, before the DTR is answered. The
 	// kernel's own disk log has dm-raid1 do this (its flush callback), and
 	// dm-log-userspace passes no such callback to a daemon. Marks never
 	// wait for it. When it fails, the clears are not persisted: every
 	// region is marked dirty and clears are ignored until the log is
 	// constructed again (the kernel's flush_failed), and the log says why.
-	// dlogd sets a LegFlusher's Flush.
-	FlushLegs func(uuid string) error
+	// dlogd sets a LegFlusher's ForLog.
+	FlushLegs func(uuid string) LegFlush
 	// CheckMirror, when set, is asked once per log, after its first
 	// successful RESUME and off the request path, what is unsafe about the
 	// mirror that uses it; a non-empty answer is logged once as a warning
@@ -303,7 +306,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			// nothing left to do, so a write batch still costs one sync
 			// (one cluster round trip for a cluster core log; nothing for
 			// a core log, whose Flush is free).
-			return d.queue(in, req, from, out)
+			return d.queueOrRun(in, req, from, out)
 		}
 	case ulog.TypeFlush:
 		// Integrated flush (protocol v3): the marks travel in the FLUSH.
@@ -319,7 +322,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 				l.MarkRegion(regions.At(i))
 			}
 		}
-		return d.queue(in, req, from, out)
+		return d.queueOrRun(in, req, from, out)
 	case ulog.TypeResume:
 		in.resuming.Add(1)
 		errno, answered := d.queue(in, req, from, out)
@@ -388,6 +391,24 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 	return rl, nil
 }
 
+// queueOrRun runs a MARK or FLUSH at once, on the receiving goroutine, when
+// its flush costs nothing and nothing is ahead of it: a single-node core
+// log (no device; a cluster log's flush goes round the cluster) whose
+// worker is idle. Otherwise it queues it. The hand-off to the worker and
+// back costs a goroutine wake-up per request, which the bare responder
+// does not pay (docs/performance.md). The reader is the only goroutine
+// that queues this log's requests, so an idle worker stays idle until
+// this returns, and arrival order holds.
+func (d *Daemon) queueOrRun(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
+	if d.opts.OpenInstance != nil || in.cfg.Disk() || !in.idle() {
+		return d.queue(in, req, from, out)
+	}
+	j := job{req: *req, from: from, at: time.Now()}
+	j.req.Data = nil
+	*out = d.runJob(in, &j, (*out)[:0])
+	return 0, false // answered by runJob, which told the Observer
+}
+
 // queue hands a disk request to the log's worker, or answers EAGAIN when
 // the worker is swamped (the kernel resends at once).
 func (d *Daemon) queue(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
@@ -405,6 +426,24 @@ func (d *Daemon) queueArgs(in *instance, req *ulog.Request, from transport.Peer,
 		return -int32(ulog.EAGAIN), true
 	}
 	return 0, false
+}
+
+// LegFlush flushes the legs of one log instance's mirror (Options.FlushLegs).
+type LegFlush interface {
+	Flush() error
+	Close() error
+}
+
+// withLegs is an engine log that closes its LegFlush after itself.
+type withLegs struct {
+	engine.Log
+	legs LegFlush
+}
+
+func (l withLegs) Close() error {
+	err := l.Log.Close()
+	l.legs.Close()
+	return err
 }
 
 // runJob executes a queued disk request on the log's worker.
@@ -440,8 +479,10 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	took := time.Since(start)
 	// A MARK's flush counts when it wrote something: a core log's costs
 	// nothing and would only dilute the figures.
+	timed := false
 	if t := j.req.Type(); t == ulog.TypeFlush || t == ulog.TypePostsuspend || t == ulog.TypeMarkRegion {
 		if bytes := in.log.Stats().BytesWritten - before; t != ulog.TypeMarkRegion || bytes > 0 {
+			timed = true
 			in.flushLat.add(took, bytes)
 			if d.opts.Observer != nil {
 				d.opts.Observer.Flush(took, bytes, err)
@@ -455,7 +496,11 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	if errno != 0 {
 		payload = nil
 	}
+	sent := time.Now()
 	d.reply(j.from, &j.req, errno, payload, &buf)
+	if timed {
+		in.phases.add(start.Sub(j.at), took, time.Since(sent))
+	}
 	if d.opts.Observer != nil {
 		d.opts.Observer.Request(j.req.Type(), time.Since(j.at), errno)
 	}

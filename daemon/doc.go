@@ -11,6 +11,9 @@
 //     GET_RESYNC_WORK of a cluster log) run on a worker goroutine per log,
 //     in arrival order; CTR and DTR on one CTR/DTR goroutine. An IN_SYNC
 //     never waits behind a flush of any log (docs/conformance.md item 14).
+//     A single-node core log's MARK and FLUSH, whose flush costs nothing,
+//     are run at once on the transport's goroutine when nothing is queued
+//     or running on the log's worker (the same order, no hand-off).
 //   - A MARK_REGION is durable before it is acknowledged, and the marks of
 //     an integrated FLUSH are applied in arrival order before the flush.
 //   - The steady-state request path (MARK, CLEAR, IN_SYNC) does not

@@ -49,6 +49,7 @@ type instance struct {
 	qcond   sync.Cond
 	queue   []job // pending jobs are queue[head:]
 	head    int
+	working bool // the worker is running a job
 	closing bool
 	done    chan struct{}
 	// resuming counts RESUMEs queued and not yet done: the engine holds
@@ -59,6 +60,33 @@ type instance struct {
 	created  time.Time
 	requests [ulog.MaxRequestType + 1]atomic.Uint64
 	flushLat latencies
+	phases   phaseTimes
+}
+
+// phaseTimes sums where the worker's FLUSHes and MARKs that wrote spent
+// their time: waiting in the queue, in the engine (the leg flush, the
+// writes and the cache flush: engine.Stats splits it), sending the reply.
+type phaseTimes struct {
+	n, queue, run, reply atomic.Int64
+}
+
+func (p *phaseTimes) add(queue, run, reply time.Duration) {
+	p.n.Add(1)
+	p.queue.Add(int64(queue))
+	p.run.Add(int64(run))
+	p.reply.Add(int64(reply))
+}
+
+// Phases is phaseTimes as Status shows it.
+type Phases struct {
+	Flushes int64         `json:"flushes"`
+	Queue   time.Duration `json:"queue_ns"`
+	Run     time.Duration `json:"run_ns"`
+	Reply   time.Duration `json:"reply_ns"`
+}
+
+func (p *phaseTimes) snapshot() Phases {
+	return Phases{Flushes: p.n.Load(), Queue: time.Duration(p.queue.Load()), Run: time.Duration(p.run.Load()), Reply: time.Duration(p.reply.Load())}
 }
 
 // job is a request handed to a worker: the request header without its
@@ -128,9 +156,20 @@ func (in *instance) run(d *Daemon) {
 			// that the steady state does not allocate.
 			in.queue, in.head = in.queue[:0], 0
 		}
+		in.working = true
 		in.qmu.Unlock()
 		buf = d.runJob(in, &j, buf[:0])
+		in.qmu.Lock()
+		in.working = false
+		in.qmu.Unlock()
 	}
+}
+
+// idle reports whether the worker has nothing queued or running.
+func (in *instance) idle() bool {
+	in.qmu.Lock()
+	defer in.qmu.Unlock()
+	return in.head == len(in.queue) && !in.working && !in.closing
 }
 
 // stop closes the queue and waits for the worker to finish what is queued.

@@ -17,20 +17,29 @@ import (
 )
 
 // LegFlusher flushes the volatile cache of every leg of the mirror whose
-// device-mapper table names a userspace log uuid (Options.FlushLegs): each
-// leg is opened and fsync'd, which on a block device issues a cache flush
-// (an empty write with REQ_PREFLUSH) to it. The legs sit below the mirror,
-// so this cannot wait on the mirror itself. The table is read at every
-// call (a stale leg list would flush the wrong devices); the name of the
-// mirror device is remembered so that only its table is read, not every
-// device's. While a mirror is being removed its name has already left
-// device-mapper's list, yet the kernel still flushes its log (the
+// device-mapper table names a userspace log uuid (Options.FlushLegs): an
+// fsync of a block device issues a cache flush (an empty write with
+// REQ_PREFLUSH) to it. The legs sit below the mirror, so this cannot wait
+// on the mirror itself.
+//
+// A log instance belongs to one table for its whole life (a reload
+// constructs a new instance), and its clears, the only writes that need
+// the legs flushed, happen while that table is live or being removed. So
+// each instance (ForLog) looks its legs up at its first leg flush, opens
+// them, and keeps them open until it is closed, which the daemon does
+// before it answers the DTR: the kernel's table holds the legs at least
+// as long, so the descriptors never keep a leg busy that the kernel has
+// let go of. Every later flush is one fsync per leg, in parallel. Opening
+// a block device costs more than flushing it (docs/performance.md).
+//
+// The lookup reads the table of the device last seen with the log, else
+// every device's. While a mirror is being removed its name has already
+// left device-mapper's list, yet the kernel still flushes its log (the
 // postsuspend of the removal, which persists the clears of a clean
-// shutdown): then the legs found at the last lookup are flushed, which are
+// shutdown): then the legs found at the last lookup are used, which are
 // still the table's legs, since a table cannot change while it is being
-// removed. One device-mapper control descriptor, opened at the first flush,
-// serves every log: concurrent flushes of many logs open no more than their
-// legs.
+// removed. One device-mapper control descriptor, opened at the first
+// lookup, serves every log.
 type LegFlusher struct {
 	mu   sync.Mutex
 	ctl  *dm.Control
@@ -43,37 +52,99 @@ type seenMirror struct {
 	m    dm.Mirror
 }
 
-// NewLegFlusher returns a LegFlusher; its Flush is an Options.FlushLegs.
+// NewLegFlusher returns a LegFlusher; its ForLog is an Options.FlushLegs.
 func NewLegFlusher() *LegFlusher { return &LegFlusher{seen: map[string]seenMirror{}} }
 
 // maxRemembered bounds the remembered mirror names (one per log uuid).
 const maxRemembered = 4096
 
-// Flush flushes the legs of the mirror of log uuid.
-func (f *LegFlusher) Flush(uuid string) error {
-	name, m, err := f.mirror(uuid)
+// ForLog returns the leg flush of one instance of log uuid.
+func (f *LegFlusher) ForLog(uuid string) LegFlush {
+	return &instanceLegs{f: f, uuid: uuid}
+}
+
+// instanceLegs are the legs of one log instance's mirror, opened at its
+// first flush.
+type instanceLegs struct {
+	f      *LegFlusher
+	uuid   string
+	mu     sync.Mutex
+	name   string
+	legs   []*os.File
+	closed bool
+}
+
+// Flush flushes the cache of every leg.
+func (l *instanceLegs) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("flush mirror legs of log %s: %w", l.uuid, os.ErrClosed)
+	}
+	if l.legs == nil {
+		if err := l.open(); err != nil {
+			return fmt.Errorf("flush mirror legs of log %s: %w", l.uuid, err)
+		}
+	}
+	if err := flushLegs(l.legs); err != nil {
+		return fmt.Errorf("flush mirror legs of log %s (mirror %s): %w", l.uuid, l.name, err)
+	}
+	return nil
+}
+
+// open looks the mirror up and opens its legs.
+func (l *instanceLegs) open() error {
+	name, m, err := l.f.mirror(l.uuid)
 	if err != nil {
-		return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
+		return err
 	}
 	if len(m.Legs) == 0 {
-		return fmt.Errorf("flush mirror legs of log %s: mirror %s has no legs", uuid, name)
+		return fmt.Errorf("mirror %s has no legs", name)
 	}
-	errs := make([]error, len(m.Legs))
+	legs := make([]*os.File, 0, len(m.Legs))
+	for _, leg := range m.Legs {
+		f, err := openLeg(leg.Dev)
+		if err != nil {
+			for _, f := range legs {
+				f.Close()
+			}
+			return fmt.Errorf("mirror %s leg %s: %w", name, leg.Dev, err)
+		}
+		legs = append(legs, f)
+	}
+	l.name, l.legs = name, legs
+	return nil
+}
+
+// Close closes the legs; later flushes fail.
+func (l *instanceLegs) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	var errs []error
+	for _, f := range l.legs {
+		errs = append(errs, f.Close())
+	}
+	l.legs = nil
+	return errors.Join(errs...)
+}
+
+// flushLegs flushes every leg, in parallel.
+func flushLegs(legs []*os.File) error {
+	if len(legs) == 1 {
+		return fsync(legs[0])
+	}
+	errs := make([]error, len(legs))
 	var wg sync.WaitGroup
-	for i, leg := range m.Legs {
+	for i, f := range legs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := flushDevice(leg.Dev); err != nil {
-				errs[i] = fmt.Errorf("mirror %s leg %s: %w", name, leg.Dev, err)
-			}
+			errs[i] = fsync(f)
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("flush mirror legs of log %s: %w", uuid, err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // mirror finds the mirror of log uuid: the remembered device if its table
@@ -162,32 +233,37 @@ func (f *LegFlusher) Close() error {
 	return err
 }
 
-// flushDevice issues a cache flush to the block device dev ("major:minor"
-// or a path).
-func flushDevice(dev string) error {
+// openLeg opens the block device dev ("major:minor" or a path).
+func openLeg(dev string) (*os.File, error) {
 	p, err := engine.DevicePath(dev)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return os.NewSyscallError("fstat", err)
+		f.Close()
+		return nil, os.NewSyscallError("fstat", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return fmt.Errorf("%s is not a block device", p)
+		f.Close()
+		return nil, fmt.Errorf("%s is not a block device", p)
 	}
+	return f, nil
+}
+
+// fsync flushes the cache of the block device open as f.
+func fsync(f *os.File) error {
 	for {
 		err := unix.Fsync(int(f.Fd()))
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return os.NewSyscallError("fsync "+p, err)
+			return os.NewSyscallError("fsync "+f.Name(), err)
 		}
 		return nil
 	}

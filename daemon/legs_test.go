@@ -27,12 +27,14 @@ func TestLegFlushBeforeClears(t *testing.T) {
 	var fail error
 	dev := logFile(t, 1<<20)
 	var cleanAtCall []bool
-	d := newDaemon(t, daemon.Options{FlushLegs: func(uuid string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		calls = append(calls, uuid)
-		cleanAtCall = append(cleanAtCall, onDisk(t, dev, 3))
-		return fail
+	d := newDaemon(t, daemon.Options{FlushLegs: func(uuid string) daemon.LegFlush {
+		return legFunc(func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, uuid)
+			cleanAtCall = append(cleanAtCall, onDisk(t, dev, 3))
+			return fail
+		})
 	}})
 	k := newKernel(t, d)
 	k.ctr("m", 1, "131072 clustered-disk "+dev+" 1024")
@@ -84,5 +86,104 @@ func TestLegFlushBeforeClears(t *testing.T) {
 	}
 	if k.isClean("m", 1, 5) {
 		t.Fatal("region 5 reported clean though its clear could not be persisted")
+	}
+}
+
+// legFunc is a LegFlush whose Flush is the function itself.
+type legFunc func() error
+
+func (f legFunc) Flush() error { return f() }
+func (f legFunc) Close() error { return nil }
+
+// closingLegs records its flushes and whether it was closed.
+type closingLegs struct {
+	mu              sync.Mutex
+	flushes         int
+	closed          bool
+	flushAfterClose bool
+}
+
+func (c *closingLegs) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushes++
+	c.flushAfterClose = c.flushAfterClose || c.closed
+	return nil
+}
+
+func (c *closingLegs) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	return nil
+}
+
+// Each instance of a disk log gets its own LegFlush, which stays open for
+// its whole life (it may hold the legs open) and is closed when the DTR is
+// answered, after the instance's last flush; a second instance of the same
+// uuid (a reload) has its own.
+func TestLegFlushClosedAtDtr(t *testing.T) {
+	var mu sync.Mutex
+	byLUID := map[int]*closingLegs{}
+	dev1, dev2 := logFile(t, 1<<20), logFile(t, 1<<20)
+	d := newDaemon(t, daemon.Options{FlushLegs: func(uuid string) daemon.LegFlush {
+		mu.Lock()
+		defer mu.Unlock()
+		c := &closingLegs{}
+		byLUID[len(byLUID)+1] = c
+		return c
+	}})
+	k := newKernel(t, d)
+	k.ctr("m", 1, "131072 clustered-disk "+dev1+" 1024")
+	k.ok(ulog.TypeResume, "m", 1, nil)
+	k.ctr("m", 2, "131072 clustered-disk "+dev2+" 1024")
+	k.ok(ulog.TypeMarkRegion, "m", 1, regions(3))
+	k.ok(ulog.TypeFlush, "m", 1, nil)
+	k.ok(ulog.TypeClearRegion, "m", 1, regions(3))
+	k.ok(ulog.TypeFlush, "m", 1, nil)
+	k.ok(ulog.TypeDtr, "m", 1, nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(byLUID) != 2 {
+		t.Fatalf("%d LegFlushes for two instances", len(byLUID))
+	}
+	first, second := byLUID[1], byLUID[2]
+	if first.flushes != 1 || !first.closed || first.flushAfterClose {
+		t.Errorf("first instance: %d flushes, closed %v, flushed after close %v; want 1, closed at its DTR", first.flushes, first.closed, first.flushAfterClose)
+	}
+	if second.flushes != 0 || second.closed {
+		t.Errorf("second instance: %d flushes, closed %v; want none and open", second.flushes, second.closed)
+	}
+}
+
+// A core log's MARK and FLUSH cost nothing to make durable: with nothing
+// queued ahead of them they are answered before Handle returns, without
+// the hand-off to the log's worker (the bare responder's cost, #15). A
+// disk log's still go to its worker.
+func TestCoreFlushAnsweredInline(t *testing.T) {
+	d := newDaemon(t)
+	k := newKernel(t, d)
+	k.ctr("c", 1, "131072 clustered-core 1024")
+	k.ok(ulog.TypeResume, "c", 1, nil)
+	immediate := func(typ ulog.RequestType, data []byte) bool {
+		r := k.request(typ, "c", 1, data)
+		k.send(r)
+		answered := len(k.p.Replies) > 0
+		k.wait(r)
+		return answered
+	}
+	for i := range 200 {
+		if !immediate(ulog.TypeMarkRegion, regions(uint64(i%100))) {
+			t.Fatalf("MARK %d of a core log was not answered before Handle returned", i)
+		}
+		if !immediate(ulog.TypeFlush, nil) {
+			t.Fatalf("FLUSH %d of a core log was not answered before Handle returned", i)
+		}
+		if !immediate(ulog.TypeFlush, regions(uint64(i%100+1))) {
+			t.Fatalf("integrated FLUSH %d of a core log was not answered before Handle returned", i)
+		}
+	}
+	if !k.isClean("c", 1, 120) || k.isClean("c", 1, 1) {
+		t.Fatal("the marks were not applied")
 	}
 }

@@ -57,6 +57,13 @@ type Stats struct {
 	BytesWritten  uint64        // bytes written, resume included
 	Syncs         uint64        // device cache flushes
 	LastFlush     time.Duration // duration of the latest flush with I/O
+	// The phases of the flushes, summed: WriteTime is the time in
+	// Device.Write (submission to completion of the writes and of the
+	// cache flush after them); LegFlushes and LegFlushTime count the calls
+	// of Options.FlushCallback and the time they took.
+	WriteTime    time.Duration
+	LegFlushes   uint64
+	LegFlushTime time.Duration
 }
 
 // maxBatchBlocks bounds one submission, and the staging memory, of a flush.
@@ -322,7 +329,14 @@ func (d *diskState) flushOnce(l *dirtyLog, force bool) error {
 	}
 	marks = d.dirtied.Swap(false)
 	if cb := l.opts.FlushCallback; cb != nil && d.cleaned.Swap(false) && !l.ignoreClears.Load() {
-		if err := cb(); err != nil {
+		t := time.Now()
+		err := cb()
+		took := time.Since(t)
+		d.smu.Lock()
+		d.stats.LegFlushes++
+		d.stats.LegFlushTime += took
+		d.smu.Unlock()
+		if err != nil {
 			// The legs may not hold what the clears claim: no region can
 			// be trusted clean (the kernel's flush_failed).
 			l.logger.Error("mirror flush failed; marking every region dirty and ignoring clears until reload", "err", err)
@@ -357,13 +371,16 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	start := time.Now()
 	var errs []error
 	var written, bytes, ios uint64
+	var inWrite time.Duration
 	syncFailed := false
 	// runs[i] is the first block of d.iob[i] and its block count.
 	type run struct{ first, n int }
 	var runs [maxBatchBlocks]run
 	nruns, slots := 0, 0
 	submit := func(last bool) {
+		t := time.Now()
 		werr := d.dev.Write(d.iob, sync && last)
+		inWrite += time.Since(t)
 		failed := d.failed[:len(d.iob)]
 		clear(failed)
 		if werr != nil {
@@ -452,6 +469,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 		d.stats.Syncs++
 	}
 	d.stats.LastFlush = time.Since(start)
+	d.stats.WriteTime += inWrite
 	d.smu.Unlock()
 	if len(errs) > 0 {
 		err := errors.Join(errs...)

@@ -9,7 +9,9 @@
 #   make vmtest-ci   the bounded slice CI can afford (VM_CI_SCENARIOS), under 10 minutes
 #                    from a fresh machine, set-up included
 #   make test-vm-ci  what the top-level 'make test' should run after the unit tests
-#   make vmbench     the benchmark boot: bench/vm-results.md, .png and .json
+#   make vmbench     the benchmark boot: bench/vm-results.md, .png and .json; with fio
+#                    (scripts/vm/fio.sh) and cmirrord rows (scripts/vm/cmirrord.sh builds it from
+#                    Debian's lvm2 source, scripts/vm/cluster-deps.sh gives the guest corosync)
 #   make vmgolden    re-capture the kernel-written disk-log images into engine/testdata/kernel/
 #
 # The last boot's console log, results disk and unpacked results stay in build/vm/last-run*/
@@ -55,6 +57,8 @@ vmgolden: deps
 # fio is optional: scripts/vm/fio.sh leaves it out (and says why) when it cannot be unpacked.
 vmbench: deps
 	sh scripts/vm/fio.sh || echo "vmbench: fio unavailable, dd only"
+	sh scripts/vm/cluster-deps.sh || echo "vmbench: no corosync for the guest (make vmcluster-deps): no cmirrord rows"
+	sh scripts/vm/cmirrord.sh || echo "vmbench: cmirrord unavailable: no cmirrord rows"
 	DLOG_VM_BENCH=1 DLOG_VM_QUIET=1 DLOG_VM_BENCH_ROUNDS=$(VM_BENCH_ROUNDS) $(GO) test -count=1 -v -run '^TestVMBench$$' -timeout 90m ./tests/vm/
 
 demo: deps

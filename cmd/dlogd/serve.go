@@ -144,7 +144,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		// (#13). Over the unix transport no mirror stands behind a log.
 		legs := daemon.NewLegFlusher()
 		defer legs.Close()
-		dopts.FlushLegs = legs.Flush
+		dopts.FlushLegs = legs.ForLog
 		dopts.CheckMirror = legs.CheckMirror
 	}
 	d := daemon.New(dopts)

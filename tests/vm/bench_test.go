@@ -27,6 +27,10 @@ import (
 //	DLOG_VM_BENCH_ROUNDS=3        interleaved rounds
 //	DLOG_VM_BENCH_OUT=dir         where the report goes (default <repo>/bench)
 //	DLOG_VM_BENCH_FIO=0           leave fio out even when scripts/vm/fio.sh cached it
+//	DLOG_VM_BENCH_CONFIGS=a,b     only the configurations whose names contain a or b
+//
+// The cmirrord rows need scripts/vm/cmirrord.sh's build and scripts/vm/cluster-deps.sh's
+// corosync archive (make vmbench runs both; without them the report says why they are missing).
 func TestVMBench(t *testing.T) {
 	h := prepare(t, "DLOG_VM_BENCH", "the real-kernel benchmark is off: run it with make vmbench (DLOG_VM_BENCH=1)")
 	bin := filepath.Join(h.root, "build", "vm", "bin")
@@ -49,16 +53,50 @@ func TestVMBench(t *testing.T) {
 			t.Logf("fio: not available (%s): dd only", strings.TrimSpace(orDefault(string(why), "run scripts/vm/fio.sh")))
 		}
 	}
+	// cmirrord (scripts/vm/cmirrord.sh) over corosync (scripts/vm/cluster-deps.sh's archive):
+	// both or neither; the guest says why they are missing.
+	var initrds []string
+	cmRoot := filepath.Join(h.root, "build", "vm", "cmirrord", "root")
+	coro := filepath.Join(h.kernel.Dir, "cluster.cpio.gz")
+	cmWhy := ""
+	if _, err := os.Stat(coro); err != nil {
+		cmWhy = "no corosync archive for the guest (make vmcluster-deps)"
+	} else if files, err := filesUnder(cmRoot); err != nil || len(files) == 0 {
+		why, _ := os.ReadFile(filepath.Join(h.root, "build", "vm", "cmirrord", "unavailable"))
+		cmWhy = orDefault(strings.TrimSpace(string(why)), "not built (scripts/vm/cmirrord.sh)")
+	} else {
+		initrds = append(initrds, coro)
+		// fio's tree holds some of the same host libraries (libc, libm): one copy each.
+		have := map[string]bool{}
+		for _, f := range h.files {
+			have[f.Path] = true
+		}
+		for _, f := range files {
+			if !have[f.Path] {
+				h.files = append(h.files, f)
+			}
+		}
+		t.Logf("cmirrord: %d files from %s, corosync from %s", len(files), cmRoot, coro)
+	}
+	if cmWhy != "" {
+		t.Logf("cmirrord: %s: no cmirrord rows", cmWhy)
+		h.files = append(h.files, vmharness.File{Path: "/etc/dlog-cmirrord-unavailable", Mode: 0o644, Data: []byte(cmWhy + "\n")})
+	}
 	rounds := 3
 	if v := os.Getenv("DLOG_VM_BENCH_ROUNDS"); v != "" {
 		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 || rounds > 20 {
 			t.Fatalf("DLOG_VM_BENCH_ROUNDS=%q: want 1..20", v)
 		}
 	}
-	// Four to six minutes a round on a shared 2-core host, plus the boot.
-	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*8*time.Minute+5*time.Minute)
+	// Six to ten minutes a round on a shared 2-core host (cmirrord's rows and the corosync
+	// start-ups included), plus the boot.
+	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*12*time.Minute+5*time.Minute)
 	res := h.boot(t, "last-run-bench", []string{"bench"}, func(c *vmharness.Config) {
 		c.ExtraArgs = append(c.ExtraArgs, fmt.Sprintf("dlog.benchrounds=%d", rounds))
+		if v := os.Getenv("DLOG_VM_BENCH_CONFIGS"); v != "" {
+			c.ExtraArgs = append(c.ExtraArgs, "dlog.benchconfigs="+strings.ReplaceAll(v, " ", "_"))
+		}
+		c.Initrds = append(c.Initrds, initrds...)
 		c.MemoryMB = 1536 // fio's libraries live in the initramfs
 	})
 	if res == nil || res.Report == nil {

@@ -60,3 +60,26 @@ func TestRequestDelta(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+func TestPhaseDelta(t *testing.T) {
+	line := func(s string) DumpLog {
+		f, err := ParseLogfmt(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return DumpLog{Fields: f}
+	}
+	before := line(`phase_flushes=2 phase_queue=20µs phase_run=2ms phase_reply=100µs write_time=1ms leg_flushes=1 leg_flush_time=500µs`)
+	after := line(`phase_flushes=6 phase_queue=60µs phase_run=10ms phase_reply=300µs write_time=5ms leg_flushes=5 leg_flush_time=2.5ms`)
+	got, err := PhaseDelta(before, after)
+	want := "4 flushes, each: queue 10µs, leg flush 500µs (4 leg flushes), write+cache flush 1ms, engine 2ms, reply 50µs"
+	if err != nil || got != want {
+		t.Errorf("PhaseDelta = %q, %v; want %q", got, err, want)
+	}
+	if got, err := PhaseDelta(after, after); err != nil || got != "no flushes" {
+		t.Errorf("no flushes between: %q, %v", got, err)
+	}
+	if _, err := PhaseDelta(before, line(`phase_flushes=3 phase_queue=banana`)); err == nil {
+		t.Error("a malformed duration was accepted")
+	}
+}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -34,6 +35,13 @@ type benchConfig struct {
 	Spec    logSpec
 	Bare    bool // served by the bare responder instead of dlogd
 	Netpoll bool // the bare responder receives through Go's poller
+	// Cmirrord, when set, is the corosync transport of a one-node
+	// corosync that LVM2's cmirrord serves the log over.
+	Cmirrord string
+	// Bytes, when set, replaces benchBytes, and only "write 4K" runs:
+	// cmirrord takes tens of ms (udpu) to hundreds (knet) per 4 KiB write
+	// here, so 16 MiB of them would take minutes per run.
+	Bytes int
 }
 
 var benchConfigs = []benchConfig{
@@ -41,10 +49,33 @@ var benchConfigs = []benchConfig{
 	{Name: "kernel disk", Spec: logSpec{Type: "disk"}},
 	{Name: "bare responder (clustered-core)", Spec: logSpec{Type: "clustered-core"}, Bare: true},
 	{Name: "bare responder on Go's netpoller", Spec: logSpec{Type: "clustered-core"}, Bare: true, Netpoll: true},
+	{Name: "bare responder + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}, Bare: true},
 	{Name: "dlogd clustered-core", Spec: logSpec{Type: "clustered-core"}},
 	{Name: "dlogd clustered-disk", Spec: logSpec{Type: "clustered-disk"}},
 	{Name: "dlogd clustered-core + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}},
 	{Name: "dlogd clustered-disk + integrated_flush", Spec: logSpec{Type: "clustered-disk", Integrated: true}},
+	{Name: "cmirrord clustered-core, corosync udpu", Spec: logSpec{Type: "clustered-core"}, Cmirrord: "udpu", Bytes: mib},
+	{Name: "cmirrord clustered-disk, corosync udpu", Spec: logSpec{Type: "clustered-disk"}, Cmirrord: "udpu", Bytes: mib},
+	{Name: "cmirrord clustered-core, corosync knet", Spec: logSpec{Type: "clustered-core"}, Cmirrord: "knet", Bytes: mib / 4},
+	{Name: "cmirrord clustered-disk, corosync knet", Spec: logSpec{Type: "clustered-disk"}, Cmirrord: "knet", Bytes: mib / 4},
+}
+
+// benchSelected filters the configurations by dlog.benchconfigs= on the
+// kernel command line (comma-separated substrings of their names), for
+// trying one of them without the whole run.
+func benchSelected(c benchConfig) bool {
+	b, _ := os.ReadFile("/proc/cmdline")
+	for _, w := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(w, "dlog.benchconfigs="); ok {
+			for _, sub := range strings.Split(v, ",") {
+				if strings.Contains(c.Name, strings.ReplaceAll(sub, "_", " ")) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return true
 }
 
 // benchOps are the timed runs: dd (busybox), 16 MiB each, O_DIRECT.
@@ -84,14 +115,32 @@ func benchRounds() int {
 func scenBench(s *S) {
 	rounds := benchRounds()
 	res := vmharness.BenchResults{Kernel: kernelRelease(), Rounds: rounds, Bytes: benchBytes}
+	cmOK, cmWhy := cmirrordAvailable()
+	var configs []benchConfig
 	for _, c := range benchConfigs {
+		if !benchSelected(c) {
+			continue
+		}
+		if c.Cmirrord != "" && !cmOK {
+			res.CmirrordMissing = cmWhy
+			continue
+		}
+		configs = append(configs, c)
 		res.Configs = append(res.Configs, c.Name)
+	}
+	if !cmOK {
+		s.Note("cmirrord", cmWhy+": no cmirrord rows")
 	}
 	src := pattern(77, benchBytes)
 	s.Do("16 MiB source file in /tmp", stepTimeout, func(ctx context.Context) error {
 		return os.WriteFile("/tmp/bench-src", src, 0o644)
 	})
-	sum := md5hex(src)
+	sums := map[int]string{benchBytes: md5hex(src)}
+	for _, c := range configs {
+		if c.Bytes != 0 {
+			sums[c.Bytes] = md5hex(src[:c.Bytes])
+		}
+	}
 	_, fioErr := os.Stat("/usr/bin/fio")
 	res.Fio = fioErr == nil
 	if !res.Fio {
@@ -101,9 +150,9 @@ func scenBench(s *S) {
 		s.Skip("bare responder", BareResponderPath+" is missing: make vmbench builds bench/cmd/bareresponder")
 	}
 	for round := 1; round <= rounds; round++ {
-		for _, c := range benchConfigs {
+		for _, c := range configs {
 			s.Part(fmt.Sprintf("round %d: %s", round, c.Name), func(p *S) {
-				res.Runs = append(res.Runs, benchOne(p, c, round, sum)...)
+				res.Runs = append(res.Runs, benchOne(p, c, round, sums[cmp.Or(c.Bytes, benchBytes)])...)
 			})
 		}
 	}
@@ -118,7 +167,11 @@ func scenBench(s *S) {
 
 func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
 	var d *Dlogd
-	if c.Spec.Userspace() {
+	if c.Cmirrord != "" {
+		// No state dump to read request counters from: cmirrord is only
+		// timed.
+		startCmirrord(s, c.Cmirrord)
+	} else if c.Spec.Userspace() {
 		if c.Bare {
 			d = &Dlogd{Bin: BareResponderPath, PidFile: "/run/bare.pid", LogPath: outDir + "/bareresponder.log", Args: []string{"--pidfile", "/run/bare.pid"}}
 			if c.Netpoll {
@@ -139,6 +192,11 @@ func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
 	if c.Spec.Disk() {
 		l := e.loop("the log device", 1*mib, 512)
 		m.logPath, m.logMM = l.Dev, l.MajMin()
+		if c.Cmirrord != "" {
+			// cmirrord looks a "major:minor" log device up in /dev/mapper
+			// only (find_disk_path); a loop device it takes as a path.
+			m.logMM = l.Dev
+		}
 	}
 	m.create(e, "create (nosync)")
 	s.MustExpect("in sync", m.full(), stepTimeout, syncWait(m.name))
@@ -155,17 +213,33 @@ func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
 			took = time.Since(t)
 			return err
 		})
-		r := vmharness.BenchRun{Config: c.Name, Round: round, Op: op, Seconds: took.Seconds()}
-		if d != nil {
+		r := vmharness.BenchRun{Config: c.Name, Round: round, Op: op, Seconds: took.Seconds(), Bytes: c.Bytes}
+		if d != nil && len(before) == 1 {
 			after := s.dumpValue(d, m.uuid, op+": request counters after")
-			r.Requests = RequestDelta(before[0].Requests, after[0].Requests)
-			if c.Spec.Disk() {
-				r.DiskFlushes = after[0].Flushes - before[0].Flushes
-				r.P99Flush = after[0].Fields["p99_flush"]
+			if len(after) == 1 {
+				r.Requests = RequestDelta(before[0].Requests, after[0].Requests)
+				if c.Spec.Disk() {
+					r.DiskFlushes = after[0].Flushes - before[0].Flushes
+					r.P99Flush = after[0].Fields["p99_flush"]
+				}
+				if !c.Bare {
+					if ph, err := PhaseDelta(before[0], after[0]); err == nil {
+						r.Phases = ph
+					}
+				}
 			}
 		}
 		s.Note(op+": time", fmt.Sprintf("%.3f s %s", took.Seconds(), FormatCounts(r.Requests)))
 		runs = append(runs, r)
+	}
+	if c.Bytes != 0 {
+		run("write 4K", func(ctx context.Context) error {
+			_, err := run1(ctx, "dd", ddArgs("/tmp/bench-src", m.dev.Path, "4k", c.Bytes/4096, "oflag=direct")...)
+			return err
+		})
+		s.Expect("write 4K: md5 of leg B", sum, time.Minute, md5Of(b.Dev, 0, c.Bytes))
+		m.dev.remove(s, "remove")
+		return runs
 	}
 	for _, op := range benchOps {
 		run(op.Name, func(ctx context.Context) error {

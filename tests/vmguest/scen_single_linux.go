@@ -80,19 +80,24 @@ func dumpCount(d *Dlogd, uuid string) func(ctx context.Context) (string, error) 
 
 func scenLegflush(s *S) {
 	var kernel, dlogd string
-	s.Part("kernel disk log (reference)", func(p *S) { kernel = legflushPart(p, logSpec{Type: "disk"}, nil) })
+	s.Part("kernel disk log (reference)", func(p *S) { kernel = legflushPart(p, logSpec{Type: "disk"}, nil, "lfdisk") })
 	s.Part("dlogd clustered-disk", func(p *S) {
 		d := startDlogd(p)
-		dlogd = legflushPart(p, logSpec{Type: "clustered-disk"}, d)
+		dlogd = legflushPart(p, logSpec{Type: "clustered-disk"}, d, "lfcdisk")
 	})
 	s.Note("leg flushes per clear, kernel disk log vs dlogd", kernel+" vs "+dlogd)
+	// The same through pwritev and fdatasync instead of io_uring: what
+	// the write path costs each way under this kernel (docs/performance.md).
+	s.Part("dlogd clustered-disk, pwritev (--io-fallback)", func(p *S) {
+		d := startDlogd(p, "--io-fallback")
+		legflushPart(p, logSpec{Type: "clustered-disk"}, d, "lfpwritev")
+	})
 }
 
 // legflushPart writes one 4 KiB block to each of 8 regions in turn, waits
 // for the region to be clean again on the log device, and counts the
 // flushes each leg received meanwhile. It returns a summary.
-func legflushPart(s *S, spec logSpec, d *Dlogd) string {
-	tag := "lf" + strings.TrimPrefix(spec.Type, "clustered-")
+func legflushPart(s *S, spec logSpec, d *Dlogd, tag string) string {
 	e := newEnv(s, tag)
 	legA := e.loop("leg A", singleLegBytes, 512)
 	legB := e.loop("leg B", singleLegBytes, 512)
@@ -151,6 +156,10 @@ func legflushPart(s *S, spec logSpec, d *Dlogd) string {
 	// a clear (the region goes idle between synchronous writes).
 	var took time.Duration
 	var fa0, fa1 uint64
+	var before []DumpLog
+	if d != nil {
+		before = s.dumpValue(d, m.uuid, spec.Label()+": flush-path timers before")
+	}
 	s.Do(spec.Label()+": 1 MiB in 4 KiB O_DIRECT writes (timed)", 2*time.Minute, func(ctx context.Context) error {
 		var err error
 		if fa0, err = flushCount(legA.Dev); err != nil {
@@ -165,6 +174,16 @@ func legflushPart(s *S, spec logSpec, d *Dlogd) string {
 		return err
 	})
 	s.Note(spec.Label()+": 256 writes of 4 KiB", fmt.Sprintf("%s, %.2f ms per write, %d flushes of leg A", secs(took), took.Seconds()*1000/256, fa1-fa0))
+	if d != nil && len(before) == 1 {
+		after := s.dumpValue(d, m.uuid, spec.Label()+": flush-path timers after")
+		if len(after) == 1 {
+			ph, err := PhaseDelta(before[0], after[0])
+			if err != nil {
+				ph = err.Error()
+			}
+			s.Note(spec.Label()+": where the flushes spent their time", ph)
+		}
+	}
 	if d != nil {
 		s.Expect(spec.Label()+": dlogd serves the log", "1", stepTimeout, dumpCount(d, m.uuid))
 	}

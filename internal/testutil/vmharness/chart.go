@@ -35,14 +35,26 @@ func (r *BenchResults) ChartPNG() ([]byte, error) {
 	return RenderChart(r.ChartTitle(), r.BenchChart())
 }
 
-// BenchChart builds the panels for the report: 4 KiB writes, 4 KiB reads
-// and 1 MiB writes by log, median seconds.
+// BenchChart builds the panels for the report: 4 KiB writes (ms per
+// write), 4 KiB reads and 1 MiB writes (median seconds) by log.
 func (r *BenchResults) BenchChart() []ChartPanel {
 	st := r.Stats()
 	kd := st[BenchKernelDisk]
 	var out []ChartPanel
+	// 4 KiB writes per write: the cmirrord rows move less than the rest.
+	w := ChartPanel{Title: fmt.Sprintf("4 KiB O_DIRECT writes through dm-mirror, ms per write (median of %d)", r.Rounds)}
+	for _, c := range r.Configs {
+		v := st[c]["write 4K"].PerOp
+		w.Labels = append(w.Labels, c)
+		w.Values = append(w.Values, v)
+		note := ""
+		if base := kd["write 4K"].PerOp; base > 0 && v > 0 {
+			note = fmt.Sprintf("%.1fx kernel disk", v/base)
+		}
+		w.Notes = append(w.Notes, note)
+	}
+	out = append(out, w)
 	for _, op := range []struct{ key, title string }{
-		{"write 4K", fmt.Sprintf("%d MiB of 4 KiB O_DIRECT writes through dm-mirror, seconds (median of %d)", r.Bytes>>20, r.Rounds)},
 		{"read 4K", fmt.Sprintf("%d MiB of 4 KiB O_DIRECT reads, seconds (median of %d)", r.Bytes>>20, r.Rounds)},
 		{"write 1M", fmt.Sprintf("%d MiB of 1 MiB O_DIRECT writes, seconds (median of %d)", r.Bytes>>20, r.Rounds)},
 	} {
@@ -72,6 +84,11 @@ var barColor = []color.RGBA{
 	{30, 150, 90, 255},   // dlogd disk
 	{110, 160, 220, 255}, // dlogd core if
 	{100, 200, 140, 255}, // dlogd disk if
+	{150, 80, 160, 255},  // bare if and the cmirrord rows
+	{180, 60, 60, 255},
+	{220, 110, 110, 255},
+	{120, 40, 40, 255},
+	{200, 170, 200, 255},
 }
 
 const (
