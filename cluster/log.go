@@ -618,6 +618,19 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	if err := l.check(r); err != nil {
 		return err
 	}
+	if inSync && !l.core && l.eopts.FlushCallback != nil {
+		// The kernel's copy to the other legs completed, maybe only into
+		// a volatile cache. Once reported, the region may be written as
+		// in sync into the shared image (a merge, the clean point): flush
+		// this node's legs first, as the kernel's disk log does before it
+		// persists what a recovery pass cleaned. Legs that cannot be
+		// flushed: the recovery is reported failed, the region stays out
+		// of sync.
+		if err := l.eopts.FlushCallback(); err != nil {
+			l.log.Error("mirror legs not flushed after a recovery: the region stays out of sync", "region", r, "err", err)
+			inSync = false
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if g, ok := l.st.grants[l.me]; !inSync && (!ok || g != r) {
