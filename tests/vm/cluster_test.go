@@ -101,6 +101,7 @@ func clusterScenarios() []clusterScenario {
 		{name: "basic", guest: "cl-basic", nodes: 2},
 		{name: "kill-node", guest: "cl-kill-node", nodes: 2, victim: 2},
 		{name: "kill-dlogd", guest: "cl-kill-dlogd", nodes: 2},
+		{name: "reconnect", guest: "cl-reconnect", nodes: 2},
 		{name: "suspend-write", guest: "cl-suspend-write", nodes: 2},
 		{name: "three-node", guest: "cl-three-node", nodes: 3, victim: 3},
 		{name: "partition", guest: "cl-partition", nodes: 3, victim: 3, isolate: 3},

@@ -329,15 +329,38 @@ func (cr *clusterRun) finish(nodes []int) {
 // scenClKillDlogd: only dlogd is killed (SIGKILL) on node 2 while its
 // kernel keeps writing, then restarted; both nodes finish their writes,
 // reach full sync, and the data oracle holds.
-func scenClKillDlogd(s *S) {
-	cr := startCluster(s, "kill-dlogd")
-	cr.sync = "nosync"
+func scenClKillDlogd(s *S) { clRestartDlogd(s, "kill-dlogd", false) }
+
+// scenClReconnect: the kernel's reconnect path on a running cluster log.
+// During the initial resync, while both nodes write, node 2's dlogd is
+// killed and its state directory removed; the new dlogd knows nothing of
+// the log, so the kernel's next request gets -ESRCH and the kernel sends
+// CTR and RESUME again (userspace_do_request), keeping the in_sync_hint
+// it latched. The new member must take over the departed member's marks
+// (its kernel still holds them dirty) and answer IN_SYNC so that no write
+// below that hint goes to one leg; the data oracle holds.
+func scenClReconnect(s *S) { clRestartDlogd(s, "reconnect", true) }
+
+// clRestartDlogd kills node 2's dlogd after a third of its writes and
+// starts it again 5 s later; fresh removes its state directory first and
+// keeps the initial resync in the scenario (no nosync), so the kernel
+// holds a partial hint.
+func clRestartDlogd(s *S, scen string, fresh bool) {
+	cr := startCluster(s, scen)
+	if !fresh {
+		cr.sync = "nosync"
+	}
 	cr.create()
 	cr.barrier(2, cr.all)
 	const victim = 2
+	marker := kmsgMark("cluster " + scen)
 	restarted := make(chan error, 1)
+	what := "killed and restarted 5 s later"
+	if fresh {
+		what = "killed, its state directory removed, restarted 5 s later"
+	}
 	start := time.Now()
-	cr.s.Do(fmt.Sprintf("%d O_DIRECT 4 KiB writes from this node (node %d's dlogd killed and restarted 5 s later after %d)", clusterWrites, victim, clusterWrites/3), 5*time.Minute, func(ctx context.Context) error {
+	cr.s.Do(fmt.Sprintf("%d O_DIRECT 4 KiB writes from this node (node %d's dlogd %s, after %d)", clusterWrites, victim, what, clusterWrites/3), 5*time.Minute, func(ctx context.Context) error {
 		return writeWorkload(ctx, cr.mb, cr.mirror, cr.c, 0, clusterWrites, func(seq int) {
 			if cr.c.node != victim || seq != clusterWrites/3 {
 				return
@@ -348,6 +371,12 @@ func scenClKillDlogd(s *S) {
 			}
 			go func() {
 				time.Sleep(5 * time.Second)
+				if fresh {
+					if err := os.RemoveAll(cr.d.StateDir()); err != nil {
+						restarted <- err
+						return
+					}
+				}
 				restarted <- cr.d.Start(context.Background(), 30*time.Second)
 			}()
 		})
@@ -355,6 +384,18 @@ func scenClKillDlogd(s *S) {
 	cr.s.Note("writes: time", secs(time.Since(start)))
 	if cr.c.node == victim {
 		cr.await("dlogd restarted", time.Minute, restarted)
+		if fresh {
+			cr.s.Value("the kernel reconnected (CTR + RESUME after -ESRCH)", time.Minute, func(ctx context.Context) (string, error) {
+				return waitDmesg(ctx, marker, "Reconnected to userspace log server")
+			})
+			cr.s.Expect("the new dlogd restored no log (it had no state directory)", "0", stepTimeout, func(ctx context.Context) (string, error) {
+				lines, err := cr.d.LogSince(2)
+				return fmt.Sprint(countLines(lines, "log restored from its state file")), err
+			})
+			cr.s.Value("the new member took over the departed member's marks", time.Minute, func(ctx context.Context) (string, error) {
+				return cr.d.WaitLog(ctx, 2, "rejoined after this node's previous member departed")
+			})
+		}
 	}
 	cr.settleAndVerify()
 }
