@@ -355,6 +355,7 @@ func clRestartDlogd(s *S, scen string, fresh bool) {
 	const victim = 2
 	marker := kmsgMark("cluster " + scen)
 	restarted := make(chan error, 1)
+	atKill := "unknown"
 	what := "killed and restarted 5 s later"
 	if fresh {
 		what = "killed, its state directory removed, restarted 5 s later"
@@ -364,6 +365,9 @@ func clRestartDlogd(s *S, scen string, fresh bool) {
 		return writeWorkload(ctx, cr.mb, cr.mirror, cr.c, 0, clusterWrites, func(seq int) {
 			if cr.c.node != victim || seq != clusterWrites/3 {
 				return
+			}
+			if m, err := mirrorStatus(ctx, cr.name); err == nil {
+				atKill = m.Ratio()
 			}
 			if err := cr.d.Kill9(); err != nil {
 				restarted <- err
@@ -383,6 +387,7 @@ func clRestartDlogd(s *S, scen string, fresh bool) {
 	})
 	cr.s.Note("writes: time", secs(time.Since(start)))
 	if cr.c.node == victim {
+		cr.s.Note("in sync when dlogd was killed", atKill)
 		cr.await("dlogd restarted", time.Minute, restarted)
 		if fresh {
 			cr.s.Value("the kernel reconnected (CTR + RESUME after -ESRCH)", time.Minute, func(ctx context.Context) (string, error) {
