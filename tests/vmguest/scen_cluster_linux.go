@@ -81,19 +81,30 @@ func (cr *clusterRun) barrier(p int, nodes []int) {
 
 // table is the mirror's table: the same on every node.
 func (cr *clusterRun) table() string {
-	args := []string{cr.uuid, cr.c.logType}
-	if cr.c.logType == "clustered-disk" {
+	t, err := tableFor(cr.uuid, cr.c.logType, cr.sync)
+	if err != nil {
+		cr.s.Fail("log device number", "maj:min of "+clogDev, "error", err.Error())
+	}
+	return t
+}
+
+// tableFor is the table of a mirror over the shared legs whose userspace
+// log has uuid, type logType (with the shared log device when it is a disk
+// log) and sync ("", "sync" or "nosync").
+func tableFor(uuid, logType, sync string) (string, error) {
+	args := []string{uuid, logType}
+	if logType == "clustered-disk" || logType == "disk" {
 		mm, err := devMajMin(clogDev)
 		if err != nil {
-			cr.s.Fail("log device number", "maj:min of "+clogDev, "error", err.Error())
+			return "", err
 		}
 		args = append(args, mm)
 	}
 	args = append(args, fmt.Sprint(clusterRegion))
-	if cr.sync != "" {
-		args = append(args, cr.sync)
+	if sync != "" {
+		args = append(args, sync)
 	}
-	return fmt.Sprintf("0 %d mirror userspace %d %s 2 %s 0 %s 0", clLegBytes/512, len(args), strings.Join(args, " "), legADev, legBDev)
+	return fmt.Sprintf("0 %d mirror userspace %d %s 2 %s 0 %s 0", clLegBytes/512, len(args), strings.Join(args, " "), legADev, legBDev), nil
 }
 
 // create puts the mirror on this node and registers its removal.
