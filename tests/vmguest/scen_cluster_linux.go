@@ -354,11 +354,15 @@ func scenClReconnect(s *S) { clRestartDlogd(s, "reconnect", true) }
 
 // clRestartDlogd kills node 2's dlogd after a third of its writes and
 // starts it again 5 s later; fresh removes its state directory first and
-// keeps the initial resync in the scenario (no nosync), so the kernel
-// holds a partial hint.
+// keeps the initial resync in the scenario (no nosync), killing dlogd
+// after its 10th write, while the resync is under way, so the kernel
+// holds a partial hint and the restart happens mid-resync.
 func clRestartDlogd(s *S, scen string, fresh bool) {
 	cr := startCluster(s, scen)
-	if !fresh {
+	killAt := clusterWrites / 3
+	if fresh {
+		killAt = 10
+	} else {
 		cr.sync = "nosync"
 	}
 	cr.create()
@@ -372,9 +376,9 @@ func clRestartDlogd(s *S, scen string, fresh bool) {
 		what = "killed, its state directory removed, restarted 5 s later"
 	}
 	start := time.Now()
-	cr.s.Do(fmt.Sprintf("%d O_DIRECT 4 KiB writes from this node (node %d's dlogd %s, after %d)", clusterWrites, victim, what, clusterWrites/3), 5*time.Minute, func(ctx context.Context) error {
+	cr.s.Do(fmt.Sprintf("%d O_DIRECT 4 KiB writes from this node (node %d's dlogd %s, after %d)", clusterWrites, victim, what, killAt), 5*time.Minute, func(ctx context.Context) error {
 		return writeWorkload(ctx, cr.mb, cr.mirror, cr.c, 0, clusterWrites, func(seq int) {
-			if cr.c.node != victim || seq != clusterWrites/3 {
+			if cr.c.node != victim || seq != killAt {
 				return
 			}
 			if m, err := mirrorStatus(ctx, cr.name); err == nil {
