@@ -9,8 +9,9 @@
 #                           on 127.0.0.1, each running corosync, dlogd --cluster corosync and a real mirror
 #   make vmclustertest-ci   the slice for make test: basic and kill-node on two guests
 #   make vmclusterbench     two guests: 16 MiB of 4 KiB O_DIRECT writes on node 1 (node 2 an idle member) and
-#                           idle initial resyncs, clustered-core and clustered-disk against the same dlogd's
-#                           single-node core and disk logs (VMCLUSTERBENCH_ROUNDS rounds, default 2);
+#                           idle initial resyncs, clustered-core and clustered-disk on both nodes against the
+#                           same logs served by dlogd without --cluster on node 1 (VMCLUSTERBENCH_ROUNDS rounds,
+#                           default 2);
 #                           writes bench/vmcluster-results.md and .json
 #
 # VMCLUSTER_LOG=clustered-core switches the log type; VMCLUSTER_CUT sets the partition's cut (default 45s).

@@ -15,9 +15,10 @@ import (
 
 // TestVMClusterBench is make vmclusterbench: one two-guest cluster boot
 // running the guest's cl-bench scenario (tests/vmguest/scen_clbench_linux.go:
-// 4 KiB O_DIRECT writes on node 1 and idle initial resyncs, dlogd's
-// clustered-core and clustered-disk logs on both nodes against the same
-// daemon's single-node core and disk logs), then the report:
+// 4 KiB O_DIRECT writes on node 1 and idle initial resyncs, dlogd
+// --cluster's clustered-core and clustered-disk logs on both nodes against
+// the same logs served single-node on node 1 by dlogd without --cluster),
+// then the report:
 // bench/vmcluster-results.md and .json.
 //
 //	DLOG_VMCLUSTER_BENCH=1               run at all

@@ -17,12 +17,13 @@ import (
 // a member that does no I/O), 16 MiB of 4 KiB O_DIRECT writes through a
 // mirror over the shared legs with a clustered-core and a clustered-disk
 // log served by dlogd --cluster corosync on both nodes, against the same
-// writes through a mirror that only node 1 has, whose userspace core or
-// disk log the same dlogd serves single-node (engine.Open, as dlogd
-// without --cluster serves every log); then the time a fresh mirror takes
-// to resync with no I/O, the same pairs. Every configuration runs once per
-// round and the rounds interleave. Results: /out/clbench.json
-// (vmharness.BenchResults, ops "write 4K" and "resync").
+// writes through a mirror that only node 1 has, with the same log types
+// served by the same dlogd binary without --cluster (single-node: node 1
+// stops its cluster dlogd and starts a plain one for those runs, then
+// switches back); then the time a fresh mirror takes to resync with no
+// I/O, the same pairs. Every configuration runs once per round and the
+// rounds interleave. Results: /out/clbench.json (vmharness.BenchResults,
+// ops "write 4K" and "resync").
 
 // ClusterBenchFile is the cluster benchmark's results file.
 const ClusterBenchFile = vmharness.ClusterBenchFile
@@ -30,14 +31,14 @@ const ClusterBenchFile = vmharness.ClusterBenchFile
 type clBenchConfig struct {
 	Name    string
 	Type    string // the userspace log type
-	Cluster bool   // on both nodes, served through the cluster
+	Cluster bool   // on both nodes, served by dlogd --cluster; else node 1 only, dlogd without it
 }
 
 var clBenchConfigs = []clBenchConfig{
 	{Name: vmharness.ClBenchClusterCore, Type: "clustered-core", Cluster: true},
 	{Name: vmharness.ClBenchClusterDisk, Type: "clustered-disk", Cluster: true},
-	{Name: vmharness.ClBenchSingleCore, Type: "core"},
-	{Name: vmharness.ClBenchSingleDisk, Type: "disk"},
+	{Name: vmharness.ClBenchSingleCore, Type: "clustered-core"},
+	{Name: vmharness.ClBenchSingleDisk, Type: "clustered-disk"},
 }
 
 const clBenchBytes = 16 * mib
@@ -50,23 +51,28 @@ func scenClBench(s *S) {
 	}
 	res, sum := startBench(s, names, clBenchBytes, 91)
 	rounds := res.Rounds
-	b := &clBench{cr: cr, phase: 10, sum: sum}
+	b := &clBench{cr: cr, phase: 10, sum: sum, d: cr.d, plain: NewDlogd()}
+	s.Defer("stop the single-node dlogd", 10*time.Second, func(ctx context.Context) error { return b.plain.Stop(5 * time.Second) })
 	for round := 1; round <= rounds; round++ {
-		for i, c := range clBenchConfigs {
-			s.Part(fmt.Sprintf("round %d: %s: write 4K", round, c.Name), func(p *S) {
-				if r, ok := b.writes(p, c, fmt.Sprintf("w%d%d", round, i)); ok {
-					r.Round = round
-					res.Runs = append(res.Runs, r)
+		for _, cluster := range []bool{true, false} {
+			b.serve(s, cluster)
+			for _, op := range []string{"write 4K", "resync"} {
+				for i, c := range clBenchConfigs {
+					if c.Cluster != cluster {
+						continue
+					}
+					s.Part(fmt.Sprintf("round %d: %s: %s", round, c.Name, op), func(p *S) {
+						run, name := b.writes, fmt.Sprintf("w%d%d", round, i)
+						if op == "resync" {
+							run, name = b.resync, fmt.Sprintf("r%d%d", round, i)
+						}
+						if r, ok := run(p, c, name); ok {
+							r.Round = round
+							res.Runs = append(res.Runs, r)
+						}
+					})
 				}
-			})
-		}
-		for i, c := range clBenchConfigs {
-			s.Part(fmt.Sprintf("round %d: %s: resync", round, c.Name), func(p *S) {
-				if r, ok := b.resync(p, c, fmt.Sprintf("r%d%d", round, i)); ok {
-					r.Round = round
-					res.Runs = append(res.Runs, r)
-				}
-			})
+			}
 		}
 	}
 	if cr.c.node != 1 {
@@ -87,6 +93,28 @@ type clBench struct {
 	cr    *clusterRun
 	phase int
 	sum   string
+	d     *Dlogd // the daemon node 1's kernel talks to now
+	plain *Dlogd // node 1's dlogd without --cluster
+}
+
+// serve makes node 1's kernel talk to its cluster dlogd (cluster) or to
+// the same binary without --cluster, stopping the other one; node 2 keeps
+// its cluster dlogd. Both nodes meet at a barrier after it.
+func (b *clBench) serve(s *S, cluster bool) {
+	want, other, what := b.cr.d, b.plain, "--cluster corosync"
+	if !cluster {
+		want, other, what = b.plain, b.cr.d, "without --cluster"
+	}
+	if b.cr.c.node == 1 && b.d != want {
+		s.Do("node 1's kernel served by dlogd "+what, 90*time.Second, func(ctx context.Context) error {
+			if err := other.Stop(10 * time.Second); err != nil {
+				return err
+			}
+			return want.Start(ctx, 60*time.Second)
+		})
+		b.d = want
+	}
+	b.step()
 }
 
 // step is the next barrier of both nodes.
@@ -150,7 +178,7 @@ func (b *clBench) writes(s *S, c clBenchConfig, name string) (vmharness.BenchRun
 	r := vmharness.BenchRun{Config: c.Name, Op: "write 4K"}
 	if b.cr.c.node == 1 {
 		uuid := "LVM-dlogvmc-" + name
-		before := s.dumpValue(b.cr.d, uuid, "request counters before")
+		before := s.dumpValue(b.d, uuid, "request counters before")
 		var took time.Duration
 		s.Do("16 MiB in 4 KiB O_DIRECT writes (dd)", 5*time.Minute, func(ctx context.Context) error {
 			t := time.Now()
@@ -158,10 +186,10 @@ func (b *clBench) writes(s *S, c clBenchConfig, name string) (vmharness.BenchRun
 			took = time.Since(t)
 			return err
 		})
-		after := s.dumpValue(b.cr.d, uuid, "request counters after")
+		after := s.dumpValue(b.d, uuid, "request counters after")
 		r.Seconds = took.Seconds()
 		r.Requests = RequestDelta(before[0].Requests, after[0].Requests)
-		if c.Type == "disk" || c.Type == "clustered-disk" {
+		if c.Type == "clustered-disk" {
 			r.DiskFlushes = after[0].Flushes - before[0].Flushes
 		}
 		s.Note("time", fmt.Sprintf("%.3f s %s", took.Seconds(), FormatCounts(r.Requests)))

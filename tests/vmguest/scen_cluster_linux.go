@@ -95,7 +95,7 @@ func (cr *clusterRun) table() string {
 // log) and sync ("", "sync" or "nosync").
 func tableFor(uuid, logType, sync string) (string, error) {
 	args := []string{uuid, logType}
-	if logType == "clustered-disk" || logType == "disk" {
+	if logType == "clustered-disk" {
 		mm, err := devMajMin(clogDev)
 		if err != nil {
 			return "", err

@@ -11,13 +11,13 @@ import (
 const ClusterBenchFile = "clbench.json"
 
 // Cluster benchmark configurations: dlogd --cluster serving a mirror on
-// both nodes of a two-node cluster, and the same daemon serving a mirror
-// only node 1 has, single-node.
+// both nodes of a two-node cluster, and the same binary without --cluster
+// serving a mirror only node 1 has, single-node.
 const (
 	ClBenchClusterCore = "2-node clustered-core"
 	ClBenchClusterDisk = "2-node clustered-disk"
-	ClBenchSingleCore  = "single-node core"
-	ClBenchSingleDisk  = "single-node disk"
+	ClBenchSingleCore  = "single-node clustered-core"
+	ClBenchSingleDisk  = "single-node clustered-disk"
 )
 
 // ClusterTarget is one of the cluster benchmark's targets: the median of
@@ -31,8 +31,8 @@ type ClusterTarget struct {
 var ClusterTargets = []ClusterTarget{
 	{"clustered-disk 4 KiB writes, 2 nodes vs single-node", ClBenchClusterDisk, ClBenchSingleDisk, "write 4K", 1.3},
 	{"clustered-core 4 KiB writes, 2 nodes vs single-node", ClBenchClusterCore, ClBenchSingleCore, "write 4K", 2.0},
-	{"idle initial resync, 2-node clustered-disk vs single-node disk", ClBenchClusterDisk, ClBenchSingleDisk, "resync", 1.5},
-	{"idle initial resync, 2-node clustered-core vs single-node core", ClBenchClusterCore, ClBenchSingleCore, "resync", 1.5},
+	{"idle initial resync, clustered-disk, 2 nodes vs single-node", ClBenchClusterDisk, ClBenchSingleDisk, "resync", 1.5},
+	{"idle initial resync, clustered-core, 2 nodes vs single-node", ClBenchClusterCore, ClBenchSingleCore, "resync", 1.5},
 }
 
 // ClusterBenchMeta is how and where the cluster benchmark ran.
@@ -52,7 +52,7 @@ func (r *BenchResults) ClusterMarkdown(m ClusterBenchMeta) string {
 	p("Debian's kernel %s under qemu TCG in two guests booted together, sharing the legs and the log device (raw images, `cache=none`, `share-rw=on`), "+
 		"each running corosync 3 and `dlogd --cluster corosync`. %s. ", r.Kernel, m.Mirror)
 	p("On node 1, 16 MiB of 4 KiB O_DIRECT writes (busybox `dd`) through a `nosync` mirror; node 2 has the cluster mirrors too (a member of their groups) and does no I/O. "+
-		"The single-node mirrors exist on node 1 only, their userspace `core`/`disk` logs served by the same dlogd (engine.Open, as dlogd without `--cluster` serves every log). "+
+		"The single-node mirrors exist on node 1 only, with the same log types served by the same dlogd binary without `--cluster` (node 1 switches daemons between the two sets of runs, outside the timings). "+
 		"Resync: a fresh mirror (no `nosync`) created on the nodes at one barrier, timed on node 1 from its `dmsetup create` to full sync, with no I/O. "+
 		"%d rounds, configurations interleaved within each round; the table shows the median (min–max).\n\n", r.Rounds)
 	p("| log | write 4K (s) | resync (s) | requests per 4K write | log device writes per 4K write |\n|---|---|---|---|---|\n")

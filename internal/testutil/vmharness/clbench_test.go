@@ -22,7 +22,7 @@ func TestClusterMarkdown(t *testing.T) {
 	md := r.ClusterMarkdown(ClusterBenchMeta{Date: "2026-12-07", Host: "test host", LoadBefore: "1 1 1", LoadAfter: "2 2 2", Command: "make vmclusterbench"})
 	mustContain(t, md,
 		"- clustered-disk 4 KiB writes, 2 nodes vs single-node: 1.50x (30.00 s against 20.00 s; target ≤ 1.3x) — **missed**",
-		"- idle initial resync, 2-node clustered-disk vs single-node disk: 1.29x (9.00 s against 7.00 s; target ≤ 1.5x) — **met**",
+		"- idle initial resync, clustered-disk, 2 nodes vs single-node: 1.29x (9.00 s against 7.00 s; target ≤ 1.5x) — **met**",
 		"- clustered-core 4 KiB writes, 2 nodes vs single-node: not measured",
 		"| 2-node clustered-disk | 30.00 (24.00–99.00) | 9.00 (8.00–10.00) | 6.00 | – |",
 		"- **2-node clustered-disk**: 6.00 (FLUSH 2.00, IN_SYNC 2.00, CLEAR_REGION 1.00, MARK_REGION 1.00); 7.324 ms per write",
