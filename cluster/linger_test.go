@@ -53,6 +53,19 @@ func markedFor(t *testing.T, l *Log, id MemberID, r uint64) bool {
 	return ok && mk.Test(r)
 }
 
+// holdClear marks r on l, then clears it: with a long ClearLinger, l holds
+// the clear back.
+func holdClear(t *testing.T, l *Log, r uint64) {
+	t.Helper()
+	mustFlush(t, l, r)
+	if err := l.ClearRegion(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestClearLingerRemark: with ClearLinger, a CLEAR of a region followed by
 // a MARK of it (a sequential writer crossing a region: the kernel clears
 // it each time its writes drain) sends no cluster message and writes no
@@ -116,13 +129,8 @@ func testClearLingerSuspend(t *testing.T, args string) {
 	a := lingering(t, net, 1, c, time.Hour, new(atomic.Int64))
 	b := lingering(t, net, 2, c, time.Hour, new(atomic.Int64))
 	resume(t, a, b)
-	mustFlush(t, a, 7, 8)
-	if err := a.ClearRegion(7); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	mustFlush(t, a, 8)
+	holdClear(t, a, 7)
 	if err := a.Presuspend(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,13 +157,7 @@ func testClearLingerVote(t *testing.T, args string) {
 	d := lingering(t, net, 3, c, time.Hour, new(atomic.Int64))
 	resume(t, a)
 	resume(t, b, d)
-	mustFlush(t, a, 10)
-	if err := a.ClearRegion(10); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	holdClear(t, a, 10)
 	mustFlush(t, d, 10)
 	net.Kill(3)
 	d.crash()
