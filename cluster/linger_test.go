@@ -53,6 +53,19 @@ func markedFor(t *testing.T, l *Log, id MemberID, r uint64) bool {
 	return ok && mk.Test(r)
 }
 
+// holdingNodes opens n nodes of a nosync log of CTR arguments args that
+// hold every clear back for an hour.
+func holdingNodes(t *testing.T, args string, n int) (*FakeNet, []*Log) {
+	t.Helper()
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(1)
+	ls := make([]*Log, n)
+	for i := range ls {
+		ls[i] = lingering(t, net, uint32(i+1), c, time.Hour, new(atomic.Int64))
+	}
+	return net, ls
+}
+
 // holdClear marks r on l, then clears it: with a long ClearLinger, l holds
 // the clear back.
 func holdClear(t *testing.T, l *Log, r uint64) {
@@ -124,10 +137,8 @@ func testClearLingerRemark(t *testing.T, args string) {
 func TestClearLingerSuspend(t *testing.T) { coreAndDisk(t, testClearLingerSuspend) }
 
 func testClearLingerSuspend(t *testing.T, args string) {
-	c := ctr(t, "65536 "+args+" nosync")
-	net := NewFakeNet(1)
-	a := lingering(t, net, 1, c, time.Hour, new(atomic.Int64))
-	b := lingering(t, net, 2, c, time.Hour, new(atomic.Int64))
+	_, ls := holdingNodes(t, args, 2)
+	a, b := ls[0], ls[1]
 	resume(t, a, b)
 	mustFlush(t, a, 8)
 	holdClear(t, a, 7)
@@ -150,11 +161,8 @@ func testClearLingerSuspend(t *testing.T, args string) {
 func TestClearLingerVote(t *testing.T) { coreAndDisk(t, testClearLingerVote) }
 
 func testClearLingerVote(t *testing.T, args string) {
-	c := ctr(t, "65536 "+args+" nosync")
-	net := NewFakeNet(1)
-	a := lingering(t, net, 1, c, time.Hour, new(atomic.Int64))
-	b := lingering(t, net, 2, c, time.Hour, new(atomic.Int64))
-	d := lingering(t, net, 3, c, time.Hour, new(atomic.Int64))
+	net, ls := holdingNodes(t, args, 3)
+	a, b, d := ls[0], ls[1], ls[2]
 	resume(t, a)
 	resume(t, b, d)
 	holdClear(t, a, 10)
