@@ -113,32 +113,31 @@ func benchRounds() int {
 }
 
 func scenBench(s *S) {
-	rounds := benchRounds()
-	res := vmharness.BenchResults{Kernel: kernelRelease(), Rounds: rounds, Bytes: benchBytes}
 	cmOK, cmWhy := cmirrordAvailable()
 	var configs []benchConfig
+	var names []string
+	cmSkipped := false
 	for _, c := range benchConfigs {
 		if !benchSelected(c) {
 			continue
 		}
 		if c.Cmirrord != "" && !cmOK {
-			res.CmirrordMissing = cmWhy
+			cmSkipped = true
 			continue
 		}
 		configs = append(configs, c)
-		res.Configs = append(res.Configs, c.Name)
+		names = append(names, c.Name)
 	}
-	if !cmOK {
+	res, sum := startBench(s, names, benchBytes, 77)
+	rounds := res.Rounds
+	if cmSkipped {
+		res.CmirrordMissing = cmWhy
 		s.Note("cmirrord", cmWhy+": no cmirrord rows")
 	}
-	src := pattern(77, benchBytes)
-	s.Do("16 MiB source file in /tmp", stepTimeout, func(ctx context.Context) error {
-		return os.WriteFile("/tmp/bench-src", src, 0o644)
-	})
-	sums := map[int]string{benchBytes: md5hex(src)}
+	sums := map[int]string{benchBytes: sum}
 	for _, c := range configs {
 		if c.Bytes != 0 {
-			sums[c.Bytes] = md5hex(src[:c.Bytes])
+			sums[c.Bytes] = md5hex(pattern(77, benchBytes)[:c.Bytes])
 		}
 	}
 	_, fioErr := os.Stat("/usr/bin/fio")
@@ -163,6 +162,18 @@ func scenBench(s *S) {
 		}
 		return os.WriteFile(filepath.Join(outDir, vmharness.BenchFile), b, 0o644)
 	})
+}
+
+// startBench begins a benchmark's results for configs (benchRounds
+// rounds of bytes per timed run) and writes its source data, seeded with
+// seed, to /tmp/bench-src; it returns the results and the data's md5.
+func startBench(s *S, configs []string, bytes int, seed uint64) (vmharness.BenchResults, string) {
+	res := vmharness.BenchResults{Kernel: kernelRelease(), Rounds: benchRounds(), Bytes: bytes, Configs: configs}
+	src := pattern(seed, bytes)
+	s.Do(fmt.Sprintf("%d MiB source file in /tmp", bytes>>20), stepTimeout, func(ctx context.Context) error {
+		return os.WriteFile("/tmp/bench-src", src, 0o644)
+	})
+	return res, md5hex(src)
 }
 
 func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
