@@ -50,8 +50,10 @@ type instance struct {
 	queue   []job // pending jobs are queue[head:]
 	head    int
 	working bool // the worker is running a job
-	closing bool
-	done    chan struct{}
+	// workingFlush: the job the worker runs is a MARK or a FLUSH.
+	workingFlush bool
+	closing      bool
+	done         chan struct{}
 	// resuming counts RESUMEs queued and not yet done: the engine holds
 	// the log's lock across the device read, so the requests that take
 	// that lock go to the worker meanwhile instead of blocking the reader.
@@ -102,6 +104,9 @@ type job struct {
 	// region and value are the arguments of a SET_REGION_SYNC or
 	// IS_REMOTE_RECOVERING held behind a RESUME (their payload is gone).
 	region, value uint64
+	// flushed: a FLUSH found to have nothing to write (engine FlushNoIO),
+	// answered without calling Flush.
+	flushed bool
 }
 
 func newInstance(uuid string, luid uint64, ctr string, l engine.Log) *instance {
@@ -157,12 +162,23 @@ func (in *instance) run(d *Daemon) {
 			in.queue, in.head = in.queue[:0], 0
 		}
 		in.working = true
+		t := j.req.Type()
+		in.workingFlush = t == ulog.TypeFlush || t == ulog.TypeMarkRegion
 		in.qmu.Unlock()
 		buf = d.runJob(in, &j, buf[:0])
 		in.qmu.Lock()
-		in.working = false
+		in.working, in.workingFlush = false, false
 		in.qmu.Unlock()
 	}
+}
+
+// idleButFlush reports whether the worker has nothing queued and runs at
+// most a MARK's or FLUSH's flush (the engine's own lock orders a Flush
+// with it: FlushNoIO says no while it runs).
+func (in *instance) idleButFlush() bool {
+	in.qmu.Lock()
+	defer in.qmu.Unlock()
+	return in.head == len(in.queue) && (!in.working || in.workingFlush) && !in.closing
 }
 
 // idle reports whether the worker has nothing queued or running.
