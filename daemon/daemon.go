@@ -406,7 +406,7 @@ func (d *Daemon) queueOrRun(in *instance, req *ulog.Request, from transport.Peer
 	if d.opts.OpenInstance != nil {
 		return d.queue(in, req, from, out)
 	}
-	j := job{req: *req, from: from, at: time.Now()}
+	j := job{req: *req, from: from, at: time.Now(), inline: true}
 	if in.cfg.Disk() {
 		// The worker may still be finishing the MARK before this FLUSH
 		// (its reply is out, its flush done): FlushNoIO orders with it.
@@ -526,7 +526,7 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	sent := time.Now()
 	d.reply(j.from, &j.req, errno, payload, &buf)
 	if timed {
-		in.phases.add(start.Sub(j.at), took, time.Since(sent))
+		in.phases.add(start.Sub(j.at), took, time.Since(sent), j.inline)
 	}
 	if d.opts.Observer != nil {
 		d.opts.Observer.Request(j.req.Type(), time.Since(j.at), errno)

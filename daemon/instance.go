@@ -70,10 +70,14 @@ type instance struct {
 // writes and the cache flush: engine.Stats splits it), sending the reply.
 type phaseTimes struct {
 	n, queue, run, reply atomic.Int64
+	inline               atomic.Int64 // flushes run on the receiving goroutine
 }
 
-func (p *phaseTimes) add(queue, run, reply time.Duration) {
+func (p *phaseTimes) add(queue, run, reply time.Duration, inline bool) {
 	p.n.Add(1)
+	if inline {
+		p.inline.Add(1)
+	}
 	p.queue.Add(int64(queue))
 	p.run.Add(int64(run))
 	p.reply.Add(int64(reply))
@@ -85,10 +89,13 @@ type Phases struct {
 	Queue   time.Duration `json:"queue_ns"`
 	Run     time.Duration `json:"run_ns"`
 	Reply   time.Duration `json:"reply_ns"`
+	// Inline counts the flushes answered on the receiving goroutine,
+	// without the hand-off to the worker.
+	Inline int64 `json:"inline"`
 }
 
 func (p *phaseTimes) snapshot() Phases {
-	return Phases{Flushes: p.n.Load(), Queue: time.Duration(p.queue.Load()), Run: time.Duration(p.run.Load()), Reply: time.Duration(p.reply.Load())}
+	return Phases{Flushes: p.n.Load(), Queue: time.Duration(p.queue.Load()), Run: time.Duration(p.run.Load()), Reply: time.Duration(p.reply.Load()), Inline: p.inline.Load()}
 }
 
 // job is a request handed to a worker: the request header without its
@@ -107,6 +114,8 @@ type job struct {
 	// flushed: a FLUSH found to have nothing to write (engine FlushNoIO),
 	// answered without calling Flush.
 	flushed bool
+	// inline: run on the receiving goroutine (queueOrRun).
+	inline bool
 }
 
 func newInstance(uuid string, luid uint64, ctr string, l engine.Log) *instance {

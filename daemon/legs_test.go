@@ -217,4 +217,7 @@ func TestDiskEmptyFlushAnsweredInline(t *testing.T) {
 			t.Fatalf("round %d: the FLUSH after a clear of region %d was answered before the clear was written", i, r)
 		}
 	}
+	if got := d.Status()[0].Phases.Inline; got != 50 {
+		t.Errorf("Status phases.inline = %d, want 50 (the FLUSHes after the MARKs)", got)
+	}
 }
