@@ -392,18 +392,32 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 }
 
 // queueOrRun runs a MARK or FLUSH at once, on the receiving goroutine, when
-// its flush costs nothing and nothing is ahead of it: a single-node core
-// log (no device; a cluster log's flush goes round the cluster) whose
-// worker is idle. Otherwise it queues it. The hand-off to the worker and
-// back costs a goroutine wake-up per request, which the bare responder
-// does not pay (docs/performance.md). The reader is the only goroutine
-// that queues this log's requests, so an idle worker stays idle until
-// this returns, and arrival order holds.
+// its flush costs nothing and nothing is ahead of it: a single-node log (a
+// cluster log's flush goes round the cluster) whose worker is idle, and
+// either a core log (no device) or a disk log's FLUSH that has nothing to
+// write (engine FlushNoIO: the FLUSH after a MARK, whose write the MARK
+// already made durable). Otherwise it queues it. The hand-off to the
+// worker and back costs a goroutine wake-up per request, which the bare
+// responder does not pay (docs/performance.md). The reader is the only
+// goroutine that queues this log's requests and applies its marks and
+// clears, so an idle worker stays idle until this returns, nothing can
+// become dirty between the check and the reply, and arrival order holds.
 func (d *Daemon) queueOrRun(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
-	if d.opts.OpenInstance != nil || in.cfg.Disk() || !in.idle() {
+	if d.opts.OpenInstance != nil {
 		return d.queue(in, req, from, out)
 	}
-	j := job{req: *req, from: from, at: time.Now()}
+	j := job{req: *req, from: from, at: time.Now(), inline: true}
+	if in.cfg.Disk() {
+		// The worker may still be finishing the MARK before this FLUSH
+		// (its reply is out, its flush done): FlushNoIO orders with it.
+		nf, ok := in.log.(noIOFlusher)
+		if !ok || req.Type() != ulog.TypeFlush || !in.idleButFlush() || !nf.FlushNoIO() {
+			return d.queue(in, req, from, out)
+		}
+		j.flushed = true
+	} else if !in.idle() {
+		return d.queue(in, req, from, out)
+	}
 	j.req.Data = nil
 	*out = d.runJob(in, &j, (*out)[:0])
 	return 0, false // answered by runJob, which told the Observer
@@ -440,6 +454,17 @@ type withLegs struct {
 	legs LegFlush
 }
 
+// noIOFlusher is a log that can tell a Flush with nothing to write
+// (engine's disk log: FlushNoIO).
+type noIOFlusher interface{ FlushNoIO() bool }
+
+// FlushNoIO forwards to the log: the legs are flushed only with clears,
+// which a Flush with nothing to write has none of.
+func (l withLegs) FlushNoIO() bool {
+	nf, ok := l.Log.(noIOFlusher)
+	return ok && nf.FlushNoIO()
+}
+
 func (l withLegs) Close() error {
 	err := l.Log.Close()
 	l.legs.Close()
@@ -461,7 +486,9 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 		}
 		payload = ulog.AppendPair(pl[:0], b2i(ok), r)
 	case ulog.TypeFlush, ulog.TypeMarkRegion:
-		err = in.log.Flush()
+		if !j.flushed {
+			err = in.log.Flush()
+		}
 	case ulog.TypeResume:
 		err = in.log.Resume()
 		in.resuming.Add(-1)
@@ -499,7 +526,7 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	sent := time.Now()
 	d.reply(j.from, &j.req, errno, payload, &buf)
 	if timed {
-		in.phases.add(start.Sub(j.at), took, time.Since(sent))
+		in.phases.add(start.Sub(j.at), took, time.Since(sent), j.inline)
 	}
 	if d.opts.Observer != nil {
 		d.opts.Observer.Request(j.req.Type(), time.Since(j.at), errno)

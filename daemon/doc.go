@@ -13,7 +13,10 @@
 //     never waits behind a flush of any log (docs/conformance.md item 14).
 //     A single-node core log's MARK and FLUSH, whose flush costs nothing,
 //     are run at once on the transport's goroutine when nothing is queued
-//     or running on the log's worker (the same order, no hand-off).
+//     or running on the log's worker (the same order, no hand-off); so is
+//     a single-node disk log's FLUSH that has nothing to write (the one
+//     after a MARK, which made its write durable: engine FlushNoIO), when
+//     nothing is queued and the worker runs at most a MARK or FLUSH.
 //   - A MARK_REGION is durable before it is acknowledged, and the marks of
 //     an integrated FLUSH are applied in arrival order before the flush.
 //   - The steady-state request path (MARK, CLEAR, IN_SYNC) does not

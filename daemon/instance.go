@@ -50,8 +50,10 @@ type instance struct {
 	queue   []job // pending jobs are queue[head:]
 	head    int
 	working bool // the worker is running a job
-	closing bool
-	done    chan struct{}
+	// workingFlush: the job the worker runs is a MARK or a FLUSH.
+	workingFlush bool
+	closing      bool
+	done         chan struct{}
 	// resuming counts RESUMEs queued and not yet done: the engine holds
 	// the log's lock across the device read, so the requests that take
 	// that lock go to the worker meanwhile instead of blocking the reader.
@@ -68,10 +70,14 @@ type instance struct {
 // writes and the cache flush: engine.Stats splits it), sending the reply.
 type phaseTimes struct {
 	n, queue, run, reply atomic.Int64
+	inline               atomic.Int64 // flushes run on the receiving goroutine
 }
 
-func (p *phaseTimes) add(queue, run, reply time.Duration) {
+func (p *phaseTimes) add(queue, run, reply time.Duration, inline bool) {
 	p.n.Add(1)
+	if inline {
+		p.inline.Add(1)
+	}
 	p.queue.Add(int64(queue))
 	p.run.Add(int64(run))
 	p.reply.Add(int64(reply))
@@ -83,10 +89,13 @@ type Phases struct {
 	Queue   time.Duration `json:"queue_ns"`
 	Run     time.Duration `json:"run_ns"`
 	Reply   time.Duration `json:"reply_ns"`
+	// Inline counts the flushes answered on the receiving goroutine,
+	// without the hand-off to the worker.
+	Inline int64 `json:"inline"`
 }
 
 func (p *phaseTimes) snapshot() Phases {
-	return Phases{Flushes: p.n.Load(), Queue: time.Duration(p.queue.Load()), Run: time.Duration(p.run.Load()), Reply: time.Duration(p.reply.Load())}
+	return Phases{Flushes: p.n.Load(), Queue: time.Duration(p.queue.Load()), Run: time.Duration(p.run.Load()), Reply: time.Duration(p.reply.Load()), Inline: p.inline.Load()}
 }
 
 // job is a request handed to a worker: the request header without its
@@ -102,6 +111,11 @@ type job struct {
 	// region and value are the arguments of a SET_REGION_SYNC or
 	// IS_REMOTE_RECOVERING held behind a RESUME (their payload is gone).
 	region, value uint64
+	// flushed: a FLUSH found to have nothing to write (engine FlushNoIO),
+	// answered without calling Flush.
+	flushed bool
+	// inline: run on the receiving goroutine (queueOrRun).
+	inline bool
 }
 
 func newInstance(uuid string, luid uint64, ctr string, l engine.Log) *instance {
@@ -157,12 +171,23 @@ func (in *instance) run(d *Daemon) {
 			in.queue, in.head = in.queue[:0], 0
 		}
 		in.working = true
+		t := j.req.Type()
+		in.workingFlush = t == ulog.TypeFlush || t == ulog.TypeMarkRegion
 		in.qmu.Unlock()
 		buf = d.runJob(in, &j, buf[:0])
 		in.qmu.Lock()
-		in.working = false
+		in.working, in.workingFlush = false, false
 		in.qmu.Unlock()
 	}
+}
+
+// idleButFlush reports whether the worker has nothing queued and runs at
+// most a MARK's or FLUSH's flush (the engine's own lock orders a Flush
+// with it: FlushNoIO says no while it runs).
+func (in *instance) idleButFlush() bool {
+	in.qmu.Lock()
+	defer in.qmu.Unlock()
+	return in.head == len(in.queue) && (!in.working || in.workingFlush) && !in.closing
 }
 
 // idle reports whether the worker has nothing queued or running.

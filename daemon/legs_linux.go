@@ -14,6 +14,7 @@ import (
 
 	"github.com/dlog-dev/dlog/dm"
 	"github.com/dlog-dev/dlog/engine"
+	"github.com/dlog-dev/dlog/iouring"
 )
 
 // LegFlusher flushes the volatile cache of every leg of the mirror whose
@@ -29,8 +30,11 @@ import (
 // them, and keeps them open until it is closed, which the daemon does
 // before it answers the DTR: the kernel's table holds the legs at least
 // as long, so the descriptors never keep a leg busy that the kernel has
-// let go of. Every later flush is one fsync per leg, in parallel. Opening
-// a block device costs more than flushing it (docs/performance.md).
+// let go of. Every later flush is one fsync per leg, in parallel: all in
+// one io_uring_enter (an iouring.Fsyncer per instance with more than one
+// leg), or, where io_uring is unavailable or IOFallback is set, one
+// fsync(2) per leg from its own goroutine. Opening a block device costs
+// more than flushing it (docs/performance.md).
 //
 // The lookup reads the table of the device last seen with the log, else
 // every device's. While a mirror is being removed its name has already
@@ -41,6 +45,11 @@ import (
 // removed. One device-mapper control descriptor, opened at the first
 // lookup, serves every log.
 type LegFlusher struct {
+	// IOFallback, set before the first flush, makes every leg flush one
+	// fsync(2) per leg instead of one io_uring submission (dlogd
+	// --io-fallback).
+	IOFallback bool
+
 	mu   sync.Mutex
 	ctl  *dm.Control
 	seen map[string]seenMirror // log uuid -> its mirror at the last lookup
@@ -71,6 +80,8 @@ type instanceLegs struct {
 	mu     sync.Mutex
 	name   string
 	legs   []*os.File
+	fds    []int            // the legs' descriptors, for ring
+	ring   *iouring.Fsyncer // nil: fsync(2) per leg
 	closed bool
 }
 
@@ -86,10 +97,30 @@ func (l *instanceLegs) Flush() error {
 			return fmt.Errorf("flush mirror legs of log %s: %w", l.uuid, err)
 		}
 	}
-	if err := flushLegs(l.legs); err != nil {
+	if err := l.flush(); err != nil {
 		return fmt.Errorf("flush mirror legs of log %s (mirror %s): %w", l.uuid, l.name, err)
 	}
 	return nil
+}
+
+// flush flushes the open legs: in one ring submission if there is a ring,
+// else (or if the ring fails, which leaves unknown whether the legs were
+// flushed) with one fsync(2) per leg.
+func (l *instanceLegs) flush() error {
+	if l.ring != nil {
+		errs, err := l.ring.Fsync(l.fds)
+		if err == nil {
+			for i, e := range errs {
+				if e != nil {
+					errs[i] = fmt.Errorf("%s: %w", l.legs[i].Name(), e)
+				}
+			}
+			return errors.Join(errs...)
+		}
+		l.ring.Close()
+		l.ring = nil
+	}
+	return flushLegs(l.legs)
 }
 
 // open looks the mirror up and opens its legs.
@@ -113,6 +144,16 @@ func (l *instanceLegs) open() error {
 		legs = append(legs, f)
 	}
 	l.name, l.legs = name, legs
+	if len(legs) > 1 && !l.f.IOFallback {
+		// Without io_uring (nil ring, a reason) every flush is fsync(2).
+		if r, _, err := iouring.NewFsyncer(len(legs)); err == nil && r != nil {
+			l.ring = r
+			l.fds = make([]int, len(legs))
+			for i, f := range legs {
+				l.fds[i] = int(f.Fd())
+			}
+		}
+	}
 	return nil
 }
 
@@ -122,6 +163,10 @@ func (l *instanceLegs) Close() error {
 	defer l.mu.Unlock()
 	l.closed = true
 	var errs []error
+	if l.ring != nil {
+		errs = append(errs, l.ring.Close())
+		l.ring, l.fds = nil, nil
+	}
 	for _, f := range l.legs {
 		errs = append(errs, f.Close())
 	}

@@ -187,3 +187,37 @@ func TestCoreFlushAnsweredInline(t *testing.T) {
 		t.Fatal("the marks were not applied")
 	}
 }
+
+// A disk log's FLUSH with nothing to write (the one after a MARK, which
+// made its write durable before it was acknowledged) is answered before
+// Handle returns, without the hand-off to the worker; the mark is on the
+// device by then. A FLUSH after a clear has a write to do and still makes
+// it before its reply: the region is clean on the device when it comes.
+func TestDiskEmptyFlushAnsweredInline(t *testing.T) {
+	dev := logFile(t, 1<<20)
+	d := newDaemon(t, daemon.Options{FlushLegs: func(string) daemon.LegFlush { return legFunc(func() error { return nil }) }})
+	k := newKernel(t, d)
+	k.ctr("m", 1, "131072 clustered-disk "+dev+" 1024")
+	k.ok(ulog.TypeResume, "m", 1, nil)
+	for i := range 50 {
+		r := uint64(i % 20)
+		k.ok(ulog.TypeMarkRegion, "m", 1, regions(r))
+		f := k.request(ulog.TypeFlush, "m", 1, nil)
+		k.send(f)
+		if len(k.p.Replies) == 0 {
+			t.Fatalf("round %d: the FLUSH after a MARK was not answered before Handle returned", i)
+		}
+		k.wait(f)
+		if onDisk(t, dev, r) {
+			t.Fatalf("round %d: region %d is clean on the device after its MARK and FLUSH", i, r)
+		}
+		k.ok(ulog.TypeClearRegion, "m", 1, regions(r))
+		k.ok(ulog.TypeFlush, "m", 1, nil)
+		if !onDisk(t, dev, r) {
+			t.Fatalf("round %d: the FLUSH after a clear of region %d was answered before the clear was written", i, r)
+		}
+	}
+	if got := d.Status()[0].Phases.Inline; got != 50 {
+		t.Errorf("Status phases.inline = %d, want 50 (the FLUSHes after the MARKs)", got)
+	}
+}

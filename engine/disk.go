@@ -377,9 +377,14 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 	type run struct{ first, n int }
 	var runs [maxBatchBlocks]run
 	nruns, slots := 0, 0
-	submit := func(last bool) {
+	submit := func() {
 		t := time.Now()
-		werr := d.dev.Write(d.iob, sync && last)
+		// Every submission of a synced flush is synced, not just the
+		// last: a synced Write may make only its own blocks durable
+		// (pwritev2 with RWF_DSYNC is a FUA write on a regular file's
+		// FUA-capable device), and the earlier ones may hold marks.
+		// Flushes of more than one submission are rare (maxBatchBlocks).
+		werr := d.dev.Write(d.iob, sync)
 		inWrite += time.Since(t)
 		failed := d.failed[:len(d.iob)]
 		clear(failed)
@@ -402,7 +407,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 					failed[i] = true
 				}
 				errs = append(errs, werr)
-				if sync && last {
+				if sync {
 					d.failSync(l, werr)
 					syncFailed = true
 				}
@@ -437,7 +442,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 			i++
 		}
 		if slots+(end-first) > maxBatchBlocks {
-			submit(false)
+			submit()
 		}
 		for b := first; b < end; b++ {
 			d.stage(l, slots+b-first, b)
@@ -449,7 +454,7 @@ func (d *diskState) writeChanged(l *dirtyLog, sync bool) error {
 		nruns++
 		slots += end - first
 	}
-	submit(true)
+	submit()
 	if syncFailed {
 		// A failed cache flush leaves every block this flush wrote, in
 		// every submission, in an unknown state on the device (the write

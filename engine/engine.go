@@ -291,6 +291,30 @@ func (l *dirtyLog) Flush() error {
 	return l.disk.flush(l, false)
 }
 
+// FlushNoIO reports whether a Flush now would write nothing and flush no
+// cache, without doing any I/O and without waiting: a disk log with no
+// flush running, no changed block (no mark or clear since the last flush
+// wrote its blocks, including any held back by ClearDelay), no leg flush
+// and no device cache flush owed. When it returns true, every mark and
+// clear made before the call is already as durable as a Flush would make
+// it, so the Flush may be answered at once. It never blocks: while another
+// goroutine holds the flush lock it says false. A core log's Flush writes
+// nothing: true. A closed log: false (its Flush fails).
+func (l *dirtyLog) FlushNoIO() bool {
+	if l.closed.Load() {
+		return false
+	}
+	d := l.disk
+	if d == nil {
+		return true
+	}
+	if !d.fmu.TryLock() {
+		return false // a resume or a flush holds it: never wait
+	}
+	defer d.fmu.Unlock()
+	return !d.closing && !d.running && !d.dirtied.Load() && !d.cleaned.Load() && !l.clean.Changed()
+}
+
 func (l *dirtyLog) Presuspend() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

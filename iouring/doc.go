@@ -10,6 +10,12 @@
 //     one submission (split only when the batch exceeds the ring): the sync
 //     covers every write, a failed write cancels neither the sync nor the
 //     other writes, and each failure is reported against its block.
+//   - A synced Write of one run on disk (one block, or contiguous blocks)
+//     is first tried as one pwritev2 with RWF_DSYNC (on an O_DIRECT block
+//     device: a REQ_FUA write, then the device's cache flush); only if
+//     that fails is the batch written and synced as above.
+//   - Fsyncer fsyncs several fds (a mirror's legs) with one IORING_OP_FSYNC
+//     each in one io_uring_enter.
 //   - Buffers are the caller's and stay referenced until their completions
 //     arrive; if the ring fails mid-batch the Writer becomes unusable and
 //     keeps the batch's buffers referenced.

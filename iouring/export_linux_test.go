@@ -9,3 +9,15 @@ func SetDisabledPath(path string) (restore func()) {
 	disabledPath = path
 	return func() { disabledPath = old }
 }
+
+// DsyncWrites reports how many runs w made durable with one
+// pwritev2(RWF_DSYNC).
+func DsyncWrites(w Writer) uint64 {
+	switch w := w.(type) {
+	case *pwritevWriter:
+		return w.dsync.n
+	case *uringWriter:
+		return w.dsync.n
+	}
+	return 0
+}

@@ -36,6 +36,13 @@ type Writer interface {
 	// after one retry of the remainder; if a retry was needed and sync is
 	// true, a second fdatasync covers the retried bytes.
 	//
+	// When sync is true and the blocks form one run on disk (always, for a
+	// single block), both mechanisms first try to write and sync the run in
+	// one system call, pwritev2 with RWF_DSYNC (see dsync_linux.go); only
+	// if that fails do they do the above. A synced Write makes its own
+	// blocks durable; on a block device it also flushes the whole device
+	// cache (covering earlier Writes), on a regular file it may not.
+	//
 	// Write with no blocks and sync true is a Sync whose failure is reported
 	// as a *BatchError; with no blocks and sync false it does nothing.
 	Write(blocks []Block, sync bool) error

@@ -73,6 +73,17 @@ func New(fd int, opts Options) (Writer, error) {
 // newURing sets up and checks a ring. It returns the writer, or nil and
 // the reason io_uring is unavailable, or an error that should fail New.
 func newURing(fd int, entries uint32) (*uringWriter, string, error) {
+	r, reason, err := setupRing(entries, opWrite, opFsync)
+	if r == nil {
+		return nil, reason, err
+	}
+	return &uringWriter{fd: fd, r: r, chunk: int(min(r.sqEntries, r.cqEntries))}, "", nil
+}
+
+// setupRing sets up a ring whose kernel has IORING_FEAT_NODROP and the
+// opcodes ops. It returns the ring, or nil and the reason io_uring is
+// unavailable here, or nil and an error that should fail the caller.
+func setupRing(entries uint32, ops ...uint8) (*ring, string, error) {
 	disabled := readDisabled()
 	if disabled >= 2 {
 		return nil, fmt.Sprintf("kernel.io_uring_disabled=%d: io_uring is off for every process", disabled), nil
@@ -87,14 +98,14 @@ func newURing(fd int, entries uint32) (*uringWriter, string, error) {
 	if r.features&featNoDrop == 0 {
 		return nil, "kernel lacks IORING_FEAT_NODROP (Linux < 5.5)", r.close()
 	}
-	missing, ok, err := r.probe(opWrite, opFsync)
+	missing, ok, err := r.probe(ops...)
 	switch {
 	case err != nil:
 		return nil, fmt.Sprintf("%v (IORING_REGISTER_PROBE needs Linux 5.6)", err), r.close()
 	case !ok:
 		return nil, fmt.Sprintf("kernel ring lacks %s", opName(missing)), r.close()
 	}
-	return &uringWriter{fd: fd, r: r, chunk: int(min(r.sqEntries, r.cqEntries))}, "", nil
+	return r, "", nil
 }
 
 // readDisabled returns kernel.io_uring_disabled, or 0 if it cannot be read

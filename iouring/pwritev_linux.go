@@ -25,6 +25,7 @@ type pwritevWriter struct {
 	order  []int    // scratch: block indices sorted by offset
 	iovs   [][]byte // scratch: one run's buffers
 	closed bool
+	dsync  dsync // a synced single run in one pwritev2(RWF_DSYNC)
 }
 
 var _ Writer = (*pwritevWriter)(nil)
@@ -48,6 +49,9 @@ func (w *pwritevWriter) Write(blocks []Block, sync bool) error {
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(blocks[a].Off, blocks[b].Off) })
 	w.order = order
+	if sync && len(errs) == 0 && len(order) > 0 && w.dsyncRun(blocks, order) {
+		return nil
+	}
 
 	for i := 0; i < len(order); {
 		first := blocks[order[i]]
@@ -74,6 +78,37 @@ func (w *pwritevWriter) Write(blocks []Block, sync bool) error {
 	}
 	slices.SortFunc(errs, func(a, b BlockError) int { return a.Index - b.Index })
 	return &BatchError{Writes: errs, Sync: syncErr}
+}
+
+// dsyncRun writes blocks[order[0]], blocks[order[1]], ... and syncs them
+// with one pwritev2(RWF_DSYNC) if they form one run on disk (contiguous, at
+// most iovMax buffers and maxRunLen bytes), and reports whether that
+// succeeded. If not, nothing is known and Write proceeds as without it.
+func (w *pwritevWriter) dsyncRun(blocks []Block, order []int) bool {
+	if len(order) > iovMax {
+		return false
+	}
+	first := blocks[order[0]]
+	if len(order) == 1 {
+		return w.dsync.writeOne(w.fd, first.Buf, first.Off)
+	}
+	end, size := first.Off, 0
+	iovs := w.iovs[:0]
+	for _, i := range order {
+		b := blocks[i]
+		if b.Off != end || size+len(b.Buf) > maxRunLen {
+			clear(iovs)
+			w.iovs = iovs[:0]
+			return false
+		}
+		end += int64(len(b.Buf))
+		size += len(b.Buf)
+		iovs = append(iovs, b.Buf)
+	}
+	ok := w.dsync.write(w.fd, iovs, first.Off, size)
+	clear(iovs) // drop the references to the caller's buffers
+	w.iovs = iovs[:0]
+	return ok
 }
 
 // writeRun writes blocks[run[0]], blocks[run[1]], ..., which are contiguous

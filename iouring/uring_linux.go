@@ -40,6 +40,8 @@ type uringWriter struct {
 	closed bool
 	// mode says where the fdatasync goes (Options.Sync).
 	mode SyncMode
+	// dsync writes and syncs a synced single block in one system call.
+	dsync dsync
 }
 
 var _ Writer = (*uringWriter)(nil)
@@ -55,7 +57,8 @@ func (w *uringWriter) usable() error {
 
 // Write implements Writer. Pass 1 submits every block (in SyncAuto mode a
 // single block is written with pwrite(2), which costs less than a ring
-// round trip) and, if the sync goes on the ring, a drained fdatasync in the
+// round trip; a synced single block with pwritev2(RWF_DSYNC), which also
+// makes it durable, and Write is done if that succeeds) and, if the sync goes on the ring, a drained fdatasync in the
 // last submission. Pass 2, only when some write came back short, retries
 // each remainder once and, if the sync goes on the ring, issues a second
 // drained fdatasync to cover the retried bytes. Otherwise one
@@ -89,6 +92,9 @@ func (w *uringWriter) Write(blocks []Block, sync bool) error {
 	ringSync := sync && (w.mode == SyncRing || (w.mode == SyncAuto && !single))
 	var syncRes int32 = pending
 	var err error
+	if single && sync && len(errs) == 0 && w.dsync.writeOne(w.fd, blocks[ops[0].index].Buf, blocks[ops[0].index].Off) {
+		return nil
+	}
 	if single {
 		b := blocks[ops[0].index]
 		n, err := pwrite(w.fd, b.Buf, b.Off)

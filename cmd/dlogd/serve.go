@@ -148,6 +148,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		// The kernel's mirrors: flush their legs before persisting clears
 		// (#13). Over the unix transport no mirror stands behind a log.
 		legs := daemon.NewLegFlusher()
+		legs.IOFallback = f.ioFall
 		defer legs.Close()
 		dopts.FlushLegs = legs.ForLog
 		dopts.CheckMirror = legs.CheckMirror

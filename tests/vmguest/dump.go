@@ -241,5 +241,10 @@ func PhaseDelta(before, after DumpLog) (string, error) {
 		}
 		parts = append(parts, p)
 	}
+	if inline, err := count("phase_inline"); err != nil {
+		return "", err
+	} else if inline > 0 {
+		parts = append(parts, fmt.Sprintf("%d answered without the hand-off", inline))
+	}
 	return parts[0] + " " + strings.Join(parts[1:], ", "), nil
 }

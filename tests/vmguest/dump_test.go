@@ -76,6 +76,12 @@ func TestPhaseDelta(t *testing.T) {
 	if err != nil || got != want {
 		t.Errorf("PhaseDelta = %q, %v; want %q", got, err, want)
 	}
+	inlineAfter := line(`phase_flushes=6 phase_inline=3 phase_queue=60µs phase_run=10ms phase_reply=300µs write_time=5ms leg_flushes=5 leg_flush_time=2.5ms`)
+	got, err = PhaseDelta(before, inlineAfter)
+	want += ", 3 answered without the hand-off"
+	if err != nil || got != want {
+		t.Errorf("PhaseDelta with inline flushes = %q, %v; want %q", got, err, want)
+	}
 	if got, err := PhaseDelta(after, after); err != nil || got != "no flushes" {
 		t.Errorf("no flushes between: %q, %v", got, err)
 	}
