@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -480,6 +481,7 @@ func scenClPartition(s *S) {
 	}
 	var at ackAt
 	var werr error
+	var healed atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -487,7 +489,9 @@ func scenClPartition(s *S) {
 			if seq == 9 {
 				_ = cr.mb.phase(cutPhase)
 			}
-			time.Sleep(800 * time.Millisecond) // spread the writes over the cut
+			if !healed.Load() {
+				time.Sleep(800 * time.Millisecond) // spread the writes over the cut
+			}
 		})
 	}()
 	cr.s.Do("the host cuts the link", 4*time.Minute, func(ctx context.Context) error {
@@ -507,6 +511,7 @@ func scenClPartition(s *S) {
 	cr.s.Do("the host heals the link", 4*time.Minute, func(ctx context.Context) error {
 		return cr.waitHost(ctx, hostPhaseHealed)
 	})
+	healed.Store(true)
 	at.heal = cr.acked()
 	cr.s.Note("acknowledged writes at the cut, cut+grace, heal", fmt.Sprintf("%d, %d, %d (cut lasted %.0f s)", at.cut, at.grace, at.heal, time.Since(cutAt).Seconds()))
 	cr.s.Do(fmt.Sprintf("every write of this node completes after the heal (%d)", partitionWrites), 4*time.Minute, func(ctx context.Context) error {
