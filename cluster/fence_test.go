@@ -516,3 +516,48 @@ func handedOut(t *testing.T, l *Log, r uint64) {
 		t.Fatalf("region %d of a fenced node never handed out to %s", r, l.Info().Me)
 	}
 }
+
+// TestHealTakenOver: two_node, only b's fence confirmation answers (and
+// lies: a lives on, cut off). b takes a over (a's marks merged) and
+// acknowledges new marks; a holds its own. At the heal a, which b took
+// over, gives up its state for b's (b's ANNOUNCE says it took a's node
+// over), although a holds the lowest member: no split brain, a's held
+// FLUSH answers, and a's marks are the group's again.
+func TestHealTakenOver(t *testing.T) { coreAndDisk(t, testHealTakenOver) }
+
+func testHealTakenOver(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(2)
+	a := openWith(t, net, 1, c, func(o *Options) { o.FenceConfirm = func(context.Context, uint32) error { return errNoFencing } })
+	b := openWith(t, net, 2, c, func(o *Options) { o.FenceConfirm = func(context.Context, uint32) error { return nil } })
+	defer b.Close()
+	resume(t, a, b)
+	mustFlush(t, a, 4)
+	net.Partition(twoNode, []uint32{1}, []uint32{2})
+	waitFor(t, "b to take a over", func() bool { return !replicatedInSync(b, 4) })
+	mustFlush(t, b, 10) // b is alone in the group now: no hold
+	fa := heldFlush(t, a, time.Second, 11)
+	net.Heal(twoNode)
+	answered(t, "a's held FLUSH after the heal", fa)
+	healed(t, a, b)
+	a.mu.Lock()
+	ya := a.stats.yields
+	a.mu.Unlock()
+	b.mu.Lock()
+	yb := b.stats.yields
+	b.mu.Unlock()
+	if ya != 1 || yb != 0 {
+		t.Fatalf("states given up at the heal: a %d, b %d; want a, which b took over, once", ya, yb)
+	}
+	for _, r := range []uint64{4, 11} {
+		if cl, _ := a.IsClean(r); cl {
+			t.Fatalf("a lost its mark %d", r)
+		}
+	}
+	if r, ok, _ := b.GetResyncWork(); ok && (r == 4 || r == 11) {
+		t.Fatalf("b was handed region %d, which a holds marked", r)
+	}
+	net.Kill(1)
+	a.crash()
+	waitFor(t, "a's mark 11 out of sync on b once a is fenced", func() bool { return !replicatedInSync(b, 11) })
+}

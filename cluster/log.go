@@ -221,7 +221,7 @@ type Log struct {
 	sendcond      sync.Cond
 	sendStop      bool
 	sendDone      chan struct{}
-	stats         struct{ sent, recv, malformed, grants, vetoes, merges uint64 }
+	stats         struct{ sent, recv, malformed, grants, vetoes, merges, yields uint64 }
 }
 
 type stateAsm struct {

@@ -115,6 +115,7 @@ func (l *Log) heal(from MemberID, theyTookOver bool) (uint8, bool) {
 	case theyTookOver || from < l.st.synced()[0]:
 		l.log.Warn("a partition healed: giving up this side's state for the other side's and rejoining it", "other", from.String())
 		l.demote()
+		l.stats.yields++
 		return stSynced, true
 	}
 	l.log.Info("a partition healed: the other side rejoins this side's state", "other", from.String())
