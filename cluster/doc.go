@@ -21,7 +21,16 @@
 //     shared device, clustered-core from the marks it multicast).
 //   - clustered-disk answers MARK/FLUSH with no cluster message (each node
 //     writes its own slot); clustered-core waits for one ordered CPG
-//     message per flush batch.
+//     message per flush batch. With Options.ClearLinger a node holds back
+//     its CLEAR of a region it marked, so that a MARK of it soon after
+//     costs nothing; a held clear is released at the first FLUSH after
+//     ClearLinger, before this node votes on another's recovery of the
+//     region, and at suspend and close: it only over-reports.
+//   - clustered-disk: a node flushes its mirror's legs
+//     (engine.Options.FlushCallback: dlogd's leg flush) before its slot
+//     persists a clear and before it reports a recovered region in sync;
+//     a failed leg flush reports the recovery failed. Each node flushes
+//     its own legs, for the writes its own kernel made.
 //   - After a clean shutdown the image is in the kernel's format; while any
 //     node is active it carries LiveMagic, so a reader that does not merge
 //     the slots resyncs everything rather than trust it.

@@ -64,7 +64,22 @@ type Options struct {
 	// resumed. It runs on its own goroutine; the suspend's requests come
 	// back to this log.
 	Restart func(ctx context.Context, uuid string) error
+	// ClearLinger, when positive, holds back this node's CLEAR of a
+	// region it marked for that long: a MARK of the same region meanwhile
+	// needs no new mark (clustered-core: no cluster message to wait for;
+	// clustered-disk: no slot write), which is what a sequential writer
+	// does to every region it crosses (the kernel clears a region each
+	// time its writes drain and marks it again at the next write). A held
+	// clear only over-reports: the region stays marked in the group a
+	// little longer (a crash resyncs it). It is released at the first
+	// FLUSH after ClearLinger, at once when another member asks to
+	// recover the region, and at suspend and close. 0 holds none, as the
+	// kernel's logs; dlogd uses DefaultClearLinger.
+	ClearLinger time.Duration
 }
+
+// DefaultClearLinger is dlogd's Options.ClearLinger.
+const DefaultClearLinger = time.Second
 
 // NodeView is implemented by a Group that reports the cluster's node
 // membership (corosync's, not the group's: a node whose dlogd died is
@@ -162,8 +177,9 @@ type Log struct {
 
 	pmu                sync.Mutex // guards the new marks and clears, slot, slotErr
 	newMarks, newClear []uint64
-	slotErr            error       // clustered-disk: the slot failed to open at the last resume
-	flushFailed        atomic.Bool // a FLUSH failed since the last resume: status 'D'
+	linger             map[uint64]time.Time // clears held back (Options.ClearLinger): region -> when its CLEAR came
+	slotErr            error                // clustered-disk: the slot failed to open at the last resume
+	flushFailed        atomic.Bool          // a FLUSH failed since the last resume: status 'D'
 
 	// syncp is st.sync, for the readers that take no lock; nover is
 	// len(override), so that IN_SYNC takes mu only while one is pending.
@@ -255,7 +271,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		mine:     newBits(n, false),
 		override: map[uint64]bool{}, reserved: map[uint64]time.Time{}, ns: map[uint64]bool{},
 		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{}, fencing: map[uint32]bool{}, tookOver: map[uint32]bool{},
-		assembly: map[MemberID]*stateAsm{},
+		assembly: map[MemberID]*stateAsm{}, linger: map[uint64]time.Time{},
 	}
 	l.cond.L = &l.mu
 	l.evcond.L = &l.mu
@@ -371,13 +387,18 @@ func (l *Log) MarkRegion(r uint64) error {
 	if err := l.check(r); err != nil {
 		return err
 	}
+	l.pmu.Lock()
+	defer l.pmu.Unlock()
+	if _, held := l.linger[r]; held {
+		// Its clear was held back: r is still marked everywhere.
+		delete(l.linger, r)
+		return nil
+	}
 	if l.mine.Set(r) {
-		l.pmu.Lock()
 		l.newMarks = append(l.newMarks, r)
 		if s := l.slot; s != nil {
 			s.MarkRegion(r)
 		}
-		l.pmu.Unlock()
 	}
 	return nil
 }
@@ -386,15 +407,59 @@ func (l *Log) ClearRegion(r uint64) error {
 	if err := l.check(r); err != nil {
 		return err
 	}
+	l.pmu.Lock()
+	defer l.pmu.Unlock()
+	if l.opts.ClearLinger > 0 && l.mine.Test(r) {
+		if _, held := l.linger[r]; !held {
+			l.linger[r] = time.Now()
+		}
+		return nil
+	}
+	l.clearLocked(r)
+	return nil
+}
+
+// clearLocked removes this node's mark of r: from its slot's image
+// (clustered-disk) or, at the next FLUSH, from the group (clustered-core);
+// pmu is held.
+func (l *Log) clearLocked(r uint64) {
+	delete(l.linger, r)
 	if l.mine.Clear(r) {
-		l.pmu.Lock()
 		l.newClear = append(l.newClear, r)
 		if s := l.slot; s != nil {
 			s.ClearRegion(r)
 		}
-		l.pmu.Unlock()
 	}
-	return nil
+}
+
+// releaseLingering makes the held clears real that are older than
+// Options.ClearLinger, or all of them; pmu is held.
+func (l *Log) releaseLingering(all bool) {
+	now := time.Now()
+	for r, at := range l.linger {
+		if all || now.Sub(at) >= l.opts.ClearLinger {
+			l.clearLocked(r)
+		}
+	}
+}
+
+// releaseFor releases a held clear of r at once, because another member
+// asks to recover r: for clustered-core the clear is multicast now, ahead
+// of this member's vote; mu and pmu are held.
+func (l *Log) releaseFor(r uint64) {
+	if _, held := l.linger[r]; !held {
+		return
+	}
+	delete(l.linger, r)
+	if !l.mine.Clear(r) {
+		return
+	}
+	if s := l.slot; s != nil {
+		s.ClearRegion(r) // on the device at the slot's next flush; over-reports until then
+	}
+	if l.core && l.group != nil {
+		l.send(func(seq uint64) []byte { return l.codec.marks(seq, nil, []uint64{r}) })
+	}
 }
 
 // Flush makes this node's marks durable: clustered-disk in its own slot
@@ -429,6 +494,7 @@ func (l *Log) flush() error {
 		return fmt.Errorf("%w: not in the log's group: %v", engine.ErrIO, failed)
 	}
 	l.pmu.Lock()
+	l.releaseLingering(l.halted.Load()) // a suspend or close releases every held clear
 	marks, clears := l.newMarks, l.newClear
 	l.newMarks, l.newClear = nil, nil
 	slot, slotErr := l.slot, l.slotErr
@@ -620,6 +686,19 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	if err := l.check(r); err != nil {
 		return err
 	}
+	if inSync && !l.core && l.eopts.FlushCallback != nil {
+		// The kernel's copy to the other legs completed, maybe only into
+		// a volatile cache. Once reported, the region may be written as
+		// in sync into the shared image (a merge, the clean point): flush
+		// this node's legs first, as the kernel's disk log does before it
+		// persists what a recovery pass cleaned. Legs that cannot be
+		// flushed: the recovery is reported failed, the region stays out
+		// of sync.
+		if err := l.eopts.FlushCallback(); err != nil {
+			l.log.Error("mirror legs not flushed after a recovery: the region stays out of sync", "region", r, "err", err)
+			inSync = false
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if g, ok := l.st.grants[l.me]; !inSync && (!ok || g != r) {
@@ -663,12 +742,16 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 	deadline := time.Now().Add(l.opts.WorkTimeout)
 	for {
 		r, granted := l.st.grants[l.me]
-		if _, reported := l.override[r]; granted && !reported {
+		_, reported := l.override[r]
+		if granted && !reported {
 			l.stalled = false
 			return r, true, nil
 		}
 		// A grant whose SET_REGION_SYNC is on its way is not work any
-		// more: wait for its delivery below, then propose the next.
+		// more, and no obstacle to the next proposal: the group delivers
+		// this member's SYNC before its PROPOSE (one sender's messages
+		// keep their order), which finds the grant gone. Proposing now
+		// saves a cluster round trip per region.
 		if l.group == nil || (l.status != stSynced && !l.rejoining) || l.failed != nil || l.halted.Load() || l.closed.Load() ||
 			l.st.sync.Count() >= l.n {
 			return 0, false, nil
@@ -681,7 +764,7 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 			l.stalled = true
 			return 0, false, nil
 		}
-		if l.myProp == 0 && !granted && l.status == stSynced && l.group.Quorate() {
+		if l.myProp == 0 && (!granted || reported) && l.status == stSynced && l.group.Quorate() {
 			if r, ok := l.candidate(); ok {
 				l.propID++
 				id := l.propID

@@ -302,6 +302,9 @@ func (l *Log) propose(x MemberID, m message) {
 // r is not recovering, may hold r as NOSYNC in its kernel, or has no
 // quorum.
 func (l *Log) accept(r uint64) bool {
+	l.pmu.Lock()
+	l.releaseFor(r) // a held clear: this node's writes to r are done
+	l.pmu.Unlock()
 	if l.failed != nil || l.group == nil || !l.group.Quorate() || l.mine.Test(r) || l.ns[r] {
 		return false
 	}

@@ -203,14 +203,22 @@ type cnode struct {
 }
 
 func TestWorkloadCore(t *testing.T) {
-	testWorkload(t, "65536 clustered-core 1024")
+	testWorkload(t, "65536 clustered-core 1024", nil)
 }
 
 func TestWorkloadDisk(t *testing.T) {
-	testWorkload(t, "65536 clustered-disk "+logDevice(t, 1<<20)+" 1024")
+	testWorkload(t, "65536 clustered-disk "+logDevice(t, 1<<20)+" 1024", nil)
 }
 
-func testWorkload(t *testing.T, table string) {
+// The same with clears held back (Options.ClearLinger, as dlogd runs):
+// the checker sees every held clear as a mark still in force.
+func TestWorkloadLinger(t *testing.T) {
+	linger := func(o *Options) { o.ClearLinger = 50 * time.Millisecond }
+	t.Run("clustered-core", func(t *testing.T) { testWorkload(t, "65536 clustered-core 1024", linger) })
+	t.Run("clustered-disk", func(t *testing.T) { testWorkload(t, "65536 clustered-disk "+logDevice(t, 1<<20)+" 1024", linger) })
+}
+
+func testWorkload(t *testing.T, table string, opt func(*Options)) {
 	dur := 3 * time.Second
 	if s := os.Getenv("DLOG_CLUSTER_SOAK"); s != "" {
 		if d, err := time.ParseDuration(s); err == nil {
@@ -231,7 +239,7 @@ func testWorkload(t *testing.T, table string) {
 		if nodes[i] != nil {
 			nd.gen = nodes[i].gen + 1
 		}
-		nd.l = openNode(t, net, nd.id, c)
+		nd.l = openWith(t, net, nd.id, c, opt)
 		resume(t, nd.l)
 		nd.k = &kernel{node: i, l: nd.l, n: c.RegionCount(), rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i))), c: ch,
 			entries: map[uint64]*entry{}, recov: -1, stopped: make(chan struct{})}

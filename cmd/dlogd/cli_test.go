@@ -44,6 +44,7 @@ func TestCLIGolden(t *testing.T) {
 		{"serve-log-level", []string{"serve", "--log-level", "loud"}},
 		{"serve-metrics-remote", []string{"serve", "--metrics", "0.0.0.0:9100"}},
 		{"serve-bad-duration", []string{"serve", "--clear-delay", "soon"}},
+		{"serve-bad-rcvbuf", []string{"serve", "--rcvbuf", "-1"}},
 		{"status-argument", []string{"status", "now"}},
 		{"status-both-sockets", []string{"status", "--pidfile", "/run/a.pid", "--control", "/run/b.ctl"}},
 		{"status-unreachable", []string{"status", "--pidfile", filepath.Join(tmp, "none", "dlogd.pid")}},

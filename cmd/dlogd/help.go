@@ -65,8 +65,8 @@ SYNOPSIS
                 [--log-level debug|info|warn|error]
                 [--cluster corosync|none] [--fence-confirm COMMAND]
                 [--fence-timeout DURATION] [--no-self-resume]
-                [--clear-delay DURATION] [--force] [--no-mlock]
-                [--io-fallback]
+                [--clear-delay DURATION] [--rcvbuf BYTES] [--force]
+                [--no-mlock] [--io-fallback]
 
 DESCRIPTION
     Serves dm-log-userspace requests until stopped. It stays in the
@@ -174,6 +174,14 @@ OPTIONS
         carries marks, after the delay, or at suspend: one bitmap write per
         mirror write instead of two. Marks are never delayed. A clear lost
         in a crash only costs a resync of its region.
+
+    --rcvbuf BYTES
+        The netlink socket's receive buffer (default 4194304; the kernel
+        doubles it; above net.core.rmem_max only with CAP_NET_ADMIN). A
+        request that finds it full is lost and the kernel's send fails with
+        -ESRCH: the kernel then reconnects (CTR and RESUME of the log it
+        still has, every 2 s until answered) and resends. Raise it on hosts
+        with many mirrors; a small one forces that path in tests.
 
 SIGNALS
     SIGTERM, SIGINT, SIGHUP

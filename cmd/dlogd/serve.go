@@ -35,6 +35,7 @@ type serveFlags struct {
 	noMlock       bool
 	ioFall        bool
 	clearDelay    time.Duration
+	rcvbuf        int
 	cluster       string
 	fenceConfirm  string
 	fenceTimeout  time.Duration
@@ -55,6 +56,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.noMlock, "no-mlock", false, "")
 	fs.BoolVar(&f.ioFall, "io-fallback", false, "")
 	fs.DurationVar(&f.clearDelay, "clear-delay", 0, "")
+	fs.IntVar(&f.rcvbuf, "rcvbuf", 0, "")
 	fs.StringVar(&f.cluster, "cluster", "", "")
 	fs.StringVar(&f.fenceConfirm, "fence-confirm", "", "")
 	fs.DurationVar(&f.fenceTimeout, "fence-timeout", 0, "")
@@ -64,6 +66,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		return usageError(stderr, "dlogd serve", "unexpected argument %q (serve takes options only)", fs.Arg(0))
+	}
+	if f.rcvbuf < 0 {
+		return usageError(stderr, "dlogd serve", "--rcvbuf %d: want a size in bytes (0: the default)", f.rcvbuf)
 	}
 	if f.control == "" {
 		f.control = besidePidfile(f.pidfile, "dlogd.ctl")
@@ -114,7 +119,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	t, err := transport.Listen(f.transport, transport.Options{Logger: log})
+	t, err := transport.Listen(f.transport, transport.Options{Logger: log, RcvBuf: f.rcvbuf})
 	if err != nil {
 		log.Error("cannot listen", "transport", f.transport, "err", err)
 		return 1

@@ -35,16 +35,8 @@ import (
 // node<i>/ (console.log, results/). The set-up (make vmcluster-deps) is
 // scripts/vm/deps.sh, then scripts/vm/cluster-deps.sh.
 func TestVMCluster(t *testing.T) {
-	h := prepare(t, "DLOG_VMCLUSTER", "the multi-kernel cluster tests are off: run them with make vmclustertest (DLOG_VMCLUSTER=1)")
-	extra := filepath.Join(h.kernel.Dir, "cluster.cpio.gz")
-	if _, err := os.Stat(extra); err != nil {
-		t.Fatalf("%v: run make vmcluster-deps (scripts/vm/cluster-deps.sh) first", err)
-	}
-	bin := filepath.Join(h.root, "build", "vm", "bin")
+	h, extra := prepareCluster(t, "DLOG_VMCLUSTER", "the multi-kernel cluster tests are off: run them with make vmclustertest (DLOG_VMCLUSTER=1)")
 	var err error
-	if h.dlogd, err = goBuildCluster(t, h.root, filepath.Join(bin, "dlogd-cluster")); err != nil {
-		t.Fatal(err)
-	}
 	logType := os.Getenv("DLOG_VMCLUSTER_LOG")
 	if logType == "" {
 		logType = "clustered-disk"
@@ -83,6 +75,21 @@ func TestVMCluster(t *testing.T) {
 	}
 }
 
+// prepareCluster is prepare plus what every cluster boot needs: the
+// cluster initramfs (returned) and the cgo dlogd as the guests' dlogd.
+func prepareCluster(t *testing.T, optIn, off string) (*host, string) {
+	h := prepare(t, optIn, off)
+	extra := filepath.Join(h.kernel.Dir, "cluster.cpio.gz")
+	if _, err := os.Stat(extra); err != nil {
+		t.Fatalf("%v: run make vmcluster-deps (scripts/vm/cluster-deps.sh) first", err)
+	}
+	var err error
+	if h.dlogd, err = goBuildCluster(t, h.root, filepath.Join(h.root, "build", "vm", "bin", "dlogd-cluster")); err != nil {
+		t.Fatal(err)
+	}
+	return h, extra
+}
+
 // clusterScenario is one scenario: the guest's scenario name, how many
 // guests, which one the host kills at the guest's kill marker (0: none),
 // and whether the host cuts a node's link (partition).
@@ -101,6 +108,7 @@ func clusterScenarios() []clusterScenario {
 		{name: "basic", guest: "cl-basic", nodes: 2},
 		{name: "kill-node", guest: "cl-kill-node", nodes: 2, victim: 2},
 		{name: "kill-dlogd", guest: "cl-kill-dlogd", nodes: 2},
+		{name: "reconnect", guest: "cl-reconnect", nodes: 2},
 		{name: "suspend-write", guest: "cl-suspend-write", nodes: 2},
 		{name: "three-node", guest: "cl-three-node", nodes: 3, victim: 3},
 		{name: "partition", guest: "cl-partition", nodes: 3, victim: 3, isolate: 3},
@@ -112,6 +120,7 @@ type clusterRunOpts struct {
 	logType string
 	initrd  string
 	cut     time.Duration
+	extra   []string // more kernel command line words for every guest
 }
 
 // Sizes of the shared images; tests/vmguest/cluster_linux.go must agree.
@@ -132,7 +141,10 @@ const (
 	cutPhase = 3
 )
 
-func runClusterScenario(t *testing.T, h *host, sc clusterScenario, o clusterRunOpts) {
+// runClusterScenario boots the scenario's guests, checks their reports
+// and returns their results by node number (index 0 unused; nil for a
+// node that produced none).
+func runClusterScenario(t *testing.T, h *host, sc clusterScenario, o clusterRunOpts) []*vmharness.Result {
 	dir := filepath.Join(h.root, "build", "vm", "cluster", sc.name)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -191,6 +203,7 @@ func runClusterScenario(t *testing.T, h *host, sc clusterScenario, o clusterRunO
 				"dlog.clog=" + o.logType, fmt.Sprintf("dlog.victim=%d", sc.victim),
 			},
 		}
+		cfg.ExtraArgs = append(cfg.ExtraArgs, o.extra...)
 		if testing.Verbose() && os.Getenv("DLOG_VM_QUIET") != "1" {
 			cfg.Console, cfg.ConsolePrefix = os.Stdout, fmt.Sprintf("n%d| ", i)
 		}
@@ -244,6 +257,7 @@ func runClusterScenario(t *testing.T, h *host, sc clusterScenario, o clusterRunO
 			checkReport(t, res, []string{sc.guest})
 		})
 	}
+	return results
 }
 
 // partitionDirector cuts node sc.isolate off the hub once every node has

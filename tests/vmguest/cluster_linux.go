@@ -378,9 +378,10 @@ func compareLegs() (string, error) {
 
 // ---- corosync and dlogd in the guest ------------------------------------------------------
 
-// clusterUp brings this node into the cluster: the NIC, corosync, dlogd.
-// It registers their shutdown.
-func clusterUp(s *S, c clusterCfg) (*Dlogd, *exec.Cmd) {
+// clusterUp brings this node into the cluster: the NIC, corosync, dlogd
+// (with dlogdArgs added to its serve options). It registers their
+// shutdown.
+func clusterUp(s *S, c clusterCfg, dlogdArgs ...string) (*Dlogd, *exec.Cmd) {
 	s.Do("load virtio_net", 30*time.Second, func(ctx context.Context) error {
 		order, err := LoadOrder([]string{"virtio_net"}, moduleDeps(readBuiltin()))
 		if err != nil {
@@ -446,6 +447,7 @@ func clusterUp(s *S, c clusterCfg) (*Dlogd, *exec.Cmd) {
 	d := NewDlogd()
 	d.Args = []string{"serve", "--transport", "netlink", "--cluster", "corosync", "--pidfile", d.PidFile,
 		"--fence-confirm", vmharness.GuestDriverPath + " fenced %n"}
+	d.Args = append(d.Args, dlogdArgs...)
 	if err := d.Present(); err != nil {
 		s.Fail("start dlogd --cluster corosync", "a cgo dlogd in the initramfs", "absent", err.Error())
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -287,4 +288,38 @@ func scenDlogdSmoke(s *S) {
 		p.Check("restarted dlogd has a new pid", "true", fmt.Sprint(d.Pid() != 0 && d.Pid() != first))
 		p.Do("stop dlogd (SIGTERM)", stepTimeout, func(ctx context.Context) error { return d.Stop(5 * time.Second) })
 	})
+}
+
+// StateDir is dlogd's default state directory: "dlogd" beside its pidfile
+// (cmd/dlogd's --state-dir default).
+func (d *Dlogd) StateDir() string { return filepath.Join(filepath.Dir(d.PidFile), "dlogd") }
+
+// LogSince returns the lines of the daemon's log from its start number
+// start on (the header Start writes before each start).
+func (d *Dlogd) LogSince(start int) ([]string, error) {
+	b, err := os.ReadFile(d.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	_, after, ok := strings.Cut(string(b), fmt.Sprintf("=== dlog-vmguest: start #%d ", start))
+	if !ok {
+		return nil, fmt.Errorf("%s: no start #%d", d.LogPath, start)
+	}
+	return strings.Split(after, "\n"), nil
+}
+
+// WaitLog polls the daemon's log from its start number start on until a
+// line contains sub, and returns that line.
+func (d *Dlogd) WaitLog(ctx context.Context, start int, sub string) (string, error) {
+	for {
+		lines, err := d.LogSince(start)
+		if g := grepLines(lines, 1, sub); err == nil && len(g) > 0 {
+			return g[0], nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no line containing %q in %s since start #%d (%v): %w", sub, d.LogPath, start, err, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

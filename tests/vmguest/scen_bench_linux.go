@@ -82,16 +82,12 @@ func benchRounds() int {
 }
 
 func scenBench(s *S) {
-	rounds := benchRounds()
-	res := vmharness.BenchResults{Kernel: kernelRelease(), Rounds: rounds, Bytes: benchBytes}
+	var names []string
 	for _, c := range benchConfigs {
-		res.Configs = append(res.Configs, c.Name)
+		names = append(names, c.Name)
 	}
-	src := pattern(77, benchBytes)
-	s.Do("16 MiB source file in /tmp", stepTimeout, func(ctx context.Context) error {
-		return os.WriteFile("/tmp/bench-src", src, 0o644)
-	})
-	sum := md5hex(src)
+	res, sum := startBench(s, names, benchBytes, 77)
+	rounds := res.Rounds
 	_, fioErr := os.Stat("/usr/bin/fio")
 	res.Fio = fioErr == nil
 	if !res.Fio {
@@ -114,6 +110,18 @@ func scenBench(s *S) {
 		}
 		return os.WriteFile(filepath.Join(outDir, vmharness.BenchFile), b, 0o644)
 	})
+}
+
+// startBench begins a benchmark's results for configs (benchRounds
+// rounds of bytes per timed run) and writes its source data, seeded with
+// seed, to /tmp/bench-src; it returns the results and the data's md5.
+func startBench(s *S, configs []string, bytes int, seed uint64) (vmharness.BenchResults, string) {
+	res := vmharness.BenchResults{Kernel: kernelRelease(), Rounds: benchRounds(), Bytes: bytes, Configs: configs}
+	src := pattern(seed, bytes)
+	s.Do(fmt.Sprintf("%d MiB source file in /tmp", bytes>>20), stepTimeout, func(ctx context.Context) error {
+		return os.WriteFile("/tmp/bench-src", src, 0o644)
+	})
+	return res, md5hex(src)
 }
 
 func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -31,8 +32,9 @@ const (
 )
 
 // startCluster reads this node's place, opens the mailbox, brings up the
-// network, corosync and dlogd, and waits until every node got that far.
-func startCluster(s *S, scen string) *clusterRun {
+// network, corosync and dlogd (dlogdArgs added to its serve options), and
+// waits until every node got that far.
+func startCluster(s *S, scen string, dlogdArgs ...string) *clusterRun {
 	var c clusterCfg
 	s.Do("this node's place in the cluster (dlog.node, dlog.nodes, dlog.clog, dlog.victim)", 5*time.Second, func(ctx context.Context) error {
 		var err error
@@ -66,7 +68,7 @@ func startCluster(s *S, scen string) *clusterRun {
 		return err
 	})
 	s.Defer("close the mailbox", 5*time.Second, func(ctx context.Context) error { cr.mb.Close(); return nil })
-	cr.d, _ = clusterUp(s, c)
+	cr.d, _ = clusterUp(s, c, dlogdArgs...)
 	cr.barrier(1, cr.all)
 	return cr
 }
@@ -83,19 +85,30 @@ func (cr *clusterRun) barrier(p int, nodes []int) {
 
 // table is the mirror's table: the same on every node.
 func (cr *clusterRun) table() string {
-	args := []string{cr.uuid, cr.c.logType}
-	if cr.c.logType == "clustered-disk" {
+	t, err := tableFor(cr.uuid, cr.c.logType, cr.sync)
+	if err != nil {
+		cr.s.Fail("log device number", "maj:min of "+clogDev, "error", err.Error())
+	}
+	return t
+}
+
+// tableFor is the table of a mirror over the shared legs whose userspace
+// log has uuid, type logType (with the shared log device when it is a disk
+// log) and sync ("", "sync" or "nosync").
+func tableFor(uuid, logType, sync string) (string, error) {
+	args := []string{uuid, logType}
+	if logType == "clustered-disk" {
 		mm, err := devMajMin(clogDev)
 		if err != nil {
-			cr.s.Fail("log device number", "maj:min of "+clogDev, "error", err.Error())
+			return "", err
 		}
 		args = append(args, mm)
 	}
 	args = append(args, fmt.Sprint(clusterRegion))
-	if cr.sync != "" {
-		args = append(args, cr.sync)
+	if sync != "" {
+		args = append(args, sync)
 	}
-	return fmt.Sprintf("0 %d mirror userspace %d %s 2 %s 0 %s 0", clLegBytes/512, len(args), strings.Join(args, " "), legADev, legBDev)
+	return fmt.Sprintf("0 %d mirror userspace %d %s 2 %s 0 %s 0", clLegBytes/512, len(args), strings.Join(args, " "), legADev, legBDev), nil
 }
 
 // create puts the mirror on this node and registers its removal.
@@ -331,18 +344,67 @@ func (cr *clusterRun) finish(nodes []int) {
 // scenClKillDlogd: only dlogd is killed (SIGKILL) on node 2 while its
 // kernel keeps writing, then restarted; both nodes finish their writes,
 // reach full sync, and the data oracle holds.
-func scenClKillDlogd(s *S) {
-	cr := startCluster(s, "kill-dlogd")
-	cr.sync = "nosync"
+func scenClKillDlogd(s *S) { clRestartDlogd(s, "kill-dlogd", false) }
+
+// scenClReconnect: the kernel's reconnect path on a running cluster log,
+// both ways it happens. During the initial resync, while both nodes write:
+//
+//   - node 2's dlogd is killed and its state directory removed; the new
+//     dlogd knows nothing of the log, so the kernel's next request gets
+//     -ESRCH and the kernel sends CTR and RESUME again
+//     (userspace_do_request), keeping the in_sync_hint it latched. The new
+//     member must take over the departed member's marks (its kernel still
+//     holds them dirty) and answer IN_SYNC so that no write below that
+//     hint goes to one leg.
+//   - node 1's dlogd runs with the smallest netlink receive buffer and is
+//     stopped (SIGSTOP) for 5 s while 8 dmsetup status calls and the
+//     writes send requests: the queue overruns, the kernel's sends fail
+//     with -ESRCH, and it sends CTR and RESUME to the log dlogd still
+//     runs, which must keep the hint it promised.
+//
+// The data oracle holds.
+func scenClReconnect(s *S) { clRestartDlogd(s, "reconnect", true) }
+
+// clRestartDlogd kills node 2's dlogd after a third of its writes and
+// starts it again 5 s later; fresh removes its state directory first and
+// keeps the initial resync in the scenario (no nosync), killing dlogd
+// after its 10th write, while the resync is under way, so the kernel
+// holds a partial hint and the restart happens mid-resync.
+func clRestartDlogd(s *S, scen string, fresh bool) {
+	var cr *clusterRun
+	if fresh {
+		// 1 byte: the kernel's minimum (SOCK_MIN_RCVBUF, two requests).
+		cr = startCluster(s, scen, "--rcvbuf", "1")
+	} else {
+		cr = startCluster(s, scen)
+	}
+	killAt := clusterWrites / 3
+	if fresh {
+		killAt = 10
+	} else {
+		cr.sync = "nosync"
+	}
 	cr.create()
 	cr.barrier(2, cr.all)
 	const victim = 2
-	restarted := make(chan error, 1)
+	marker := kmsgMark("cluster " + scen)
+	restarted, overran := make(chan error, 1), make(chan error, 1)
+	atKill := "unknown"
+	what := "killed and restarted 5 s later"
+	if fresh {
+		what = "killed, its state directory removed, restarted 5 s later"
+	}
 	start := time.Now()
-	cr.s.Do(fmt.Sprintf("%d O_DIRECT 4 KiB writes from this node (node %d's dlogd killed and restarted 5 s later after %d)", clusterWrites, victim, clusterWrites/3), 5*time.Minute, func(ctx context.Context) error {
+	cr.s.Do(fmt.Sprintf("%d O_DIRECT 4 KiB writes from this node (node %d's dlogd %s, after %d)", clusterWrites, victim, what, killAt), 5*time.Minute, func(ctx context.Context) error {
 		return writeWorkload(ctx, cr.mb, cr.mirror, cr.c, 0, clusterWrites, func(seq int) {
-			if cr.c.node != victim || seq != clusterWrites/3 {
+			if fresh && cr.c.node == overrunNode && seq == 3*killAt {
+				go func() { overran <- cr.overrun(5 * time.Second) }()
+			}
+			if cr.c.node != victim || seq != killAt {
 				return
+			}
+			if m, err := mirrorStatus(ctx, cr.name); err == nil {
+				atKill = m.Ratio()
 			}
 			if err := cr.d.Kill9(); err != nil {
 				restarted <- err
@@ -350,13 +412,41 @@ func scenClKillDlogd(s *S) {
 			}
 			go func() {
 				time.Sleep(5 * time.Second)
+				if fresh {
+					if err := os.RemoveAll(cr.d.StateDir()); err != nil {
+						restarted <- err
+						return
+					}
+				}
 				restarted <- cr.d.Start(context.Background(), 30*time.Second)
 			}()
 		})
 	})
 	cr.s.Note("writes: time", secs(time.Since(start)))
+	if fresh && cr.c.node == overrunNode {
+		cr.await("dlogd stopped 5 s under 8 dmsetup status calls and the writes, then continued", 2*time.Minute, overran)
+		cr.s.Value("dlogd saw its receive queue overrun", time.Minute, func(ctx context.Context) (string, error) {
+			return cr.d.WaitLog(ctx, 1, "netlink receive queue overrun")
+		})
+		cr.s.Value("the kernel reconnected to the running log (CTR + RESUME after -ESRCH)", time.Minute, func(ctx context.Context) (string, error) {
+			return waitDmesg(ctx, marker, "Reconnected to userspace log server")
+		})
+	}
 	if cr.c.node == victim {
+		cr.s.Note("in sync when dlogd was killed", atKill)
 		cr.await("dlogd restarted", time.Minute, restarted)
+		if fresh {
+			cr.s.Value("the kernel reconnected (CTR + RESUME after -ESRCH)", time.Minute, func(ctx context.Context) (string, error) {
+				return waitDmesg(ctx, marker, "Reconnected to userspace log server")
+			})
+			cr.s.Expect("the new dlogd restored no log (it had no state directory)", "0", stepTimeout, func(ctx context.Context) (string, error) {
+				lines, err := cr.d.LogSince(2)
+				return fmt.Sprint(countLines(lines, "log restored from its state file")), err
+			})
+			cr.s.Value("the new member took over the departed member's marks", time.Minute, func(ctx context.Context) (string, error) {
+				return cr.d.WaitLog(ctx, 2, "rejoined after this node's previous member departed")
+			})
+		}
 	}
 	cr.settleAndVerify()
 }
@@ -396,6 +486,45 @@ func scenClSuspendWrite(s *S) {
 		cr.await("3 suspends and resumes", 3*time.Minute, errc)
 	}
 	cr.settleAndVerify()
+}
+
+// overrunNode is the node whose dlogd the reconnect scenario overruns.
+const overrunNode = 1
+
+// overrun stops dlogd (SIGSTOP) for hold while 8 dmsetup status calls
+// each send the kernel's STATUS_INFO: with a small receive buffer the
+// queue overruns and the kernel's sends fail with -ESRCH, which starts its
+// reconnect. Then dlogd continues and every status call must complete.
+func (cr *clusterRun) overrun(hold time.Duration) error {
+	pid := cr.d.Pid()
+	if pid == 0 {
+		return fmt.Errorf("dlogd is not running")
+	}
+	logCmd("# SIGSTOP dlogd (pid %d) for %v under 8 dmsetup status calls", pid, hold)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const calls = 8
+	errs := make(chan error, calls)
+	for range calls {
+		go func() {
+			_, err := dmsetup(ctx, "status", cr.name)
+			errs <- err
+		}()
+	}
+	time.Sleep(hold)
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		return err
+	}
+	logCmd("# SIGCONT dlogd (pid %d)", pid)
+	for range calls {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // await is a step that waits for the outcome of work this node started in

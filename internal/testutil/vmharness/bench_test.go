@@ -49,7 +49,7 @@ func TestBenchStats(t *testing.T) {
 
 func TestBenchMarkdown(t *testing.T) {
 	md := sampleBench().Markdown("2026-11-25", "test host")
-	for _, want := range []string{
+	mustContain(t, md,
 		"| bare responder (clustered-core) | 0.20 (0.20–0.20) | 8.00 (7.20–8.80) |",
 		"| 8.00x | 1.00x | 6.00 |",
 		"dlogd clustered-core vs the bare responder, 4 KiB writes: 1.05 (target ≤ 1.10) — **met**",
@@ -57,9 +57,15 @@ func TestBenchMarkdown(t *testing.T) {
 		"6.00 requests per 4 KiB write (FLUSH 2.00, IN_SYNC 2.00, CLEAR_REGION 1.00, MARK_REGION 1.00)",
 		"| 3 | dlogd clustered-disk | read 1M | 0.500 |",
 		"Bitmap writes to the log device: 2.00 per 4 KiB write; dlogd's p99 flush latency 1.2ms.",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md)
+	)
+}
+
+// mustContain fails the test for each of wants that report lacks.
+func mustContain(t *testing.T, report string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
 		}
 	}
 }

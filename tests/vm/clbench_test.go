@@ -1,0 +1,85 @@
+package vm_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
+)
+
+// TestVMClusterBench is make vmclusterbench: one two-guest cluster boot
+// running the guest's cl-bench scenario (tests/vmguest/scen_clbench_linux.go:
+// 4 KiB O_DIRECT writes on node 1 and idle initial resyncs, dlogd
+// --cluster's clustered-core and clustered-disk logs on both nodes against
+// the same logs served single-node on node 1 by dlogd without --cluster),
+// then the report:
+// bench/vmcluster-results.md and .json.
+//
+//	DLOG_VMCLUSTER_BENCH=1               run at all
+//	DLOG_VMCLUSTER_BENCH_ROUNDS=2        interleaved rounds
+//	DLOG_VMCLUSTER_BENCH_OUT=dir         where the report goes (default <repo>/bench)
+func TestVMClusterBench(t *testing.T) {
+	h, extra := prepareCluster(t, "DLOG_VMCLUSTER_BENCH", "the real-kernel cluster benchmark is off: run it with make vmclusterbench (DLOG_VMCLUSTER_BENCH=1)")
+	rounds := 2
+	if v := os.Getenv("DLOG_VMCLUSTER_BENCH_ROUNDS"); v != "" {
+		var err error
+		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 || rounds > 20 {
+			t.Fatalf("DLOG_VMCLUSTER_BENCH_ROUNDS=%q: want 1..20", v)
+		}
+	}
+	// About four minutes a round on a shared 2-core host, plus the boot.
+	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*6*time.Minute+5*time.Minute)
+	loadBefore := loadAverage()
+	start := time.Now()
+	sc := clusterScenario{name: "bench", guest: "cl-bench", nodes: 2}
+	results := runClusterScenario(t, h, sc, clusterRunOpts{initrd: extra, logType: "clustered-disk", cut: time.Minute,
+		extra: []string{fmt.Sprintf("dlog.benchrounds=%d", rounds)}})
+	t.Logf("cluster benchmark: %.1f s of wall time", time.Since(start).Seconds())
+	res := results[1]
+	if res == nil || t.Failed() {
+		t.FailNow()
+	}
+	raw, ok := res.Files[vmharness.ClusterBenchFile]
+	if !ok {
+		t.Fatalf("node 1's results disk has no %s", vmharness.ClusterBenchFile)
+	}
+	var br vmharness.BenchResults
+	if err := json.Unmarshal(raw, &br); err != nil {
+		t.Fatal(err)
+	}
+	out := os.Getenv("DLOG_VMCLUSTER_BENCH_OUT")
+	if out == "" {
+		out = filepath.Join(h.root, "bench")
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	md := br.ClusterMarkdown(vmharness.ClusterBenchMeta{
+		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Host: hostDescription(),
+		LoadBefore: loadBefore, LoadAfter: loadAverage(),
+		Command: fmt.Sprintf("make vmclusterbench VMCLUSTERBENCH_ROUNDS=%d", rounds),
+		Mirror:  fmt.Sprintf("The mirror: %d MiB, two legs, %d KiB regions, the log device %d MiB", clusterLegBytes>>20, 256, clusterLogBytes>>20),
+	})
+	pretty, _ := json.MarshalIndent(br, "", "  ")
+	for name, data := range map[string][]byte{"vmcluster-results.md": []byte(md), "vmcluster-results.json": append(pretty, '\n')} {
+		if err := os.WriteFile(filepath.Join(out, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("wrote %s/vmcluster-results.{md,json}\n%s", out, md[:strings.Index(md, "## Every run")])
+}
+
+// loadAverage is the host's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
