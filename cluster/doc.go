@@ -39,8 +39,15 @@
 //     new member takes the old one's marks) or the node is confirmed
 //     fenced (Options.FenceConfirm, dlogd --fence-confirm; or the opt-in
 //     Options.FenceTimeout over a NodeView), nothing is handed out for
-//     resync and none of its slots is merged, in any partition: two_node
-//     halves never both resync or write the image without fencing. Once a
+//     resync and none of its slots is merged, in any partition. Quorum is
+//     not enough to acknowledge a new mark: a member whose side is no
+//     strict majority of its last view (its synced nodes and the
+//     unconfirmed departed ones) holds FLUSHes carrying new marks and
+//     merges nothing, as without quorum, until they rejoin or are
+//     confirmed fenced. With two_node (both halves of a cut pair stay
+//     quorate) and no fence confirmation, writes that need new marks
+//     therefore stall on both nodes during a cut, and on a survivor after
+//     a node dies, until the node is back. Once a
 //     fenced node's regions are known out of sync, a node whose kernel
 //     latched full sync restarts its mirror (Options.Restart; dlogd
 //     suspends and resumes it through device-mapper) so that it asks for
@@ -67,9 +74,12 @@
 //     kernel already holds dirty go on without dlogd: the fencing rule
 //     covers them. A heal is such a rejoin, not a split brain; nothing is
 //     merged or written to the image until every member of a new view has
-//     announced, so a real split brain (both halves kept state: two_node
-//     without fencing) is found before any write and erases no slot; the
-//     member that finds it fails every FLUSH from then on (STATUS_INFO D).
+//     announced. Two halves that both kept state (two_node) settle then:
+//     a side the other confirmed fenced, else the side without the lowest
+//     member, gives up its state and rejoins. Only when each side took
+//     the other over (a lying fence confirmation) is it a split brain,
+//     found before any write, erasing no slot; the member that finds it
+//     fails every FLUSH from then on (STATUS_INFO D).
 //     dm-raid1 holds writes after a failed log FLUSH only with
 //     handle_errors in the mirror table: without it, it treats them as
 //     written. corosync unreachable at CTR fails CTR with the reason; lost

@@ -59,16 +59,7 @@ func testFence(t *testing.T, args string) {
 	net.Kill(2)
 	b.crash()
 	waitFor(t, "7 out of sync on a", func() bool { return !replicatedInSync(a, 7) })
-	got := false
-	for range 5 {
-		if r, ok, _ := a.GetResyncWork(); ok {
-			got = got || r == 7
-			a.SetRegionSync(r, true)
-		}
-	}
-	if !got {
-		t.Fatal("region 7 of the fenced node b never handed out")
-	}
+	handedOut(t, a, 7)
 }
 
 // TestFenceTimeout: with no fence confirmation, Options.FenceTimeout takes
@@ -150,15 +141,7 @@ func testPartition(t *testing.T, args string) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("d's held FLUSH never answered after the heal")
 	}
-	for _, l := range []*Log{a, b, d} {
-		waitFor(t, "every member synced in one view", func() bool { in := l.Info(); return in.Synced && len(in.Members) == 3 })
-		l.mu.Lock()
-		failed := l.failed
-		l.mu.Unlock()
-		if failed != nil {
-			t.Fatalf("%s after the heal: %v", l.Info().Me, failed)
-		}
-	}
+	healed(t, a, b, d)
 	mustFlush(t, a, 21)
 	mustFlush(t, b, 22)
 	// d's marks 5 and 9 are d's: nobody else is handed them.
@@ -211,22 +194,25 @@ func onlyRestart(t *testing.T, restarts <-chan uint32, want uint32, wait, grace 
 	}
 }
 
-// TestSplitBrainKeepsSlots (issue #17): two_node, no fencing: both halves
-// stay quorate and keep state. At the heal the split brain is found
-// before any merge or image write: both members' slots are intact on the
-// device, and FLUSH with marks fails (STATUS_INFO D) instead of
-// acknowledging marks one half cannot see.
+// TestSplitBrainKeepsSlots (issue #17): two_node with a fence
+// confirmation that lies (it confirms a live node): both halves stay
+// quorate, each takes the other over and acknowledges marks. At the heal
+// the split brain is found before any merge or image write of the healed
+// view: both members' slots are intact on the device, and FLUSH with
+// marks fails (STATUS_INFO D) instead of acknowledging marks one half
+// cannot see. (Without a lying fence the heal is a rejoin:
+// TestTwoNodePartition.)
 func TestSplitBrainKeepsSlots(t *testing.T) {
 	c := ctr(t, "65536 clustered-disk "+logDevice(t, 1<<20)+" 1024 nosync")
 	net := NewFakeNet(2)
-	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
+	lies := func(o *Options) { o.FenceConfirm = func(context.Context, uint32) error { return nil } }
+	a, b := openWith(t, net, 1, c, lies), openWith(t, net, 2, c, lies)
 	defer a.Close()
 	defer b.Close()
 	resume(t, a, b)
 	mustFlush(t, a, 3)
 	mustFlush(t, b, 4)
 	ka, kb := a.Info().Slot, b.Info().Slot
-	twoNode := func(uint32) bool { return true }
 	net.Partition(twoNode, []uint32{1}, []uint32{2})
 	waitFor(t, "the halves apart", func() bool { return len(a.Info().Members) == 1 && len(b.Info().Members) == 1 })
 	mustFlush(t, a, 10)
@@ -367,4 +353,216 @@ func testRestartAfterRejoin(t *testing.T, args string) {
 	waitFor(t, "5 out of sync on a", func() bool { return !replicatedInSync(a, 5) })
 	onlyRestart(t, restarts, 3, 10*time.Second, 500*time.Millisecond,
 		"the rejoined member's mirror, latched in sync, never restarted to resync its old regions")
+}
+
+func TestTwoNodePartition(t *testing.T) { coreAndDisk(t, testTwoNodePartition) }
+func TestTwoNodeKill(t *testing.T)      { coreAndDisk(t, testTwoNodeKill) }
+
+// twoNode is corosync's two_node quorum: each half of a pair stays quorate.
+func twoNode(uint32) bool { return true }
+
+// heldFlush marks rs on l and starts a FLUSH; it fails the test if the
+// FLUSH answers within d, and returns the channel of its answer.
+func heldFlush(t *testing.T, l *Log, d time.Duration, rs ...uint64) <-chan error {
+	t.Helper()
+	for _, r := range rs {
+		if err := l.MarkRegion(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := make(chan error, 1)
+	go func() { c <- l.Flush() }()
+	select {
+	case err := <-c:
+		t.Fatalf("%s acknowledged new marks %v while not a majority and its peer not fenced (err %v)", l.Info().Me, rs, err)
+	case <-time.After(d):
+	}
+	return c
+}
+
+func answered(t *testing.T, what string, c <-chan error) {
+	t.Helper()
+	select {
+	case err := <-c:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: never answered", what)
+	}
+}
+
+// testTwoNodePartition (issues #12, #17): corosync's two_node keeps both
+// halves of a cut pair quorate. Neither half is a majority of the last
+// view and neither peer is confirmed fenced, so each holds its FLUSH of
+// new marks and hands out nothing; at the heal one half rejoins the
+// other (no split brain), both held FLUSHes answer, and every mark of
+// both halves is protected in the group.
+func testTwoNodePartition(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(2)
+	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
+	defer a.Close()
+	resume(t, a, b)
+	mustFlush(t, a, 3)
+	mustFlush(t, b, 4)
+	if err := a.SetRegionSync(40, false); err != nil { // a's write failed: 40 to resync
+		t.Fatal(err)
+	}
+	waitFor(t, "40 out of sync on b", func() bool { return !replicatedInSync(b, 40) })
+	net.Partition(twoNode, []uint32{1}, []uint32{2})
+	waitFor(t, "the halves apart", func() bool { return len(a.Info().Members) == 1 && len(b.Info().Members) == 1 })
+	fa := heldFlush(t, a, time.Second, 10)
+	fb := heldFlush(t, b, 0, 11)
+	for _, l := range []*Log{a, b} {
+		if r, ok, _ := l.GetResyncWork(); ok {
+			t.Fatalf("%s was handed region %d during the cut", l.Info().Me, r)
+		}
+	}
+	if c.Disk() && a.Info().Merges+b.Info().Merges != 0 {
+		t.Fatal("a slot merged during the cut")
+	}
+	net.Heal(twoNode)
+	answered(t, "a's held FLUSH after the heal", fa)
+	answered(t, "b's held FLUSH after the heal", fb)
+	healed(t, a, b)
+	mustFlush(t, a, 21)
+	mustFlush(t, b, 22)
+	// No mark of either half is handed to the other node.
+	owner := map[uint64]*Log{3: a, 10: a, 4: b, 11: b}
+	for _, l := range []*Log{a, b} {
+		for range 4 {
+			r, ok, _ := l.GetResyncWork()
+			if ok && owner[r] != nil && owner[r] != l {
+				t.Fatalf("%s was handed region %d, which the other node holds marked", l.Info().Me, r)
+			}
+			if ok {
+				l.SetRegionSync(r, true)
+			}
+		}
+	}
+	for r, l := range owner {
+		if cl, _ := l.IsClean(r); cl {
+			t.Fatalf("%s lost its mark %d", l.Info().Me, r)
+		}
+	}
+	// b's marks, made on either side of the cut, are the group's: when
+	// b's node dies they are resynced on a.
+	net.Kill(2)
+	b.crash()
+	for _, r := range []uint64{4, 11, 22} {
+		waitFor(t, "b's marks out of sync on a once b is fenced", func() bool { return !replicatedInSync(a, r) })
+	}
+}
+
+// testTwoNodeKill: b's node dies; a, alone in a two_node cluster, holds
+// its FLUSH of a new mark until b is confirmed fenced, then takes b's
+// regions over (with no operator step) and answers.
+func testTwoNodeKill(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(1) // two_node: the survivor stays quorate
+	confirm := make(chan struct{})
+	opt := func(o *Options) {
+		o.FenceConfirm = func(ctx context.Context, node uint32) error {
+			select {
+			case <-confirm:
+				return net.Fenced(ctx, node)
+			default:
+				return errNoFencing
+			}
+		}
+	}
+	a, b := openWith(t, net, 1, c, opt), openWith(t, net, 2, c, opt)
+	defer a.Close()
+	resume(t, a, b)
+	mustFlush(t, b, 7)
+	net.Kill(2)
+	b.crash()
+	waitFor(t, "b to leave", func() bool { return len(a.Info().Members) == 1 })
+	fa := heldFlush(t, a, time.Second, 9)
+	if r, ok, _ := a.GetResyncWork(); ok {
+		t.Fatalf("a was handed region %d before b was confirmed fenced", r)
+	}
+	close(confirm)
+	answered(t, "a's held FLUSH once b is confirmed fenced", fa)
+	handedOut(t, a, 7)
+}
+
+// healed waits until every log is synced in one view of them all, and
+// checks that none failed (no split brain) and none reports D.
+func healed(t *testing.T, ls ...*Log) {
+	t.Helper()
+	for _, l := range ls {
+		waitFor(t, "every member synced in one view", func() bool { in := l.Info(); return in.Synced && len(in.Members) == len(ls) })
+		l.mu.Lock()
+		failed := l.failed
+		l.mu.Unlock()
+		if failed != nil {
+			t.Fatalf("%s after the heal: %v", l.Info().Me, failed)
+		}
+		if st := l.Status(engine.StatusInfo); strings.HasSuffix(st, " D") {
+			t.Fatalf("%s: status %q after the heal", l.Info().Me, st)
+		}
+	}
+}
+
+// handedOut checks that l is handed region r within 5 requests for work,
+// reporting each region it gets in sync.
+func handedOut(t *testing.T, l *Log, r uint64) {
+	t.Helper()
+	got := false
+	for range 5 {
+		if x, ok, _ := l.GetResyncWork(); ok {
+			got = got || x == r
+			l.SetRegionSync(x, true)
+		}
+	}
+	if !got {
+		t.Fatalf("region %d of a fenced node never handed out to %s", r, l.Info().Me)
+	}
+}
+
+// TestHealTakenOver: two_node, only b's fence confirmation answers (and
+// lies: a lives on, cut off). b takes a over (a's marks merged) and
+// acknowledges new marks; a holds its own. At the heal a, which b took
+// over, gives up its state for b's (b's ANNOUNCE says it took a's node
+// over), although a holds the lowest member: no split brain, a's held
+// FLUSH answers, and a's marks are the group's again.
+func TestHealTakenOver(t *testing.T) { coreAndDisk(t, testHealTakenOver) }
+
+func testHealTakenOver(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(2)
+	a := openWith(t, net, 1, c, func(o *Options) { o.FenceConfirm = func(context.Context, uint32) error { return errNoFencing } })
+	b := openWith(t, net, 2, c, func(o *Options) { o.FenceConfirm = func(context.Context, uint32) error { return nil } })
+	defer b.Close()
+	resume(t, a, b)
+	mustFlush(t, a, 4)
+	net.Partition(twoNode, []uint32{1}, []uint32{2})
+	waitFor(t, "b to take a over", func() bool { return !replicatedInSync(b, 4) })
+	mustFlush(t, b, 10) // b is alone in the group now: no hold
+	fa := heldFlush(t, a, time.Second, 11)
+	net.Heal(twoNode)
+	answered(t, "a's held FLUSH after the heal", fa)
+	healed(t, a, b)
+	a.mu.Lock()
+	ya := a.stats.yields
+	a.mu.Unlock()
+	b.mu.Lock()
+	yb := b.stats.yields
+	b.mu.Unlock()
+	if ya != 1 || yb != 0 {
+		t.Fatalf("states given up at the heal: a %d, b %d; want a, which b took over, once", ya, yb)
+	}
+	for _, r := range []uint64{4, 11} {
+		if cl, _ := a.IsClean(r); cl {
+			t.Fatalf("a lost its mark %d", r)
+		}
+	}
+	if r, ok, _ := b.GetResyncWork(); ok && (r == 4 || r == 11) {
+		t.Fatalf("b was handed region %d, which a holds marked", r)
+	}
+	net.Kill(1)
+	a.crash()
+	waitFor(t, "a's mark 11 out of sync on b once a is fenced", func() bool { return !replicatedInSync(b, 11) })
 }

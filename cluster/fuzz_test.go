@@ -11,7 +11,7 @@ import (
 // cover).
 func FuzzDecode(f *testing.F) {
 	c := codec{n: 100, rs: 1024}
-	f.Add(c.announce(1, stSynced, 3))
+	f.Add(c.announce(1, stSynced, 0, 3))
 	f.Add(c.marks(2, []uint64{1, 2, 99}, []uint64{5}))
 	f.Add(c.sync(3, 7, true))
 	f.Add(c.propose(4, 9, 42))
@@ -33,7 +33,7 @@ func FuzzDecode(f *testing.F) {
 		var again []byte
 		switch m.Type {
 		case mAnnounce:
-			again = c.announce(m.Seq, m.Status, int(m.Members))
+			again = c.announce(m.Seq, m.Status, m.Flags, int(m.Members))
 		case mMarks:
 			again = c.marks(m.Seq, m.Marks, m.Clears)
 		case mSync:

@@ -65,6 +65,7 @@ func (l *Log) join() error {
 	l.nover.Store(0)
 	clear(l.merging)
 	clear(l.fencing)
+	clear(l.tookOver)
 	l.events, l.evstop, l.sendq, l.sendStop = nil, false, nil, false
 	l.founded = false
 	l.mu.Unlock()

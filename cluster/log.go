@@ -214,6 +214,8 @@ type Log struct {
 	vetoed        map[uint64]bool
 	merging       map[int]bool
 	fencing       map[uint32]bool // nodes whose fence confirmation runs
+	tookOver      map[uint32]bool // nodes confirmed fenced in this member's state since a member of theirs was last synced (heal)
+	holdWarned    bool            // minorityHold was logged
 	rejoining     bool            // demoted (quorum lost) while running: marks to re-establish
 	restartWanted bool            // a node was confirmed fenced, or this member rejoined: restart the mirror if its kernel will not ask for work
 	stalled       bool            // GET_RESYNC_WORK answered "no work" while regions were out of sync
@@ -235,7 +237,7 @@ type Log struct {
 	sendcond      sync.Cond
 	sendStop      bool
 	sendDone      chan struct{}
-	stats         struct{ sent, recv, malformed, grants, vetoes, merges uint64 }
+	stats         struct{ sent, recv, malformed, grants, vetoes, merges, yields uint64 }
 }
 
 type stateAsm struct {
@@ -268,7 +270,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		log:      eo.Logger.With("cluster", o.Messenger.Name()),
 		mine:     newBits(n, false),
 		override: map[uint64]bool{}, reserved: map[uint64]time.Time{}, ns: map[uint64]bool{},
-		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{}, fencing: map[uint32]bool{},
+		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{}, fencing: map[uint32]bool{}, tookOver: map[uint32]bool{},
 		assembly: map[MemberID]*stateAsm{}, linger: map[uint64]time.Time{},
 	}
 	l.cond.L = &l.mu

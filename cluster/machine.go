@@ -35,7 +35,11 @@ func (l *Log) processFull(ev event) {
 	from := ev.from
 	switch m.Type {
 	case mAnnounce:
-		l.tally(from, m)
+		if l.tally(from, m) {
+			// This member gave up its state at a heal: the state it
+			// takes may be taken at this very ANNOUNCE.
+			l.queue = append(l.queue, ev)
+		}
 	case mMarks:
 		if st.isSynced(from) && l.core {
 			mk, ok := st.marksOf[from]
@@ -135,6 +139,7 @@ func (l *Log) processFull(ev event) {
 				mm.slot = k
 			}
 			mm.status = stSynced
+			delete(l.tookOver, r.NodeID())
 			if st.unfenced[r.NodeID()] {
 				l.rejoin(r)
 			}
@@ -145,6 +150,7 @@ func (l *Log) processFull(ev event) {
 			delete(st.unfenced, m.Node)
 			delete(st.orphans, m.Node)
 			delete(l.fencing, m.Node)
+			l.tookOver[m.Node] = true
 			l.resetCursor()
 			l.restartWanted = true
 		}

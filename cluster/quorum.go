@@ -30,6 +30,7 @@ func (l *Log) watchQuorum(g Group, done <-chan struct{}) {
 			return
 		}
 		if !q && l.status == stSynced && l.leavingAt == 0 {
+			l.log.Warn("partition lost quorum: holding new marks and resync until this member has the quorate group's state again")
 			l.demote()
 		}
 		l.mu.Unlock()
@@ -39,7 +40,6 @@ func (l *Log) watchQuorum(g Group, done <-chan struct{}) {
 // demote makes this synced member unsynced, keeping the state it has for
 // its kernel's answers; mu is held.
 func (l *Log) demote() {
-	l.log.Warn("partition lost quorum: holding new marks and resync until this member has the quorate group's state again")
 	l.status = stUnsynced
 	l.rejoining = true
 	l.queue = nil
@@ -73,8 +73,41 @@ func (l *Log) reestablish() {
 }
 
 // acknowledging reports whether a FLUSH with new marks may answer: this
-// member is synced, in a quorate partition, and its marks are back in the
-// group; mu is held.
+// member is synced, in a quorate partition that is no minority hold, and
+// its marks are back in the group; mu is held.
 func (l *Log) acknowledging() bool {
-	return l.status == stSynced && !l.rejoining && l.delivered >= l.rejoinSeq && l.group != nil && l.group.Quorate()
+	return l.status == stSynced && !l.rejoining && l.delivered >= l.rejoinSeq && l.group != nil && l.group.Quorate() && !l.minorityHold()
+}
+
+// minorityHold reports whether this member's side is no strict majority of
+// the nodes of its last view (its synced members' nodes and the nodes of
+// members departed without LEAVING and not confirmed fenced) while one of
+// those is unconfirmed: corosync's quorum alone does not say the other
+// side stopped (two_node keeps both halves of a pair quorate, and so may
+// a tie-breaker), so a new mark would be one that side cannot see. It
+// holds FLUSHes of new marks and merges (hand-outs wait for the unfenced
+// nodes already) until the nodes rejoin or are confirmed fenced. mu is
+// held.
+func (l *Log) minorityHold() bool {
+	st := l.st
+	if len(st.unfenced) == 0 {
+		l.holdWarned = false
+		return false
+	}
+	live := map[uint32]bool{}
+	for _, id := range st.synced() {
+		live[id.NodeID()] = true
+	}
+	gone := 0
+	for n := range st.unfenced {
+		if !live[n] {
+			gone++
+		}
+	}
+	hold := 2*len(live) <= len(live)+gone
+	if hold && !l.holdWarned {
+		l.log.Warn("this side is no majority of the last view and a departed node is not confirmed fenced: holding new marks until it rejoins or is confirmed fenced", "nodes", len(live), "unconfirmed", gone)
+	}
+	l.holdWarned = hold
+	return hold
 }

@@ -23,7 +23,11 @@ func (l *Log) newRound(members []MemberID) {
 	if l.leavingAt != 0 {
 		status = stRetired
 	}
-	l.send(func(seq uint64) []byte { return l.codec.announce(seq, status, len(l.cur)) })
+	var flags uint8
+	if slices.ContainsFunc(l.cur, func(id MemberID) bool { return l.tookOver[id.NodeID()] && !l.st.isSynced(id) }) {
+		flags = annTookOver
+	}
+	l.send(func(seq uint64) []byte { return l.codec.announce(seq, status, flags, len(l.cur)) })
 }
 
 func (l *Log) selfLeft(left []MemberID) {
@@ -48,7 +52,7 @@ func (l *Log) processUnsynced(ev event) {
 	}
 	switch m.Type {
 	case mAnnounce:
-		l.tally(ev.from, m)
+		_ = l.tally(ev.from, m)
 	case mState:
 		if blob := l.assemble(ev.from, m); blob != nil {
 			sn, err := decodeState(blob, l.n, l.cfg.RegionSize, l.core, l.geo.nslots)
@@ -64,22 +68,58 @@ func (l *Log) processUnsynced(ev event) {
 	}
 }
 
-func (l *Log) tally(from MemberID, m message) {
+// tally records an ANNOUNCE of the current view. It reports whether this
+// member gave up its state for the announcer's (a heal: see heal).
+func (l *Log) tally(from MemberID, m message) bool {
 	if int(m.Members) != len(l.cur) || !slices.Contains(l.cur, from) {
-		return // sent for another membership
+		return false // sent for another membership
 	}
 	status := m.Status
 	if mm := l.st.members[from]; mm != nil && mm.status == stRetired {
 		status = stRetired // announced before its LEAVING was delivered
 	}
+	yielded := false
 	if status == stSynced && l.status == stSynced && !l.replaying && !l.st.isSynced(from) && from != l.me {
-		if l.failed == nil {
-			l.failed = fmt.Errorf("cluster: split brain: %s claims the log's state but this member never gave it", from)
-			l.log.Error("two members hold the log's state (a partition healed without fencing): refusing hand-outs and flushes", "other", from.String())
-		}
+		status, yielded = l.heal(from, m.Flags&annTookOver != 0)
 	}
 	l.round[from] = status
 	l.resolveRound(from, m.Seq)
+	return yielded
+}
+
+// heal settles a member that announces the log's state although this
+// member's state does not hold it synced: the two were apart (a partition,
+// two_node) and each kept a state. Neither side merged a slot of the
+// other's or handed out its regions unless it confirmed the other's node
+// fenced (the fencing rule), and a side that is no majority of its last
+// view acknowledged no new mark unless it did (minorityHold). So one side
+// gives up its state and rejoins the other as after a lost quorum: the
+// side that was taken over (fenced) by the other, else the side without
+// the lowest member. Both sides decide alike: each sees the other's
+// ANNOUNCE, in the same order. Only when each side took the other over
+// (a fence confirmation that lied, or --fence-timeout on both halves) is it
+// a split brain: this member then fails, before any merge or image write
+// of the healed view (serverDuties waits for it to be settled). It returns
+// the status to record for from (unsynced when from rejoins this member's
+// state) and whether this member gave up its own. mu is held.
+func (l *Log) heal(from MemberID, theyTookOver bool) (uint8, bool) {
+	weTookOver := l.tookOver[from.NodeID()]
+	switch {
+	case weTookOver && theyTookOver:
+		if l.failed == nil {
+			l.failed = fmt.Errorf("cluster: split brain: %s claims the log's state and each side took the other over (fenced)", from)
+			l.log.Error("two members hold the log's state and each confirmed the other fenced: refusing hand-outs and flushes", "other", from.String())
+		}
+		return stSynced, false
+	case weTookOver:
+	case theyTookOver || from < l.st.synced()[0]:
+		l.log.Warn("a partition healed: giving up this side's state for the other side's and rejoining it", "other", from.String())
+		l.demote()
+		l.stats.yields++
+		return stSynced, true
+	}
+	l.log.Info("a partition healed: the other side rejoins this side's state", "other", from.String())
+	return stUnsynced, false
 }
 
 // resolveRound runs at every ANNOUNCE once every member has announced since
@@ -141,7 +181,7 @@ func (l *Log) resolveRound(pointFrom MemberID, pointSeq uint64) {
 // lasts; mu is held.
 func (l *Log) intendToFound() {
 	if l.group.Quorate() {
-		l.foundIntent = l.send(func(seq uint64) []byte { return l.codec.announce(seq, l.status, len(l.cur)) })
+		l.foundIntent = l.send(func(seq uint64) []byte { return l.codec.announce(seq, l.status, 0, len(l.cur)) })
 		return
 	}
 	l.log.Warn("no quorum: not founding the log's state; waiting")

@@ -18,7 +18,7 @@ func (l *Log) serverDuties() {
 	l.fenceDuties()
 	// Nothing is merged until the view is settled (every member
 	// announced): a split brain is found before any write of the image.
-	if l.core || l.replaying || l.group == nil || !l.isServer() || !l.group.Quorate() || l.failed != nil || !l.resolved {
+	if l.core || l.replaying || l.group == nil || !l.isServer() || !l.group.Quorate() || l.failed != nil || !l.resolved || l.minorityHold() {
 		return
 	}
 	st := l.st

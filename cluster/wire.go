@@ -77,6 +77,7 @@ type message struct {
 	Seq  uint64
 
 	Status  uint8  // ANNOUNCE
+	Flags   uint8  // ANNOUNCE: annTookOver
 	Members uint32 // ANNOUNCE: membership size the sender saw
 
 	Marks, Clears []uint64 // MARKS; Marks also for MERGED
@@ -135,9 +136,14 @@ func b2u(v bool) uint64 {
 	return 0
 }
 
-func (c codec) announce(seq uint64, status uint8, members int) []byte {
+// annTookOver in an ANNOUNCE: the sender's state took over (confirmed
+// fenced) the node of a member of the new view that it does not hold
+// synced; that member's state is the one to give up at a heal.
+const annTookOver = 1
+
+func (c codec) announce(seq uint64, status, flags uint8, members int) []byte {
 	b := c.head(make([]byte, 0, hdrLen+8), mAnnounce, seq, 8)
-	b = append(b, status, 0, 0, 0)
+	b = append(b, status, flags, 0, 0)
 	return binary.LittleEndian.AppendUint32(b, uint32(members))
 }
 
@@ -251,9 +257,12 @@ func (c codec) decode(b []byte) (message, error) {
 		if err := exact(8); err != nil {
 			return m, err
 		}
-		m.Status, m.Members = p[0], le.Uint32(p[4:])
+		m.Status, m.Flags, m.Members = p[0], p[1], le.Uint32(p[4:])
 		if m.Status > stRetired {
 			return m, malformed("ANNOUNCE status %d", m.Status)
+		}
+		if m.Flags&^annTookOver != 0 {
+			return m, malformed("ANNOUNCE flags %#x", m.Flags)
 		}
 		if m.Members == 0 || m.Members > MaxMembers {
 			return m, malformed("ANNOUNCE of a group of %d members", m.Members)
