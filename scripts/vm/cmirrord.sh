@@ -22,23 +22,8 @@ CACHE=${DLOG_VM_CACHE:-$ROOT/build/vm}
 DIR=$CACHE/cmirrord
 say() { printf 'cmirrord: %s\n' "$*"; }
 
-if [ -f "$DIR/.complete" ]; then
-	say "cached: $DIR/root ($(cat "$DIR/.complete"))"
-	exit 0
-fi
-if [ -f "$DIR/unavailable" ]; then
-	say "known unavailable: $(cat "$DIR/unavailable") (rm -r $DIR to retry)"
-	exit 0
-fi
-mkdir -p "$DIR"
-TMP=$(mktemp -d "$DIR/.tmp.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT INT TERM
-
-unavailable() {
-	say "left out: $*"
-	echo "$*" >"$DIR/unavailable"
-	exit 0
-}
+. "$ROOT/scripts/vm/optional.sh"
+optional_begin
 
 for t in apt-get dpkg-source gcc make pkg-config ldd; do
 	command -v "$t" >/dev/null || unavailable "$t is not installed on the host"

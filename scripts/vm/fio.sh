@@ -17,24 +17,9 @@ say() { printf 'fio: %s\n' "$*"; }
 [ -f "$CACHE/current" ] || { say "no kernel cache: run make deps first"; exit 1; }
 KV=$(cat "$CACHE/current")
 DIR=$CACHE/$KV/fio
-if [ -f "$DIR/.complete" ]; then
-	say "cached: $DIR/root ($(cat "$DIR/.complete"))"
-	exit 0
-fi
-if [ -f "$DIR/unavailable" ]; then
-	say "known unavailable: $(cat "$DIR/unavailable") (rm -r $DIR to retry)"
-	exit 0
-fi
-mkdir -p "$DIR"
-TMP=$(mktemp -d "$DIR/.tmp.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT INT TERM
+. "$ROOT/scripts/vm/optional.sh"
+optional_begin
 mkdir -p "$TMP/debs" "$TMP/unpacked"
-
-unavailable() {
-	say "fio left out: $*"
-	echo "$*" >"$DIR/unavailable"
-	exit 0
-}
 
 fetch() { # packages...
 	(cd "$TMP/debs" && apt-get download -q "$@") >>"$TMP/download.log" 2>&1 || return 1

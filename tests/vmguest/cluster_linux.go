@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
@@ -407,18 +405,8 @@ func clusterUp(s *S, c clusterCfg, dlogdArgs ...string) (*Dlogd, *exec.Cmd) {
 		return nil
 	})
 	s.Do("corosync's directories and /dev/shm (tmpfs)", 10*time.Second, func(ctx context.Context) error {
-		for _, d := range []string{"/dev/shm", "/var/lib/corosync", "/etc/corosync", "/var/log/cluster"} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
-		}
-		if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
-			return fmt.Errorf("mount /dev/shm: %w", err)
-		}
-		if _, err := os.Lstat("/var/run"); err != nil {
-			if err := os.Symlink("/run", "/var/run"); err != nil {
-				return err
-			}
+		if err := makeCorosyncDirs(); err != nil {
+			return err
 		}
 		return os.WriteFile("/etc/corosync/corosync.conf", []byte(corosyncConf(c.nodes)), 0o644)
 	})

@@ -41,6 +41,16 @@ func corosyncDirs() error {
 	if _, err := run(context.Background(), "ip", "link", "set", "lo", "up"); err != nil {
 		return err
 	}
+	if err := makeCorosyncDirs(); err != nil {
+		return err
+	}
+	corosyncDirsDone = true
+	return nil
+}
+
+// makeCorosyncDirs makes the directories corosync needs in the initramfs,
+// a tmpfs /dev/shm for its IPC and /var/run.
+func makeCorosyncDirs() error {
 	for _, d := range []string{"/dev/shm", "/var/lib/corosync", "/etc/corosync", "/var/log/cluster"} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -50,11 +60,8 @@ func corosyncDirs() error {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
 	if _, err := os.Lstat("/var/run"); err != nil {
-		if err := os.Symlink("/run", "/var/run"); err != nil {
-			return err
-		}
+		return os.Symlink("/run", "/var/run")
 	}
-	corosyncDirsDone = true
 	return nil
 }
 
