@@ -411,19 +411,9 @@ func clusterUp(s *S, c clusterCfg, dlogdArgs ...string) (*Dlogd, *exec.Cmd) {
 		return os.WriteFile("/etc/corosync/corosync.conf", []byte(corosyncConf(c.nodes)), 0o644)
 	})
 	var coro *exec.Cmd
-	s.Do("start corosync -f", 10*time.Second, func(ctx context.Context) error {
-		logf, err := os.Create(outDir + "/corosync.log")
-		if err != nil {
-			return err
-		}
-		coro = exec.Command("/usr/sbin/corosync", "-f")
-		coro.Stdout, coro.Stderr = logf, logf
-		coro.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := coro.Start(); err != nil {
-			return err
-		}
-		go func() { coro.Wait(); logf.Close() }()
-		return nil
+	s.Do("start corosync -f", 10*time.Second, func(ctx context.Context) (err error) {
+		coro, err = startCorosync()
+		return err
 	})
 	s.Defer("stop corosync", 15*time.Second, func(ctx context.Context) error {
 		_ = coro.Process.Signal(syscall.SIGTERM)
@@ -444,6 +434,24 @@ func clusterUp(s *S, c clusterCfg, dlogdArgs ...string) (*Dlogd, *exec.Cmd) {
 		return d.Start(ctx, 60*time.Second) // three TCG guests on a busy host start slowly
 	})
 	return d, coro
+}
+
+// startCorosync starts corosync in the foreground in its own process
+// group, its output appended to outDir/corosync.log.
+func startCorosync() (*exec.Cmd, error) {
+	logf, err := os.OpenFile(outDir+"/corosync.log", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	coro := exec.Command("/usr/sbin/corosync", "-f")
+	coro.Stdout, coro.Stderr = logf, logf
+	coro.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := coro.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	go func() { coro.Wait(); logf.Close() }()
+	return coro, nil
 }
 
 // fenceSector is the mailbox sector where the host records that it killed

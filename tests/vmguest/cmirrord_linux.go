@@ -75,20 +75,9 @@ func startCmirrord(s *S, transport string) *Dlogd {
 		return os.WriteFile("/etc/corosync/corosync.conf", []byte(corosyncConf1(transport)), 0o644)
 	})
 	var coro *exec.Cmd
-	s.Do("start corosync -f ("+transport+")", 10*time.Second, func(ctx context.Context) error {
-		logf, err := os.OpenFile(outDir+"/corosync.log", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		coro = exec.Command("/usr/sbin/corosync", "-f")
-		coro.Stdout, coro.Stderr = logf, logf
-		coro.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := coro.Start(); err != nil {
-			logf.Close()
-			return err
-		}
-		go func() { coro.Wait(); logf.Close() }()
-		return nil
+	s.Do("start corosync -f ("+transport+")", 10*time.Second, func(ctx context.Context) (err error) {
+		coro, err = startCorosync()
+		return err
 	})
 	s.Defer("stop corosync", 20*time.Second, func(ctx context.Context) error {
 		if coro == nil || coro.Process == nil {
