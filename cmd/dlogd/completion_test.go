@@ -62,7 +62,7 @@ func TestBashCompletion(t *testing.T) {
 	if got := complete(t, "dlogd", ""); !slices.Contains(got, "serve") || !slices.Contains(got, "status") || !slices.Contains(got, "inspect") || !slices.Contains(got, "--version") {
 		t.Errorf("commands: %q", got)
 	}
-	for cmd, help := range map[string]string{"serve": helpServe, "status": helpStatus, "inspect": helpInspect, "adopt": helpAdopt, "release": helpRelease} {
+	for cmd, help := range map[string]string{"serve": helpServe, "status": helpStatus, "profile": helpProfile, "inspect": helpInspect, "adopt": helpAdopt, "release": helpRelease} {
 		got := complete(t, "dlogd", cmd, "--")
 		slices.Sort(got)
 		if want := synopsisOptions(help); !slices.Equal(got, want) {

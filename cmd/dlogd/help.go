@@ -9,6 +9,7 @@ const helpMain = `NAME
 SYNOPSIS
     dlogd serve [--transport netlink|unix:PATH] [--pidfile PATH] [options]
     dlogd status [--pidfile PATH | --control PATH] [--json]
+    dlogd profile [--pidfile PATH | --control PATH] [--seconds N] --out DIR
     dlogd inspect DEVICE|FILE [--json] [--png FILE] [--max-ranges N]
     dlogd adopt DM_NAME | dlogd release DM_NAME
     dlogd --version
@@ -42,6 +43,8 @@ COMMANDS
     serve     run the daemon (see dlogd serve --help)
     inspect   read a disk log image (see dlogd inspect --help)
     status    show what a running dlogd serves (see dlogd status --help)
+    profile   take a CPU profile and an execution trace of a running dlogd
+              (see dlogd profile --help)
     adopt     hand a running mirror's disk log from the kernel to dlogd,
               without resync (see dlogd adopt --help)
     release   hand it back to the kernel (see dlogd release --help)

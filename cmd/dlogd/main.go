@@ -22,7 +22,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return usageError(stderr, "dlogd", "missing command (serve, status, inspect, adopt, release, version)")
+		return usageError(stderr, "dlogd", "missing command (serve, status, profile, inspect, adopt, release, version)")
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -40,12 +40,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return inspect(args[1:], stdout, stderr)
 	case "status":
 		return status(args[1:], stdout, stderr)
+	case "profile":
+		return profileCmd(args[1:], stdout, stderr)
 	case "adopt":
 		return adopt(args[1:], stdout, stderr)
 	case "release":
 		return release(args[1:], stdout, stderr)
 	default:
-		return usageError(stderr, "dlogd", "unknown command %q (serve, status, inspect, adopt, release, version)", args[0])
+		return usageError(stderr, "dlogd", "unknown command %q (serve, status, profile, inspect, adopt, release, version)", args[0])
 	}
 }
 

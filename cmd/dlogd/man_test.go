@@ -27,7 +27,7 @@ func manPage(t *testing.T) string {
 	}
 	out, err := manpage.Render(manpage.Page{
 		Name: "dlogd", Section: 8, Source: "dlog", Manual: "System Manager's Manual",
-		Texts: []string{helpMain, helpServe, helpInspect, helpStatus, helpAdopt, helpRelease},
+		Texts: []string{helpMain, helpServe, helpInspect, helpStatus, helpProfile, helpAdopt, helpRelease},
 		Extra: string(extra),
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -171,11 +172,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			log.Warn("no control socket: dlogd status will not reach this daemon", "err", err)
 		} else {
 			defer ctl.Close()
-			go ctl.Serve(ctx, func(_ context.Context, cmd string) (any, error) {
-				if cmd != "status" {
-					return nil, fmt.Errorf("unknown command %q (want status)", cmd)
+			var prof profiler
+			go ctl.Serve(ctx, func(ctx context.Context, cmd string) (any, error) {
+				switch {
+				case cmd == "status":
+					return statusOf(d, t, started), nil
+				case strings.HasPrefix(cmd, "profile "):
+					dur, dir, err := parseProfileCommand(cmd)
+					if err != nil {
+						return nil, err
+					}
+					log.Info("profiling on request", "seconds", dur.Seconds(), "dir", dir)
+					return prof.take(ctx, dur, dir)
 				}
-				return statusOf(d, t, started), nil
+				return nil, fmt.Errorf("unknown command %q (want status or profile)", cmd)
 			})
 		}
 	}

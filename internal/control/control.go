@@ -42,6 +42,9 @@ type Server struct {
 	l   *net.UnixListener
 	log *slog.Logger
 	wg  sync.WaitGroup
+	// ioTimeout bounds reading the command line and, afresh, writing the
+	// answer; the handler's own time is not bounded by it.
+	ioTimeout time.Duration
 }
 
 // Listen creates the control socket at path (mode 0600). A socket file left
@@ -70,7 +73,7 @@ func Listen(path string, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
 	}
 	l.SetUnlinkOnClose(true)
-	return &Server{l: l, log: log}, nil
+	return &Server{l: l, log: log, ioTimeout: 10 * time.Second}, nil
 }
 
 // Serve answers connections until ctx is done or Close is called.
@@ -96,7 +99,7 @@ func (s *Server) Serve(ctx context.Context, h Handler) error {
 
 func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, h Handler) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(s.ioTimeout))
 	if uid, pid, ok := peer(c); !ok || (uid != 0 && uid != uint32(os.Geteuid())) {
 		s.log.Warn("control: refused a peer that is neither root nor our user", "uid", uid, "pid", pid)
 		return
@@ -105,8 +108,13 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, h Handler) {
 	if err != nil && line == "" {
 		return
 	}
+	// A command may take longer than the read deadline (profile runs for
+	// as long as it was asked to, bounded by its handler): the deadline
+	// covers the command line and, afresh, the answer.
+	c.SetDeadline(time.Time{})
 	var resp Response
 	v, err := h(ctx, strings.TrimSpace(line))
+	c.SetDeadline(time.Now().Add(s.ioTimeout))
 	if err == nil {
 		resp.Result, err = json.Marshal(v)
 	}

@@ -105,3 +105,30 @@ func TestPeerRefused(t *testing.T) {
 		t.Fatalf("a foreign uid was answered: %s", out)
 	}
 }
+
+// A command that takes longer than the read deadline (dlogd's profile)
+// still gets its answer: the deadline covers reading the command and
+// writing the answer, not the handler.
+func TestSlowCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctl")
+	s, err := control.Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	control.SetIOTimeout(s, 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx, func(_ context.Context, cmd string) (any, error) {
+		time.Sleep(500 * time.Millisecond)
+		return cmd, nil
+	})
+	qctx, qcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer qcancel()
+	raw, err := control.Query(qctx, path, "slow")
+	if err != nil {
+		t.Fatalf("a command slower than the read deadline: %v", err)
+	}
+	if string(raw) != `"slow"` {
+		t.Fatalf("answer %s, want \"slow\"", raw)
+	}
+}
