@@ -28,6 +28,9 @@ import (
 //	DLOG_VM_BENCH_OUT=dir         where the report goes (default <repo>/bench)
 //	DLOG_VM_BENCH_FIO=0           leave fio out even when scripts/vm/fio.sh cached it
 //	DLOG_VM_BENCH_CONFIGS=a,b     only the configurations whose names contain a or b
+//	DLOG_VM_BENCH_CPUS=2          the guest's vCPUs (default 1; the --poll rows run only with 2 or more)
+//	DLOG_VM_BENCH_PROFILE=N       dlogd profiles itself for N s during each of its "write 4K" runs
+//	                              (dlogd profile); the files land in <out>/profiles/
 //
 // The cmirrord rows need scripts/vm/cmirrord.sh's build and scripts/vm/cluster-deps.sh's
 // corosync archive (make vmbench runs both; without them the report says why they are missing).
@@ -96,6 +99,16 @@ func TestVMBench(t *testing.T) {
 		if v := os.Getenv("DLOG_VM_BENCH_CONFIGS"); v != "" {
 			c.ExtraArgs = append(c.ExtraArgs, "dlog.benchconfigs="+strings.ReplaceAll(v, " ", "_"))
 		}
+		if v := os.Getenv("DLOG_VM_BENCH_PROFILE"); v != "" {
+			c.ExtraArgs = append(c.ExtraArgs, "dlog.benchprofile="+v)
+		}
+		if v := os.Getenv("DLOG_VM_BENCH_CPUS"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 4 {
+				t.Fatalf("DLOG_VM_BENCH_CPUS=%q: want 1..4", v)
+			}
+			c.CPUs = n
+		}
 		c.Initrds = append(c.Initrds, initrds...)
 		c.MemoryMB = 1536 // fio's libraries live in the initramfs
 	})
@@ -117,6 +130,19 @@ func TestVMBench(t *testing.T) {
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	for name, data := range res.Files {
+		if !strings.HasPrefix(name, "profiles/") {
+			continue
+		}
+		dst := filepath.Join(out, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("dlogd profile: %s", dst)
 	}
 	md := br.Markdown(time.Now().UTC().Format("2006-01-02"), hostDescription())
 	chart, err := br.ChartPNG()

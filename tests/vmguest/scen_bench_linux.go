@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,11 @@ type benchConfig struct {
 	// Cmirrord, when set, is the corosync transport of a one-node
 	// corosync that LVM2's cmirrord serves the log over.
 	Cmirrord string
+	// DlogdArgs are more options for dlogd serve (the low-latency mode).
+	DlogdArgs []string
+	// SMP, when set, runs the configuration only in a guest with more
+	// than one CPU online (--poll is ignored on one).
+	SMP bool
 	// Bytes, when set, replaces benchBytes, and only "write 4K" runs:
 	// cmirrord takes tens of ms (udpu) to hundreds (knet) per 4 KiB write
 	// here, so 16 MiB of them would take minutes per run.
@@ -54,6 +60,8 @@ var benchConfigs = []benchConfig{
 	{Name: "dlogd clustered-disk", Spec: logSpec{Type: "clustered-disk"}},
 	{Name: "dlogd clustered-core + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}},
 	{Name: "dlogd clustered-disk + integrated_flush", Spec: logSpec{Type: "clustered-disk", Integrated: true}},
+	{Name: "dlogd clustered-core --poll 200us", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--poll", "200us"}, SMP: true},
+	{Name: "dlogd clustered-disk --poll 200us", Spec: logSpec{Type: "clustered-disk"}, DlogdArgs: []string{"--poll", "200us"}, SMP: true},
 	{Name: "cmirrord clustered-core, corosync udpu", Spec: logSpec{Type: "clustered-core"}, Cmirrord: "udpu", Bytes: mib},
 	{Name: "cmirrord clustered-disk, corosync udpu", Spec: logSpec{Type: "clustered-disk"}, Cmirrord: "udpu", Bytes: mib},
 	{Name: "cmirrord clustered-core, corosync knet", Spec: logSpec{Type: "clustered-core"}, Cmirrord: "knet", Bytes: mib / 4},
@@ -64,6 +72,9 @@ var benchConfigs = []benchConfig{
 // kernel command line (comma-separated substrings of their names), for
 // trying one of them without the whole run.
 func benchSelected(c benchConfig) bool {
+	if c.SMP && runtime.NumCPU() < 2 {
+		return false
+	}
 	b, _ := os.ReadFile("/proc/cmdline")
 	for _, w := range strings.Fields(string(b)) {
 		if v, ok := strings.CutPrefix(w, "dlog.benchconfigs="); ok {
@@ -98,6 +109,21 @@ func ddArgs(in, out, bs string, count int, flag string) []string {
 // when Debian's fio and its libraries can be unpacked).
 var fioOps = []struct{ Name, RW, BS string }{
 	{"fio randwrite 4K", "randwrite", "4k"},
+}
+
+// benchProfileSeconds is dlog.benchprofile=N on the kernel command line:
+// dlogd profiles itself for N seconds (dlogd profile) during each "write
+// 4K" run, into /out/profiles; 0 without it.
+func benchProfileSeconds() int {
+	b, _ := os.ReadFile("/proc/cmdline")
+	for _, w := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(w, "dlog.benchprofile="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 60 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 func benchRounds() int {
@@ -168,7 +194,7 @@ func scenBench(s *S) {
 // rounds of bytes per timed run) and writes its source data, seeded with
 // seed, to /tmp/bench-src; it returns the results and the data's md5.
 func startBench(s *S, configs []string, bytes int, seed uint64) (vmharness.BenchResults, string) {
-	res := vmharness.BenchResults{Kernel: kernelRelease(), Rounds: benchRounds(), Bytes: bytes, Configs: configs}
+	res := vmharness.BenchResults{Kernel: kernelRelease(), Rounds: benchRounds(), Bytes: bytes, Configs: configs, CPUs: runtime.NumCPU()}
 	src := pattern(seed, bytes)
 	s.Do(fmt.Sprintf("%d MiB source file in /tmp", bytes>>20), stepTimeout, func(ctx context.Context) error {
 		return os.WriteFile("/tmp/bench-src", src, 0o644)
@@ -191,7 +217,7 @@ func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
 			s.Defer("stop the bare responder", 10*time.Second, func(ctx context.Context) error { return d.Stop(5 * time.Second) })
 			s.Do("start the bare responder", stepTimeout, func(ctx context.Context) error { return d.Start(ctx, 10*time.Second) })
 		} else {
-			d = startDlogd(s)
+			d = startDlogd(s, c.DlogdArgs...)
 		}
 	}
 	tag := fmt.Sprintf("b%d%d", round, configIndex(c))
@@ -218,12 +244,16 @@ func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
 			before = s.dumpValue(d, m.uuid, op+": request counters before")
 		}
 		var took time.Duration
+		prof := benchProfile(s, d, c, round, op)
 		s.Do(op, 5*time.Minute, func(ctx context.Context) error {
 			t := time.Now()
 			err := fn(ctx)
 			took = time.Since(t)
 			return err
 		})
+		if prof != nil {
+			s.Note(op+": profile", <-prof)
+		}
 		r := vmharness.BenchRun{Config: c.Name, Round: round, Op: op, Seconds: took.Seconds(), Bytes: c.Bytes}
 		if d != nil && len(before) == 1 {
 			after := s.dumpValue(d, m.uuid, op+": request counters after")
@@ -272,6 +302,29 @@ func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
 	}
 	m.dev.remove(s, "remove")
 	return runs
+}
+
+// benchProfile starts dlogd profile during a dlogd "write 4K" run when
+// dlog.benchprofile= asks for it, into /out/profiles/<config>-r<round>;
+// the channel gives what it said. nil when there is nothing to profile.
+func benchProfile(s *S, d *Dlogd, c benchConfig, round int, op string) <-chan string {
+	secs := benchProfileSeconds()
+	if secs == 0 || d == nil || c.Bare || op != "write 4K" {
+		return nil
+	}
+	dir := filepath.Join(outDir, "profiles", fmt.Sprintf("%s-r%d", strings.NewReplacer(" ", "_", "+", "", "/", "_").Replace(c.Name), round))
+	out := make(chan string, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+time.Minute)
+		defer cancel()
+		o, err := run1(ctx, d.Bin, "profile", "--pidfile", d.PidFile, "--seconds", strconv.Itoa(secs), "--out", dir)
+		if err != nil {
+			out <- "failed: " + err.Error()
+			return
+		}
+		out <- strings.ReplaceAll(strings.TrimSpace(o), "\n", "; ")
+	}()
+	return out
 }
 
 // run1 is run without the command log's output (dd's statistics).

@@ -14,6 +14,7 @@ const BenchFile = "bench.json"
 // BenchResults is what the guest's bench scenario measured.
 type BenchResults struct {
 	Kernel  string     `json:"kernel"`
+	CPUs    int        `json:"cpus,omitempty"` // online in the guest; 0 in reports from before it was recorded: 1
 	Rounds  int        `json:"rounds"`
 	Bytes   int        `json:"bytes"` // per timed run
 	Fio     bool       `json:"fio"`
@@ -187,7 +188,7 @@ func (r *BenchResults) Markdown(date, host string) string {
 		ops = append(ops, "fio randwrite 4K")
 	}
 	p("# dlog against the real kernel: O_DIRECT through dm-mirror, by dirty log (make vmbench)\n\n")
-	p("Measured %s on %s: Debian's kernel %s under qemu TCG (`-smp 1`, no KVM), in one boot. ", date, host, r.Kernel)
+	p("Measured %s on %s: Debian's kernel %s under qemu TCG (`-smp %d`, no KVM), in one boot. ", date, host, r.Kernel, max(r.CPUs, 1))
 	p("Each run moves %d MiB with busybox `dd` and `oflag=direct`/`iflag=direct` through a 64 MiB two-leg mirror ", r.Bytes>>20)
 	p("(loop devices in tmpfs, 512 KiB regions, created `nosync`); legs verified by md5 after every write run. ")
 	p("LVM2's cmirrord (built from Debian's lvm2 source by scripts/vm/cmirrord.sh) serves its rows over a one-node corosync on loopback; ")

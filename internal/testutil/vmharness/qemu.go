@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +40,11 @@ type Config struct {
 	Console       io.Writer
 	ConsolePrefix string
 
-	MemoryMB      int    // default 1024
+	MemoryMB int // default 1024
+	// CPUs is the guest's vCPU count (-smp), default 1. Under TCG each
+	// vCPU is a host thread (MTTCG): a second one takes a host core from
+	// whatever else runs there.
+	CPUs          int
 	ResultsDiskMB int    // default 64
 	QEMU          string // default qemu-system-x86_64
 
@@ -91,14 +96,14 @@ const (
 )
 
 // QEMUArgs is the qemu command line for one boot: TCG (the host has no
-// usable KVM), one vCPU (a second gives nothing on a 2-core host and adds
-// noise), no display, no reboot (a guest panic or poweroff ends qemu), the
+// usable KVM), cpus vCPUs (1 unless a test measures what a second CPU
+// gives: on a 2-core host it adds noise), no display, no reboot (a guest panic or poweroff ends qemu), the
 // results disk as the only virtio disk, no network (which also skips the
 // iPXE option ROM).
-func QEMUArgs(vmlinuz, initrd, resultsDisk, cmdline string, memoryMB int, disks ...string) []string {
+func QEMUArgs(vmlinuz, initrd, resultsDisk, cmdline string, memoryMB, cpus int, disks ...string) []string {
 	args := []string{
 		"-accel", "tcg", "-cpu", "max",
-		"-m", fmt.Sprintf("%dM", memoryMB), "-smp", "1",
+		"-m", fmt.Sprintf("%dM", memoryMB), "-smp", strconv.Itoa(max(cpus, 1)),
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", vmlinuz,
 		"-initrd", initrd,
@@ -226,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	args := QEMUArgs(cfg.Kernel.Vmlinuz, initrd, res.ResultsDisk, cmdline, mem, cfg.Disks...)
+	args := QEMUArgs(cfg.Kernel.Vmlinuz, initrd, res.ResultsDisk, cmdline, mem, cfg.CPUs, cfg.Disks...)
 	args = append(args, SharedDiskArgs(cfg.SharedDisks)...)
 	args = append(args, cfg.NetArgs...)
 	cmd := exec.CommandContext(runCtx, qemuPath, args...)

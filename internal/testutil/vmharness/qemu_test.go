@@ -272,16 +272,19 @@ func TestRunMissingPieces(t *testing.T) {
 }
 
 func TestQEMUArgs(t *testing.T) {
-	got := strings.Join(QEMUArgs("/k/vmlinuz", "/w/initrd.gz", "/w,x/results.img", "console=ttyS0 quiet", 1024), " | ")
+	got := strings.Join(QEMUArgs("/k/vmlinuz", "/w/initrd.gz", "/w,x/results.img", "console=ttyS0 quiet", 1024, 0), " | ")
 	want := "-accel | tcg | -cpu | max | -m | 1024M | -smp | 1 | -nographic | -no-reboot | -nic | none | " +
 		"-kernel | /k/vmlinuz | -initrd | /w/initrd.gz | -append | console=ttyS0 quiet | " +
 		"-drive | file=/w,,x/results.img,format=raw,if=virtio"
 	if got != want {
 		t.Errorf("QEMUArgs:\n got %s\nwant %s", got, want)
 	}
-	got = strings.Join(QEMUArgs("/k/vmlinuz", "/w/initrd.gz", "/w/results.img", "x", 512, "/w/crash.img"), " | ")
+	got = strings.Join(QEMUArgs("/k/vmlinuz", "/w/initrd.gz", "/w/results.img", "x", 512, 2, "/w/crash.img"), " | ")
 	if !strings.HasSuffix(got, "-drive | file=/w/results.img,format=raw,if=virtio | -drive | file=/w/crash.img,format=raw,if=virtio") {
 		t.Errorf("QEMUArgs with an extra disk: %s", got)
+	}
+	if !strings.Contains(got, "-smp | 2 |") {
+		t.Errorf("QEMUArgs with 2 CPUs: %s", got)
 	}
 }
 
