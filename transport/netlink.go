@@ -104,6 +104,9 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 		allow: allow,
 		rx:    newReceiver(MaxDatagram, true, false),
 	}
+	if opts.Poll > 0 {
+		t.rx.poll, t.rx.polled = min(opts.Poll, MaxPoll), &t.c.polled
+	}
 	t.log = opts.Logger
 	t.peer = nlPeer{t: t, name: "kernel"}
 	t.peer.dst.Family = unix.AF_NETLINK
@@ -113,7 +116,7 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 	}
 	t.log.Info("transport: listening on the netlink connector",
 		"group", ulog.CnIdxDM, "port_id", t.pid, "rcvbuf", rcvbuf, "rcvbuf_forced", forced,
-		"reply_to", t.peer.name)
+		"reply_to", t.peer.name, "poll", t.rx.poll)
 	if !forced && rcvbuf < opts.RcvBuf {
 		t.log.Warn("transport: netlink receive buffer smaller than asked (SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by net.core.rmem_max)",
 			"asked", opts.RcvBuf, "got", rcvbuf)

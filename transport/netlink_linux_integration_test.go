@@ -363,3 +363,40 @@ func TestMain_childModesExist(t *testing.T) {
 		t.Error("unknown child mode exited 0")
 	}
 }
+
+// With Options.Poll the reader tries again after the socket runs dry, and
+// a request sent within the window is read without parking: counted in
+// Stats.Polled. Without it nothing is. Each request goes out as soon as
+// the reply to the one before is in, as the kernel's mirror worker does.
+func TestIntegrationNetlinkPoll(t *testing.T) {
+	for _, poll := range []time.Duration{0, transport.MaxPoll} {
+		tr, fk := startNetlink(t, transport.Options{Poll: poll})
+		serve(t, tr, &replier{})
+		luid := testLUID()
+		const n = 50
+		for i := range n {
+			// A pause longer than the window before the first, so that
+			// the reader is parked once for certain.
+			if i == 0 {
+				time.Sleep(2 * transport.MaxPoll)
+			}
+			if err := fk.Multicast(inSync(t, "poll", luid, testSeqBase+uint32(i), uint64(i))); err != nil {
+				t.Fatal(err)
+			}
+			if rep, _, _ := receiveReply(t, fk, luid); rep.Req.Seq != testSeqBase+uint32(i) {
+				t.Fatalf("poll %v: reply seq %d, want %d", poll, rep.Req.Seq, testSeqBase+uint32(i))
+			}
+		}
+		st := tr.Stats()
+		switch {
+		case poll == 0 && st.Polled != 0:
+			t.Errorf("without poll: %d datagrams counted as polled", st.Polled)
+		case poll > 0 && (st.Polled < n/2 || st.Polled >= n):
+			// The first request comes after a pause: it finds the
+			// reader parked. Most of the others come within the window
+			// (a loaded test host may stretch a few past it).
+			t.Errorf("poll %v: %d of %d requests read while polling, want at least %d and not the first", poll, st.Polled, n, n/2)
+		}
+		t.Logf("poll %v: %d of %d requests read while polling", poll, st.Polled, n)
+	}
+}

@@ -3,7 +3,9 @@
 package transport
 
 import (
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -34,6 +36,12 @@ type receiver struct {
 	named     bool // fill src (netlink)
 	checkHup  bool // tell EOF from an empty datagram (unix)
 	recvFlags int
+
+	// poll, when positive, is how long recv keeps trying after EAGAIN
+	// before it lets RawConn.Read park the goroutine (Options.Poll).
+	// polled counts the datagrams that arrived while it tried.
+	poll   time.Duration
+	polled *atomic.Uint64
 
 	fn func(fd uintptr) bool
 }
@@ -77,12 +85,43 @@ func (r *receiver) recv(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			if r.poll > 0 && r.spin(fd) {
+				return true
+			}
 			return false
 		default:
 			r.n, r.flags, r.errno, r.hup = 0, 0, e, false
 			return true
 		}
 	}
+}
+
+// spin is the bounded busy-poll of Options.Poll: non-blocking recvmsg
+// until a datagram (or an error other than EAGAIN) comes or r.poll has
+// passed since the first EAGAIN. It reports whether recv has a result.
+// The thread stays on its CPU meanwhile, so the request that comes within
+// the window is read without the park, the epoll wake-up and the
+// goroutine's rescheduling.
+func (r *receiver) spin(fd uintptr) bool {
+	deadline := time.Now().Add(r.poll)
+	for time.Now().Before(deadline) {
+		r.msg.Flags = 0
+		if r.named {
+			r.msg.Namelen = unix.SizeofSockaddrNetlink
+		}
+		n, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), uintptr(r.recvFlags))
+		switch e {
+		case unix.EAGAIN, unix.EINTR:
+			continue
+		case 0:
+			r.n, r.flags, r.errno, r.hup = int(n), r.msg.Flags, 0, false
+			r.polled.Add(1)
+		default:
+			r.n, r.flags, r.errno, r.hup = 0, 0, e, false
+		}
+		return true
+	}
+	return false
 }
 
 // datagram returns the bytes of the last datagram received and whether it

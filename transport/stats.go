@@ -47,6 +47,10 @@ type Stats struct {
 	// connection reset by its peer).
 	RecvErrors uint64
 
+	// Polled counts the datagrams received during the busy-poll
+	// (Options.Poll), without parking the reader.
+	Polled uint64
+
 	// Sent counts datagrams sent by Peers.
 	Sent uint64
 	// SendErrors counts Peer.Send calls that failed (closed connection
@@ -119,6 +123,7 @@ type counters struct {
 	dropped           [numDropReasons]atomic.Uint64
 	overruns          atomic.Uint64
 	recvErrors        atomic.Uint64
+	polled            atomic.Uint64
 	sent, sendErrors  atomic.Uint64
 	accepted, refused atomic.Uint64
 	conns             atomic.Int64
@@ -136,6 +141,7 @@ func (c *counters) snapshot() Stats {
 		DroppedConnectorID: c.dropped[dropConnectorID].Load(),
 		Overruns:           c.overruns.Load(),
 		RecvErrors:         c.recvErrors.Load(),
+		Polled:             c.polled.Load(),
 		Sent:               c.sent.Load(),
 		SendErrors:         c.sendErrors.Load(),
 		Accepted:           c.accepted.Load(),

@@ -119,10 +119,21 @@ type Options struct {
 	// os.ErrDeadlineExceeded; 0 means DefaultSendTimeout. (Netlink sends
 	// never wait: a full queue is a lost datagram, as for the kernel.)
 	SendTimeout time.Duration
+
+	// Poll, when positive, makes the netlink transport's reader keep
+	// trying a non-blocking receive for this long after the socket runs
+	// dry, before it parks (dlogd serve --poll): a request that comes
+	// within it skips the wake-up, at the price of a CPU kept busy
+	// meanwhile. Only worth it where another CPU runs the kernel's side;
+	// the caller decides that (dlogd ignores it on one CPU). At most
+	// MaxPoll. The unix transport ignores it.
+	Poll time.Duration
 }
 
-// Defaults for Options.
+// Defaults and bounds for Options.
 const (
+	// MaxPoll bounds Options.Poll.
+	MaxPoll = 10 * time.Millisecond
 	// DefaultRcvBuf is the netlink receive buffer asked for when
 	// Options.RcvBuf is 0. The kernel doubles it for its bookkeeping;
 	// 4 MiB holds several thousand queued requests (a request takes about

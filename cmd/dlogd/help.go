@@ -68,8 +68,8 @@ SYNOPSIS
                 [--log-level debug|info|warn|error]
                 [--cluster corosync|none] [--fence-confirm COMMAND]
                 [--fence-timeout DURATION] [--no-self-resume]
-                [--clear-delay DURATION] [--rcvbuf BYTES] [--force]
-                [--no-mlock] [--io-fallback]
+                [--clear-delay DURATION] [--rcvbuf BYTES] [--poll DURATION]
+                [--force] [--no-mlock] [--io-fallback]
 
 DESCRIPTION
     Serves dm-log-userspace requests until stopped. It stays in the
@@ -185,6 +185,15 @@ OPTIONS
         -ESRCH: the kernel then reconnects (CTR and RESUME of the log it
         still has, every 2 s until answered) and resends. Raise it on hosts
         with many mirrors; a small one forces that path in tests.
+
+    --poll DURATION
+        A low-latency mode (default 0: off; at most 10ms): after the netlink
+        socket runs dry, keep trying to receive for this long before
+        sleeping, so that a request the kernel sends within it is read
+        without the wake-up. Costs a CPU kept busy for up to DURATION after
+        every request. Ignored, with a log line, when only one CPU is
+        online: the kernel's side of the next request needs that CPU.
+        What it gains is measured in docs/performance.md.
 
 SIGNALS
     SIGTERM, SIGINT, SIGHUP

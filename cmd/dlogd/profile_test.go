@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dlog-dev/dlog/ulog"
 )
@@ -112,6 +114,36 @@ func TestParseProfileCommand(t *testing.T) {
 	for _, bad := range []string{"profile", "profile 5", "profile x /tmp", "profile 0 /tmp", "profile 121 /tmp", "profile 5 rel/dir"} {
 		if _, _, err := parseProfileCommand(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// --poll is refused out of bounds, and ignored with a warning on one CPU.
+func TestPollSetting(t *testing.T) {
+	var logb bytes.Buffer
+	log := newLogger(&logb, slog.LevelInfo)
+	if got := pollSetting(50*time.Microsecond, 2, log); got != 50*time.Microsecond || logb.Len() != 0 {
+		t.Errorf("two CPUs: %v, log %q", got, logb.String())
+	}
+	if got := pollSetting(50*time.Microsecond, 1, log); got != 0 || !strings.Contains(logb.String(), "--poll ignored") {
+		t.Errorf("one CPU: %v, log %q", got, logb.String())
+	}
+	for _, bad := range []string{"-1ms", "11ms"} {
+		var o, e bytes.Buffer
+		if code := run([]string{"serve", "--poll", bad}, &o, &e); code != exitUsage || !strings.Contains(e.String(), "--poll") {
+			t.Errorf("--poll %s: exit %d, %q", bad, code, e.String())
+		}
+	}
+}
+
+// dlogd runs with at least two Ps unless GOMAXPROCS says otherwise.
+func TestProcsFloor(t *testing.T) {
+	for _, c := range []struct {
+		env         string
+		procs, want int
+	}{{"", 1, 2}, {"", 2, 0}, {"", 8, 0}, {"1", 1, 0}, {"4", 4, 0}} {
+		if got := procsFloor(c.env, c.procs); got != c.want {
+			t.Errorf("procsFloor(%q, %d) = %d, want %d", c.env, c.procs, got, c.want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,7 @@ type serveFlags struct {
 	fenceConfirm  string
 	fenceTimeout  time.Duration
 	noSelfResume  bool
+	poll          time.Duration
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -62,6 +64,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.fenceConfirm, "fence-confirm", "", "")
 	fs.DurationVar(&f.fenceTimeout, "fence-timeout", 0, "")
 	fs.BoolVar(&f.noSelfResume, "no-self-resume", false, "")
+	fs.DurationVar(&f.poll, "poll", 0, "")
 	if code, ok := parseFlags(fs, args, helpServe, stdout, stderr); !ok {
 		return code
 	}
@@ -70,6 +73,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if f.rcvbuf < 0 {
 		return usageError(stderr, "dlogd serve", "--rcvbuf %d: want a size in bytes (0: the default)", f.rcvbuf)
+	}
+	if f.poll < 0 || f.poll > transport.MaxPoll {
+		return usageError(stderr, "dlogd serve", "--poll %v: want a duration from 0 (off) to %v", f.poll, transport.MaxPoll)
 	}
 	if f.control == "" {
 		f.control = besidePidfile(f.pidfile, "dlogd.ctl")
@@ -84,6 +90,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "dlogd serve", "--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	log := newLogger(stderr, level)
+	if n := procsFloor(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
 	openLog, err := clusterOpener(f.cluster, fencing{f.fenceConfirm, f.fenceTimeout, f.noSelfResume}, log)
 	if err != nil {
 		return usageError(stderr, "dlogd serve", "--cluster %q: %v", f.cluster, err)
@@ -120,7 +129,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	t, err := transport.Listen(f.transport, transport.Options{Logger: log, RcvBuf: f.rcvbuf})
+	t, err := transport.Listen(f.transport, transport.Options{Logger: log, RcvBuf: f.rcvbuf, Poll: pollSetting(f.poll, runtime.NumCPU(), log)})
 	if err != nil {
 		log.Error("cannot listen", "transport", f.transport, "err", err)
 		return 1
@@ -273,6 +282,39 @@ loop:
 	t.Close()
 	log.Info("dlogd stopped")
 	return code
+}
+
+// procsFloor returns the GOMAXPROCS dlogd sets for itself, or 0 to leave
+// the runtime's: 2 where the runtime chose 1 (one CPU online), unless the
+// GOMAXPROCS environment variable asks for a number.
+//
+// With one P, a goroutine in a system call longer than a sysmon tick
+// (20 µs; every reply is, because sendto runs the kernel's answer to it)
+// loses its P: sysmon hands it to another thread, which finds nothing to
+// do and parks in epoll_wait, and the reader, back from its call, waits
+// for a P and a thread wake-up. Under emulation that took a third of the
+// requests of a 4 KiB write run, and the threads' churn ran on the one CPU
+// the kernel's side needs (docs/performance.md). With a second, idle P,
+// sysmon leaves a system call its P for 10 ms, and stops waking every
+// 20 µs. The second P costs nothing when idle: the daemon's goroutines
+// block in system calls or wait, they do not compete for CPU.
+func procsFloor(env string, procs int) int {
+	if env != "" || procs >= 2 {
+		return 0
+	}
+	return 2
+}
+
+// pollSetting is the busy-poll the transport gets for --poll d on a
+// machine where ncpu CPUs are ours: none on one CPU, where the spinning
+// reader would only keep the kernel's side of the request from running
+// (docs/performance.md), which it says in the log.
+func pollSetting(d time.Duration, ncpu int, log *slog.Logger) time.Duration {
+	if d > 0 && ncpu < 2 {
+		log.Warn("--poll ignored: only one CPU is online for dlogd, and busy-polling there would hold off the kernel work that sends the next request", "poll", d)
+		return 0
+	}
+	return d
 }
 
 // newLogger logs to stderr: with each line's syslog priority when stderr

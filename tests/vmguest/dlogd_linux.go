@@ -29,6 +29,7 @@ type Dlogd struct {
 	PidFile string   // default /run/dlogd.pid
 	LogPath string   // default /out/dlogd.log
 	Args    []string // default: serve --transport netlink --pidfile <PidFile>
+	Env     []string // added to the guest driver's environment (GOMAXPROCS=1)
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -99,8 +100,11 @@ func (d *Dlogd) Start(ctx context.Context, timeout time.Duration) error {
 		return err
 	}
 	d.starts++
-	fmt.Fprintf(logf, "=== dlog-vmguest: start #%d at uptime %.3f: %s %s\n", d.starts, uptime(), d.Bin, strings.Join(d.args(), " "))
+	fmt.Fprintf(logf, "=== dlog-vmguest: start #%d at uptime %.3f: %s %s %s\n", d.starts, uptime(), strings.Join(d.Env, " "), d.Bin, strings.Join(d.args(), " "))
 	cmd := exec.Command(d.Bin, d.args()...)
+	if len(d.Env) > 0 {
+		cmd.Env = append(os.Environ(), d.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -234,10 +238,16 @@ func tailFile(path string, n int) string {
 // when the scenario or part ends. Without a dlogd in the initramfs it skips
 // the scenario (or part) with the reason.
 func startDlogd(s *S, extra ...string) *Dlogd {
+	return startDlogdEnv(s, nil, extra...)
+}
+
+// startDlogdEnv is startDlogd with env added to dlogd's environment.
+func startDlogdEnv(s *S, env []string, extra ...string) *Dlogd {
 	d := NewDlogd()
 	if len(extra) > 0 {
 		d.Args = append(d.args(), extra...)
 	}
+	d.Env = env
 	if err := d.Present(); err != nil {
 		s.Skip("start dlogd", err.Error())
 	}

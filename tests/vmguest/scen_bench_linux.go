@@ -41,6 +41,8 @@ type benchConfig struct {
 	Cmirrord string
 	// DlogdArgs are more options for dlogd serve (the low-latency mode).
 	DlogdArgs []string
+	// Env is added to the daemon's environment (GOMAXPROCS=...).
+	Env []string
 	// SMP, when set, runs the configuration only in a guest with more
 	// than one CPU online (--poll is ignored on one).
 	SMP bool
@@ -55,9 +57,11 @@ var benchConfigs = []benchConfig{
 	{Name: "kernel disk", Spec: logSpec{Type: "disk"}},
 	{Name: "bare responder (clustered-core)", Spec: logSpec{Type: "clustered-core"}, Bare: true},
 	{Name: "bare responder on Go's netpoller", Spec: logSpec{Type: "clustered-core"}, Bare: true, Netpoll: true},
+	{Name: "bare responder GOMAXPROCS=2", Spec: logSpec{Type: "clustered-core"}, Bare: true, Env: []string{"GOMAXPROCS=2"}},
 	{Name: "bare responder + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}, Bare: true},
 	{Name: "dlogd clustered-core", Spec: logSpec{Type: "clustered-core"}},
 	{Name: "dlogd clustered-disk", Spec: logSpec{Type: "clustered-disk"}},
+	{Name: "dlogd clustered-core GOMAXPROCS=1", Spec: logSpec{Type: "clustered-core"}, Env: []string{"GOMAXPROCS=1"}},
 	{Name: "dlogd clustered-core + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}},
 	{Name: "dlogd clustered-disk + integrated_flush", Spec: logSpec{Type: "clustered-disk", Integrated: true}},
 	{Name: "dlogd clustered-core --poll 200us", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--poll", "200us"}, SMP: true},
@@ -214,10 +218,11 @@ func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
 			if c.Netpoll {
 				d.Args = append(d.Args, "--netpoll")
 			}
+			d.Env = c.Env
 			s.Defer("stop the bare responder", 10*time.Second, func(ctx context.Context) error { return d.Stop(5 * time.Second) })
 			s.Do("start the bare responder", stepTimeout, func(ctx context.Context) error { return d.Start(ctx, 10*time.Second) })
 		} else {
-			d = startDlogd(s, c.DlogdArgs...)
+			d = startDlogdEnv(s, c.Env, c.DlogdArgs...)
 		}
 	}
 	tag := fmt.Sprintf("b%d%d", round, configIndex(c))
