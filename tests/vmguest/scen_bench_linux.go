@@ -57,7 +57,7 @@ var benchConfigs = []benchConfig{
 	{Name: "kernel disk", Spec: logSpec{Type: "disk"}},
 	{Name: "bare responder (clustered-core)", Spec: logSpec{Type: "clustered-core"}, Bare: true},
 	{Name: "bare responder on Go's netpoller", Spec: logSpec{Type: "clustered-core"}, Bare: true, Netpoll: true},
-	{Name: "bare responder GOMAXPROCS=2", Spec: logSpec{Type: "clustered-core"}, Bare: true, Env: []string{"GOMAXPROCS=2"}},
+	{Name: "bare responder GOMAXPROCS=1", Spec: logSpec{Type: "clustered-core"}, Bare: true, Env: []string{"GOMAXPROCS=1"}},
 	{Name: "bare responder + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}, Bare: true},
 	{Name: "dlogd clustered-core", Spec: logSpec{Type: "clustered-core"}},
 	{Name: "dlogd clustered-disk", Spec: logSpec{Type: "clustered-disk"}},

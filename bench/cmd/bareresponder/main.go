@@ -16,6 +16,13 @@
 // syscall.RawConn.Read: recvmsg until EAGAIN, park, epoll, wake), to
 // measure what that costs per request.
 //
+// Like dlogd, it runs with two Ps where the runtime would choose one (one
+// CPU online), unless GOMAXPROCS is set: with one P, every system call
+// longer than a sysmon tick (each reply is) loses its P to another thread,
+// which costs a thread wake-up per request (docs/performance.md). A floor
+// that paid it would flatter any daemon that does not. GOMAXPROCS=1 gives
+// the old floor.
+//
 // SIGUSR1 writes per-log request counts to standard error in the same
 // form as dlogd's state dump; SIGTERM exits.
 package main
@@ -28,6 +35,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,6 +107,9 @@ func main() {
 	pidfile := flag.String("pidfile", "", "write the pid here once listening")
 	netpoll := flag.Bool("netpoll", false, "receive through the Go runtime's poller instead of a blocking recvfrom")
 	flag.Parse()
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM, unix.NETLINK_CONNECTOR)
 	if err != nil {
