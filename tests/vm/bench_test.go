@@ -28,6 +28,7 @@ import (
 //	DLOG_VM_BENCH_OUT=dir         where the report goes (default <repo>/bench)
 //	DLOG_VM_BENCH_FIO=0           leave fio out even when scripts/vm/fio.sh cached it
 //	DLOG_VM_BENCH_CONFIGS=a,b     only the configurations whose names contain a or b
+//	DLOG_VM_BENCH_OPS=a,b         only these timed runs ("write 4K", ...; fio runs whenever it is there)
 //	DLOG_VM_BENCH_CPUS=2          the guest's vCPUs (default 1; the --poll rows run only with 2 or more)
 //	DLOG_VM_BENCH_PROFILE=N       dlogd profiles itself for N s during each of its "write 4K" runs
 //	                              (dlogd profile); the files land in <out>/profiles/
@@ -98,6 +99,9 @@ func TestVMBench(t *testing.T) {
 		c.ExtraArgs = append(c.ExtraArgs, fmt.Sprintf("dlog.benchrounds=%d", rounds))
 		if v := os.Getenv("DLOG_VM_BENCH_CONFIGS"); v != "" {
 			c.ExtraArgs = append(c.ExtraArgs, "dlog.benchconfigs="+strings.ReplaceAll(v, " ", "_"))
+		}
+		if v := os.Getenv("DLOG_VM_BENCH_OPS"); v != "" {
+			c.ExtraArgs = append(c.ExtraArgs, "dlog.benchops="+strings.ReplaceAll(v, " ", "_"))
 		}
 		if v := os.Getenv("DLOG_VM_BENCH_PROFILE"); v != "" {
 			c.ExtraArgs = append(c.ExtraArgs, "dlog.benchprofile="+v)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,8 +65,8 @@ var benchConfigs = []benchConfig{
 	{Name: "dlogd clustered-core GOMAXPROCS=1", Spec: logSpec{Type: "clustered-core"}, Env: []string{"GOMAXPROCS=1"}},
 	{Name: "dlogd clustered-core + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}},
 	{Name: "dlogd clustered-disk + integrated_flush", Spec: logSpec{Type: "clustered-disk", Integrated: true}},
-	{Name: "dlogd clustered-core --poll 200us", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--poll", "200us"}, SMP: true},
-	{Name: "dlogd clustered-disk --poll 200us", Spec: logSpec{Type: "clustered-disk"}, DlogdArgs: []string{"--poll", "200us"}, SMP: true},
+	{Name: "dlogd clustered-core --poll 1ms", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--poll", "1ms"}, SMP: true},
+	{Name: "dlogd clustered-disk --poll 1ms", Spec: logSpec{Type: "clustered-disk"}, DlogdArgs: []string{"--poll", "1ms"}, SMP: true},
 	{Name: "cmirrord clustered-core, corosync udpu", Spec: logSpec{Type: "clustered-core"}, Cmirrord: "udpu", Bytes: mib},
 	{Name: "cmirrord clustered-disk, corosync udpu", Spec: logSpec{Type: "clustered-disk"}, Cmirrord: "udpu", Bytes: mib},
 	{Name: "cmirrord clustered-core, corosync knet", Spec: logSpec{Type: "clustered-core"}, Cmirrord: "knet", Bytes: mib / 4},
@@ -73,8 +74,8 @@ var benchConfigs = []benchConfig{
 }
 
 // benchSelected filters the configurations by dlog.benchconfigs= on the
-// kernel command line (comma-separated substrings of their names), for
-// trying one of them without the whole run.
+// kernel command line (comma-separated substrings of their names, or
+// whole names after "="), for trying one of them without the whole run.
 func benchSelected(c benchConfig) bool {
 	if c.SMP && runtime.NumCPU() < 2 {
 		return false
@@ -83,7 +84,8 @@ func benchSelected(c benchConfig) bool {
 	for _, w := range strings.Fields(string(b)) {
 		if v, ok := strings.CutPrefix(w, "dlog.benchconfigs="); ok {
 			for _, sub := range strings.Split(v, ",") {
-				if strings.Contains(c.Name, strings.ReplaceAll(sub, "_", " ")) {
+				sub = strings.ReplaceAll(sub, "_", " ")
+				if whole, ok := strings.CutPrefix(sub, "="); ok && c.Name == whole || !ok && strings.Contains(c.Name, sub) {
 					return true
 				}
 			}
@@ -113,6 +115,19 @@ func ddArgs(in, out, bs string, count int, flag string) []string {
 // when Debian's fio and its libraries can be unpacked).
 var fioOps = []struct{ Name, RW, BS string }{
 	{"fio randwrite 4K", "randwrite", "4k"},
+}
+
+// benchOpSelected filters the timed runs by dlog.benchops= on the kernel
+// command line (comma-separated names, "_" for " "): a slow guest (two
+// vCPUs under TCG) runs only the one that is measured.
+func benchOpSelected(name string) bool {
+	b, _ := os.ReadFile("/proc/cmdline")
+	for _, w := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(w, "dlog.benchops="); ok {
+			return slices.Contains(strings.Split(v, ","), strings.ReplaceAll(name, " ", "_"))
+		}
+	}
+	return true
 }
 
 // benchProfileSeconds is dlog.benchprofile=N on the kernel command line:
@@ -288,6 +303,9 @@ func benchOne(s *S, c benchConfig, round int, sum string) []vmharness.BenchRun {
 		return runs
 	}
 	for _, op := range benchOps {
+		if !benchOpSelected(op.Name) {
+			continue
+		}
 		run(op.Name, func(ctx context.Context) error {
 			_, err := run1(ctx, "dd", op.Args(m.dev.Path)...)
 			return err

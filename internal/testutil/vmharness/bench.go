@@ -57,7 +57,7 @@ const (
 	BenchDlogdDiskIF = "dlogd clustered-disk + integrated_flush"
 	// BenchDlogdCorePoll is dlogd with --poll: run only in a guest with
 	// more than one vCPU (DLOG_VM_BENCH_CPUS).
-	BenchDlogdCorePoll = "dlogd clustered-core --poll 200us"
+	BenchDlogdCorePoll = "dlogd clustered-core --poll 1ms"
 	// BenchCmirrord is the name of a cmirrord row: log type, transport.
 	BenchCmirrord = "cmirrord %s, corosync %s"
 )
