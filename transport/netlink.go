@@ -44,6 +44,7 @@ type netlinkTransport struct {
 
 	served   atomic.Bool
 	stopping atomic.Bool // ctx of Serve is done
+	netpoll  bool        // Options.NetpollWait
 
 	rx *receiver // Serve's goroutine only
 	dg Datagram  // Serve's goroutine only
@@ -97,12 +98,13 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 		}
 	}
 	t := &netlinkTransport{
-		conn:  conn,
-		rc:    rc,
-		fd:    fd,
-		pid:   pid,
-		allow: allow,
-		rx:    newReceiver(MaxDatagram, true, false),
+		conn:    conn,
+		rc:      rc,
+		fd:      fd,
+		pid:     pid,
+		allow:   allow,
+		rx:      newReceiver(MaxDatagram, true, false),
+		netpoll: opts.NetpollWait,
 	}
 	if opts.Poll > 0 {
 		t.rx.poll, t.rx.polled = min(opts.Poll, MaxPoll), &t.c.polled
@@ -116,7 +118,7 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 	}
 	t.log.Info("transport: listening on the netlink connector",
 		"group", ulog.CnIdxDM, "port_id", t.pid, "rcvbuf", rcvbuf, "rcvbuf_forced", forced,
-		"reply_to", t.peer.name, "poll", t.rx.poll)
+		"reply_to", t.peer.name, "poll", t.rx.poll, "wait", map[bool]string{false: "poll(2)", true: "runtime poller"}[t.netpoll])
 	if !forced && rcvbuf < opts.RcvBuf {
 		t.log.Warn("transport: netlink receive buffer smaller than asked (SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by net.core.rmem_max)",
 			"asked", opts.RcvBuf, "got", rcvbuf)
@@ -253,8 +255,12 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 	})
 	defer stop()
 	rx := t.rx
+	read := t.rc.Read
+	if !t.netpoll {
+		read = t.readBlocking
+	}
 	for !t.stopping.Load() {
-		if err := t.rc.Read(rx.fn); err != nil {
+		if err := read(rx.fn); err != nil {
 			if t.closed.Load() || t.stopping.Load() {
 				return nil
 			}
@@ -289,6 +295,38 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 		h.Handle(&t.dg, &t.peer)
 	}
 	return nil
+}
+
+// waitSlice bounds one poll(2) of readBlocking, so that it sees Close and
+// the end of Serve's context within it.
+const waitSlice = 200 // ms
+
+// readBlocking is rc.Read without the runtime's poller: fn (a
+// non-blocking receive) until it has a result, waiting for the socket in
+// poll(2) on this goroutine's thread in between. The kernel's wake-up of
+// that thread is the only hop from a request's arrival to its reading;
+// through the poller it is a wake-up of the thread in epoll_wait, which
+// then readies the goroutine, often for another thread to run. The
+// descriptor is held open (mu.RLock) across the poll; Close waits for at
+// most waitSlice.
+func (t *netlinkTransport) readBlocking(fn func(uintptr) bool) error {
+	pfd := []unix.PollFd{{Fd: int32(t.fd), Events: unix.POLLIN}}
+	for {
+		t.mu.RLock()
+		if t.closed.Load() || t.stopping.Load() {
+			t.mu.RUnlock()
+			return net.ErrClosed
+		}
+		if fn(uintptr(t.fd)) {
+			t.mu.RUnlock()
+			return nil
+		}
+		_, err := unix.Poll(pfd, waitSlice)
+		t.mu.RUnlock()
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("poll: %w", err)
+		}
+	}
 }
 
 // nlPID names a netlink sender in the log, formatted only when logged.

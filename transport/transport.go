@@ -128,6 +128,15 @@ type Options struct {
 	// the caller decides that (dlogd ignores it on one CPU). At most
 	// MaxPoll. The unix transport ignores it.
 	Poll time.Duration
+
+	// NetpollWait makes the netlink transport's reader wait for requests
+	// in the runtime's poller (park the goroutine, epoll_wait on some
+	// thread, wake it), as it did before. By default it waits in poll(2)
+	// on its own thread, which the kernel wakes directly when a request
+	// comes, as a C daemon's blocking receive is: with more than one CPU
+	// the poller's chain of wake-ups made every request several times
+	// slower under emulation (docs/performance.md).
+	NetpollWait bool
 }
 
 // Defaults and bounds for Options.

@@ -69,7 +69,7 @@ SYNOPSIS
                 [--cluster corosync|none] [--fence-confirm COMMAND]
                 [--fence-timeout DURATION] [--no-self-resume]
                 [--clear-delay DURATION] [--rcvbuf BYTES] [--poll DURATION]
-                [--force] [--no-mlock] [--io-fallback]
+                [--netpoll] [--force] [--no-mlock] [--io-fallback]
 
 DESCRIPTION
     Serves dm-log-userspace requests until stopped. It stays in the
@@ -194,6 +194,12 @@ OPTIONS
         every request. Ignored, with a log line, when only one CPU is
         online: the kernel's side of the next request needs that CPU.
         What it gains is measured in docs/performance.md.
+
+    --netpoll
+        Wait for the kernel's requests in the Go runtime's poller (epoll on
+        whichever thread the runtime has waiting) instead of poll(2) on the
+        receiving thread, as dlogd did before. Slower wherever more than one
+        CPU is online (docs/performance.md); kept for comparison.
 
 SIGNALS
     SIGTERM, SIGINT, SIGHUP

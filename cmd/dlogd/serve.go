@@ -43,6 +43,7 @@ type serveFlags struct {
 	fenceTimeout  time.Duration
 	noSelfResume  bool
 	poll          time.Duration
+	netpoll       bool
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -65,6 +66,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.fenceTimeout, "fence-timeout", 0, "")
 	fs.BoolVar(&f.noSelfResume, "no-self-resume", false, "")
 	fs.DurationVar(&f.poll, "poll", 0, "")
+	fs.BoolVar(&f.netpoll, "netpoll", false, "")
 	if code, ok := parseFlags(fs, args, helpServe, stdout, stderr); !ok {
 		return code
 	}
@@ -129,7 +131,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	t, err := transport.Listen(f.transport, transport.Options{Logger: log, RcvBuf: f.rcvbuf, Poll: pollSetting(f.poll, runtime.NumCPU(), log)})
+	t, err := transport.Listen(f.transport, transport.Options{Logger: log, RcvBuf: f.rcvbuf, Poll: pollSetting(f.poll, runtime.NumCPU(), log), NetpollWait: f.netpoll})
 	if err != nil {
 		log.Error("cannot listen", "transport", f.transport, "err", err)
 		return 1
