@@ -43,8 +43,9 @@ type netlinkTransport struct {
 	closed atomic.Bool
 
 	served   atomic.Bool
-	stopping atomic.Bool // ctx of Serve is done
-	netpoll  bool        // Options.NetpollWait
+	stopping atomic.Bool   // ctx of Serve is done
+	netpoll  bool          // Options.NetpollWait
+	spin     time.Duration // Options.Poll when the reader blocks in recvmsg
 
 	rx *receiver // Serve's goroutine only
 	dg Datagram  // Serve's goroutine only
@@ -106,8 +107,24 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 		rx:      newReceiver(MaxDatagram, true, false),
 		netpoll: opts.NetpollWait,
 	}
-	if opts.Poll > 0 {
-		t.rx.poll, t.rx.polled = min(opts.Poll, MaxPoll), &t.c.polled
+	t.rx.polled = &t.c.polled
+	if opts.NetpollWait {
+		t.rx.poll = min(opts.Poll, MaxPoll)
+	} else {
+		// The reader blocks in recvmsg itself (readBlocking): the
+		// socket is made blocking, with a receive timeout so that the
+		// reader sees Close and the end of Serve within waitSlice.
+		// Sends pass MSG_DONTWAIT and never block.
+		t.spin = min(max(opts.Poll, 0), MaxPoll)
+		t.rx.recvFlags &^= unix.MSG_DONTWAIT
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			if serr = unix.SetNonblock(int(fd), false); serr == nil {
+				serr = unix.SetsockoptTimeval(int(fd), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: waitSlice * 1000})
+			}
+		}); err != nil || serr != nil {
+			return fail(fmt.Errorf("transport: netlink: blocking receive: %w", errors.Join(err, serr)))
+		}
 	}
 	t.log = opts.Logger
 	t.peer = nlPeer{t: t, name: "kernel"}
@@ -118,7 +135,7 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 	}
 	t.log.Info("transport: listening on the netlink connector",
 		"group", ulog.CnIdxDM, "port_id", t.pid, "rcvbuf", rcvbuf, "rcvbuf_forced", forced,
-		"reply_to", t.peer.name, "poll", t.rx.poll, "wait", map[bool]string{false: "poll(2)", true: "runtime poller"}[t.netpoll])
+		"reply_to", t.peer.name, "poll", max(t.rx.poll, t.spin), "wait", map[bool]string{false: "blocking recvmsg", true: "runtime poller"}[t.netpoll])
 	if !forced && rcvbuf < opts.RcvBuf {
 		t.log.Warn("transport: netlink receive buffer smaller than asked (SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by net.core.rmem_max)",
 			"asked", opts.RcvBuf, "got", rcvbuf)
@@ -297,34 +314,29 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 	return nil
 }
 
-// waitSlice bounds one poll(2) of readBlocking, so that it sees Close and
-// the end of Serve's context within it.
+// waitSlice bounds one blocking recvmsg of readBlocking (SO_RCVTIMEO),
+// so that it sees Close and the end of Serve's context within it.
 const waitSlice = 200 // ms
 
-// readBlocking is rc.Read without the runtime's poller: fn (a
-// non-blocking receive) until it has a result, waiting for the socket in
-// poll(2) on this goroutine's thread in between. The kernel's wake-up of
-// that thread is the only hop from a request's arrival to its reading;
-// through the poller it is a wake-up of the thread in epoll_wait, which
-// then readies the goroutine, often for another thread to run. The
-// descriptor is held open (mu.RLock) across the poll; Close waits for at
-// most waitSlice.
+// readBlocking is rc.Read without the runtime's poller: fn, a recvmsg
+// that blocks on this goroutine's thread (up to waitSlice), as a C
+// daemon's does, until it has a result; with Options.Poll, a bounded
+// busy-poll first. The kernel's wake-up of that thread is the only hop
+// from a request's arrival to its reading; through the poller it is a
+// wake-up of whichever thread waits in epoll_wait, which readies the
+// goroutine, often for another thread to run. The descriptor is held open
+// (mu.RLock) across the call; Close waits for at most waitSlice.
 func (t *netlinkTransport) readBlocking(fn func(uintptr) bool) error {
-	pfd := []unix.PollFd{{Fd: int32(t.fd), Events: unix.POLLIN}}
 	for {
 		t.mu.RLock()
 		if t.closed.Load() || t.stopping.Load() {
 			t.mu.RUnlock()
 			return net.ErrClosed
 		}
-		if fn(uintptr(t.fd)) {
-			t.mu.RUnlock()
-			return nil
-		}
-		_, err := unix.Poll(pfd, waitSlice)
+		ok := (t.spin > 0 && t.rx.spin(uintptr(t.fd), t.spin)) || fn(uintptr(t.fd))
 		t.mu.RUnlock()
-		if err != nil && err != unix.EINTR {
-			return fmt.Errorf("poll: %w", err)
+		if ok {
+			return nil
 		}
 	}
 }

@@ -85,7 +85,7 @@ func (r *receiver) recv(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			if r.poll > 0 && r.spin(fd) {
+			if r.poll > 0 && r.spin(fd, r.poll) {
 				return true
 			}
 			return false
@@ -97,19 +97,19 @@ func (r *receiver) recv(fd uintptr) bool {
 }
 
 // spin is the bounded busy-poll of Options.Poll: non-blocking recvmsg
-// until a datagram (or an error other than EAGAIN) comes or r.poll has
-// passed since the first EAGAIN. It reports whether recv has a result.
+// until a datagram (or an error other than EAGAIN) comes or d has
+// passed. It reports whether recv has a result.
 // The thread stays on its CPU meanwhile, so the request that comes within
 // the window is read without the park, the epoll wake-up and the
 // goroutine's rescheduling.
-func (r *receiver) spin(fd uintptr) bool {
-	deadline := time.Now().Add(r.poll)
+func (r *receiver) spin(fd uintptr, d time.Duration) bool {
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		r.msg.Flags = 0
 		if r.named {
 			r.msg.Namelen = unix.SizeofSockaddrNetlink
 		}
-		n, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), uintptr(r.recvFlags))
+		n, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), uintptr(r.recvFlags|unix.MSG_DONTWAIT))
 		switch e {
 		case unix.EAGAIN, unix.EINTR:
 			continue

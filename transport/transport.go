@@ -131,7 +131,7 @@ type Options struct {
 
 	// NetpollWait makes the netlink transport's reader wait for requests
 	// in the runtime's poller (park the goroutine, epoll_wait on some
-	// thread, wake it), as it did before. By default it waits in poll(2)
+	// thread, wake it), as it did before. By default it blocks in recvmsg
 	// on its own thread, which the kernel wakes directly when a request
 	// comes, as a C daemon's blocking receive is: with more than one CPU
 	// the poller's chain of wake-ups made every request several times

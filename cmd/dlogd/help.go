@@ -197,9 +197,10 @@ OPTIONS
 
     --netpoll
         Wait for the kernel's requests in the Go runtime's poller (epoll on
-        whichever thread the runtime has waiting) instead of poll(2) on the
-        receiving thread, as dlogd did before. Slower wherever more than one
-        CPU is online (docs/performance.md); kept for comparison.
+        whichever thread the runtime has waiting) instead of a blocking
+        receive on the receiving thread, as dlogd did before. Slower
+        wherever more than one CPU is online (docs/performance.md); kept
+        for comparison.
 
 SIGNALS
     SIGTERM, SIGINT, SIGHUP
