@@ -28,10 +28,10 @@ import (
 // protocol NETLINK_CONNECTOR, member of multicast group 7.
 type netlinkTransport struct {
 	gate
-	conn  *netlink.Conn // the socket, registered with the runtime poller
-	rc    syscall.RawConn
-	pid   uint32 // our port id
-	allow uint32 // the fake kernel's port id in test mode, else 0
+	conn  *netlink.Conn   // the socket, registered with the runtime poller; nil once the reader blocks in recvmsg (not NetpollWait)
+	rc    syscall.RawConn // conn's; nil with conn
+	pid   uint32          // our port id
+	allow uint32          // the fake kernel's port id in test mode, else 0
 	peer  nlPeer
 
 	// fd is the socket's descriptor, used by senders outside RawConn so
@@ -114,16 +114,30 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 		// The reader blocks in recvmsg itself (readBlocking): the
 		// socket is made blocking, with a receive timeout so that the
 		// reader sees Close and the end of Serve within waitSlice.
-		// Sends pass MSG_DONTWAIT and never block.
+		// Sends pass MSG_DONTWAIT and never block. The socket leaves
+		// the runtime's poller: a copy of the descriptor is kept and
+		// the Conn closed, which takes the socket out of the runtime's
+		// epoll set (poll.FD.Close deletes it before the close), so
+		// that no request wakes a thread waiting in epoll_wait for
+		// nothing.
 		t.spin = min(max(opts.Poll, 0), MaxPoll)
 		t.rx.recvFlags &^= unix.MSG_DONTWAIT
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			if serr = unix.SetNonblock(int(fd), false); serr == nil {
-				serr = unix.SetsockoptTimeval(int(fd), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: waitSlice * 1000})
-			}
-		}); err != nil || serr != nil {
-			return fail(fmt.Errorf("transport: netlink: blocking receive: %w", errors.Join(err, serr)))
+		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return fail(fmt.Errorf("transport: netlink: blocking receive: dup: %w", err))
+		}
+		if err := conn.Close(); err != nil {
+			unix.Close(nfd)
+			return nil, fmt.Errorf("transport: netlink: blocking receive: leave the poller: %w", err)
+		}
+		t.conn, t.rc, t.fd = nil, nil, nfd
+		err = unix.SetNonblock(nfd, false)
+		if err == nil {
+			err = unix.SetsockoptTimeval(nfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: waitSlice * 1000})
+		}
+		if err != nil {
+			unix.Close(nfd)
+			return nil, fmt.Errorf("transport: netlink: blocking receive: %w", err)
 		}
 	}
 	t.log = opts.Logger
@@ -268,13 +282,15 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 	}
 	stop := context.AfterFunc(ctx, func() {
 		t.stopping.Store(true)
-		_ = t.conn.SetReadDeadline(time.Unix(1, 0))
+		if t.conn != nil {
+			_ = t.conn.SetReadDeadline(time.Unix(1, 0))
+		}
 	})
 	defer stop()
 	rx := t.rx
-	read := t.rc.Read
-	if !t.netpoll {
-		read = t.readBlocking
+	read := t.readBlocking
+	if t.netpoll {
+		read = t.rc.Read
 	}
 	for !t.stopping.Load() {
 		if err := read(rx.fn); err != nil {
@@ -352,7 +368,12 @@ func (t *netlinkTransport) Close() error {
 		return nil
 	}
 	t.mu.Lock()
-	err := t.conn.Close()
+	var err error
+	if t.conn != nil {
+		err = t.conn.Close()
+	} else {
+		err = unix.Close(t.fd)
+	}
 	t.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("transport: netlink: close: %w", err)
