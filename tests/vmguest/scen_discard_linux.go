@@ -283,6 +283,30 @@ func (cr *clusterRun) preflushChecks(fresh int64) {
 		}
 		return err.Error(), nil
 	})
+	s.Do("suspend and resume the mirror (no new table, as dlogd's self-resume)", time.Minute, func(ctx context.Context) error {
+		if _, err := dmsetup(ctx, "suspend", cr.name); err != nil {
+			return err
+		}
+		_, err := dmsetup(ctx, "resume", cr.name)
+		return err
+	})
+	s.Expect("mitigation: discard_max_bytes after a suspend and resume", "0", 10*time.Second, func(ctx context.Context) (string, error) {
+		n, err := readSysUint(filepath.Join(sysq, "discard_max_bytes"))
+		return fmt.Sprint(n), err
+	})
+	s.Do("reload the mirror's table (dmsetup load + resume of the same table)", time.Minute, func(ctx context.Context) error {
+		return dmLoadResume(ctx, cr.name, cr.table())
+	})
+	s.Expect("mitigation: a table load restores discard_max_bytes (set it again after each load)", "restored", 10*time.Second, func(ctx context.Context) (string, error) {
+		n, err := readSysUint(filepath.Join(sysq, "discard_max_bytes"))
+		if err != nil {
+			return "", err
+		}
+		if n == 0 {
+			return "still 0", nil
+		}
+		return "restored", nil
+	})
 }
 
 // requests is this node's dlogd's request counters for the scenario's log.
