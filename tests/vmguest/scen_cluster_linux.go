@@ -539,7 +539,13 @@ func (cr *clusterRun) overrun(hold time.Duration) error {
 // await is a step that waits for the outcome of work this node started in
 // the background.
 func (cr *clusterRun) await(name string, timeout time.Duration, outcome <-chan error) {
-	cr.s.Do(name, timeout, func(ctx context.Context) error {
+	awaitStep(cr.s, name, timeout, outcome)
+}
+
+// awaitStep is a step that waits for the outcome of work started in the
+// background.
+func awaitStep(s *S, name string, timeout time.Duration, outcome <-chan error) {
+	s.Do(name, timeout, func(ctx context.Context) error {
 		select {
 		case err := <-outcome:
 			return err
