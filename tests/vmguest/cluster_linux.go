@@ -387,14 +387,8 @@ func compareByRegion(devA, devB string, size, rbytes int) (string, error) {
 // shutdown.
 func clusterUp(s *S, c clusterCfg, dlogdArgs ...string) (*Dlogd, *exec.Cmd) {
 	s.Do("load virtio_net", 30*time.Second, func(ctx context.Context) error {
-		order, err := LoadOrder([]string{"virtio_net"}, moduleDeps(readBuiltin()))
-		if err != nil {
+		if err := loadModules("virtio_net"); err != nil {
 			return err
-		}
-		for _, m := range order {
-			if err := insmod(m, ""); err != nil {
-				return err
-			}
 		}
 		return waitPath("/sys/class/net/eth0", 10*time.Second)
 	})

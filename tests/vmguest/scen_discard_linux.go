@@ -29,22 +29,23 @@ import (
 //
 // The window is made deterministic with dm-delay, not with timing:
 //
-//  1. node 1 writes a pattern over region 0 of leg A (the recovery's
+//  1. node 1 writes a pattern over region 191, the last, of leg A (the
+//     recovery's
 //     source) before any mirror exists; leg B holds zeros there.
 //  2. node 2 alone creates the mirror (a fresh log: every region out of
 //     sync) over leg A and a dm-delay device on leg B that holds writes
-//     to region 0 for minutes. Its recovery of region 0 reads the pattern
+//     to region 191 for minutes. Its recovery of region 191 reads the pattern
 //     from leg A; kcopyd's write of it to leg B is held (dm-delay's
 //     status counts it).
 //  3. node 1 creates its mirror (it joins the log's group) and discards
-//     region 0 through it: the discard completes at once, reaches both
+//     region 191 through it: the discard completes at once, reaches both
 //     legs (their discard counters), and dlogd saw no MARK_REGION and no
-//     IS_REMOTE_RECOVERING for it. A 4 KiB write to region 0 after it, the
+//     IS_REMOTE_RECOVERING for it. A 4 KiB write to region 191 after it, the
 //     control, is held by IS_REMOTE_RECOVERING as it must be.
 //  4. node 2 releases the held write (suspending the dm-delay device
 //     flushes it): the pattern lands on leg B after the discard.
 //  5. both nodes reach full sync, the mirror is removed, and the legs
-//     differ over region 0 alone: leg A reads the discard's zeros, leg B
+//     differ over region 191 alone: leg A reads the discard's zeros, leg B
 //     the discarded data, in a region the log reports in sync.
 //
 // Then node 1 checks the PREFLUSH side on the synced mirror: a FUA data
@@ -70,7 +71,9 @@ func scenClDiscardHazard(s *S) {
 			return "yes", nil
 		})
 	}
-	const hazardRegion = 0
+	// The last region: the first ones stay free for preflushChecks'
+	// snapshot, whose exception store starts at the mirror's sector 0.
+	const hazardRegion = clLegBytes/(clusterRegion*512) - 1
 	regionBytes := int64(clusterRegion * 512)
 	regionOff := int64(hazardRegion) * regionBytes
 	if cr.c.node == 1 {
@@ -89,7 +92,7 @@ func scenClDiscardHazard(s *S) {
 			}
 			return dmRemove(ctx, delayDev)
 		})
-		s.Do("dm-delay on leg B holding writes to region 0: "+strings.ReplaceAll(t, "\n", "; "), time.Minute, func(ctx context.Context) error {
+		s.Do(fmt.Sprintf("dm-delay on leg B holding writes to region %d: ", hazardRegion)+strings.ReplaceAll(t, "\n", "; "), time.Minute, func(ctx context.Context) error {
 			return dmCreate(ctx, delayDev, t)
 		})
 		mt, err := tableForLegs(cr.uuid, cr.c.logType, "", legADev, "/dev/mapper/"+delayDev)
@@ -97,8 +100,8 @@ func scenClDiscardHazard(s *S) {
 			s.Fail("log device number", "maj:min of "+clogDev, "error", err.Error())
 		}
 		cr.createTable(mt)
-		s.Value("node 2's recovery of region 0 read leg A and its write to leg B is held (dm-delay status: held reads, writes, flushes)", 3*time.Minute, func(ctx context.Context) (string, error) {
-			return waitHeldWrite(ctx, delayDev, 0)
+		s.Value(fmt.Sprintf("node 2's recovery of region %d read leg A and its write to leg B is held (dm-delay status: held reads, writes, flushes)", hazardRegion), 3*time.Minute, func(ctx context.Context) (string, error) {
+			return waitHeldWrite(ctx, delayDev, 1)
 		})
 		s.Value("node 2's mirror while the write is held", 10*time.Second, func(ctx context.Context) (string, error) {
 			m, err := mirrorStatus(ctx, cr.name)
@@ -110,20 +113,20 @@ func scenClDiscardHazard(s *S) {
 			return dmLoadResume(ctx, delayDev, fmt.Sprintf("0 %d linear %s 0", clLegBytes/512, legBDev))
 		})
 	} else {
-		s.Do("wait until node 2's recovery write of region 0 is held", 5*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{2}, 3) })
+		s.Do(fmt.Sprintf("wait until node 2's recovery write of region %d is held", hazardRegion), 5*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{2}, 3) })
 		cr.create()
-		s.Value("node 1's mirror after joining (region 0 recovering on node 2)", 10*time.Second, func(ctx context.Context) (string, error) {
+		s.Value(fmt.Sprintf("node 1's mirror after joining (region %d recovering on node 2)", hazardRegion), 10*time.Second, func(ctx context.Context) (string, error) {
 			m, err := mirrorStatus(ctx, cr.name)
 			return m.Ratio(), err
 		})
 		ctl := cr.discardRace(regionOff, regionBytes)
 		s.Do("publish: discarded", 10*time.Second, func(ctx context.Context) error { return cr.mb.phase(4) })
-		cr.await("the control write completes once node 2's recovery of region 0 ends", 3*time.Minute, ctl)
+		cr.await(fmt.Sprintf("the control write completes once node 2's recovery of region %d ends", hazardRegion), 3*time.Minute, ctl)
 	}
-	cr.waitFullSync("in sync after the recovery of region 0", true)
+	cr.waitFullSync(fmt.Sprintf("in sync after the recovery of region %d", hazardRegion), true)
 	cr.healthy("status after the recovery")
 	if cr.c.node == 1 {
-		s.Value("region 0 through the mirror on node 1 (reads go to the default leg, A)", time.Minute, func(ctx context.Context) (string, error) {
+		s.Value(fmt.Sprintf("region %d through the mirror on node 1 (reads go to the default leg, A)", hazardRegion), time.Minute, func(ctx context.Context) (string, error) {
 			return describeRegion(cr.mirror, regionOff, regionBytes)
 		})
 	}
@@ -140,19 +143,19 @@ func scenClDiscardHazard(s *S) {
 	if cr.c.node != 1 {
 		return
 	}
-	s.Expect("HAZARD reproduced (kernel, not dlogd): legs differ over the discarded region alone", "1 of 192 regions differ: 0", 2*time.Minute, func(ctx context.Context) (string, error) {
+	s.Expect("HAZARD reproduced (kernel, not dlogd): legs differ over the discarded region alone", fmt.Sprintf("1 of %d regions differ: %d", hazardRegion+1, hazardRegion), 2*time.Minute, func(ctx context.Context) (string, error) {
 		return compareLegs()
 	})
-	s.Expect("HAZARD reproduced: region 0 on leg A", "block 1: the control write; 63 blocks: zeros (discarded)", time.Minute, func(ctx context.Context) (string, error) {
+	s.Expect(fmt.Sprintf("HAZARD reproduced: region %d on leg A", hazardRegion), "block 1: the control write; 63 blocks: zeros (discarded)", time.Minute, func(ctx context.Context) (string, error) {
 		return describeRegion(legADev, regionOff, regionBytes)
 	})
-	s.Expect("HAZARD reproduced: region 0 on leg B", "block 1: the control write; 63 blocks: the pre-discard data (the recovery's copy landed after the discard)", time.Minute, func(ctx context.Context) (string, error) {
+	s.Expect(fmt.Sprintf("HAZARD reproduced: region %d on leg B", hazardRegion), "block 1: the control write; 63 blocks: the pre-discard data (the recovery's copy landed after the discard)", time.Minute, func(ctx context.Context) (string, error) {
 		return describeRegion(legBDev, regionOff, regionBytes)
 	})
 }
 
-// discardRace is node 1's part while node 2's recovery write of region 0
-// is held: the discard of the region through the mirror, what dlogd and
+// discardRace is node 1's part while node 2's recovery write of the
+// region at off is held: the discard of the region through the mirror, what dlogd and
 // the legs saw of it, and the control write (started here, returned as
 // its outcome).
 func (cr *clusterRun) discardRace(off, length int64) <-chan error {
@@ -160,7 +163,7 @@ func (cr *clusterRun) discardRace(off, length int64) <-chan error {
 	before := cr.requests()
 	legsBefore := discardCounts()
 	start := time.Now()
-	s.Do(fmt.Sprintf("BLKDISCARD of region 0 (%d bytes at %d) through node 1's mirror while node 2 recovers it", length, off), 30*time.Second, func(ctx context.Context) error {
+	s.Do(fmt.Sprintf("BLKDISCARD of the region (%d bytes at %d) through node 1's mirror while node 2 recovers it", length, off), 30*time.Second, func(ctx context.Context) error {
 		return blkDiscard(cr.mirror, off, length)
 	})
 	s.Note("the discard returned after", secs(time.Since(start)))
@@ -188,18 +191,41 @@ func (cr *clusterRun) discardRace(off, length int64) <-chan error {
 	go func() {
 		ctl <- writeDirect(context.Background(), cr.mirror, off+clusterBlock, controlBlock(off+clusterBlock), clusterBlock)
 	}()
-	s.Expect("control: a 4 KiB write to region 0 is held while node 2 recovers it (not acknowledged within 5 s)", "held", 10*time.Second, func(ctx context.Context) (string, error) {
+	// The kernel asks IS_REMOTE_RECOVERING when its worker gets to the
+	// write, which may be after a GET_RESYNC_WORK that dlogd holds up to
+	// its WorkTimeout (10 s) while another node has the last regions.
+	start = time.Now()
+	s.Expect("control: a 4 KiB write to the region is held by IS_REMOTE_RECOVERING while node 2 recovers it", "held, IS_REMOTE_RECOVERING asked", 45*time.Second, func(ctx context.Context) (string, error) {
+		for {
+			select {
+			case err := <-ctl:
+				ctl <- err
+				return fmt.Sprintf("acknowledged after %.1f s (err %v)", time.Since(start).Seconds(), err), nil
+			case <-time.After(time.Second):
+			}
+			logs, err := cr.d.DumpOf(ctx, cr.uuid, 1)
+			if err != nil {
+				return "", err
+			}
+			d := RequestDelta(afterDiscard, logs[0].Requests)
+			if d["IS_REMOTE_RECOVERING"] > 0 {
+				s.Logf("node 1: dlogd's requests while the control write is held (%.1f s): %s", time.Since(start).Seconds(), FormatCounts(d))
+				return "held, IS_REMOTE_RECOVERING asked", nil
+			}
+			if ctx.Err() != nil {
+				return "held, but no IS_REMOTE_RECOVERING: " + FormatCounts(d), nil
+			}
+		}
+	})
+	s.Expect("control: still held 3 s later", "held", 10*time.Second, func(ctx context.Context) (string, error) {
 		select {
 		case err := <-ctl:
 			ctl <- err
 			return fmt.Sprintf("acknowledged (err %v)", err), nil
-		case <-time.After(5 * time.Second):
+		case <-time.After(3 * time.Second):
 			return "held", nil
 		}
 	})
-	d = RequestDelta(afterDiscard, cr.requests())
-	s.Logf("node 1: dlogd's requests while the control write is held: %s", FormatCounts(d))
-	s.Check("control: the kernel asked IS_REMOTE_RECOVERING for it", "yes", yesNo(d["IS_REMOTE_RECOVERING"] > 0, FormatCounts(d)))
 	return ctl
 }
 
@@ -270,6 +296,7 @@ func (cr *clusterRun) preflushChecks(fresh int64) {
 		}
 		return fmt.Sprintf("leg A %d -> %d, leg B %d -> %d", fa0, fa1, fb0, fb1), nil
 	})
+	cr.flushWithData()
 	s.Do("mitigation: discard_max_bytes 0 on the mirror", 10*time.Second, func(ctx context.Context) error {
 		return os.WriteFile(filepath.Join(sysq, "discard_max_bytes"), []byte("0\n"), 0)
 	})
@@ -323,16 +350,15 @@ func (cr *clusterRun) requests() map[string]uint64 {
 	return got
 }
 
-// heldWriteTable is leg B with writes to sectors [start, start+n) held by
-// dm-delay for 5 minutes (reads and flushes not delayed) and the rest
-// linear. dmsetup's --table takes two lines.
+// heldWriteTable is leg B with writes to sectors [start, start+n), the
+// end of the device, held by dm-delay for 5 minutes (reads and flushes
+// not delayed) and the rest linear. dmsetup's --table takes two lines.
 func heldWriteTable(start, n int64) string {
-	total := int64(clLegBytes / 512)
-	if start != 0 {
-		panic("heldWriteTable: the held range must start the device")
+	if start+n != clLegBytes/512 {
+		panic("heldWriteTable: the held range must end the device")
 	}
-	return fmt.Sprintf("0 %d delay %s 0 0 %s 0 300000 %s 0 0\n%d %d linear %s %d",
-		n, legBDev, legBDev, legBDev, n, total-n, legBDev, n)
+	return fmt.Sprintf("0 %d linear %s 0\n%d %d delay %s %d 0 %s %d 300000 %s %d 0",
+		start, legBDev, start, n, legBDev, start, legBDev, start, legBDev, start)
 }
 
 // waitHeldWrite waits until dm-delay's status shows a held write in the
@@ -363,7 +389,7 @@ func waitHeldWrite(ctx context.Context, name string, line int) (string, error) {
 	}
 }
 
-// preDiscardRegion is the data node 1 puts in region 0 of leg A before
+// preDiscardRegion is the data node 1 puts in the hazard's region of leg A before
 // the mirror exists: every 4 KiB block names itself.
 func preDiscardRegion(off, n int64) []byte {
 	b := make([]byte, n)
@@ -569,4 +595,150 @@ func scenDiscardHazardLocal(s *S) {
 	s.Expect("HAZARD reproduced: region 15 on leg B", "64 blocks: the pre-discard data (the recovery's copy landed after the discard)", time.Minute, func(ctx context.Context) (string, error) {
 		return describeRegion(b.Dev, victim, rbytes)
 	})
+}
+
+// flushWithData sends the mirror a real REQ_PREFLUSH bio with data:
+// dm-snapshot's persistent exception store commits each exception with
+// area_io(REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC), a chunk of
+// metadata, to its COW device, here the mirror itself. With a chunk of
+// one region the store's header is region 0, its first metadata area
+// (the commit) region 1 and the first data chunk region 2, and a write of
+// one whole chunk to the snapshot goes to the COW with no copy: exactly
+// two writes reach the mirror, the data (region 2) and then the commit
+// (region 1), each to a clean region. dm core strips the commit's
+// PREFLUSH (an empty flush first, then the data requeued without it), so
+// dm-raid1 marks it like any write: MARK_REGION=2. Had dm-raid1 seen the
+// PREFLUSH, do_writes would have sent the commit to the legs unmarked
+// (MARK_REGION=1). The block layer's bio trace shows both sides: the
+// mirror receives PREFLUSH+FUA with data, the legs FUA data without
+// PREFLUSH.
+func (cr *clusterRun) flushWithData() {
+	s := cr.s
+	const chunk = clusterRegion // sectors
+	const originSectors = 4 * chunk
+	s.Do("load dm-snapshot", 30*time.Second, func(ctx context.Context) error { return loadModules("dm-snapshot") })
+	origin, snap := "vmc-origin", "vmc-snap"
+	for _, d := range []string{origin, snap} {
+		s.Defer("remove "+d, stepTimeout, func(ctx context.Context) error {
+			if ok, err := dmExists(ctx, d); err != nil || !ok {
+				return err
+			}
+			return dmRemove(ctx, d)
+		})
+	}
+	s.Do(fmt.Sprintf("origin: %s (zero target, %d sectors)", origin, originSectors), stepTimeout, func(ctx context.Context) error {
+		return dmCreate(ctx, origin, fmt.Sprintf("0 %d zero", originSectors))
+	})
+	st := fmt.Sprintf("0 %d snapshot /dev/mapper/%s %s P %d", originSectors, origin, cr.mirror, chunk)
+	s.Do("a persistent snapshot whose exception store (COW) is the mirror: "+st, stepTimeout, func(ctx context.Context) error {
+		return dmCreate(ctx, snap, st)
+	})
+	// Let the kernel clear regions 0 and 1 (the store's header and zeroed
+	// area, written at creation) so that each write below starts from a
+	// clean region.
+	time.Sleep(3 * time.Second)
+	devs := s.Value("trace devices: the mirror, leg A, leg B (major,minor)", 10*time.Second, func(ctx context.Context) (string, error) {
+		var out []string
+		for _, d := range []string{cr.mirror, legADev, legBDev} {
+			mm, err := devMajMin(d)
+			if err != nil {
+				return "", err
+			}
+			out = append(out, strings.Replace(mm, ":", ",", 1))
+		}
+		return strings.Join(out, " "), nil
+	})
+	var stop func() (string, error)
+	s.Do("trace block_bio_queue (tracefs)", 10*time.Second, func(ctx context.Context) (err error) {
+		stop, err = traceBios()
+		return err
+	})
+	before := cr.requests()
+	s.Do("one whole-chunk (256 KiB) O_DIRECT write to the snapshot: its data to the COW, then the store's commit with PREFLUSH+FUA", 30*time.Second, func(ctx context.Context) error {
+		return writeDirect(ctx, "/dev/mapper/"+snap, 0, make([]byte, chunk*512), chunk*512)
+	})
+	d := RequestDelta(before, cr.requests())
+	s.Logf("node 1: dlogd's requests for the snapshot write: %s", FormatCounts(d))
+	trace, err := stop()
+	if err != nil {
+		s.Fail("read the bio trace", "the trace", "error", err.Error())
+	}
+	s.Check("the commit (PREFLUSH with data) was marked: one MARK_REGION for the data, one for the commit", "MARK_REGION=2", fmt.Sprintf("MARK_REGION=%d", d["MARK_REGION"]))
+	commit := fmt.Sprintf("%d + %d", chunk, chunk) // chunk 1 of the COW, on every leg at the same sector
+	for _, line := range strings.Split(trace, "\n") {
+		if strings.Contains(line, " "+commit+" ") {
+			s.Logf("node 1: trace: %s", strings.TrimSpace(line))
+		}
+	}
+	s.Check("bio trace of the commit ("+commit+"): what the mirror received, what it sent each leg", "mirror: PREFLUSH+FUA with data; leg A: FUA, no PREFLUSH; leg B: FUA, no PREFLUSH",
+		describeCommitTrace(trace, strings.Fields(devs), commit))
+	s.Do("remove "+snap+" and "+origin, stepTimeout, func(ctx context.Context) error {
+		if err := dmRemove(ctx, snap); err != nil {
+			return err
+		}
+		return dmRemove(ctx, origin)
+	})
+}
+
+// traceBios mounts tracefs if needed, clears the trace and enables the
+// block_bio_queue event; stop disables it and returns the trace.
+func traceBios() (stop func() (string, error), err error) {
+	const dir = "/sys/kernel/tracing"
+	if _, err := os.Stat(dir + "/trace"); err != nil {
+		if err := unix.Mount("tracefs", dir, "tracefs", 0, ""); err != nil {
+			return nil, fmt.Errorf("mount tracefs on %s: %w", dir, err)
+		}
+	}
+	event := dir + "/events/block/block_bio_queue/enable"
+	for _, w := range []struct{ file, val string }{{dir + "/trace", ""}, {event, "1"}, {dir + "/tracing_on", "1"}} {
+		if err := os.WriteFile(w.file, []byte(w.val), 0); err != nil {
+			return nil, err
+		}
+	}
+	return func() (string, error) {
+		if err := os.WriteFile(event, []byte("0"), 0); err != nil {
+			return "", err
+		}
+		b, err := os.ReadFile(dir + "/trace")
+		return string(b), err
+	}, nil
+}
+
+// describeCommitTrace says which block_bio_queue events for the bio at
+// "<sector> + <sectors>" each device got: devs are the mirror's, leg A's
+// and leg B's "major,minor". An rwbs of "FWFS" is PREFLUSH, write, FUA,
+// sync (blk_fill_rwbs); a leading F is the PREFLUSH.
+func describeCommitTrace(trace string, devs []string, bio string) string {
+	names := []string{"mirror", "leg A", "leg B"}
+	got := make(map[string][]string)
+	for _, line := range strings.Split(trace, "\n") {
+		_, ev, ok := strings.Cut(line, "block_bio_queue: ")
+		if !ok || !strings.Contains(ev, " "+bio+" ") {
+			continue
+		}
+		f := strings.Fields(ev)
+		if len(f) < 2 {
+			continue
+		}
+		got[f[0]] = append(got[f[0]], f[1])
+	}
+	var parts []string
+	for i, dev := range devs {
+		rwbs := got[dev]
+		var what string
+		switch {
+		case len(rwbs) == 0:
+			what = "nothing"
+		case len(rwbs) > 1:
+			what = "several bios " + strings.Join(rwbs, ",")
+		case i == 0 && strings.HasPrefix(rwbs[0], "FW") && strings.Contains(rwbs[0][2:], "F"):
+			what = "PREFLUSH+FUA with data"
+		case i > 0 && strings.HasPrefix(rwbs[0], "W") && strings.Contains(rwbs[0][1:], "F"):
+			what = "FUA, no PREFLUSH"
+		default:
+			what = rwbs[0]
+		}
+		parts = append(parts, names[i]+": "+what)
+	}
+	return strings.Join(parts, "; ")
 }
