@@ -52,8 +52,10 @@ import (
 // write (O_DIRECT|O_DSYNC) to a region never written is marked before it
 // is acknowledged (MARK_REGION and FLUSH in dlogd's request counters),
 // an empty flush (fsync of the mirror) reaches both legs and asks the log
-// for no mark; and the operator's mitigation: discard_max_bytes 0 on the
-// mirror makes a discard fail with EOPNOTSUPP.
+// for no mark, a real flush with data (flushWithData) is marked; and the
+// operator's mitigation: discard_max_bytes 0 on the mirror makes a
+// discard fail with EOPNOTSUPP, through a suspend and resume, until the
+// next table load.
 func scenClDiscardHazard(s *S) {
 	cr := startCluster(s, "discard-hazard")
 	if cr.c.nodes != 2 {
