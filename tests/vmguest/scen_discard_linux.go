@@ -157,9 +157,9 @@ func scenClDiscardHazard(s *S) {
 }
 
 // discardRace is node 1's part while node 2's recovery write of the
-// region at off is held: the discard of the region through the mirror, what dlogd and
-// the legs saw of it, and the control write (started here, returned as
-// its outcome).
+// region at off is held: the discard of the region through the mirror,
+// what dlogd and the legs saw of it, and the control write (started here,
+// returned as its outcome).
 func (cr *clusterRun) discardRace(off, length int64) <-chan error {
 	s := cr.s
 	before := cr.requests()
