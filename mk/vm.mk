@@ -22,7 +22,7 @@ vm_saved_default_goal := $(.DEFAULT_GOAL)
 
 VM_SCENARIOS    ?=
 VM_TIMEOUT      ?= 10m
-VM_CI_SCENARIOS ?= kcore,kdisk,kgolden,ucore,udisk-if,ufile,legflush,kill9,interop
+VM_CI_SCENARIOS ?= kcore,kdisk,kgolden,ucore,udisk-if,ufile,legflush,kill9,interop,discard-hazard-local
 VM_CI_TIMEOUT   ?= 6m
 VM_GO_TIMEOUT   ?= 40m
 VM_BENCH_ROUNDS ?= 3

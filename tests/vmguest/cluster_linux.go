@@ -353,25 +353,31 @@ func checkWrites(dev string, c clusterCfg, node, acked int) (string, error) {
 // compareLegs reads both legs whole and returns "identical" or where they
 // differ, by region.
 func compareLegs() (string, error) {
-	a, err := readDirect(legADev, 0, clLegBytes)
+	return compareByRegion(legADev, legBDev, clLegBytes, clusterRegion*512)
+}
+
+// compareByRegion reads size bytes of two devices and returns "identical"
+// or which regions of rbytes differ.
+func compareByRegion(devA, devB string, size, rbytes int) (string, error) {
+	a, err := readDirect(devA, 0, size)
 	if err != nil {
 		return "", err
 	}
-	b, err := readDirect(legBDev, 0, clLegBytes)
+	b, err := readDirect(devB, 0, size)
 	if err != nil {
 		return "", err
 	}
-	const rbytes = clusterRegion * 512
 	var diff []int
-	for r := 0; r*rbytes < clLegBytes; r++ {
-		if !bytes.Equal(a[r*rbytes:(r+1)*rbytes], b[r*rbytes:(r+1)*rbytes]) {
+	for r := 0; r*rbytes < size; r++ {
+		end := min((r+1)*rbytes, size)
+		if !bytes.Equal(a[r*rbytes:end], b[r*rbytes:end]) {
 			diff = append(diff, r)
 		}
 	}
 	if len(diff) == 0 {
 		return "identical", nil
 	}
-	return fmt.Sprintf("%d of %d regions differ: %s", len(diff), clLegBytes/rbytes, runs(diff)), nil
+	return fmt.Sprintf("%d of %d regions differ: %s", len(diff), (size+rbytes-1)/rbytes, runs(diff)), nil
 }
 
 // ---- corosync and dlogd in the guest ------------------------------------------------------
@@ -381,14 +387,8 @@ func compareLegs() (string, error) {
 // shutdown.
 func clusterUp(s *S, c clusterCfg, dlogdArgs ...string) (*Dlogd, *exec.Cmd) {
 	s.Do("load virtio_net", 30*time.Second, func(ctx context.Context) error {
-		order, err := LoadOrder([]string{"virtio_net"}, moduleDeps(readBuiltin()))
-		if err != nil {
+		if err := loadModules("virtio_net"); err != nil {
 			return err
-		}
-		for _, m := range order {
-			if err := insmod(m, ""); err != nil {
-				return err
-			}
 		}
 		return waitPath("/sys/class/net/eth0", 10*time.Second)
 	})

@@ -96,6 +96,12 @@ func (cr *clusterRun) table() string {
 // log has uuid, type logType (with the shared log device when it is a disk
 // log) and sync ("", "sync" or "nosync").
 func tableFor(uuid, logType, sync string) (string, error) {
+	return tableForLegs(uuid, logType, sync, legADev, legBDev)
+}
+
+// tableForLegs is tableFor over other leg devices (a scenario that stacks
+// a device on a shared leg).
+func tableForLegs(uuid, logType, sync, legA, legB string) (string, error) {
 	args := []string{uuid, logType}
 	if logType == "clustered-disk" {
 		mm, err := devMajMin(clogDev)
@@ -108,12 +114,15 @@ func tableFor(uuid, logType, sync string) (string, error) {
 	if sync != "" {
 		args = append(args, sync)
 	}
-	return fmt.Sprintf("0 %d mirror userspace %d %s 2 %s 0 %s 0", clLegBytes/512, len(args), strings.Join(args, " "), legADev, legBDev), nil
+	return fmt.Sprintf("0 %d mirror userspace %d %s 2 %s 0 %s 0", clLegBytes/512, len(args), strings.Join(args, " "), legA, legB), nil
 }
 
 // create puts the mirror on this node and registers its removal.
-func (cr *clusterRun) create() {
-	t := cr.table()
+func (cr *clusterRun) create() { cr.createTable(cr.table()) }
+
+// createTable puts the mirror on this node with table t and registers its
+// removal.
+func (cr *clusterRun) createTable(t string) {
 	cr.s.Defer("remove "+cr.name, stepTimeout, func(ctx context.Context) error {
 		if ok, err := dmExists(ctx, cr.name); err != nil || !ok {
 			return err
@@ -530,7 +539,13 @@ func (cr *clusterRun) overrun(hold time.Duration) error {
 // await is a step that waits for the outcome of work this node started in
 // the background.
 func (cr *clusterRun) await(name string, timeout time.Duration, outcome <-chan error) {
-	cr.s.Do(name, timeout, func(ctx context.Context) error {
+	awaitStep(cr.s, name, timeout, outcome)
+}
+
+// awaitStep is a step that waits for the outcome of work started in the
+// background.
+func awaitStep(s *S, name string, timeout time.Duration, outcome <-chan error) {
+	s.Do(name, timeout, func(ctx context.Context) error {
 		select {
 		case err := <-outcome:
 			return err

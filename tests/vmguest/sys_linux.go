@@ -208,6 +208,21 @@ func insmod(name, params string) error {
 	return nil
 }
 
+// loadModules loads modules that the set-up did not, with everything they
+// depend on (from .modinfo), without parameters.
+func loadModules(names ...string) error {
+	order, err := LoadOrder(names, moduleDeps(readBuiltin()))
+	if err != nil {
+		return err
+	}
+	for _, m := range order {
+		if err := insmod(m, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // waitPath polls for a path (a device node devtmpfs creates asynchronously).
 func waitPath(p string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)

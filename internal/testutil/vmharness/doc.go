@@ -29,8 +29,9 @@
 // tests/vm's TestVMCluster (make vmclustertest) runs one Run per node of a
 // cluster, in parallel, on the same kernel. Config.SharedDisks attaches raw
 // images that every guest opens at once (cache=none, share-rw=on, no image
-// locking, in fixed PCI slots after the results disk and Disks);
-// Config.Initrds appends scripts/vm/cluster-deps.sh's archive (corosync,
+// locking, in fixed PCI slots after the results disk and Disks), and
+// Config.SharedDiscard passes the guests' discards through to them (qemu
+// discard=unmap); Config.Initrds appends scripts/vm/cluster-deps.sh's archive (corosync,
 // its libraries, virtio_net) after the base; Config.NetArgs plugs a
 // virtio NIC into a Hub, a UDP relay on 127.0.0.1 that forwards every frame
 // to the other nodes like an Ethernet hub and can cut one node off

@@ -61,6 +61,11 @@ type Config struct {
 	// images must not be on tmpfs), share-rw=on and no image locking.
 	SharedDisks []string
 
+	// SharedDiscard passes the guests' discards on the shared disks through
+	// to the image files (discard=unmap: qemu punches a hole, which then
+	// reads as zeros); without it qemu ignores them.
+	SharedDiscard bool
+
 	// Initrds are extra cpio archives appended after the cached base and
 	// before the overlay (the cluster tests' corosync and network modules).
 	Initrds []string
@@ -122,13 +127,20 @@ func QEMUArgs(vmlinuz, initrd, resultsDisk, cmdline string, memoryMB, cpus int, 
 // SharedDiskSlot on, after the slots qemu gives the results disk and Disks
 // (the guest names virtio disks in PCI order: /dev/vda stays the results
 // disk), and carries the serial dlog-shared<i> (/sys/block/vdX/serial).
-func SharedDiskArgs(files []string) []string {
+// With unmap, a discard from the guest punches a hole in the image
+// (discard=unmap on the raw node; its file child inherits unmap); without
+// it qemu ignores discards (its default, discard=ignore).
+func SharedDiskArgs(files []string, unmap bool) []string {
 	var args []string
+	discard := ""
+	if unmap {
+		discard = ",discard=unmap"
+	}
 	for i, f := range files {
 		id := fmt.Sprintf("shared%d", i)
 		args = append(args,
-			"-blockdev", fmt.Sprintf("driver=raw,node-name=%s,file.driver=file,file.filename=%s,file.locking=off,file.aio=threads,cache.direct=on,cache.no-flush=off",
-				id, strings.ReplaceAll(f, ",", ",,")),
+			"-blockdev", fmt.Sprintf("driver=raw,node-name=%s%s,file.driver=file,file.filename=%s,file.locking=off,file.aio=threads,cache.direct=on,cache.no-flush=off",
+				id, discard, strings.ReplaceAll(f, ",", ",,")),
 			"-device", fmt.Sprintf("virtio-blk-pci,drive=%s,share-rw=on,serial=dlog-shared%d,addr=0x%x", id, i, SharedDiskSlot+i))
 	}
 	return args
@@ -232,7 +244,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	args := QEMUArgs(cfg.Kernel.Vmlinuz, initrd, res.ResultsDisk, cmdline, mem, cfg.CPUs, cfg.Disks...)
-	args = append(args, SharedDiskArgs(cfg.SharedDisks)...)
+	args = append(args, SharedDiskArgs(cfg.SharedDisks, cfg.SharedDiscard)...)
 	args = append(args, cfg.NetArgs...)
 	cmd := exec.CommandContext(runCtx, qemuPath, args...)
 	var killer *markerKiller

@@ -364,12 +364,18 @@ func gunzip(t *testing.T, b []byte) []byte {
 }
 
 func TestSharedDiskArgs(t *testing.T) {
-	got := strings.Join(SharedDiskArgs([]string{"/d/mail,box.img", "/d/leg.img"}), " ")
+	got := strings.Join(SharedDiskArgs([]string{"/d/mail,box.img", "/d/leg.img"}, false), " ")
 	want := "-blockdev driver=raw,node-name=shared0,file.driver=file,file.filename=/d/mail,,box.img,file.locking=off,file.aio=threads,cache.direct=on,cache.no-flush=off " +
 		"-device virtio-blk-pci,drive=shared0,share-rw=on,serial=dlog-shared0,addr=0x10 " +
 		"-blockdev driver=raw,node-name=shared1,file.driver=file,file.filename=/d/leg.img,file.locking=off,file.aio=threads,cache.direct=on,cache.no-flush=off " +
 		"-device virtio-blk-pci,drive=shared1,share-rw=on,serial=dlog-shared1,addr=0x11"
 	if got != want {
 		t.Errorf("SharedDiskArgs:\n got %s\nwant %s", got, want)
+	}
+	got = strings.Join(SharedDiskArgs([]string{"/d/leg.img"}, true), " ")
+	want = "-blockdev driver=raw,node-name=shared0,discard=unmap,file.driver=file,file.filename=/d/leg.img,file.locking=off,file.aio=threads,cache.direct=on,cache.no-flush=off " +
+		"-device virtio-blk-pci,drive=shared0,share-rw=on,serial=dlog-shared0,addr=0x10"
+	if got != want {
+		t.Errorf("SharedDiskArgs with unmap:\n got %s\nwant %s", got, want)
 	}
 }
