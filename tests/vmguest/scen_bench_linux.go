@@ -86,7 +86,8 @@ func benchSelected(c benchConfig) bool {
 		if v, ok := strings.CutPrefix(w, "dlog.benchconfigs="); ok {
 			for _, sub := range strings.Split(v, ",") {
 				sub = strings.ReplaceAll(sub, "_", " ")
-				if whole, ok := strings.CutPrefix(sub, "="); ok && c.Name == whole || !ok && strings.Contains(c.Name, sub) {
+				name := strings.ReplaceAll(c.Name, "_", " ") // "_" stands for " " on the command line
+				if whole, ok := strings.CutPrefix(sub, "="); ok && name == whole || !ok && strings.Contains(name, sub) {
 					return true
 				}
 			}
