@@ -33,7 +33,11 @@
 // tests, where replies go instead), and Listen refuses to start without
 // CAP_SYS_ADMIN (ErrNoCapability) or outside the initial network namespace
 // (ErrNetNamespace). Receive overruns are counted, logged and survived;
-// NETLINK_BROADCAST_ERROR and NETLINK_NO_ENOBUFS are never set.
+// NETLINK_BROADCAST_ERROR and NETLINK_NO_ENOBUFS are never set. Its
+// reader blocks in recvmsg on its own thread (Serve sees Close and the end
+// of its context within 200 ms), not in the runtime's poller unless
+// Options.NetpollWait; Options.Poll adds a bounded busy-poll before it
+// blocks. Sends never block.
 //
 // The unix transport carries the same datagrams over SOCK_SEQPACKET; each
 // connection is its own Peer, and a client is admitted only if its uid is

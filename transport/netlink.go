@@ -165,9 +165,10 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 // bitmask of 7 would mean groups 1-3, cmirrord's bug), then
 // NETLINK_ADD_MEMBERSHIP 7, the group the kernel multicasts dm-log
 // requests to. The socket is non-blocking and registered with the runtime
-// poller; the transport reads and writes it through the returned RawConn
-// with its own preallocated buffers, because Conn.Receive and Conn.Send
-// allocate on every message.
+// poller; the transport reads and writes it with its own preallocated
+// buffers (through the returned RawConn with Options.NetpollWait, else on
+// a blocking copy of the descriptor taken out of the poller: listenNetlink),
+// because Conn.Receive and Conn.Send allocate on every message.
 func dialConnector() (*netlink.Conn, syscall.RawConn, uint32, error) {
 	c, err := netlink.Dial(unix.NETLINK_CONNECTOR, &netlink.Config{})
 	if err != nil {
