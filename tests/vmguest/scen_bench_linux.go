@@ -47,6 +47,10 @@ type benchConfig struct {
 	// SMP, when set, runs the configuration only in a guest with more
 	// than one CPU online (--poll is ignored on one).
 	SMP bool
+	// Extra marks a diagnostic row (an old floor, the runtime poller):
+	// it runs only when dlog.benchconfigs names it, so that the default
+	// run stays the rows the targets are computed from.
+	Extra bool
 	// Bytes, when set, replaces benchBytes, and only "write 4K" runs:
 	// cmirrord takes tens of ms (udpu) to hundreds (knet) per 4 KiB write
 	// here, so 16 MiB of them would take minutes per run.
@@ -58,14 +62,14 @@ var benchConfigs = []benchConfig{
 	{Name: "kernel disk", Spec: logSpec{Type: "disk"}},
 	{Name: "bare responder (clustered-core)", Spec: logSpec{Type: "clustered-core"}, Bare: true},
 	{Name: "bare responder on Go's netpoller", Spec: logSpec{Type: "clustered-core"}, Bare: true, Netpoll: true},
-	{Name: "bare responder GOMAXPROCS=1", Spec: logSpec{Type: "clustered-core"}, Bare: true, Env: []string{"GOMAXPROCS=1"}},
+	{Name: "bare responder GOMAXPROCS=1", Spec: logSpec{Type: "clustered-core"}, Bare: true, Env: []string{"GOMAXPROCS=1"}, Extra: true},
 	{Name: "bare responder + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}, Bare: true},
 	{Name: "dlogd clustered-core", Spec: logSpec{Type: "clustered-core"}},
 	{Name: "dlogd clustered-disk", Spec: logSpec{Type: "clustered-disk"}},
-	{Name: "dlogd clustered-core GOMAXPROCS=1", Spec: logSpec{Type: "clustered-core"}, Env: []string{"GOMAXPROCS=1"}},
+	{Name: "dlogd clustered-core GOMAXPROCS=1", Spec: logSpec{Type: "clustered-core"}, Env: []string{"GOMAXPROCS=1"}, Extra: true},
 	{Name: "dlogd clustered-core + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}},
 	{Name: "dlogd clustered-disk + integrated_flush", Spec: logSpec{Type: "clustered-disk", Integrated: true}},
-	{Name: "dlogd clustered-core --netpoll", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--netpoll"}},
+	{Name: "dlogd clustered-core --netpoll", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--netpoll"}, Extra: true},
 	{Name: "dlogd clustered-core --poll 1ms", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--poll", "1ms"}, SMP: true},
 	{Name: "dlogd clustered-disk --poll 1ms", Spec: logSpec{Type: "clustered-disk"}, DlogdArgs: []string{"--poll", "1ms"}, SMP: true},
 	{Name: "cmirrord clustered-core, corosync udpu", Spec: logSpec{Type: "clustered-core"}, Cmirrord: "udpu", Bytes: mib},
@@ -94,7 +98,7 @@ func benchSelected(c benchConfig) bool {
 			return false
 		}
 	}
-	return true
+	return !c.Extra
 }
 
 // benchOps are the timed runs: dd (busybox), 16 MiB each, O_DIRECT.
