@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dlog-dev/dlog/engine"
 )
@@ -27,9 +28,13 @@ import (
 const (
 	hdrLen      = 32
 	wireMagic   = 0x4D434C44 // "DLCM" little-endian
-	wireVersion = 1
+	wireVersion = 2
 	// maxList bounds the regions of one MARKS or MERGED message.
 	maxList = 8192
+	// maxBatch bounds the regions of one PROPOSE, and the regions one
+	// member holds for recovery at a time (a VOTE answers each with one
+	// bit of a 64-bit mask).
+	maxBatch = 32
 	// maxChunk bounds the state bytes of one STATE message.
 	maxChunk = 256 << 10
 	// MaxMembers bounds a group (corosync supports at most 32 nodes with
@@ -82,12 +87,13 @@ type message struct {
 
 	Marks, Clears []uint64 // MARKS; Marks also for MERGED
 
-	Region uint64 // SYNC, PROPOSE
-	Value  uint64 // SYNC: 0 or 1
+	Region uint64 // SYNC
+	Value  uint64 // SYNC: 0 or 1, syncTaint, syncRelease
 
+	Regions  []uint64 // PROPOSE: 1 to maxBatch distinct regions
 	Proposal uint64   // PROPOSE, VOTE
 	Proposer MemberID // VOTE
-	Accept   bool     // VOTE
+	Accept   uint64   // VOTE: bit i accepts region i of the proposal as the group holds it
 
 	Slot  uint32   // MERGED
 	Owner MemberID // MERGED
@@ -169,12 +175,31 @@ func (c codec) taint(seq, region uint64) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, syncTaint)
 }
 
-func (c codec) propose(seq, id, region uint64) []byte {
-	return u64s(c.head(make([]byte, 0, hdrLen+16), mPropose, seq, 16), id, region)
+// syncRelease is the SYNC value of a granted region given back unrecovered
+// (its sender's kernel was never handed it): the grant ends, the region's
+// sync bit does not change.
+const syncRelease = 3
+
+func (c codec) release(seq, region uint64) []byte {
+	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, syncRelease)
 }
 
-func (c codec) vote(seq uint64, proposer MemberID, id uint64, accept bool) []byte {
-	return u64s(c.head(make([]byte, 0, hdrLen+24), mVote, seq, 24), uint64(proposer), id, b2u(accept))
+// propose asks the group for regions to recover (1 to maxBatch, distinct):
+// id u64, count u32, 0 u32, the regions.
+func (c codec) propose(seq, id uint64, regions []uint64) []byte {
+	p := 16 + 8*len(regions)
+	b := c.head(make([]byte, 0, hdrLen+p), mPropose, seq, p)
+	b = binary.LittleEndian.AppendUint64(b, id)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(regions)))
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	return u64s(b, regions...)
+}
+
+// vote answers proposal id of proposer: bit i of accept accepts region i of
+// the proposal as every member holds it (the proposed regions still free
+// when the PROPOSE was delivered, in their order).
+func (c codec) vote(seq uint64, proposer MemberID, id uint64, accept uint64) []byte {
+	return u64s(c.head(make([]byte, 0, hdrLen+24), mVote, seq, 24), uint64(proposer), id, accept)
 }
 
 func (c codec) fenced(seq uint64, node uint32) []byte {
@@ -204,11 +229,12 @@ func (c codec) state(seq, id, off, total uint64, data []byte) []byte {
 }
 
 // maxState is the largest state blob a log of this geometry can send: the
-// fixed part, the member, slot, grant and proposal tables at their bounds,
+// fixed part, the member, slot, grant and proposal tables at their bounds
+// (maxBatch regions per grant and per proposal),
 // the sync bitmap and, for clustered-core, one mark bitmap per member.
 func (c codec) maxState() uint64 {
 	bs := uint64(8 * engine.BitsetWords(c.n))
-	return stateFixed + MaxMembers*(memberRec+grantRec+pendingRec+8*MaxMembers+recipRec) + MaxSlots*slotRec + bs*(1+MaxMembers)
+	return stateFixed + MaxMembers*(memberRec+grantRec+pendingRec+16*maxBatch+8*MaxMembers+recipRec) + MaxSlots*slotRec + bs*(1+MaxMembers)
 }
 
 // decode checks and decodes one message.
@@ -294,29 +320,39 @@ func (c codec) decode(b []byte) (message, error) {
 		if err := region(m.Region); err != nil {
 			return m, err
 		}
-		if m.Value > syncTaint {
+		if m.Value > syncRelease {
 			return m, malformed("SYNC value %d", m.Value)
 		}
 	case mPropose:
-		if err := exact(16); err != nil {
+		if len(p) < 16 {
+			return m, malformed("PROPOSE payload of %d bytes, shorter than its fields", len(p))
+		}
+		m.Proposal = le.Uint64(p)
+		cnt := uint64(le.Uint32(p[8:]))
+		if cnt == 0 || cnt > maxBatch {
+			return m, malformed("PROPOSE of %d regions (1 to %d)", cnt, maxBatch)
+		}
+		if le.Uint32(p[12:]) != 0 {
+			return m, malformed("PROPOSE reserved field %#x", le.Uint32(p[12:]))
+		}
+		if err := exact(int(16 + 8*cnt)); err != nil {
 			return m, err
 		}
-		m.Proposal, m.Region = le.Uint64(p), le.Uint64(p[8:])
-		if err := region(m.Region); err != nil {
-			return m, err
+		m.Regions = make([]uint64, cnt)
+		for i := range m.Regions {
+			m.Regions[i] = le.Uint64(p[16+8*i:])
+			if err := region(m.Regions[i]); err != nil {
+				return m, err
+			}
+			if slices.Contains(m.Regions[:i], m.Regions[i]) {
+				return m, malformed("PROPOSE names region %d twice", m.Regions[i])
+			}
 		}
 	case mVote:
 		if err := exact(24); err != nil {
 			return m, err
 		}
-		m.Proposer, m.Proposal = MemberID(le.Uint64(p)), le.Uint64(p[8:])
-		switch le.Uint64(p[16:]) {
-		case 0:
-		case 1:
-			m.Accept = true
-		default:
-			return m, malformed("VOTE value %d", le.Uint64(p[16:]))
-		}
+		m.Proposer, m.Proposal, m.Accept = MemberID(le.Uint64(p)), le.Uint64(p[8:]), le.Uint64(p[16:])
 	case mLeaving:
 		if err := exact(0); err != nil {
 			return m, err
