@@ -237,7 +237,7 @@ type Log struct {
 	sendcond      sync.Cond
 	sendStop      bool
 	sendDone      chan struct{}
-	stats         struct{ sent, recv, malformed, grants, vetoes, merges, yields uint64 }
+	stats         struct{ sent, recv, malformed, proposals, grants, vetoes, merges, yields uint64 }
 }
 
 type stateAsm struct {
@@ -811,6 +811,7 @@ func (l *Log) proposeBatch() {
 	l.propID++
 	id := l.propID
 	l.myProp = id
+	l.stats.proposals++
 	l.send(func(seq uint64) []byte { return l.codec.propose(seq, id, rs) })
 }
 
@@ -999,6 +1000,9 @@ type Info struct {
 	Received uint64
 	Bad      uint64
 	Merges   uint64
+	// Proposals and Granted count this member's resync proposals and the
+	// proposals of it that were granted (wholly or in part).
+	Proposals, Granted uint64
 }
 
 // Info returns the log's group view.
@@ -1006,7 +1010,8 @@ func (l *Log) Info() Info {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	in := Info{Me: l.me, Synced: l.status == stSynced, Members: slices.Clone(l.cur), Grants: map[MemberID][]uint64{},
-		InSync: l.st.sync.Count(), Slot: -1, Founded: l.founded, Sent: l.stats.sent, Received: l.stats.recv, Bad: l.stats.malformed, Merges: l.stats.merges}
+		InSync: l.st.sync.Count(), Slot: -1, Founded: l.founded, Sent: l.stats.sent, Received: l.stats.recv, Bad: l.stats.malformed, Merges: l.stats.merges,
+		Proposals: l.stats.proposals, Granted: l.stats.grants}
 	for k, v := range l.st.grants {
 		in.Grants[k] = slices.Clone(v)
 	}
