@@ -15,12 +15,8 @@ import (
 // recover a share.
 func TestBatchHandOut(t *testing.T) {
 	coreAndDisk(t, func(t *testing.T, args string) {
-		c := ctr(t, "131072 "+args)
-		net := NewFakeNet(2)
-		a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
-		defer a.Close()
-		defer b.Close()
-		resume(t, a, b)
+		a, b, net := pairOn(t, "131072 "+args)
+		sent := a.Info().Sent + b.Info().Sent
 		net.SetLatency(5 * time.Millisecond)
 		done := make(chan int, 2)
 		for _, l := range []*Log{a, b} {
@@ -36,6 +32,13 @@ func TestBatchHandOut(t *testing.T) {
 		if props*4 > 128 {
 			t.Fatalf("%d PROPOSE messages for 128 regions: want at least 4 regions per vote on average", props)
 		}
+		// Every message keeps corosync busy: the reports go in batches
+		// too, not one SYNC per region.
+		msgs := a.Info().Sent + b.Info().Sent - sent
+		t.Logf("%d messages in all", msgs)
+		if msgs*4 > 128 {
+			t.Fatalf("%d messages for 128 recovered regions: want at least 4 regions per message on average", msgs)
+		}
 	})
 }
 
@@ -43,12 +46,7 @@ func TestBatchHandOut(t *testing.T) {
 // refuses that region only; the proposer is granted the rest in the same
 // vote, and never the marked region while it is marked.
 func TestVoteAcceptsSubset(t *testing.T) {
-	c := ctr(t, "65536 clustered-core 1024") // 64 regions
-	net := NewFakeNet(2)
-	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
-	defer a.Close()
-	defer b.Close()
-	resume(t, a, b)
+	a, b, _ := pairOn(t, "65536 clustered-core 1024") // 64 regions
 	lo, hi := a, b
 	if hi.Info().Me < lo.Info().Me {
 		lo, hi = hi, lo
@@ -99,5 +97,37 @@ func TestBatchGrantStateTransfer(t *testing.T) {
 	waitFor(t, "the report applied on the joiner", func() bool { return !held(d, r) && replicatedInSync(d, r) })
 	if got := d.Info().Grants[a.Info().Me]; len(got) < len(g)-1 || slices.Contains(got, r) {
 		t.Fatalf("joiner holds %v granted to a after a reported %d", got, r)
+	}
+}
+
+// TestReportDelayed: a report held back to go with the next ones reaches
+// the group within reportDelay even when the kernel asks for nothing more,
+// and the region stays held by the reporter until then.
+func TestReportDelayed(t *testing.T) {
+	a, b, _ := pairOn(t, "65536 clustered-core 1024")
+	r, ok, _ := a.GetResyncWork()
+	if !ok {
+		t.Fatal("no hand-out")
+	}
+	if len(a.Info().Grants[a.Info().Me]) < 2 {
+		t.Fatal("want a batch")
+	}
+	sent := a.Info().Sent
+	start := time.Now()
+	if err := a.SetRegionSync(r, true); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := a.InSync(r); !in {
+		t.Fatal("the reporter answers IN_SYNC 0 for the region it reported")
+	}
+	if a.Info().Sent != sent {
+		t.Fatal("one report of a batch sent at once")
+	}
+	waitFor(t, "the report delivered to b", func() bool { return replicatedInSync(b, r) })
+	if d := time.Since(start); d < reportDelay/2 {
+		t.Fatalf("report delivered after %v, want it held about %v", d, reportDelay)
+	}
+	if held(b, r) {
+		t.Fatalf("region %d still held after its report", r)
 	}
 }

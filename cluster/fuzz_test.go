@@ -20,6 +20,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(c.vote(5, MakeMemberID(2, 77), 9, 0))
 	f.Add(c.vote(5, MakeMemberID(2, 77), 10, 0b1011))
 	f.Add(c.release(9, 7))
+	f.Add(c.syncs(10, []uint64{4, 5, 99}))
 	f.Add(c.leaving(6))
 	f.Add(c.merged(7, 3, MakeMemberID(1, 5), []uint64{0, 50}, true))
 	st := newState(100, true, 0)
@@ -53,6 +54,10 @@ func FuzzDecode(f *testing.F) {
 			again = c.propose(m.Seq, m.Proposal, m.Regions)
 		case mVote:
 			again = c.vote(m.Seq, m.Proposer, m.Proposal, m.Accept)
+		case mSyncs:
+			again = c.syncs(m.Seq, m.Marks)
+		case mFenced:
+			again = c.fenced(m.Seq, m.Node)
 		case mLeaving:
 			again = c.leaving(m.Seq)
 		case mMerged:

@@ -67,6 +67,7 @@ func (l *Log) join() error {
 	clear(l.fencing)
 	clear(l.tookOver)
 	l.events, l.evstop, l.sendq, l.sendStop = nil, false, nil, false
+	l.reports = nil
 	l.founded = false
 	l.mu.Unlock()
 	g, err := l.opts.Messenger.Join(l.name, handler{l})

@@ -228,12 +228,15 @@ type Log struct {
 	resumeWanted  bool
 	roundNo       uint64 // membership changes seen
 	foundIntent   uint64 // seq of our founding intent in this round, 0 if none
+	intentSeen    bool   // foundIntent was delivered in this round
 	resumeWaiting bool
 	loopDone      chan struct{}
 	events        []event
 	evcond        sync.Cond
 	evstop        bool
 	sendq         [][]byte
+	reports       []uint64    // in-sync reports not multicast yet (events.go, report)
+	reportTimer   *time.Timer // sends reports at the latest reportDelay after the first
 	sendcond      sync.Cond
 	sendStop      bool
 	sendDone      chan struct{}
@@ -717,6 +720,10 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	}
 	l.override[r] = inSync
 	l.nover.Store(int32(len(l.override)))
+	if inSync {
+		l.report(r)
+		return nil
+	}
 	l.send(func(seq uint64) []byte { return l.codec.sync(seq, r, inSync) })
 	return nil
 }
@@ -728,8 +735,8 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 // granted regions are left to hand to its kernel, so that dm-raid1, which
 // recovers one region at a time, finds the next region granted already.
 const (
-	resyncBatch = 16
-	resyncLow   = 4
+	resyncBatch = 32
+	resyncLow   = 12
 )
 
 // GetResyncWork hands this node's kernel the next region of its grant,

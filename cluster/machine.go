@@ -68,15 +68,13 @@ func (l *Log) processFull(ev event) {
 			st.ungrant(from, m.Region)
 			return
 		}
-		if m.Value == 1 && !st.tainted[m.Region] {
-			st.sync.Set(m.Region)
-		} else if st.sync.Clear(m.Region) {
-			l.resetCursor()
+		l.applySync(from, m.Region, m.Value == 1)
+	case mSyncs:
+		if !st.isSynced(from) {
+			return
 		}
-		st.ungrant(from, m.Region)
-		if from == l.me {
-			delete(l.override, m.Region)
-			l.nover.Store(int32(len(l.override)))
+		for _, r := range m.Marks {
+			l.applySync(from, r, true)
 		}
 	case mPropose:
 		l.propose(from, m)
@@ -155,6 +153,23 @@ func (l *Log) processFull(ev event) {
 			l.resetCursor()
 			l.restartWanted = true
 		}
+	}
+}
+
+// applySync applies one SET_REGION_SYNC outcome of from for r: its sync
+// bit (a recovery reported in sync while a taint holds is discarded), and
+// the end of from's hold on r.
+func (l *Log) applySync(from MemberID, r uint64, inSync bool) {
+	st := l.st
+	if inSync && !st.tainted[r] {
+		st.sync.Set(r)
+	} else if st.sync.Clear(r) {
+		l.resetCursor()
+	}
+	st.ungrant(from, r)
+	if from == l.me {
+		delete(l.override, r)
+		l.nover.Store(int32(len(l.override)))
 	}
 }
 

@@ -34,7 +34,7 @@ const (
 	// maxBatch bounds the regions of one PROPOSE, and the regions one
 	// member holds for recovery at a time (a VOTE answers each with one
 	// bit of a 64-bit mask).
-	maxBatch = 32
+	maxBatch = 64
 	// maxChunk bounds the state bytes of one STATE message.
 	maxChunk = 256 << 10
 	// MaxMembers bounds a group (corosync supports at most 32 nodes with
@@ -56,10 +56,11 @@ const (
 	mMerged                      // clustered-disk: a departed member's slot, merged
 	mState                       // a chunk of a state transfer to joiners
 	mFenced                      // a departed node is confirmed fenced: its regions may be resynced
+	mSyncs                       // SET_REGION_SYNC in sync of several regions, in the order reported
 	mTypeEnd
 )
 
-var typeNames = [...]string{"", "ANNOUNCE", "MARKS", "SYNC", "PROPOSE", "VOTE", "LEAVING", "MERGED", "STATE", "FENCED"}
+var typeNames = [...]string{"", "ANNOUNCE", "MARKS", "SYNC", "PROPOSE", "VOTE", "LEAVING", "MERGED", "STATE", "FENCED", "SYNCS"}
 
 func (t msgType) String() string {
 	if t > 0 && t < mTypeEnd {
@@ -85,7 +86,7 @@ type message struct {
 	Flags   uint8  // ANNOUNCE: annTookOver
 	Members uint32 // ANNOUNCE: membership size the sender saw
 
-	Marks, Clears []uint64 // MARKS; Marks also for MERGED
+	Marks, Clears []uint64 // MARKS; Marks also for MERGED and SYNCS
 
 	Region uint64 // SYNC
 	Value  uint64 // SYNC: 0 or 1, syncTaint, syncRelease
@@ -202,6 +203,16 @@ func (c codec) vote(seq uint64, proposer MemberID, id uint64, accept uint64) []b
 	return u64s(c.head(make([]byte, 0, hdrLen+24), mVote, seq, 24), uint64(proposer), id, accept)
 }
 
+// syncs reports regions recovered (in sync) in one message: count u32,
+// 0 u32, the regions (1 to maxList).
+func (c codec) syncs(seq uint64, regions []uint64) []byte {
+	p := 8 + 8*len(regions)
+	b := c.head(make([]byte, 0, hdrLen+p), mSyncs, seq, p)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(regions)))
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	return u64s(b, regions...)
+}
+
 func (c codec) fenced(seq uint64, node uint32) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+8), mFenced, seq, 8), uint64(node))
 }
@@ -278,6 +289,31 @@ func (c codec) decode(b []byte) (message, error) {
 		}
 		return nil
 	}
+	// regionList reads the rest of the payload from off: a count u32
+	// (1 to most), 0 u32, exactly that many regions.
+	regionList := func(off int, most uint64) ([]uint64, error) {
+		if len(p) < off+8 {
+			return nil, malformed("%s payload of %d bytes, shorter than its fields", m.Type, len(p))
+		}
+		cnt := uint64(le.Uint32(p[off:]))
+		if cnt == 0 || cnt > most {
+			return nil, malformed("%s of %d regions (1 to %d)", m.Type, cnt, most)
+		}
+		if le.Uint32(p[off+4:]) != 0 {
+			return nil, malformed("%s reserved field %#x", m.Type, le.Uint32(p[off+4:]))
+		}
+		if err := exact(off + 8 + 8*int(cnt)); err != nil {
+			return nil, err
+		}
+		out := make([]uint64, cnt)
+		for i := range out {
+			out[i] = le.Uint64(p[off+8+8*i:])
+			if err := region(out[i]); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
 	switch m.Type {
 	case mAnnounce:
 		if err := exact(8); err != nil {
@@ -324,28 +360,17 @@ func (c codec) decode(b []byte) (message, error) {
 			return m, malformed("SYNC value %d", m.Value)
 		}
 	case mPropose:
-		if len(p) < 16 {
+		if len(p) < 8 {
 			return m, malformed("PROPOSE payload of %d bytes, shorter than its fields", len(p))
 		}
 		m.Proposal = le.Uint64(p)
-		cnt := uint64(le.Uint32(p[8:]))
-		if cnt == 0 || cnt > maxBatch {
-			return m, malformed("PROPOSE of %d regions (1 to %d)", cnt, maxBatch)
-		}
-		if le.Uint32(p[12:]) != 0 {
-			return m, malformed("PROPOSE reserved field %#x", le.Uint32(p[12:]))
-		}
-		if err := exact(int(16 + 8*cnt)); err != nil {
+		var err error
+		if m.Regions, err = regionList(8, maxBatch); err != nil {
 			return m, err
 		}
-		m.Regions = make([]uint64, cnt)
-		for i := range m.Regions {
-			m.Regions[i] = le.Uint64(p[16+8*i:])
-			if err := region(m.Regions[i]); err != nil {
-				return m, err
-			}
-			if slices.Contains(m.Regions[:i], m.Regions[i]) {
-				return m, malformed("PROPOSE names region %d twice", m.Regions[i])
+		for i, r := range m.Regions {
+			if slices.Contains(m.Regions[:i], r) {
+				return m, malformed("PROPOSE names region %d twice", r)
 			}
 		}
 	case mVote:
@@ -353,6 +378,11 @@ func (c codec) decode(b []byte) (message, error) {
 			return m, err
 		}
 		m.Proposer, m.Proposal, m.Accept = MemberID(le.Uint64(p)), le.Uint64(p[8:]), le.Uint64(p[16:])
+	case mSyncs:
+		var err error
+		if m.Marks, err = regionList(0, maxList); err != nil {
+			return m, err
+		}
 	case mLeaving:
 		if err := exact(0); err != nil {
 			return m, err
