@@ -236,6 +236,7 @@ type Log struct {
 	evstop        bool
 	sendq         [][]byte
 	reports       []uint64    // in-sync reports not multicast yet (events.go, report)
+	carry         []uint64    // regions out of sync when this member last left (keepOutOfSync)
 	reportTimer   *time.Timer // sends reports at the latest reportDelay after the first
 	sendcond      sync.Cond
 	sendStop      bool

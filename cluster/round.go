@@ -260,6 +260,7 @@ func (l *Log) adopt(sn *snapshot) {
 	}
 	q := l.queue[at+1:]
 	l.queue = nil
+	l.carry = nil // the group kept its state
 	l.setState(sn.st)
 	l.assembly = map[MemberID]*stateAsm{}
 	l.replaying = true
@@ -286,8 +287,10 @@ func (l *Log) found() {
 	if l.cfg.Sync == engine.SyncNone {
 		st.sync.SetRange(0, l.n)
 	}
-	if !l.core {
-		l.foundDisk(st)
+	if l.core {
+		l.applyCarry(st)
+	} else {
+		l.foundDisk(st) // applies the carry before it writes the union
 		st.slots[0] = slotInfo{owner: l.me, state: slotUsed}
 		st.members[l.me].slot = 0
 	}
@@ -297,6 +300,15 @@ func (l *Log) found() {
 	l.founded = true
 	l.queue = nil
 	l.log.Info("founded the log's state", "members", len(l.cur), "in_sync", st.sync.Count())
+}
+
+// applyCarry clears in st the regions out of sync when this member last
+// left the group (keepOutOfSync).
+func (l *Log) applyCarry(st *state) {
+	for _, r := range l.carry {
+		st.sync.Clear(r)
+	}
+	l.carry = nil
 }
 
 // foundDisk reads the union image and, if it is live (a previous
@@ -343,6 +355,7 @@ func (l *Log) foundDisk(st *state) {
 			}
 		}
 	}
+	l.applyCarry(st)
 	if err := l.raw.writeUnion(g, LiveMagic, st.sync, nil); err != nil {
 		l.log.Error("cannot write the log image", "err", err)
 	}
