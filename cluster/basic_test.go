@@ -101,12 +101,20 @@ func coreAndDisk(t *testing.T, test func(*testing.T, string)) {
 // every region to resync. They are closed at the end of the test.
 func freshPair(t *testing.T) (*Log, *Log) {
 	t.Helper()
-	c := ctr(t, "4096 clustered-core 1024")
+	a, b, _ := pairOn(t, "4096 clustered-core 1024")
+	return a, b
+}
+
+// pairOn resumes nodes 1 and 2 on a log with this CTR table; they are
+// closed at the end of the test.
+func pairOn(t *testing.T, table string) (*Log, *Log, *FakeNet) {
+	t.Helper()
+	c := ctr(t, table)
 	net := NewFakeNet(2)
 	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
 	t.Cleanup(func() { a.Close(); b.Close() })
 	resume(t, a, b)
-	return a, b
+	return a, b, net
 }
 
 func mustFlush(t testing.TB, l *Log, rs ...uint64) {

@@ -56,6 +56,12 @@
 //     sync and this node may still get one: it holds the answer up to
 //     Options.WorkTimeout (below the kernel's 15 s resend), so an idle
 //     mirror reaches full sync.
+//   - One vote hands a member a batch of regions (each voter accepts the
+//     subset it may); its kernel gets them one per GET_RESYNC_WORK with no
+//     round trip, and the next batch is proposed before the grant runs
+//     out. In-sync reports are multicast in batches (SYNCS), at most
+//     200 ms late and before any later message of the reporter; until
+//     delivered, the region stays held and out of sync for the others.
 //   - A write the kernel issues without IS_REMOTE_RECOVERING (below its
 //     hint, presuspended, after a reconnect) is always marked: IN_SYNC
 //     answers 1 below every hint this node returned, and RESUME of a

@@ -566,3 +566,43 @@ func testHealTakenOver(t *testing.T, args string) {
 	a.crash()
 	waitFor(t, "a's mark 11 out of sync on b once a is fenced", func() bool { return !replicatedInSync(b, 11) })
 }
+
+func TestRestartKeepsOutOfSync(t *testing.T) { coreAndDisk(t, testRestartKeepsOutOfSync) }
+
+// testRestartKeepsOutOfSync (make vmclustertest kill-node,
+// clustered-core): of a two-node nosync mirror, b's node dies with region
+// 5 marked; once it is confirmed fenced, a, the last member, restarts its
+// mirror (suspend, resume) to resync region 5. The resume founds the state
+// again: region 5 must still be out of sync (a fresh clustered-core state
+// with nosync had it in sync, and b's half-finished write stayed on one
+// leg for good).
+func testRestartKeepsOutOfSync(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(1)
+	a, b := openNode(t, net, 1, c), openNode(t, net, 2, c)
+	defer a.Close()
+	defer b.Close()
+	resume(t, a)
+	resume(t, b)
+	mustFlush(t, b, 5)
+	net.Kill(2)
+	b.crash()
+	waitFor(t, "b's region 5 out of sync on a, b fenced", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return !a.st.sync.Test(5) && len(a.st.unfenced) == 0 && len(a.merging) == 0 &&
+			!slices.ContainsFunc(a.st.slots[:a.st.nslots], func(s slotInfo) bool { return s.state == slotDeparted })
+	})
+	if err := a.Presuspend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Postsuspend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if replicatedInSync(a, 5) || a.SyncCount() != 63 {
+		t.Fatalf("after the restart: region 5 in sync %v, %d of 64 in sync; want region 5 still to resync", replicatedInSync(a, 5), a.SyncCount())
+	}
+}

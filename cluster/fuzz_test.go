@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 )
 
@@ -14,8 +15,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add(c.announce(1, stSynced, 0, 3))
 	f.Add(c.marks(2, []uint64{1, 2, 99}, []uint64{5}))
 	f.Add(c.sync(3, 7, true))
-	f.Add(c.propose(4, 9, 42))
-	f.Add(c.vote(5, MakeMemberID(2, 77), 9, false))
+	f.Add(c.propose(4, 9, []uint64{42}))
+	f.Add(c.propose(4, 10, []uint64{3, 1, 99, 50}))
+	f.Add(c.vote(5, MakeMemberID(2, 77), 9, 0))
+	f.Add(c.vote(5, MakeMemberID(2, 77), 10, 0b1011))
+	f.Add(c.release(9, 7))
+	f.Add(c.syncs(10, []uint64{4, 5, 99}))
 	f.Add(c.leaving(6))
 	f.Add(c.merged(7, 3, MakeMemberID(1, 5), []uint64{0, 50}, true))
 	st := newState(100, true, 0)
@@ -37,11 +42,22 @@ func FuzzDecode(f *testing.F) {
 		case mMarks:
 			again = c.marks(m.Seq, m.Marks, m.Clears)
 		case mSync:
-			again = c.sync(m.Seq, m.Region, m.Value == 1)
+			switch m.Value {
+			case syncTaint:
+				again = c.taint(m.Seq, m.Region)
+			case syncRelease:
+				again = c.release(m.Seq, m.Region)
+			default:
+				again = c.sync(m.Seq, m.Region, m.Value == 1)
+			}
 		case mPropose:
-			again = c.propose(m.Seq, m.Proposal, m.Region)
+			again = c.propose(m.Seq, m.Proposal, m.Regions)
 		case mVote:
 			again = c.vote(m.Seq, m.Proposer, m.Proposal, m.Accept)
+		case mSyncs:
+			again = c.syncs(m.Seq, m.Marks)
+		case mFenced:
+			again = c.fenced(m.Seq, m.Node)
 		case mLeaving:
 			again = c.leaving(m.Seq)
 		case mMerged:
@@ -69,8 +85,8 @@ func FuzzState(f *testing.F) {
 	st.members[a] = &member{status: stSynced, slot: 0}
 	st.members[b] = &member{status: stUnsynced, slot: -1}
 	st.slots[0] = slotInfo{owner: a, state: slotUsed}
-	st.grants[a] = 7
-	st.pending[a] = &proposal{id: 3, region: 9, waiting: []MemberID{b}}
+	st.grants[a] = []uint64{7, 8, 12}
+	st.pending[a] = &proposal{id: 3, regions: []uint64{9, 10}, accept: 0b10, waiting: []MemberID{b}}
 	st.sync.SetRange(0, 50)
 	f.Add(st.encode(1024, a, 5, []MemberID{b}))
 	core := newState(100, true, 0)
@@ -111,8 +127,8 @@ func TestStateTaintFencing(t *testing.T) {
 	st := newState(100, true, 0)
 	st.members[a] = &member{status: stSynced, slot: -1}
 	st.members[b] = &member{status: stSynced, slot: -1}
-	st.grants[a] = 7
-	st.pending[b] = &proposal{id: 3, region: 9, waiting: []MemberID{a}}
+	st.grants[a] = []uint64{7, 2}
+	st.pending[b] = &proposal{id: 3, regions: []uint64{9, 11}, accept: 0b01, waiting: []MemberID{a}}
 	st.tainted[7], st.tainted[9] = true, true
 	st.unfenced[3], st.unfenced[4] = true, true
 	st.orphans[3] = newBits(100, false)
@@ -122,7 +138,8 @@ func TestStateTaintFencing(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := sn.st
-	if got.grants[a] != 7 || got.pending[b].region != 9 || !got.tainted[7] || !got.tainted[9] || len(got.tainted) != 2 {
+	if !slices.Equal(got.grants[a], []uint64{7, 2}) || !slices.Equal(got.pending[b].regions, []uint64{9, 11}) || got.pending[b].accept != 0b01 ||
+		!got.tainted[7] || !got.tainted[9] || len(got.tainted) != 2 {
 		t.Fatalf("grants %v pending %+v tainted %v", got.grants, got.pending[b], got.tainted)
 	}
 	if !got.unfenced[3] || !got.unfenced[4] || len(got.unfenced) != 2 || !got.orphans[3].Test(60) || got.orphans[3].Count() != 1 || len(got.orphans) != 1 {

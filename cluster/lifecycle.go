@@ -67,6 +67,7 @@ func (l *Log) join() error {
 	clear(l.fencing)
 	clear(l.tookOver)
 	l.events, l.evstop, l.sendq, l.sendStop = nil, false, nil, false
+	l.reports = nil
 	l.founded = false
 	l.mu.Unlock()
 	g, err := l.opts.Messenger.Join(l.name, handler{l})
@@ -202,6 +203,7 @@ func (l *Log) Postsuspend() error {
 
 func (l *Log) leave() {
 	l.mu.Lock()
+	l.keepOutOfSync()
 	if l.group != nil && l.status == stSynced && l.failed == nil {
 		seq := l.send(func(seq uint64) []byte { return l.codec.leaving(seq) })
 		l.leavingAt = seq
@@ -242,6 +244,25 @@ func (l *Log) leave() {
 		if err := s.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
 			l.log.Warn("closing the slot", "err", err)
 		}
+	}
+}
+
+// keepOutOfSync remembers the regions out of sync in the group's state as
+// this member leaves it. If this member is the last, the state goes with
+// it, and a later RESUME of this log founds a new one by the kernel's
+// rules: clustered-core fresh, clustered-disk from the device, and with
+// nosync both have every region in sync. found clears the remembered
+// regions again, so that a departed node's regions, known out of sync,
+// stay so across the restart (Options.Restart) meant to resync them, and
+// so that clustered-core keeps its bits across a suspend as the kernel's
+// core log does. It only over-reports. mu is held.
+func (l *Log) keepOutOfSync() {
+	if l.status != stSynced || l.failed != nil {
+		return
+	}
+	l.carry = l.carry[:0]
+	for r, ok := l.st.sync.NextClear(0); ok; r, ok = l.st.sync.NextClear(r + 1) {
+		l.carry = append(l.carry, r)
 	}
 }
 

@@ -228,16 +228,20 @@ type Log struct {
 	resumeWanted  bool
 	roundNo       uint64 // membership changes seen
 	foundIntent   uint64 // seq of our founding intent in this round, 0 if none
+	intentSeen    bool   // foundIntent was delivered in this round
 	resumeWaiting bool
 	loopDone      chan struct{}
 	events        []event
 	evcond        sync.Cond
 	evstop        bool
 	sendq         [][]byte
+	reports       []uint64    // in-sync reports not multicast yet (events.go, report)
+	carry         []uint64    // regions out of sync when this member last left (keepOutOfSync)
+	reportTimer   *time.Timer // sends reports at the latest reportDelay after the first
 	sendcond      sync.Cond
 	sendStop      bool
 	sendDone      chan struct{}
-	stats         struct{ sent, recv, malformed, grants, vetoes, merges, yields uint64 }
+	stats         struct{ sent, recv, malformed, proposals, grants, vetoes, merges, yields uint64 }
 }
 
 type stateAsm struct {
@@ -701,7 +705,7 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if g, ok := l.st.grants[l.me]; !inSync && (!ok || g != r) {
+	if !inSync && !slices.Contains(l.st.grants[l.me], r) {
 		// A failed write: the kernel keeps the region NOSYNC in its
 		// region hash until this node recovers it; only this node may
 		// resync it.
@@ -717,19 +721,33 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	}
 	l.override[r] = inSync
 	l.nover.Store(int32(len(l.override)))
+	if inSync {
+		l.report(r)
+		return nil
+	}
 	l.send(func(seq uint64) []byte { return l.codec.sync(seq, r, inSync) })
 	return nil
 }
 
 // ---- resync hand-out ----
 
-// GetResyncWork proposes a region to the group and returns it once every
-// other synced member accepted it (docs/design/cluster.md, "Hand-out"). It
-// holds the answer while regions are out of sync and none is granted to
-// this member yet (a vote is open, or every candidate is vetoed or held for
-// now), up to Options.WorkTimeout: dm-raid1 asks again only when I/O or a
-// finished recovery wakes its worker, so an answer of "no work" while work
-// remains leaves an idle mirror unsynchronised.
+// Resync hand-out batches: a member proposes up to resyncBatch regions at
+// once and proposes the next batch when no more than resyncLow of its
+// granted regions are left to hand to its kernel, so that dm-raid1, which
+// recovers one region at a time, finds the next region granted already.
+const (
+	resyncBatch = 32
+	resyncLow   = 12
+)
+
+// GetResyncWork hands this node's kernel the next region of its grant,
+// proposing the next batch to the group when the grant runs low
+// (docs/design/cluster.md, "Hand-out"). With nothing granted it proposes
+// and holds the answer while regions are out of sync and none is granted
+// to this member yet (a vote is open, or every candidate is vetoed or held
+// for now), up to Options.WorkTimeout: dm-raid1 asks again only when I/O
+// or a finished recovery wakes its worker, so an answer of "no work" while
+// work remains leaves an idle mirror unsynchronised.
 func (l *Log) GetResyncWork() (uint64, bool, error) {
 	if l.closed.Load() {
 		return 0, false, engine.ErrClosed
@@ -741,17 +759,18 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 	defer l.mu.Unlock()
 	deadline := time.Now().Add(l.opts.WorkTimeout)
 	for {
-		r, granted := l.st.grants[l.me]
-		_, reported := l.override[r]
-		if granted && !reported {
+		// A granted region whose SET_REGION_SYNC is on its way is not
+		// work any more, and no obstacle to the next proposal: the
+		// group delivers this member's SYNC before its PROPOSE (one
+		// sender's messages keep their order).
+		work := l.unreported()
+		if len(work) > 0 {
 			l.stalled = false
-			return r, true, nil
+			if len(work)-1 <= resyncLow {
+				l.proposeBatch()
+			}
+			return work[0], true, nil
 		}
-		// A grant whose SET_REGION_SYNC is on its way is not work any
-		// more, and no obstacle to the next proposal: the group delivers
-		// this member's SYNC before its PROPOSE (one sender's messages
-		// keep their order), which finds the grant gone. Proposing now
-		// saves a cluster round trip per region.
 		if l.group == nil || (l.status != stSynced && !l.rejoining) || l.failed != nil || l.halted.Load() || l.closed.Load() ||
 			l.st.sync.Count() >= l.n {
 			return 0, false, nil
@@ -764,14 +783,7 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 			l.stalled = true
 			return 0, false, nil
 		}
-		if l.myProp == 0 && (!granted || reported) && l.status == stSynced && l.group.Quorate() {
-			if r, ok := l.candidate(); ok {
-				l.propID++
-				id := l.propID
-				l.myProp = id
-				l.send(func(seq uint64) []byte { return l.codec.propose(seq, id, r) })
-			}
-		}
+		l.proposeBatch()
 		// Wait for the vote, or for the group's state to change (a
 		// veto, a region released), rechecking at least every 250 ms.
 		next := time.Now().Add(250 * time.Millisecond)
@@ -780,6 +792,45 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 		}
 		l.waitUntil(next)
 	}
+}
+
+// unreported returns the regions granted to this member that it has not
+// reported (no SET_REGION_SYNC of them since); mu is held.
+func (l *Log) unreported() []uint64 {
+	var out []uint64
+	for _, r := range l.st.grants[l.me] {
+		if _, reported := l.override[r]; !reported {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// proposeBatch proposes the next batch of regions unless a proposal of
+// this member is open; mu is held.
+func (l *Log) proposeBatch() {
+	if l.myProp != 0 || l.status != stSynced || l.group == nil || l.failed != nil || !l.group.Quorate() {
+		return
+	}
+	rs := l.candidates(l.batchSize())
+	if len(rs) == 0 {
+		return
+	}
+	l.propID++
+	id := l.propID
+	l.myProp = id
+	l.stats.proposals++
+	l.send(func(seq uint64) []byte { return l.codec.propose(seq, id, rs) })
+}
+
+// batchSize is how many regions this member proposes at once: its fair
+// share of what is left to resync (the out-of-sync regions over twice the
+// synced members, at least one, at most resyncBatch), so that every member
+// keeps work to the end, and never more than maxBatch held; mu is held.
+func (l *Log) batchSize() int {
+	left := l.n - l.st.sync.Count()
+	share := max(1, left/uint64(2*max(1, len(l.st.synced()))))
+	return int(min(uint64(resyncBatch), share, uint64(maxBatch-len(l.st.grants[l.me]))))
 }
 
 // waitUntil waits on cond once, woken at the latest at t; mu is held.
@@ -793,50 +844,67 @@ func (l *Log) waitUntil(t time.Time) {
 	tm.Stop()
 }
 
-// candidate picks the next region to propose: regions this node's kernel
-// asked about first, then the sync bits from the cursor.
-func (l *Log) candidate() (uint64, bool) {
+// candidates picks up to k regions to propose: regions this node's kernel
+// asked about first, then the sync bits from the cursor round to it (each
+// member's cursor starts at its own share of the log, so that members
+// propose different regions); mu is held.
+func (l *Log) candidates(k int) []uint64 {
+	if len(l.st.unfenced) > 0 || k <= 0 {
+		return nil // nothing is handed out (docs/design/cluster.md, "Fencing")
+	}
+	var out []uint64
 	free := func(r uint64) bool {
-		if l.st.sync.Test(r) || l.skipped[r] {
+		if l.st.sync.Test(r) || l.skipped[r] || slices.Contains(out, r) {
 			return false
 		}
 		_, locked := l.st.lockedBy(r)
 		return !locked
 	}
-	if len(l.st.unfenced) > 0 {
-		return 0, false // nothing is handed out (docs/design/cluster.md, "Fencing")
-	}
-	for len(l.prio) > 0 {
+	for len(l.prio) > 0 && len(out) < k {
 		r := l.prio[0]
 		l.prio = l.prio[1:]
 		if free(r) {
-			return r, true
+			out = append(out, r)
 		}
 	}
-	for pass := 0; pass < 2; pass++ {
-		for l.cursor < l.n {
-			r, ok := l.st.sync.NextClear(l.cursor)
-			if !ok {
-				l.cursor = l.n
+	for pass := 0; pass < 2 && len(out) < k; pass++ {
+		start := min(l.cursor, l.n)
+		for _, span := range [2][2]uint64{{start, l.n}, {0, start}} {
+			for r := span[0]; r < span[1] && len(out) < k; r++ {
+				c, ok := l.st.sync.NextClear(r)
+				if !ok || c >= span[1] {
+					break
+				}
+				r = c
+				l.cursor = c + 1
+				if free(c) {
+					out = append(out, c)
+				}
+			}
+			if len(out) == k {
 				break
 			}
-			l.cursor = r + 1
-			if free(r) {
-				return r, true
-			}
 		}
-		// Everything left was vetoed or held: try again from the start,
-		// at most once a second.
-		if time.Since(l.lastReset) < time.Second {
-			return 0, false
+		if len(out) > 0 || time.Since(l.lastReset) < time.Second {
+			break
 		}
+		// Everything left was vetoed or held: try again, at most once a
+		// second.
 		l.resetCursor()
 	}
-	return 0, false
+	return out
 }
 
+// resetCursor forgets the skipped regions and puts the cursor at the
+// start of this member's share of the log: with k synced members, member
+// i (in ID order) starts at i*n/k; mu is held.
 func (l *Log) resetCursor() {
 	l.cursor = 0
+	if ids := l.st.synced(); len(ids) > 1 {
+		if i := slices.Index(ids, l.me); i > 0 {
+			l.cursor = l.n * uint64(i) / uint64(len(ids))
+		}
+	}
 	clear(l.skipped)
 	l.lastReset = time.Now()
 }
@@ -912,9 +980,7 @@ func (l *Log) State() engine.State {
 	s.InSync = l.syncp.Load().Count()
 	s.Dirty = l.mine.Count()
 	l.mu.Lock()
-	if _, ok := l.st.grants[l.me]; ok {
-		s.Recovering = 1
-	}
+	s.Recovering = uint64(len(l.unreported()))
 	s.Cursor = l.cursor
 	l.mu.Unlock()
 	s.IOFailed, s.FlushFailed = l.Failed()
@@ -934,7 +1000,7 @@ type Info struct {
 	Synced   bool
 	Members  []MemberID
 	Server   MemberID
-	Grants   map[MemberID]uint64
+	Grants   map[MemberID][]uint64
 	InSync   uint64
 	Slot     int
 	Founded  bool
@@ -942,16 +1008,20 @@ type Info struct {
 	Received uint64
 	Bad      uint64
 	Merges   uint64
+	// Proposals and Granted count this member's resync proposals and the
+	// proposals of it that were granted (wholly or in part).
+	Proposals, Granted uint64
 }
 
 // Info returns the log's group view.
 func (l *Log) Info() Info {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	in := Info{Me: l.me, Synced: l.status == stSynced, Members: slices.Clone(l.cur), Grants: map[MemberID]uint64{},
-		InSync: l.st.sync.Count(), Slot: -1, Founded: l.founded, Sent: l.stats.sent, Received: l.stats.recv, Bad: l.stats.malformed, Merges: l.stats.merges}
+	in := Info{Me: l.me, Synced: l.status == stSynced, Members: slices.Clone(l.cur), Grants: map[MemberID][]uint64{},
+		InSync: l.st.sync.Count(), Slot: -1, Founded: l.founded, Sent: l.stats.sent, Received: l.stats.recv, Bad: l.stats.malformed, Merges: l.stats.merges,
+		Proposals: l.stats.proposals, Granted: l.stats.grants}
 	for k, v := range l.st.grants {
-		in.Grants[k] = v
+		in.Grants[k] = slices.Clone(v)
 	}
 	if s := l.st.synced(); len(s) > 0 {
 		in.Server = s[0]

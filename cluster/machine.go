@@ -64,18 +64,17 @@ func (l *Log) processFull(ev event) {
 			}
 			return
 		}
-		if m.Value == 1 && !st.tainted[m.Region] {
-			st.sync.Set(m.Region)
-		} else if st.sync.Clear(m.Region) {
-			l.resetCursor()
+		if m.Value == syncRelease {
+			st.ungrant(from, m.Region)
+			return
 		}
-		if g, ok := st.grants[from]; ok && g == m.Region {
-			delete(st.grants, from)
-			st.untaint(m.Region)
+		l.applySync(from, m.Region, m.Value == 1)
+	case mSyncs:
+		if !st.isSynced(from) {
+			return
 		}
-		if from == l.me {
-			delete(l.override, m.Region)
-			l.nover.Store(int32(len(l.override)))
+		for _, r := range m.Marks {
+			l.applySync(from, r, true)
 		}
 	case mPropose:
 		l.propose(from, m)
@@ -157,6 +156,23 @@ func (l *Log) processFull(ev event) {
 	}
 }
 
+// applySync applies one SET_REGION_SYNC outcome of from for r: its sync
+// bit (a recovery reported in sync while a taint holds is discarded), and
+// the end of from's hold on r.
+func (l *Log) applySync(from MemberID, r uint64, inSync bool) {
+	st := l.st
+	if inSync && !st.tainted[r] {
+		st.sync.Set(r)
+	} else if st.sync.Clear(r) {
+		l.resetCursor()
+	}
+	st.ungrant(from, r)
+	if from == l.me {
+		delete(l.override, r)
+		l.nover.Store(int32(len(l.override)))
+	}
+}
+
 // rejoin: a member on a node whose previous member departed without
 // LEAVING became synced. Its kernel is the one that kept running: the
 // departed member's marks become the new member's (its kernel still holds
@@ -226,24 +242,16 @@ func (l *Log) departure(id MemberID, unclean bool) {
 		}
 		// Open proposals lose their vote from a kernel that may still
 		// write: dropped, not granted.
-		for x, p := range st.pending {
-			delete(st.pending, x)
-			st.untaint(p.region)
+		for x := range st.pending {
+			st.dropProposal(x)
 			if x == l.me {
 				l.myProp = 0
 			}
 		}
 	}
-	if g, ok := st.grants[id]; ok {
-		delete(st.grants, id)
-		st.untaint(g)
-	}
-	if p := st.pending[id]; p != nil {
-		delete(st.pending, id)
-		st.untaint(p.region)
-		if id == l.me {
-			l.myProp = 0
-		}
+	st.dropGrants(id)
+	if id == l.me {
+		l.myProp = 0
 	}
 	for x, p := range st.pending {
 		if i := slices.Index(p.waiting, id); i >= 0 {
@@ -266,19 +274,29 @@ func (l *Log) departure(id MemberID, unclean bool) {
 	l.resetCursor()
 }
 
+// propose applies a PROPOSE of x: the proposed regions still out of sync
+// and held by nobody (in the proposal's order, up to maxBatch held by x in
+// all) are put to the vote of every other synced member. Every member
+// trims alike: they apply the same events in the same order.
 func (l *Log) propose(x MemberID, m message) {
 	st := l.st
-	r := m.Region
-	_, locked := st.lockedBy(r)
-	_, hasGrant := st.grants[x]
-	if !st.isSynced(x) || st.sync.Test(r) || locked || st.pending[x] != nil || hasGrant || len(st.unfenced) > 0 {
+	var regions []uint64
+	room := maxBatch - len(st.grants[x])
+	for _, r := range m.Regions {
+		if _, locked := st.lockedBy(r); !locked && !st.sync.Test(r) && len(regions) < room {
+			regions = append(regions, r)
+		}
+	}
+	if !st.isSynced(x) || len(regions) == 0 || st.pending[x] != nil || len(st.unfenced) > 0 {
 		if x == l.me && l.myProp == m.Proposal {
 			l.myProp = 0
-			l.skipped[r] = true
+			for _, r := range m.Regions {
+				l.skipped[r] = true
+			}
 		}
 		return
 	}
-	p := &proposal{id: m.Proposal, region: r}
+	p := &proposal{id: m.Proposal, regions: regions, accept: allOf(len(regions))}
 	for _, id := range st.synced() {
 		if id != x {
 			p.waiting = append(p.waiting, id)
@@ -289,10 +307,15 @@ func (l *Log) propose(x MemberID, m message) {
 		l.grant(x, p)
 		return
 	}
-	l.log.Debug("PROPOSE", "me", l.me, "from", x, "id", m.Proposal, "region", r, "waiting", p.waiting, "replay", l.replaying)
+	l.log.Debug("PROPOSE", "me", l.me, "from", x, "id", m.Proposal, "regions", regions, "waiting", p.waiting, "replay", l.replaying)
 	if slices.Contains(p.waiting, l.me) && !l.replaying {
-		accept := l.accept(r)
-		l.log.Debug("vote", "me", l.me, "accept", accept, "proposer", x, "id", m.Proposal, "region", r)
+		var accept uint64
+		for i, r := range regions {
+			if l.accept(r) {
+				accept |= 1 << i
+			}
+		}
+		l.log.Debug("vote", "me", l.me, "accept", accept, "proposer", x, "id", m.Proposal)
 		l.send(func(seq uint64) []byte { return l.codec.vote(seq, x, m.Proposal, accept) })
 	}
 }
@@ -315,6 +338,9 @@ func (l *Log) accept(r uint64) bool {
 	return !ov
 }
 
+// vote applies a VOTE: the proposal keeps the regions every vote accepted;
+// it is granted once the last vote arrives, dropped as soon as no region is
+// left.
 func (l *Log) vote(from MemberID, m message) {
 	st := l.st
 	p := st.pending[m.Proposer]
@@ -325,28 +351,45 @@ func (l *Log) vote(from MemberID, m message) {
 	if i < 0 {
 		return
 	}
-	if !m.Accept {
-		delete(st.pending, m.Proposer)
-		st.untaint(p.region)
+	p.waiting = slices.Delete(p.waiting, i, i+1)
+	p.accept &= m.Accept
+	if p.accept == 0 {
+		st.dropProposal(m.Proposer)
 		if m.Proposer == l.me {
 			l.myProp = 0
-			l.skipped[p.region] = true
+			for _, r := range p.regions {
+				l.skipped[r] = true
+			}
 			l.stats.vetoes++
 		}
 		return
 	}
-	p.waiting = slices.Delete(p.waiting, i, i+1)
 	if len(p.waiting) == 0 {
 		l.grant(m.Proposer, p)
 	}
 }
 
+// grant ends proposal p of x: its accepted regions join x's grant, the
+// vetoed ones are free again.
 func (l *Log) grant(x MemberID, p *proposal) {
-	l.log.Debug("GRANT", "me", l.me, "to", x, "region", p.region, "id", p.id)
-	delete(l.st.pending, x)
-	l.st.grants[x] = p.region
+	st := l.st
+	got := p.accepted()
+	l.log.Debug("GRANT", "me", l.me, "to", x, "regions", got, "id", p.id)
+	delete(st.pending, x)
+	st.grants[x] = append(st.grants[x], got...)
+	for _, r := range p.regions {
+		if !slices.Contains(got, r) {
+			st.untaint(r)
+			if x == l.me {
+				l.skipped[r] = true
+			}
+		}
+	}
 	if x == l.me {
 		l.myProp = 0
 		l.stats.grants++
+		if len(got) < len(p.regions) {
+			l.stats.vetoes++
+		}
 	}
 }

@@ -17,7 +17,7 @@ func (l *Log) newRound(members []MemberID) {
 	l.round = map[MemberID]uint8{}
 	l.resolved = false
 	l.roundNo++
-	l.foundIntent = 0
+	l.foundIntent, l.intentSeen = 0, false
 	clear(l.merging)
 	status := l.status
 	if l.leavingAt != 0 {
@@ -27,7 +27,14 @@ func (l *Log) newRound(members []MemberID) {
 	if slices.ContainsFunc(l.cur, func(id MemberID) bool { return l.tookOver[id.NodeID()] && !l.st.isSynced(id) }) {
 		flags = annTookOver
 	}
-	l.send(func(seq uint64) []byte { return l.codec.announce(seq, status, flags, len(l.cur)) })
+	// An unsynced member's ANNOUNCE sent once its partition is seen
+	// quorate is its founding intent too (see resolveRound): a founder
+	// then needs no second message.
+	intent := status == stUnsynced && !l.replaying && l.group != nil && l.group.Quorate()
+	seq := l.send(func(seq uint64) []byte { return l.codec.announce(seq, status, flags, len(l.cur)) })
+	if intent {
+		l.foundIntent = seq
+	}
 }
 
 func (l *Log) selfLeft(left []MemberID) {
@@ -83,6 +90,9 @@ func (l *Log) tally(from MemberID, m message) bool {
 		status, yielded = l.heal(from, m.Flags&annTookOver != 0)
 	}
 	l.round[from] = status
+	if from == l.me && l.foundIntent != 0 && m.Seq == l.foundIntent {
+		l.intentSeen = true
+	}
 	l.resolveRound(from, m.Seq)
 	return yielded
 }
@@ -159,11 +169,13 @@ func (l *Log) resolveRound(pointFrom MemberID, pointSeq uint64) {
 	if unsynced[0] != l.me || l.replaying || l.group == nil {
 		return
 	}
-	// Found only at the delivery of our own intent, sent after the
-	// partition was seen quorate and delivered in this very view: the
-	// quorum flag and the group view are not updated atomically, and a
-	// view from before a merge must not be founded in (two founders).
-	if l.foundIntent == 0 || pointFrom != l.me || pointSeq != l.foundIntent {
+	// Found only once our own intent, sent after the partition was seen
+	// quorate, was delivered in this very view (its ANNOUNCE, or a later
+	// one): the quorum flag and the group view are not updated
+	// atomically, and a view from before a merge must not be founded in
+	// (two founders). The state is founded at this point of the order,
+	// the delivery that completed the round.
+	if l.foundIntent == 0 || !l.intentSeen {
 		if l.foundIntent == 0 {
 			l.intendToFound()
 		}
@@ -248,6 +260,7 @@ func (l *Log) adopt(sn *snapshot) {
 	}
 	q := l.queue[at+1:]
 	l.queue = nil
+	l.carry = nil // the group kept its state
 	l.setState(sn.st)
 	l.assembly = map[MemberID]*stateAsm{}
 	l.replaying = true
@@ -274,8 +287,10 @@ func (l *Log) found() {
 	if l.cfg.Sync == engine.SyncNone {
 		st.sync.SetRange(0, l.n)
 	}
-	if !l.core {
-		l.foundDisk(st)
+	if l.core {
+		l.applyCarry(st)
+	} else {
+		l.foundDisk(st) // applies the carry before it writes the union
 		st.slots[0] = slotInfo{owner: l.me, state: slotUsed}
 		st.members[l.me].slot = 0
 	}
@@ -285,6 +300,15 @@ func (l *Log) found() {
 	l.founded = true
 	l.queue = nil
 	l.log.Info("founded the log's state", "members", len(l.cur), "in_sync", st.sync.Count())
+}
+
+// applyCarry clears in st the regions out of sync when this member last
+// left the group (keepOutOfSync).
+func (l *Log) applyCarry(st *state) {
+	for _, r := range l.carry {
+		st.sync.Clear(r)
+	}
+	l.carry = nil
 }
 
 // foundDisk reads the union image and, if it is live (a previous
@@ -331,6 +355,7 @@ func (l *Log) foundDisk(st *state) {
 			}
 		}
 	}
+	l.applyCarry(st)
 	if err := l.raw.writeUnion(g, LiveMagic, st.sync, nil); err != nil {
 		l.log.Error("cannot write the log image", "err", err)
 	}

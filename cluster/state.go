@@ -25,9 +25,32 @@ type slotInfo struct {
 	state uint8
 }
 
+// proposal is an open PROPOSE: the regions still free when it was
+// delivered, and which of them every voter so far accepted.
 type proposal struct {
-	id, region uint64
-	waiting    []MemberID // voters still to answer, sorted
+	id      uint64
+	regions []uint64   // 1 to maxBatch
+	accept  uint64     // bit i: regions[i] accepted by every vote so far
+	waiting []MemberID // voters still to answer, sorted
+}
+
+// accepted returns the regions of p that every vote accepted.
+func (p *proposal) accepted() []uint64 {
+	var out []uint64
+	for i, r := range p.regions {
+		if p.accept&(1<<i) != 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// allOf is the accept mask of k regions.
+func allOf(k int) uint64 {
+	if k >= 64 {
+		return ^uint64(0)
+	}
+	return 1<<k - 1
 }
 
 // bits is a bitmap over Go memory that can be snapshotted word by word.
@@ -81,7 +104,7 @@ type state struct {
 	members map[MemberID]*member
 	slots   [MaxSlots]slotInfo
 	nslots  int
-	grants  map[MemberID]uint64    // the region each member is recovering
+	grants  map[MemberID][]uint64  // the regions each member holds for recovery (at most maxBatch), not yet reported
 	pending map[MemberID]*proposal // at most one open proposal per member
 	sync    bits                   // 1 = in sync (the cluster's sync bits)
 	marksOf map[MemberID]bits      // clustered-core: every member's marks
@@ -102,7 +125,7 @@ func newState(n uint64, core bool, nslots int) *state {
 	return &state{
 		n: n, core: core, nslots: nslots,
 		members:  map[MemberID]*member{},
-		grants:   map[MemberID]uint64{},
+		grants:   map[MemberID][]uint64{},
 		pending:  map[MemberID]*proposal{},
 		marksOf:  map[MemberID]bits{},
 		tainted:  map[uint64]bool{},
@@ -132,28 +155,68 @@ func (s *state) isSynced(id MemberID) bool {
 // open proposal of it.
 func (s *state) lockedBy(r uint64) (MemberID, bool) {
 	for id, g := range s.grants {
-		if g == r {
+		if slices.Contains(g, r) {
 			return id, true
 		}
 	}
 	for id, p := range s.pending {
-		if p.region == r {
+		if slices.Contains(p.regions, r) {
 			return id, true
 		}
 	}
 	return 0, false
 }
 
+// ungrant ends id's hold on r (reported, given back); it reports whether
+// id held r.
+func (s *state) ungrant(id MemberID, r uint64) bool {
+	g := s.grants[id]
+	i := slices.Index(g, r)
+	if i < 0 {
+		return false
+	}
+	g = slices.Delete(g, i, i+1)
+	if len(g) == 0 {
+		delete(s.grants, id)
+	} else {
+		s.grants[id] = g
+	}
+	s.untaint(r)
+	return true
+}
+
+// dropGrants ends every hold of id: its grant and its open proposal.
+func (s *state) dropGrants(id MemberID) {
+	g := s.grants[id]
+	delete(s.grants, id)
+	for _, r := range g {
+		s.untaint(r)
+	}
+	s.dropProposal(id)
+}
+
+// dropProposal forgets id's open proposal.
+func (s *state) dropProposal(id MemberID) {
+	p := s.pending[id]
+	if p == nil {
+		return
+	}
+	delete(s.pending, id)
+	for _, r := range p.regions {
+		s.untaint(r)
+	}
+}
+
 // Snapshot layout (little-endian). A joiner checks every count and the
 // exact total against THIS log (docs/conformance.md §5 m).
 const (
 	stateMagic   = 0x54534C44 // "DLST"
-	stateVersion = 2
+	stateVersion = 3
 	stateFixed   = 64
 	memberRec    = 16
 	slotRec      = 16
-	grantRec     = 16
-	pendingRec   = 32
+	grantRec     = 16 // then 8 per region
+	pendingRec   = 32 // then 8 per region and 8 per voter awaited
 	recipRec     = 8
 )
 
@@ -194,13 +257,22 @@ func (s *state) encode(rs uint32, pointFrom MemberID, pointSeq uint64, recipient
 		b = append(b, s.slots[i].state, 0, 0, 0, 0, 0, 0, 0)
 	}
 	for _, id := range gids {
-		b = u64s(b, uint64(id), s.grants[id]|s.taintFlag(s.grants[id]))
+		g := s.grants[id]
+		b = le.AppendUint64(b, uint64(id))
+		b = le.AppendUint32(b, uint32(len(g)))
+		b = le.AppendUint32(b, 0)
+		for _, r := range g {
+			b = le.AppendUint64(b, r|s.taintFlag(r))
+		}
 	}
 	for _, id := range pids {
 		p := s.pending[id]
-		b = u64s(b, uint64(id), p.id, p.region|s.taintFlag(p.region))
+		b = u64s(b, uint64(id), p.id, p.accept)
+		b = le.AppendUint32(b, uint32(len(p.regions)))
 		b = le.AppendUint32(b, uint32(len(p.waiting)))
-		b = le.AppendUint32(b, 0)
+		for _, r := range p.regions {
+			b = le.AppendUint64(b, r|s.taintFlag(r))
+		}
 		for _, w := range p.waiting {
 			b = le.AppendUint64(b, uint64(w))
 		}
@@ -308,7 +380,7 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 	need := func(k int) bool { return len(p) >= k }
 	take := func(k int) []byte { q := p[:k]; p = p[k:]; return q }
 	st := newState(n, core, nslots)
-	if !need(nm*memberRec + ns*slotRec + ng*grantRec) {
+	if !need(nm*memberRec + ns*slotRec) {
 		return bad("truncated tables")
 	}
 	for i := 0; i < nm; i++ {
@@ -327,17 +399,37 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 			return bad("slot %d state %d", i, q[8])
 		}
 	}
-	for i := 0; i < ng; i++ {
-		q := take(grantRec)
-		id, r := MemberID(le.Uint64(q)), le.Uint64(q[8:])
-		if r&taintBit != 0 {
-			r &^= taintBit
-			st.tainted[r] = true
+	// regions reads k held regions, each below n, taken by no other
+	// grant or proposal, with its taint flag.
+	regions := func(k int) ([]uint64, bool) {
+		out := make([]uint64, k)
+		for j := range out {
+			r := le.Uint64(take(8))
+			if r&taintBit != 0 {
+				r &^= taintBit
+				st.tainted[r] = true
+			}
+			if _, held := st.lockedBy(r); held || r >= n || slices.Contains(out[:j], r) {
+				return nil, false
+			}
+			out[j] = r
 		}
-		if st.members[id] == nil || r >= n {
+		return out, true
+	}
+	for i := 0; i < ng; i++ {
+		if !need(grantRec) {
+			return bad("truncated grant %d", i)
+		}
+		q := take(grantRec)
+		id, k := MemberID(le.Uint64(q)), int(le.Uint32(q[8:]))
+		if st.members[id] == nil || st.grants[id] != nil || k == 0 || k > maxBatch || le.Uint32(q[12:]) != 0 || !need(8*k) {
 			return bad("grant record %d", i)
 		}
-		st.grants[id] = r
+		g, ok := regions(k)
+		if !ok {
+			return bad("grant record %d: a region out of range or held twice", i)
+		}
+		st.grants[id] = g
 	}
 	for i := 0; i < np; i++ {
 		if !need(pendingRec) {
@@ -345,14 +437,14 @@ func decodeState(b []byte, n uint64, rs uint32, core bool, nslots int) (*snapsho
 		}
 		q := take(pendingRec)
 		id := MemberID(le.Uint64(q))
-		pr := &proposal{id: le.Uint64(q[8:]), region: le.Uint64(q[16:])}
-		if pr.region&taintBit != 0 {
-			pr.region &^= taintBit
-			st.tainted[pr.region] = true
-		}
-		nw := int(le.Uint32(q[24:]))
-		if st.members[id] == nil || pr.region >= n || nw > nm || st.pending[id] != nil || !need(8*nw) {
+		pr := &proposal{id: le.Uint64(q[8:]), accept: le.Uint64(q[16:])}
+		k, nw := int(le.Uint32(q[24:])), int(le.Uint32(q[28:]))
+		if st.members[id] == nil || k == 0 || k > maxBatch || pr.accept&^allOf(k) != 0 || nw > nm || st.pending[id] != nil || !need(8*(k+nw)) {
 			return bad("proposal record %d", i)
+		}
+		var ok bool
+		if pr.regions, ok = regions(k); !ok {
+			return bad("proposal record %d: a region out of range or held twice", i)
 		}
 		for k := 0; k < nw; k++ {
 			w := MemberID(le.Uint64(take(8)))

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dlog-dev/dlog/engine"
 )
@@ -27,9 +28,13 @@ import (
 const (
 	hdrLen      = 32
 	wireMagic   = 0x4D434C44 // "DLCM" little-endian
-	wireVersion = 1
+	wireVersion = 2
 	// maxList bounds the regions of one MARKS or MERGED message.
 	maxList = 8192
+	// maxBatch bounds the regions of one PROPOSE, and the regions one
+	// member holds for recovery at a time (a VOTE answers each with one
+	// bit of a 64-bit mask).
+	maxBatch = 64
 	// maxChunk bounds the state bytes of one STATE message.
 	maxChunk = 256 << 10
 	// MaxMembers bounds a group (corosync supports at most 32 nodes with
@@ -51,10 +56,11 @@ const (
 	mMerged                      // clustered-disk: a departed member's slot, merged
 	mState                       // a chunk of a state transfer to joiners
 	mFenced                      // a departed node is confirmed fenced: its regions may be resynced
+	mSyncs                       // SET_REGION_SYNC in sync of several regions, in the order reported
 	mTypeEnd
 )
 
-var typeNames = [...]string{"", "ANNOUNCE", "MARKS", "SYNC", "PROPOSE", "VOTE", "LEAVING", "MERGED", "STATE", "FENCED"}
+var typeNames = [...]string{"", "ANNOUNCE", "MARKS", "SYNC", "PROPOSE", "VOTE", "LEAVING", "MERGED", "STATE", "FENCED", "SYNCS"}
 
 func (t msgType) String() string {
 	if t > 0 && t < mTypeEnd {
@@ -80,14 +86,15 @@ type message struct {
 	Flags   uint8  // ANNOUNCE: annTookOver
 	Members uint32 // ANNOUNCE: membership size the sender saw
 
-	Marks, Clears []uint64 // MARKS; Marks also for MERGED
+	Marks, Clears []uint64 // MARKS; Marks also for MERGED and SYNCS
 
-	Region uint64 // SYNC, PROPOSE
-	Value  uint64 // SYNC: 0 or 1
+	Region uint64 // SYNC
+	Value  uint64 // SYNC: 0 or 1, syncTaint, syncRelease
 
+	Regions  []uint64 // PROPOSE: 1 to maxBatch distinct regions
 	Proposal uint64   // PROPOSE, VOTE
 	Proposer MemberID // VOTE
-	Accept   bool     // VOTE
+	Accept   uint64   // VOTE: bit i accepts region i of the proposal as the group holds it
 
 	Slot  uint32   // MERGED
 	Owner MemberID // MERGED
@@ -169,12 +176,41 @@ func (c codec) taint(seq, region uint64) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, syncTaint)
 }
 
-func (c codec) propose(seq, id, region uint64) []byte {
-	return u64s(c.head(make([]byte, 0, hdrLen+16), mPropose, seq, 16), id, region)
+// syncRelease is the SYNC value of a granted region given back unrecovered
+// (its sender's kernel was never handed it): the grant ends, the region's
+// sync bit does not change.
+const syncRelease = 3
+
+func (c codec) release(seq, region uint64) []byte {
+	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, syncRelease)
 }
 
-func (c codec) vote(seq uint64, proposer MemberID, id uint64, accept bool) []byte {
-	return u64s(c.head(make([]byte, 0, hdrLen+24), mVote, seq, 24), uint64(proposer), id, b2u(accept))
+// propose asks the group for regions to recover (1 to maxBatch, distinct):
+// id u64, count u32, 0 u32, the regions.
+func (c codec) propose(seq, id uint64, regions []uint64) []byte {
+	p := 16 + 8*len(regions)
+	b := c.head(make([]byte, 0, hdrLen+p), mPropose, seq, p)
+	b = binary.LittleEndian.AppendUint64(b, id)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(regions)))
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	return u64s(b, regions...)
+}
+
+// vote answers proposal id of proposer: bit i of accept accepts region i of
+// the proposal as every member holds it (the proposed regions still free
+// when the PROPOSE was delivered, in their order).
+func (c codec) vote(seq uint64, proposer MemberID, id uint64, accept uint64) []byte {
+	return u64s(c.head(make([]byte, 0, hdrLen+24), mVote, seq, 24), uint64(proposer), id, accept)
+}
+
+// syncs reports regions recovered (in sync) in one message: count u32,
+// 0 u32, the regions (1 to maxList).
+func (c codec) syncs(seq uint64, regions []uint64) []byte {
+	p := 8 + 8*len(regions)
+	b := c.head(make([]byte, 0, hdrLen+p), mSyncs, seq, p)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(regions)))
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	return u64s(b, regions...)
 }
 
 func (c codec) fenced(seq uint64, node uint32) []byte {
@@ -204,11 +240,12 @@ func (c codec) state(seq, id, off, total uint64, data []byte) []byte {
 }
 
 // maxState is the largest state blob a log of this geometry can send: the
-// fixed part, the member, slot, grant and proposal tables at their bounds,
+// fixed part, the member, slot, grant and proposal tables at their bounds
+// (maxBatch regions per grant and per proposal),
 // the sync bitmap and, for clustered-core, one mark bitmap per member.
 func (c codec) maxState() uint64 {
 	bs := uint64(8 * engine.BitsetWords(c.n))
-	return stateFixed + MaxMembers*(memberRec+grantRec+pendingRec+8*MaxMembers+recipRec) + MaxSlots*slotRec + bs*(1+MaxMembers)
+	return stateFixed + MaxMembers*(memberRec+grantRec+pendingRec+16*maxBatch+8*MaxMembers+recipRec) + MaxSlots*slotRec + bs*(1+MaxMembers)
 }
 
 // decode checks and decodes one message.
@@ -252,6 +289,31 @@ func (c codec) decode(b []byte) (message, error) {
 		}
 		return nil
 	}
+	// regionList reads the rest of the payload from off: a count u32
+	// (1 to most), 0 u32, exactly that many regions.
+	regionList := func(off int, most uint64) ([]uint64, error) {
+		if len(p) < off+8 {
+			return nil, malformed("%s payload of %d bytes, shorter than its fields", m.Type, len(p))
+		}
+		cnt := uint64(le.Uint32(p[off:]))
+		if cnt == 0 || cnt > most {
+			return nil, malformed("%s of %d regions (1 to %d)", m.Type, cnt, most)
+		}
+		if le.Uint32(p[off+4:]) != 0 {
+			return nil, malformed("%s reserved field %#x", m.Type, le.Uint32(p[off+4:]))
+		}
+		if err := exact(off + 8 + 8*int(cnt)); err != nil {
+			return nil, err
+		}
+		out := make([]uint64, cnt)
+		for i := range out {
+			out[i] = le.Uint64(p[off+8+8*i:])
+			if err := region(out[i]); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
 	switch m.Type {
 	case mAnnounce:
 		if err := exact(8); err != nil {
@@ -294,28 +356,32 @@ func (c codec) decode(b []byte) (message, error) {
 		if err := region(m.Region); err != nil {
 			return m, err
 		}
-		if m.Value > syncTaint {
+		if m.Value > syncRelease {
 			return m, malformed("SYNC value %d", m.Value)
 		}
 	case mPropose:
-		if err := exact(16); err != nil {
+		if len(p) < 8 {
+			return m, malformed("PROPOSE payload of %d bytes, shorter than its fields", len(p))
+		}
+		m.Proposal = le.Uint64(p)
+		var err error
+		if m.Regions, err = regionList(8, maxBatch); err != nil {
 			return m, err
 		}
-		m.Proposal, m.Region = le.Uint64(p), le.Uint64(p[8:])
-		if err := region(m.Region); err != nil {
-			return m, err
+		for i, r := range m.Regions {
+			if slices.Contains(m.Regions[:i], r) {
+				return m, malformed("PROPOSE names region %d twice", r)
+			}
 		}
 	case mVote:
 		if err := exact(24); err != nil {
 			return m, err
 		}
-		m.Proposer, m.Proposal = MemberID(le.Uint64(p)), le.Uint64(p[8:])
-		switch le.Uint64(p[16:]) {
-		case 0:
-		case 1:
-			m.Accept = true
-		default:
-			return m, malformed("VOTE value %d", le.Uint64(p[16:]))
+		m.Proposer, m.Proposal, m.Accept = MemberID(le.Uint64(p)), le.Uint64(p[8:]), le.Uint64(p[16:])
+	case mSyncs:
+		var err error
+		if m.Marks, err = regionList(0, maxList); err != nil {
+			return m, err
 		}
 	case mLeaving:
 		if err := exact(0); err != nil {

@@ -87,6 +87,14 @@ func (m modelLog) Flush() error {
 
 func (m modelLog) GetResyncWork() (uint64, bool, error) {
 	r, ok, err := m.Log.GetResyncWork()
+	if ok && err == nil && m.k.alive() {
+		in := m.Log.Info()
+		grants := map[uint64][]uint64{}
+		for id, g := range in.Grants {
+			grants[uint64(id)] = g
+		}
+		m.c.Held(m.k.Node, r, uint64(in.Me), grants)
+	}
 	return r, ok && m.k.alive(), err
 }
 
@@ -266,12 +274,13 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 		t.Logf("clean image: %d dirty regions, %d still marked", dirty, len(marked))
 	}
 	st := ch.Stats()
-	t.Logf("writes %d, recoveries %d, kills %d, membership checks %d, dead marks checked %d", st.Writes, st.Recoveries, st.Kills, st.Checks, st.MarksChecked)
+	t.Logf("writes %d, recoveries %d (hand-outs from a batch %d of %d), kills %d, membership checks %d, dead marks checked %d",
+		st.Writes, st.Recoveries, st.Batched, st.HandOuts, st.Kills, st.Checks, st.MarksChecked)
 	if v := ch.Violations(); len(v) > 0 {
 		t.Fatalf("%d violations, first: %s", len(v), v[0])
 	}
-	if st.Recoveries == 0 || st.Kills == 0 {
-		t.Fatal("the workload did not exercise recovery and kills")
+	if st.Recoveries == 0 || st.Kills == 0 || st.Batched == 0 {
+		t.Fatal("the workload did not exercise recovery, batched hand-outs and kills")
 	}
 	_ = header.Magic
 }

@@ -29,6 +29,9 @@ import (
 // Stats counts what the checker saw.
 type Stats struct {
 	Writes, Flushes, Recoveries, Kills, Checks, MarksChecked int
+	// HandOuts counts the hand-outs Held checked; Batched those made
+	// while the node held more than one region for recovery.
+	HandOuts, Batched int
 }
 
 // Checker is the global view of what the kernels did.
@@ -113,6 +116,32 @@ func (c *Checker) StartRecovery(node int, r uint64) {
 	}
 	c.recovering[r] = node
 	c.stats.Recoveries++
+}
+
+// Held checks one node's view of the log's hand-outs when its log handed
+// r to its kernel: grants maps each member to the regions its log holds
+// for recovery (several per member: a batch granted by one vote) and own
+// is the node's member. No region may be held by two members, and r must be
+// one of own's. Recovery races are StartRecovery's to find.
+func (c *Checker) Held(node int, r uint64, own uint64, grants map[uint64][]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	holder := map[uint64]uint64{}
+	for m, g := range grants {
+		for _, x := range g {
+			if o, dup := holder[x]; dup && o != m {
+				c.fail("node %d's view: region %d held for recovery by members %#x and %#x", node, x, o, m)
+			}
+			holder[x] = m
+		}
+	}
+	if o, ok := holder[r]; !ok || o != own {
+		c.fail("node %d was handed region %d, which its view holds for member %#x (held: %v), not its own %#x", node, r, o, ok, own)
+	}
+	c.stats.HandOuts++
+	if len(grants[own]) > 1 {
+		c.stats.Batched++
+	}
 }
 
 // EndRecovery records the end of node's resync of r.

@@ -44,3 +44,22 @@ func TestCleanRun(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestHeld: a hand-out is checked against the node's view of every
+// member's batch.
+func TestHeld(t *testing.T) {
+	c := New()
+	c.Held(0, 3, 1, map[uint64][]uint64{1: {3, 4, 5}, 2: {6, 7}})
+	if v := c.Violations(); len(v) != 0 {
+		t.Fatalf("violations on a clean hand-out: %q", v)
+	}
+	c.Held(0, 6, 1, map[uint64][]uint64{1: {3, 4, 5}, 2: {6, 7}}) // another's region: 1
+	c.Held(1, 7, 2, map[uint64][]uint64{1: {3, 7}, 2: {7}})       // 7 held twice: 2
+	c.Held(1, 9, 2, map[uint64][]uint64{1: {3}, 2: {7}})          // not held at all: 3
+	if v := c.Violations(); len(v) != 3 {
+		t.Fatalf("violations %d, want 3: %q", len(v), v)
+	}
+	if st := c.Stats(); st.HandOuts != 4 || st.Batched != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
