@@ -510,11 +510,16 @@ func healed(t *testing.T, ls ...*Log) {
 // reporting each region it gets in sync.
 func handedOut(t *testing.T, l *Log, r uint64) {
 	t.Helper()
+	// The departed node's regions become known out of sync once its
+	// slot is merged, which runs after the confirmation: under load that
+	// can take longer than a few GET_RESYNC_WORK holds.
 	got := false
-	for range 5 {
+	for deadline := time.Now().Add(20 * time.Second); !got && time.Now().Before(deadline); {
 		if x, ok, _ := l.GetResyncWork(); ok {
-			got = got || x == r
+			got = x == r
 			l.SetRegionSync(x, true)
+		} else {
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	if !got {
