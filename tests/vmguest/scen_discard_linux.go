@@ -137,6 +137,17 @@ func scenClDiscardHazard(s *S) {
 // when node 1 reaches phase 4 (what names its step) the held write is
 // released. The delay device is removed at the end.
 func (cr *clusterRun) holdRecovery(delayDev string, region int, what string) {
+	cr.holdRecoveryWrite(delayDev, region)
+	s := cr.s
+	s.Do("wait for "+what, 10*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{1}, 4) })
+	s.Do("release the held recovery write (a table load and resume suspends the dm-delay device, which flushes it)", time.Minute, func(ctx context.Context) error {
+		return dmLoadResume(ctx, delayDev, fmt.Sprintf("0 %d linear %s 0", clLegBytes/512, legBDev))
+	})
+}
+
+// holdRecoveryWrite is holdRecovery up to phase 3: the recovery's write
+// is held.
+func (cr *clusterRun) holdRecoveryWrite(delayDev string, region int) {
 	s := cr.s
 	regionBytes := int64(clusterRegion * 512)
 	t := heldWriteTable(int64(region)*regionBytes/512, regionBytes/512)
@@ -162,10 +173,6 @@ func (cr *clusterRun) holdRecovery(delayDev string, region int, what string) {
 		return m.Ratio(), err
 	})
 	s.Do("publish: recovery write held", 10*time.Second, func(ctx context.Context) error { return cr.mb.phase(3) })
-	s.Do("wait for "+what, 10*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{1}, 4) })
-	s.Do("release the held recovery write (a table load and resume suspends the dm-delay device, which flushes it)", time.Minute, func(ctx context.Context) error {
-		return dmLoadResume(ctx, delayDev, fmt.Sprintf("0 %d linear %s 0", clLegBytes/512, legBDev))
-	})
 }
 
 // discardRace is node 1's part while node 2's recovery write of the

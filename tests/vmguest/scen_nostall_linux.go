@@ -26,43 +26,59 @@ const noStallOps = 24
 // dm-raid1's single worker asks GET_RESYNC_WORK before it serves any read
 // or write of the userspace log's mirror, so while dlogd held that answer
 // (nothing to grant to node 1) every I/O of node 1 waited up to 10 s. Each
-// must complete well under that; then node 2's recovery is released, both
-// reach full sync with no I/O, and the legs end identical with node 1's
-// writes on both.
+// must complete well under that. Then node 2 dies (the host kills its
+// qemu) with the region still held: node 1's kernel, answered "no work"
+// and idle since, must resync it with no I/O and no suspend (dlogd wakes
+// it once the region is granted to node 1), and the legs end identical
+// with node 1's writes on both.
 func scenClNoStall(s *S) {
 	cr := startCluster(s, "no-stall")
-	if cr.c.nodes != 2 {
-		s.Fail("nodes", "2", fmt.Sprint(cr.c.nodes), "no-stall runs on two nodes")
+	if cr.c.nodes != 2 || cr.c.victim != 2 {
+		s.Fail("nodes", "2, node 2 the victim", fmt.Sprintf("%d, victim %d", cr.c.nodes, cr.c.victim), "no-stall runs on two nodes and kills node 2")
 	}
 	const heldRegion = clLegBytes/(clusterRegion*512) - 1
 	cr.barrier(2, cr.all)
-	delayDev := "vmc-legb"
 	if cr.c.node == 2 {
-		cr.holdRecovery(delayDev, heldRegion, "node 1's timed I/O")
-	} else {
-		s.Do(fmt.Sprintf("wait until node 2 holds region %d for recovery", heldRegion), 6*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{2}, 3) })
-		cr.create()
-		s.Value(fmt.Sprintf("node 1's mirror after joining (region %d recovering on node 2)", heldRegion), 10*time.Second, func(ctx context.Context) (string, error) {
-			m, err := mirrorStatus(ctx, cr.name)
-			return m.Ratio(), err
+		cr.holdRecoveryWrite("vmc-legb", heldRegion)
+		s.Do("wait for node 1's timed I/O", 10*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{1}, 4) })
+		s.Do("wait for the host to kill this guest, its recovery still held", 2*time.Minute, func(ctx context.Context) error {
+			fmt.Printf("\n%s node %d holding region %d\n", killMarker, cr.c.node, heldRegion)
+			select {
+			case <-ctx.Done():
+			case <-time.After(90 * time.Second):
+			}
+			return fmt.Errorf("this guest is still alive 90 s after %s", killMarker)
 		})
-		cr.noStallIO(heldRegion)
-		s.Do("publish: timed I/O done", 10*time.Second, func(ctx context.Context) error { return cr.mb.phase(4) })
-	}
-	cr.waitFullSync(fmt.Sprintf("in sync once node 2's recovery of region %d ends (no I/O)", heldRegion), true)
-	cr.healthy("status after the recovery")
-	if cr.c.node == 1 {
-		cr.noStallVerify(cr.mirror, "through the mirror", heldRegion)
-	}
-	cr.barrier(5, cr.all)
-	cr.remove()
-	if cr.c.node == 2 {
-		s.Do("dmsetup remove "+delayDev, time.Minute, func(ctx context.Context) error { return dmRemove(ctx, delayDev) })
-	}
-	cr.barrier(6, cr.all)
-	if cr.c.node != 1 {
 		return
 	}
+	s.Do(fmt.Sprintf("wait until node 2 holds region %d for recovery", heldRegion), 6*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{2}, 3) })
+	cr.create()
+	s.Value(fmt.Sprintf("node 1's mirror after joining (region %d recovering on node 2)", heldRegion), 10*time.Second, func(ctx context.Context) (string, error) {
+		m, err := mirrorStatus(ctx, cr.name)
+		return m.Ratio(), err
+	})
+	cr.noStallIO(heldRegion)
+	s.Do("publish: timed I/O done", 10*time.Second, func(ctx context.Context) error { return cr.mb.phase(4) })
+	s.Do("corosync: node 2 gone, 1 member, quorate", 2*time.Minute, func(ctx context.Context) error {
+		return waitMembers(ctx, 1, true)
+	})
+	s.Value("dlogd handled node 2's departure (confirmed fenced)", 2*time.Minute, func(ctx context.Context) (string, error) {
+		return cr.d.WaitLog(ctx, 1, "departed node confirmed fenced: its regions may be resynchronised")
+	})
+	cr.waitFullSync(fmt.Sprintf("node 1's idle kernel resyncs region %d, which dead node 2 held (woken by dlogd: no I/O)", heldRegion), true)
+	s.Expect("node 1 was not suspended and resumed (no self-resume: a wake was enough)", "none", 10*time.Second, func(ctx context.Context) (string, error) {
+		lines, err := cr.d.LogSince(1)
+		if err != nil {
+			return "", err
+		}
+		if g := grepLines(lines, 1, "restarting the mirror"); len(g) > 0 {
+			return g[0], nil
+		}
+		return "none", nil
+	})
+	cr.healthy("status after the recovery")
+	cr.noStallVerify(cr.mirror, "through the mirror", heldRegion)
+	cr.remove()
 	s.Expect("legs A and B identical over the whole device", "identical", 2*time.Minute, func(ctx context.Context) (string, error) {
 		return compareLegs()
 	})
