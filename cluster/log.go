@@ -39,7 +39,7 @@ type Options struct {
 	// when a region is granted to this member after its kernel was
 	// answered "no work": dm-raid1 asks again only when I/O or a finished
 	// recovery wakes its worker. At most one call runs at a time, at most
-	// every wakeEvery, never while the log is suspended or presuspended;
+	// every 250 ms, never while the log is suspended or presuspended;
 	// it runs on its own goroutine. Without it an idle mirror resyncs
 	// only what its kernel finds granted when it asks.
 	Wake func(ctx context.Context, uuid string) error
