@@ -183,13 +183,18 @@ func testBasic(t *testing.T, args string) {
 	for _, l := range []*Log{b, d} {
 		waitFor(t, "a's marks out of sync", func() bool { return !replicatedInSync(l, 3) && !replicatedInSync(l, 4) })
 	}
-	// The survivors recover them, each region by one member at a time.
+	// The survivors recover them, each region by one member at a time,
+	// once a is confirmed fenced (until then GET_RESYNC_WORK answers "no
+	// work" at once: the kernels ask again when woken).
 	got := map[uint64]bool{}
-	for i := 0; i < 10 && !(got[3] && got[4]); i++ {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !(got[3] && got[4]); {
 		rd, okd, _ := d.GetResyncWork()
 		rb, okb, _ := b.GetResyncWork()
 		if okd && okb && rd == rb {
 			t.Fatalf("region %d handed to two members", rd)
+		}
+		if !okd && !okb {
+			time.Sleep(20 * time.Millisecond)
 		}
 		for _, x := range []struct {
 			l  *Log

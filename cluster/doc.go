@@ -52,10 +52,16 @@
 //     latched full sync restarts its mirror (Options.Restart; dlogd
 //     suspends and resumes it through device-mapper) so that it asks for
 //     resync work again.
-//   - GET_RESYNC_WORK never answers "no work" while regions are out of
-//     sync and this node may still get one: it holds the answer up to
-//     Options.WorkTimeout (below the kernel's 15 s resend), so an idle
-//     mirror reaches full sync.
+//   - GET_RESYNC_WORK holds its answer only while a proposal of this
+//     member is open, up to Options.WorkTimeout (200 ms by default):
+//     dm-raid1 serves the mirror's reads and writes on the worker that
+//     waits for it. With nothing proposable it answers "no work" at once.
+//     A kernel so answered sleeps (it asks again only when I/O or a
+//     finished recovery wakes its worker): the log proposes for it from
+//     its event loop and, once a region is granted to this member, wakes
+//     it (Options.Wake; dlogd reads 4 KiB of the mirror), at most one
+//     wake at a time and never while suspended, so an idle mirror reaches
+//     full sync. A kernel that latched full sync is restarted instead.
 //   - One vote hands a member a batch of regions (each voter accepts the
 //     subset it may); its kernel gets them one per GET_RESYNC_WORK with no
 //     round trip, and the next batch is proposed before the grant runs

@@ -102,6 +102,7 @@ func (l *Log) loop(done chan struct{}) {
 			l.reestablish()
 		}
 		l.maybeRestart()
+		l.maybeWake()
 		l.serverDuties()
 		l.cond.Broadcast()
 	}

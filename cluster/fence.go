@@ -96,10 +96,12 @@ func (l *Log) fenceCheck(g Group, node uint32) error {
 // maybeRestart restarts the mirror (Options.Restart) once the regions of a
 // fenced node, or of a member whose dlogd died and rejoined, are known out
 // of sync (clustered-disk: its slot merged), or once this member is back
-// after a lost quorum, when this node's kernel will
-// not ask for resync work again by itself: it latched full sync, or its
-// last GET_RESYNC_WORK was answered "no work" while work remained. mu is
-// held.
+// after a lost quorum, when this node's kernel will not ask for resync
+// work again by itself even when woken: it latched full sync (its
+// in_sync_hint reached the region count, so get_resync_work returns
+// without asking until a resume resets it). A kernel that was answered
+// "no work" without latching is woken instead (maybeWake), or restarted
+// when there is no Options.Wake. mu is held.
 func (l *Log) maybeRestart() {
 	st := l.st
 	if !l.restartWanted || l.opts.Restart == nil || l.replaying || l.status != stSynced || !l.running.Load() || l.halted.Load() {
@@ -109,8 +111,11 @@ func (l *Log) maybeRestart() {
 		return // not yet: the regions are not all known
 	}
 	l.restartWanted = false
-	if st.sync.Count() >= l.n || (l.promised.Load() < l.n && !l.stalled) {
-		return // nothing to resync, or the kernel still asks for work
+	if st.sync.Count() >= l.n {
+		return // nothing to resync
+	}
+	if l.promised.Load() < l.n && (!l.stalled || l.opts.Wake != nil) {
+		return // the kernel still asks for work, or a wake makes it ask
 	}
 	l.stalled = false
 	restart, uuid := l.opts.Restart, l.uuid

@@ -24,11 +24,25 @@ type Options struct {
 	// as a log that has nothing in sync until a later RESUME succeeds.
 	JoinTimeout time.Duration
 	// WorkTimeout bounds how long GET_RESYNC_WORK holds its answer while
-	// regions are out of sync and none is granted to this member yet
-	// (default 10 s, below the kernel's 15 s resend of an unanswered
-	// request); a hand-out granted later is returned by the next call.
-	// A suspend waits for a held answer (dm-raid1 stops recovery first).
+	// a proposal of this member is open and nothing is granted to it yet
+	// (default DefaultWorkTimeout: about one vote round trip). With no
+	// proposal open (everything left is granted to others, vetoed or
+	// held) it answers "no work" at once. dm-raid1's single worker runs
+	// every read and write of the mirror after its recovery step, so a
+	// held answer holds the mirror's I/O: keep it short. A region granted
+	// later is handed out at the kernel's next request, which Wake
+	// provokes.
 	WorkTimeout time.Duration
+	// Wake, when set, makes the kernel of the mirror whose log has this
+	// uuid ask GET_RESYNC_WORK again (dlogd: a 4 KiB read of the mirror,
+	// which the userspace log queues to dm-raid1's worker). It is called
+	// when a region is granted to this member after its kernel was
+	// answered "no work": dm-raid1 asks again only when I/O or a finished
+	// recovery wakes its worker. At most one call runs at a time, at most
+	// every 250 ms, never while the log is suspended or presuspended;
+	// it runs on its own goroutine. Without it an idle mirror resyncs
+	// only what its kernel finds granted when it asks.
+	Wake func(ctx context.Context, uuid string) error
 	// Reserve is how long an IS_REMOTE_RECOVERING answer of 0 keeps its
 	// region from being handed out elsewhere (default 5 s): the kernel
 	// marks and flushes in the same worker pass, microseconds later.
@@ -81,6 +95,11 @@ type Options struct {
 // DefaultClearLinger is dlogd's Options.ClearLinger.
 const DefaultClearLinger = time.Second
 
+// DefaultWorkTimeout is Options.WorkTimeout's default: a vote round trip
+// over corosync under load, and short enough that the mirror's I/O queued
+// behind a held GET_RESYNC_WORK barely notices.
+const DefaultWorkTimeout = 200 * time.Millisecond
+
 // NodeView is implemented by a Group that reports the cluster's node
 // membership (corosync's, not the group's: a node whose dlogd died is
 // still a member).
@@ -96,7 +115,7 @@ func (o *Options) defaults() {
 		o.JoinTimeout = 60 * time.Second
 	}
 	if o.WorkTimeout <= 0 {
-		o.WorkTimeout = 10 * time.Second
+		o.WorkTimeout = DefaultWorkTimeout
 	}
 	if o.Reserve <= 0 {
 		o.Reserve = 5 * time.Second
@@ -218,7 +237,10 @@ type Log struct {
 	holdWarned    bool            // minorityHold was logged
 	rejoining     bool            // demoted (quorum lost) while running: marks to re-establish
 	restartWanted bool            // a node was confirmed fenced, or this member rejoined: restart the mirror if its kernel will not ask for work
-	stalled       bool            // GET_RESYNC_WORK answered "no work" while regions were out of sync
+	stalled       bool            // GET_RESYNC_WORK answered "no work": the kernel asks again only when woken (maybeWake)
+	waking        bool            // an Options.Wake call runs
+	lastWake      time.Time       // when the last Options.Wake call started
+	wakeFails     int             // Options.Wake calls failed in a row
 	keepHint      bool            // this member took over a departed member's kernel: the resume keeps promised (its kernel reconnected and kept its in_sync_hint)
 	uuid          string
 	rejoinSeq     uint64 // clustered-core: seq of the last re-established MARKS
@@ -241,7 +263,7 @@ type Log struct {
 	sendcond      sync.Cond
 	sendStop      bool
 	sendDone      chan struct{}
-	stats         struct{ sent, recv, malformed, proposals, grants, vetoes, merges, yields uint64 }
+	stats         struct{ sent, recv, malformed, proposals, grants, vetoes, merges, yields, wakes uint64 }
 }
 
 type stateAsm struct {
@@ -743,11 +765,13 @@ const (
 // GetResyncWork hands this node's kernel the next region of its grant,
 // proposing the next batch to the group when the grant runs low
 // (docs/design/cluster.md, "Hand-out"). With nothing granted it proposes
-// and holds the answer while regions are out of sync and none is granted
-// to this member yet (a vote is open, or every candidate is vetoed or held
-// for now), up to Options.WorkTimeout: dm-raid1 asks again only when I/O
-// or a finished recovery wakes its worker, so an answer of "no work" while
-// work remains leaves an idle mirror unsynchronised.
+// and holds the answer while that proposal is open, up to
+// Options.WorkTimeout (about one vote round trip): dm-raid1 runs the
+// mirror's reads and writes on the same worker after this request, so a
+// longer hold stalls the mirror's I/O. With no proposal open (every
+// region left is granted to another member, vetoed or held) it answers
+// "no work" at once; a region granted to this member later wakes the
+// kernel (Options.Wake, maybeWake), which then asks again.
 func (l *Log) GetResyncWork() (uint64, bool, error) {
 	if l.closed.Load() {
 		return 0, false, engine.ErrClosed
@@ -771,27 +795,89 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 			}
 			return work[0], true, nil
 		}
-		if l.group == nil || (l.status != stSynced && !l.rejoining) || l.failed != nil || l.halted.Load() || l.closed.Load() ||
-			l.st.sync.Count() >= l.n {
+		if l.failed != nil || l.halted.Load() || l.closed.Load() {
 			return 0, false, nil
 		}
-		if !time.Now().Before(deadline) {
-			// Held long enough: an open proposal stays, and a later
-			// call returns its grant. The kernel may not ask again:
-			// the mirror is restarted when this member rejoins after
-			// a lost quorum (maybeRestart).
+		// From here on the kernel is told "no work" and sleeps until
+		// I/O or a wake (maybeWake) runs its worker again.
+		if l.group == nil || (l.status != stSynced && !l.rejoining) || l.st.sync.Count() >= l.n {
 			l.stalled = true
 			return 0, false, nil
 		}
 		l.proposeBatch()
-		// Wait for the vote, or for the group's state to change (a
-		// veto, a region released), rechecking at least every 250 ms.
-		next := time.Now().Add(250 * time.Millisecond)
-		if deadline.Before(next) {
-			next = deadline
+		if l.myProp == 0 || !time.Now().Before(deadline) {
+			// Nothing proposable now, or the vote takes longer than
+			// the hold: the open proposal stays, the event loop
+			// proposes again as obstacles go, and a region granted
+			// later wakes the kernel.
+			l.stalled = true
+			return 0, false, nil
 		}
-		l.waitUntil(next)
+		// Wait for the vote, or for the group's state to change (a
+		// veto, a region released).
+		l.waitUntil(deadline)
 	}
+}
+
+// wakeEvery is the shortest interval between two Options.Wake calls of a
+// log; wakeBackoff bounds the wait after failed calls.
+const (
+	wakeEvery   = 250 * time.Millisecond
+	wakeBackoff = 5 * time.Second
+)
+
+// maybeWake wakes this node's kernel (Options.Wake) when it was answered
+// "no work" and a region is granted to this member now, and proposes the
+// next batch for a sleeping kernel when none is granted, so that the
+// grant exists when the woken kernel asks. It runs after every event and
+// on the quorum poll (vetoes and reservations lapse with time); mu is
+// held.
+func (l *Log) maybeWake() {
+	if !l.stalled || l.opts.Wake == nil || l.status != stSynced || l.group == nil || l.failed != nil ||
+		!l.running.Load() || l.halted.Load() || l.closed.Load() || l.replaying {
+		return
+	}
+	if l.st.sync.Count() >= l.n || l.promised.Load() >= l.n {
+		// Nothing to resync, or the kernel latched full sync: it does
+		// not ask for work until it is resumed (maybeRestart).
+		return
+	}
+	if len(l.unreported()) == 0 {
+		l.proposeBatch()
+		return
+	}
+	wait := wakeEvery
+	if l.wakeFails > 0 {
+		wait = min(wakeBackoff, wakeEvery<<min(l.wakeFails, 5))
+	}
+	if l.waking || time.Since(l.lastWake) < wait {
+		return // the quorum poll comes back
+	}
+	l.stalled = false
+	l.waking = true
+	l.lastWake = time.Now()
+	l.stats.wakes++
+	wake, uuid := l.opts.Wake, l.uuid
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := wake(ctx, uuid)
+		cancel()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.waking = false
+		if err == nil {
+			l.wakeFails = 0
+			return
+		}
+		// The kernel may still sleep: try again later.
+		l.stalled = true
+		l.wakeFails++
+		if l.wakeFails == 1 {
+			l.log.Warn("cannot wake the mirror's kernel to resync its granted regions; retrying", "err", err)
+		} else {
+			l.log.Debug("cannot wake the mirror's kernel", "err", err, "failures", l.wakeFails)
+		}
+	}()
 }
 
 // unreported returns the regions granted to this member that it has not
@@ -1011,6 +1097,8 @@ type Info struct {
 	// Proposals and Granted count this member's resync proposals and the
 	// proposals of it that were granted (wholly or in part).
 	Proposals, Granted uint64
+	// Wakes counts the Options.Wake calls made.
+	Wakes uint64
 }
 
 // Info returns the log's group view.
@@ -1019,7 +1107,7 @@ func (l *Log) Info() Info {
 	defer l.mu.Unlock()
 	in := Info{Me: l.me, Synced: l.status == stSynced, Members: slices.Clone(l.cur), Grants: map[MemberID][]uint64{},
 		InSync: l.st.sync.Count(), Slot: -1, Founded: l.founded, Sent: l.stats.sent, Received: l.stats.recv, Bad: l.stats.malformed, Merges: l.stats.merges,
-		Proposals: l.stats.proposals, Granted: l.stats.grants}
+		Proposals: l.stats.proposals, Granted: l.stats.grants, Wakes: l.stats.wakes}
 	for k, v := range l.st.grants {
 		in.Grants[k] = slices.Clone(v)
 	}

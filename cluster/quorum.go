@@ -33,6 +33,7 @@ func (l *Log) watchQuorum(g Group, done <-chan struct{}) {
 			l.log.Warn("partition lost quorum: holding new marks and resync until this member has the quorate group's state again")
 			l.demote()
 		}
+		l.maybeWake() // vetoes and reservations lapse with time
 		l.mu.Unlock()
 	}
 }

@@ -156,6 +156,8 @@ OPTIONS
         resync work until resumed) suspends and resumes that mirror itself
         through device-mapper (no filesystem freeze). This turns that off:
         the operator then suspends and resumes each survivor's mirror.
+        A node whose kernel was only told there was no resync work yet is
+        woken with a 4 KiB read of its mirror instead, option or not.
 
     --force
         Exit on the first SIGTERM or SIGINT even while logs are in use.

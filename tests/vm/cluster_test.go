@@ -114,6 +114,7 @@ func clusterScenarios() []clusterScenario {
 		{name: "reconnect", guest: "cl-reconnect", nodes: 2},
 		{name: "suspend-write", guest: "cl-suspend-write", nodes: 2},
 		{name: "three-node", guest: "cl-three-node", nodes: 3, victim: 3},
+		{name: "no-stall", guest: "cl-no-stall", nodes: 2, victim: 2},
 		{name: "partition", guest: "cl-partition", nodes: 3, victim: 3, isolate: 3},
 		{name: "partition-two-node", guest: "cl-partition", nodes: 2, victim: 2, isolate: 2},
 		// A hazard demonstration, not a pass of dlogd: dm-raid1 sends a

@@ -305,6 +305,13 @@ func clKill(s *S, scen string, nosync bool) {
 	cr.s.Do(fmt.Sprintf("corosync: node %d gone, %d members, quorate", cr.c.victim, len(survivors)), 2*time.Minute, func(ctx context.Context) error {
 		return waitMembers(ctx, len(survivors), true)
 	})
+	// corosync's membership comes first: until this node's dlogd has
+	// handled the departure (confirmed the node fenced), the mirror still
+	// reads as the victim left it, and the steps below could pass before
+	// its regions were ever out of sync.
+	cr.s.Value(fmt.Sprintf("dlogd handled node %d's departure (confirmed fenced)", cr.c.victim), 2*time.Minute, func(ctx context.Context) (string, error) {
+		return cr.d.WaitLog(ctx, 1, "departed node confirmed fenced: its regions may be resynchronised")
+	})
 	st, _ := cr.mb.read(cr.c.victim)
 	cr.s.Note(fmt.Sprintf("node %d's acknowledged writes before it died", cr.c.victim), fmt.Sprint(st.Acked))
 	cr.s.Value("in sync right after the membership change (the victim's marked regions should be out of sync until recovered)", 10*time.Second, func(ctx context.Context) (string, error) {

@@ -87,33 +87,7 @@ func scenClDiscardHazard(s *S) {
 
 	delayDev := "vmc-legb"
 	if cr.c.node == 2 {
-		t := heldWriteTable(regionOff/512, regionBytes/512)
-		s.Defer("remove "+delayDev, stepTimeout, func(ctx context.Context) error {
-			if ok, err := dmExists(ctx, delayDev); err != nil || !ok {
-				return err
-			}
-			return dmRemove(ctx, delayDev)
-		})
-		s.Do(fmt.Sprintf("dm-delay on leg B holding writes to region %d: ", hazardRegion)+strings.ReplaceAll(t, "\n", "; "), time.Minute, func(ctx context.Context) error {
-			return dmCreate(ctx, delayDev, t)
-		})
-		mt, err := tableForLegs(cr.uuid, cr.c.logType, "", legADev, "/dev/mapper/"+delayDev)
-		if err != nil {
-			s.Fail("log device number", "maj:min of "+clogDev, "error", err.Error())
-		}
-		cr.createTable(mt)
-		s.Value(fmt.Sprintf("node 2's recovery of region %d read leg A and its write to leg B is held (dm-delay status: held reads, writes, flushes)", hazardRegion), 3*time.Minute, func(ctx context.Context) (string, error) {
-			return waitHeldWrite(ctx, delayDev, 1)
-		})
-		s.Value("node 2's mirror while the write is held", 10*time.Second, func(ctx context.Context) (string, error) {
-			m, err := mirrorStatus(ctx, cr.name)
-			return m.Ratio(), err
-		})
-		s.Do("publish: recovery write held", 10*time.Second, func(ctx context.Context) error { return cr.mb.phase(3) })
-		s.Do("wait for node 1's discard", 5*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{1}, 4) })
-		s.Do("release the held recovery write after the discard (a table load and resume suspends the dm-delay device, which flushes it)", time.Minute, func(ctx context.Context) error {
-			return dmLoadResume(ctx, delayDev, fmt.Sprintf("0 %d linear %s 0", clLegBytes/512, legBDev))
-		})
+		cr.holdRecovery(delayDev, hazardRegion, "node 1's discard")
 	} else {
 		s.Do(fmt.Sprintf("wait until node 2's recovery write of region %d is held", hazardRegion), 5*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{2}, 3) })
 		cr.create()
@@ -154,6 +128,51 @@ func scenClDiscardHazard(s *S) {
 	s.Expect(fmt.Sprintf("HAZARD reproduced: region %d on leg B", hazardRegion), "block 1: the control write; 63 blocks: the pre-discard data (the recovery's copy landed after the discard)", time.Minute, func(ctx context.Context) (string, error) {
 		return describeRegion(legBDev, regionOff, regionBytes)
 	})
+}
+
+// holdRecovery is node 2's part of a scenario that holds its recovery of
+// region (the last one) between its read of leg A and its write to leg B:
+// dm-delay under leg B holds writes to the region, the mirror is created
+// over it, and once the recovery's write is held phase 3 is published;
+// when node 1 reaches phase 4 (what names its step) the held write is
+// released. The delay device is removed at the end.
+func (cr *clusterRun) holdRecovery(delayDev string, region int, what string) {
+	cr.holdRecoveryWrite(delayDev, region)
+	s := cr.s
+	s.Do("wait for "+what, 10*time.Minute, func(ctx context.Context) error { return cr.mb.wait(ctx, []int{1}, 4) })
+	s.Do("release the held recovery write (a table load and resume suspends the dm-delay device, which flushes it)", time.Minute, func(ctx context.Context) error {
+		return dmLoadResume(ctx, delayDev, fmt.Sprintf("0 %d linear %s 0", clLegBytes/512, legBDev))
+	})
+}
+
+// holdRecoveryWrite is holdRecovery up to phase 3: the recovery's write
+// is held.
+func (cr *clusterRun) holdRecoveryWrite(delayDev string, region int) {
+	s := cr.s
+	regionBytes := int64(clusterRegion * 512)
+	t := heldWriteTable(int64(region)*regionBytes/512, regionBytes/512)
+	s.Defer("remove "+delayDev, stepTimeout, func(ctx context.Context) error {
+		if ok, err := dmExists(ctx, delayDev); err != nil || !ok {
+			return err
+		}
+		return dmRemove(ctx, delayDev)
+	})
+	s.Do(fmt.Sprintf("dm-delay on leg B holding writes to region %d: ", region)+strings.ReplaceAll(t, "\n", "; "), time.Minute, func(ctx context.Context) error {
+		return dmCreate(ctx, delayDev, t)
+	})
+	mt, err := tableForLegs(cr.uuid, cr.c.logType, "", legADev, "/dev/mapper/"+delayDev)
+	if err != nil {
+		s.Fail("log device number", "maj:min of "+clogDev, "error", err.Error())
+	}
+	cr.createTable(mt)
+	s.Value(fmt.Sprintf("node 2's recovery of region %d read leg A and its write to leg B is held (dm-delay status: held reads, writes, flushes)", region), 4*time.Minute, func(ctx context.Context) (string, error) {
+		return waitHeldWrite(ctx, delayDev, 1)
+	})
+	s.Value("node 2's mirror while the write is held", 10*time.Second, func(ctx context.Context) (string, error) {
+		m, err := mirrorStatus(ctx, cr.name)
+		return m.Ratio(), err
+	})
+	s.Do("publish: recovery write held", 10*time.Second, func(ctx context.Context) error { return cr.mb.phase(3) })
 }
 
 // discardRace is node 1's part while node 2's recovery write of the
