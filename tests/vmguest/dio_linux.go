@@ -50,16 +50,22 @@ func openDirect(path string, flag int) (*os.File, error) {
 // writeDirect writes data at off in bs-sized O_DIRECT writes (a 1 MiB and a
 // 4 KiB workload differ in how many region bios the mirror sees).
 func writeDirect(ctx context.Context, path string, off int64, data []byte, bs int) error {
-	return writeDirectCount(ctx, path, off, data, bs, nil)
+	return writeDirectFlags(ctx, path, 0, off, data, bs, nil)
 }
 
 // writeDirectCount is writeDirect that counts completed writes in n (nil:
 // no count).
 func writeDirectCount(ctx context.Context, path string, off int64, data []byte, bs int, n *atomic.Int64) error {
+	return writeDirectFlags(ctx, path, 0, off, data, bs, n)
+}
+
+// writeDirectFlags is writeDirectCount with more open flags (O_DSYNC: each
+// write a REQ_FUA bio).
+func writeDirectFlags(ctx context.Context, path string, flag int, off int64, data []byte, bs int, n *atomic.Int64) error {
 	if bs <= 0 || len(data)%bs != 0 || off%512 != 0 {
 		return fmt.Errorf("writeDirect: %d bytes at %d in %d-byte blocks is not aligned", len(data), off, bs)
 	}
-	f, err := openDirect(path, os.O_WRONLY)
+	f, err := openDirect(path, os.O_WRONLY|flag)
 	if err != nil {
 		return err
 	}

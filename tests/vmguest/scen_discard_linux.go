@@ -269,19 +269,7 @@ func (cr *clusterRun) preflushChecks(fresh int64) {
 	})
 	before := cr.requests()
 	s.Do("a 4 KiB O_DIRECT|O_DSYNC (REQ_FUA) write to region 100, never written", 30*time.Second, func(ctx context.Context) error {
-		f, err := os.OpenFile(cr.mirror, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		buf, free, err := alignedBuf(clusterBlock)
-		if err != nil {
-			return err
-		}
-		defer free()
-		copy(buf, controlBlock(fresh))
-		_, err = f.WriteAt(buf, fresh)
-		return err
+		return writeDirectFlags(ctx, cr.mirror, unix.O_DSYNC, fresh, controlBlock(fresh), clusterBlock, nil)
 	})
 	d := RequestDelta(before, cr.requests())
 	s.Logf("node 1: dlogd's requests for the FUA write: %s", FormatCounts(d))
