@@ -3,10 +3,11 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
 )
 
 // ParseLogfmt splits one line of log/slog's TextHandler output
@@ -113,16 +114,7 @@ func RequestDelta(before, after map[string]uint64) map[string]uint64 {
 // FormatCounts prints request counters in a stable order, largest first:
 // "IN_SYNC=512 FLUSH=512 MARK_REGION=256".
 func FormatCounts(m map[string]uint64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if m[keys[i]] != m[keys[j]] {
-			return m[keys[i]] > m[keys[j]]
-		}
-		return keys[i] < keys[j]
-	})
+	keys := vmharness.ByCount(m)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s=%d", k, m[k])

@@ -93,6 +93,19 @@ func (g *goldenRun) captureRemoved(statusStep, wantRatio, name, desc, wantRuns s
 	g.capture(name, "after remove", desc, wantRuns)
 }
 
+// captureHeld puts leg B behind a 60 s write delay, re-activates the
+// mirror with target and mode (activateStep), records its status
+// (statusStep, in-sync ratio wantRatio) and captures the image as name
+// while the resync waits for leg B; then it thaws leg B.
+func (g *goldenRun) captureHeld(target uint64, mode, activateStep, statusStep, wantRatio, name, desc, wantRuns string) {
+	slow := g.slowLegB(target, freezeMS)
+	g.target, g.mode = target, mode
+	g.activate(activateStep)
+	g.snapshotStatus(statusStep, wantRatio)
+	g.capture(name, "while active", desc, wantRuns)
+	slow.thaw(g.e.s)
+}
+
 // capture reads the first buf_size bytes of the log device, stores them with
 // their sidecar and checks them against the expected layout (docs/disk-format.md).
 func (g *goldenRun) capture(name, captured, desc, wantRuns string) {
@@ -186,40 +199,71 @@ func scenKgolden(s *S) {
 	const rs = regionSize
 	runs := func(parts ...string) string { return strings.Join(parts, " ") }
 
-	s.Part("synced-128", func(p *S) {
-		g := newGolden(p, "gsync", 512, 131072, rs)
-		g.target = 131072
-		g.activateSynced("activate")
-		g.captureRemoved("status before remove", "128/128", "synced-128",
+	// One activation, one capture after remove: a default-mode mirror
+	// after its full resync, or a nosync one at once.
+	for _, c := range []struct {
+		part, dev      string // the part and its capture; the mirror's dm name
+		lbs            int    // the log device's logical block size
+		sectors        uint64 // the target, and the legs
+		mode, activate string
+		step, ratio    string // the status step and its in-sync ratio
+		desc           string
+		runs           []string
+	}{
+		{"synced-128", "gsync", 512, 131072, "", "activate", "status before remove", "128/128",
 			"64 MiB target, 512 KiB regions (128), default sync mode, fresh zeroed log device: full resync, then dmsetup remove. Every region clean; header nr_regions=128.",
-			runs("[0,128)=1", "[128,4096)=0"))
-	})
-
-	s.Part("nosync-100", func(p *S) {
-		g := newGolden(p, "gnosync", 512, 102400, rs)
-		g.target, g.mode = 102400, "nosync"
-		g.activate("activate with nosync")
-		g.captureRemoved("status at once (nosync: no resync)", "100/100", "nosync-100",
+			[]string{"[0,128)=1", "[128,4096)=0"}},
+		{"nosync-100", "gnosync", 512, 102400, "nosync", "activate with nosync", "status at once (nosync: no resync)", "100/100",
 			"50 MiB target, 512 KiB regions (100, not a multiple of 64), 'nosync' on a fresh zeroed log device: all 100 regions clean at once, bits 100..127 of the 128-bit bitset clear.",
-			runs("[0,100)=1", "[100,4096)=0"))
-	})
+			[]string{"[0,100)=1", "[100,4096)=0"}},
+		{"lbs4096-128", "g4k", 4096, 131072, "", "activate on a 4096-byte-sector log device", "status before remove", "128/128",
+			"As synced-128, but the log device has 4096-byte logical blocks (loop, LOOP_CONFIGURE block_size=4096): buf_size is rounded up to 4096, and the kernel writes all of it.",
+			[]string{"[0,128)=1", "[128,24576)=0"}},
+	} {
+		s.Part(c.part, func(p *S) {
+			g := newGolden(p, c.dev, c.lbs, c.sectors, rs)
+			g.target, g.mode = c.sectors, c.mode
+			if c.mode == "nosync" {
+				g.activate(c.activate)
+			} else {
+				g.activateSynced(c.activate)
+			}
+			g.captureRemoved(c.step, c.ratio, c.part, c.desc, runs(c.runs...))
+		})
+	}
 
-	s.Part("grow-128-to-256-resyncing", func(p *S) {
-		g := newGolden(p, "ggrow", 512, 262144, rs)
-		g.target = 131072
-		g.activateSynced("activate with 128 regions")
-		g.remove("remove")
-		slow := g.slowLegB(262144, freezeMS)
-		g.target = 262144
-		g.activate("re-activate with twice the target (256 regions)")
-		g.snapshotStatus("status with the resync of the new regions held", "128/256")
-		g.capture("grow-128-to-256-resyncing", "while active",
+	// A fully synced 128-region log, removed, re-activated with leg B's
+	// writes held: captured while the resync waits, then let finish.
+	for _, c := range []struct {
+		part, dev      string // the part and its capture; the mirror's dm name
+		first          string // the first activation's step
+		target         uint64 // the re-activation's target, and the legs
+		mode, activate string
+		step, ratio    string // the held status step and its in-sync ratio
+		desc           string
+		runs           []string
+		resync         string // the step waiting for the resync after the thaw
+	}{
+		{"grow-128-to-256-resyncing", "ggrow", "activate with 128 regions", 262144, "", "re-activate with twice the target (256 regions)",
+			"status with the resync of the new regions held", "128/256",
 			"A 128-region log (512 KiB regions, fully synced, removed) re-activated with a 256-region target (128 MiB), default mode: the kernel keeps the 128 clean bits, marks the new regions 128..255 out of sync and rewrites the header (nr_regions=256). Captured while the resync of region 128 was held by a 60 s write delay on leg B, so no new region is clean yet.",
-			runs("[0,128)=1", "[128,4096)=0"))
-		slow.thaw(p)
-		p.MustExpect("resync of the new regions", "256/256", syncTimeout, syncWait(g.name))
-		g.remove("remove")
-	})
+			[]string{"[0,128)=1", "[128,4096)=0"}, "resync of the new regions"},
+		{"forcesync-128-resyncing", "gforce", "activate", 131072, "sync", "re-activate with 'sync' (forced full resync)",
+			"status with the forced resync held", "0/128",
+			"A fully synced 128-region log re-activated with 'sync': the kernel ignores the on-disk bits, marks every region out of sync and rewrites the log. Captured while the resync was held by a 60 s write delay on leg B.",
+			[]string{"[0,4096)=0"}, "forced resync"},
+	} {
+		s.Part(c.part, func(p *S) {
+			g := newGolden(p, c.dev, 512, c.target, rs)
+			g.target = 131072
+			g.activateSynced(c.first)
+			g.remove("remove")
+			g.captureHeld(c.target, c.mode, c.activate, c.step, c.ratio, c.part, c.desc, runs(c.runs...))
+			n := g.regions()
+			p.MustExpect(c.resync, fmt.Sprintf("%d/%d", n, n), syncTimeout, syncWait(g.name))
+			g.remove("remove")
+		})
+	}
 
 	s.Part("shrink-256-to-100", func(p *S) {
 		g := newGolden(p, "gshrink", 512, 65536, 256)
@@ -254,15 +298,6 @@ func scenKgolden(s *S) {
 			runs("[0,70)=1", "[70,128)=0", "[128,256)=1", "[256,4096)=0"))
 	})
 
-	s.Part("lbs4096-128", func(p *S) {
-		g := newGolden(p, "g4k", 4096, 131072, rs)
-		g.target = 131072
-		g.activateSynced("activate on a 4096-byte-sector log device")
-		g.captureRemoved("status before remove", "128/128", "lbs4096-128",
-			"As synced-128, but the log device has 4096-byte logical blocks (loop, LOOP_CONFIGURE block_size=4096): buf_size is rounded up to 4096, and the kernel writes all of it.",
-			runs("[0,128)=1", "[128,24576)=0"))
-	})
-
 	s.Part("large-65536", func(p *S) {
 		const small, big = 65536 * 16, 100000 * 16 // sectors, 8 KiB regions
 		g := newGolden(p, "glarge", 512, big, 16)
@@ -271,14 +306,10 @@ func scenKgolden(s *S) {
 		g.captureRemoved("status at once", "65536/65536", "large-nosync-65536",
 			"512 MiB target, 8 KiB regions: 65536 regions, nosync, fresh log device. The bitmap is 8 KiB, so buf_size is 9216 bytes (18 sectors, three 4 KiB pages); every bit set.",
 			runs("[0,65536)=1"))
-		slow := g.slowLegB(big, freezeMS)
-		g.target, g.mode = big, ""
-		g.activate("re-activate with 100000 regions, default mode")
-		g.snapshotStatus("status with the resync of the new regions held", "65536/100000")
-		g.capture("large-grow-65536-to-100000-resyncing", "while active",
+		g.captureHeld(big, "", "re-activate with 100000 regions, default mode",
+			"status with the resync of the new regions held", "65536/100000", "large-grow-65536-to-100000-resyncing",
 			"large-nosync-65536 re-activated with 100000 regions (800000 KiB target, 8 KiB regions), default mode: bits 0..65535 kept, 65536..99999 out of sync, tail bits up to 100032 clear; bitset 12504 bytes, buf_size 13824 (27 sectors). Captured while the resync was held by a 60 s write delay on leg B.",
 			runs("[0,65536)=1", "[65536,102400)=0"))
-		slow.thaw(p)
 		g.remove("remove (stops the resync)")
 	})
 
@@ -326,22 +357,5 @@ func scenKgolden(s *S) {
 			img, err := readLogImage(g.log, 128)
 			return DescribeLogImage(img), err
 		})
-	})
-
-	s.Part("forcesync-128-resyncing", func(p *S) {
-		g := newGolden(p, "gforce", 512, 131072, rs)
-		g.target = 131072
-		g.activateSynced("activate")
-		g.remove("remove")
-		slow := g.slowLegB(131072, freezeMS)
-		g.mode = "sync"
-		g.activate("re-activate with 'sync' (forced full resync)")
-		g.snapshotStatus("status with the forced resync held", "0/128")
-		g.capture("forcesync-128-resyncing", "while active",
-			"A fully synced 128-region log re-activated with 'sync': the kernel ignores the on-disk bits, marks every region out of sync and rewrites the log. Captured while the resync was held by a 60 s write delay on leg B.",
-			runs("[0,4096)=0"))
-		slow.thaw(p)
-		p.MustExpect("forced resync", "128/128", syncTimeout, syncWait(g.name))
-		g.remove("remove")
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -153,19 +154,22 @@ func opBlocks(op string, bytes int) int {
 	return 0
 }
 
-func fmtCounts(m map[string]uint64, per float64) string {
+// ByCount returns m's keys (request types, say) in the order reports print
+// them: largest count first, equal counts by name.
+func ByCount(m map[string]uint64) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if m[keys[i]] != m[keys[j]] {
-			return m[keys[i]] > m[keys[j]]
-		}
-		return keys[i] < keys[j]
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(m[b], m[a]), strings.Compare(a, b))
 	})
+	return keys
+}
+
+func fmtCounts(m map[string]uint64, per float64) string {
 	var parts []string
-	for _, k := range keys {
+	for _, k := range ByCount(m) {
 		if v := float64(m[k]) / per; v >= 0.005 {
 			parts = append(parts, fmt.Sprintf("%s %.2f", k, v))
 		}

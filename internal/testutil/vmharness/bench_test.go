@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -143,4 +144,18 @@ func hasInk(img image.Image, r image.Rectangle) bool {
 		}
 	}
 	return false
+}
+
+// Ensure that request types come largest count first, equal counts by name.
+func TestByCount(t *testing.T) {
+	m := map[string]uint64{"MARK_REGION": 4, "IN_SYNC": 8, "FLUSH": 8, "CLEAR_REGION": 4, "RESUME": 1}
+	want := []string{"FLUSH", "IN_SYNC", "CLEAR_REGION", "MARK_REGION", "RESUME"}
+	for range 5 { // map order varies from call to call
+		if got := ByCount(m); !slices.Equal(got, want) {
+			t.Fatalf("ByCount = %v, want %v", got, want)
+		}
+	}
+	if got := ByCount(nil); len(got) != 0 {
+		t.Errorf("ByCount(nil) = %v, want none", got)
+	}
 }
