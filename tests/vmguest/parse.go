@@ -287,3 +287,27 @@ func LoadOrder(want []string, deps func(name string) (d []string, ok bool, err e
 	}
 	return order, nil
 }
+
+// cmdlineParam is the value of the first key=value word of a kernel command
+// line (/proc/cmdline) whose key is key; ok is false when there is none.
+func cmdlineParam(cmdline, key string) (v string, ok bool) {
+	for _, w := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(w, key+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// cmdlineInt is the first key=N word of cmdline with 1 <= N <= max, or def
+// when there is none.
+func cmdlineInt(cmdline, key string, max, def int) int {
+	for _, w := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(w, key+"="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= max {
+				return n
+			}
+		}
+	}
+	return def
+}

@@ -257,3 +257,28 @@ func TestLoadOrder(t *testing.T) {
 		t.Errorf("cycle: %v", err)
 	}
 }
+
+// Ensure that the bench options are read from the command line as the
+// guest's bench scenario reads them: the first word with the key, and for
+// numbers the first one in range.
+func TestCmdlineParams(t *testing.T) {
+	line := "console=ttyS0 dlog.benchops=write_4K dlog.benchrounds=0 dlog.benchrounds=21 dlog.benchrounds=5 dlog.benchrounds=7 dlog.benchops=read_4K dlog.x"
+	if v, ok := cmdlineParam(line, "dlog.benchops"); !ok || v != "write_4K" {
+		t.Errorf("dlog.benchops = %q, %v; want write_4K, true", v, ok)
+	}
+	if v, ok := cmdlineParam(line, "dlog.benchconfigs"); ok {
+		t.Errorf("dlog.benchconfigs = %q, true; want none", v)
+	}
+	if v, ok := cmdlineParam(line, "dlog.x"); ok {
+		t.Errorf("dlog.x (no '=') = %q, true; want none", v)
+	}
+	if n := cmdlineInt(line, "dlog.benchrounds", 20, 3); n != 5 {
+		t.Errorf("dlog.benchrounds = %d, want 5 (0 and 21 out of 1..20)", n)
+	}
+	if n := cmdlineInt(line, "dlog.benchprofile", 60, 0); n != 0 {
+		t.Errorf("dlog.benchprofile = %d, want the default 0", n)
+	}
+	if n := cmdlineInt("dlog.benchprofile=x dlog.benchprofile=60", "dlog.benchprofile", 60, 0); n != 60 {
+		t.Errorf("dlog.benchprofile = %d, want 60", n)
+	}
+}

@@ -85,20 +85,18 @@ func benchSelected(c benchConfig) bool {
 	if c.SMP && runtime.NumCPU() < 2 {
 		return false
 	}
-	b, _ := os.ReadFile("/proc/cmdline")
-	for _, w := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(w, "dlog.benchconfigs="); ok {
-			for _, sub := range strings.Split(v, ",") {
-				sub = strings.ReplaceAll(sub, "_", " ")
-				name := strings.ReplaceAll(c.Name, "_", " ") // "_" stands for " " on the command line
-				if whole, ok := strings.CutPrefix(sub, "="); ok && name == whole || !ok && strings.Contains(name, sub) {
-					return true
-				}
-			}
-			return false
+	v, ok := cmdlineParam(procCmdline(), "dlog.benchconfigs")
+	if !ok {
+		return !c.Extra
+	}
+	for _, sub := range strings.Split(v, ",") {
+		sub = strings.ReplaceAll(sub, "_", " ")
+		name := strings.ReplaceAll(c.Name, "_", " ") // "_" stands for " " on the command line
+		if whole, ok := strings.CutPrefix(sub, "="); ok && name == whole || !ok && strings.Contains(name, sub) {
+			return true
 		}
 	}
-	return !c.Extra
+	return false
 }
 
 // benchOps are the timed runs: dd (busybox), 16 MiB each, O_DIRECT.
@@ -127,11 +125,8 @@ var fioOps = []struct{ Name, RW, BS string }{
 // command line (comma-separated names, "_" for " "): a slow guest (two
 // vCPUs under TCG) runs only the one that is measured.
 func benchOpSelected(name string) bool {
-	b, _ := os.ReadFile("/proc/cmdline")
-	for _, w := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(w, "dlog.benchops="); ok {
-			return slices.Contains(strings.Split(v, ","), strings.ReplaceAll(name, " ", "_"))
-		}
+	if v, ok := cmdlineParam(procCmdline(), "dlog.benchops"); ok {
+		return slices.Contains(strings.Split(v, ","), strings.ReplaceAll(name, " ", "_"))
 	}
 	return true
 }
@@ -140,27 +135,19 @@ func benchOpSelected(name string) bool {
 // dlogd profiles itself for N seconds (dlogd profile) during each "write
 // 4K" run, into /out/profiles; 0 without it.
 func benchProfileSeconds() int {
-	b, _ := os.ReadFile("/proc/cmdline")
-	for _, w := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(w, "dlog.benchprofile="); ok {
-			if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 60 {
-				return n
-			}
-		}
-	}
-	return 0
+	return cmdlineInt(procCmdline(), "dlog.benchprofile", 60, 0)
 }
 
+// benchRounds is dlog.benchrounds=N (at most 20) on the kernel command
+// line: how many interleaved rounds; 3 without it.
 func benchRounds() int {
+	return cmdlineInt(procCmdline(), "dlog.benchrounds", 20, 3)
+}
+
+// procCmdline is this kernel's command line ("" if unreadable).
+func procCmdline() string {
 	b, _ := os.ReadFile("/proc/cmdline")
-	for _, w := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(w, "dlog.benchrounds="); ok {
-			if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 20 {
-				return n
-			}
-		}
-	}
-	return 3
+	return string(b)
 }
 
 func scenBench(s *S) {
