@@ -3,6 +3,7 @@ package vm_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -86,12 +87,7 @@ func TestVMBench(t *testing.T) {
 		t.Logf("cmirrord: %s: no cmirrord rows", cmWhy)
 		h.files = append(h.files, vmharness.File{Path: "/etc/dlog-cmirrord-unavailable", Mode: 0o644, Data: []byte(cmWhy + "\n")})
 	}
-	rounds := 3
-	if v := os.Getenv("DLOG_VM_BENCH_ROUNDS"); v != "" {
-		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 || rounds > 20 {
-			t.Fatalf("DLOG_VM_BENCH_ROUNDS=%q: want 1..20", v)
-		}
-	}
+	rounds := envRounds(t, "DLOG_VM_BENCH_ROUNDS", 3)
 	// Six to ten minutes a round on a shared 2-core host (cmirrord's rows and the corosync
 	// start-ups included), plus the boot.
 	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*12*time.Minute+5*time.Minute)
@@ -120,21 +116,8 @@ func TestVMBench(t *testing.T) {
 		t.FailNow()
 	}
 	checkReport(t, res, []string{"bench"})
-	raw, ok := res.Files[vmharness.BenchFile]
-	if !ok {
-		t.Fatalf("the results disk has no %s", vmharness.BenchFile)
-	}
-	var br vmharness.BenchResults
-	if err := json.Unmarshal(raw, &br); err != nil {
-		t.Fatal(err)
-	}
-	out := os.Getenv("DLOG_VM_BENCH_OUT")
-	if out == "" {
-		out = filepath.Join(h.root, "bench")
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	br := benchResults(t, res, vmharness.BenchFile, "the results disk")
+	out := reportDir(t, "DLOG_VM_BENCH_OUT", h.root)
 	for name, data := range res.Files {
 		if !strings.HasPrefix(name, "profiles/") {
 			continue
@@ -153,13 +136,67 @@ func TestVMBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeReport(t, out, "vm-results", br, md, chart)
+}
+
+// envRounds is the number of interleaved rounds the environment variable
+// name asks for (1..20), def when it is unset.
+func envRounds(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 20 {
+		t.Fatalf("%s=%q: want 1..20", name, v)
+	}
+	return n
+}
+
+// benchResults decodes the benchmark results the guest left in file on
+// res's results disk (disk names that disk in the failure).
+func benchResults(t *testing.T, res *vmharness.Result, file, disk string) vmharness.BenchResults {
+	raw, ok := res.Files[file]
+	if !ok {
+		t.Fatalf("%s has no %s", disk, file)
+	}
+	var br vmharness.BenchResults
+	if err := json.Unmarshal(raw, &br); err != nil {
+		t.Fatal(err)
+	}
+	return br
+}
+
+// reportDir is where a benchmark report goes, created: the environment
+// variable env, or <repo>/bench.
+func reportDir(t *testing.T, env, root string) string {
+	out := os.Getenv(env)
+	if out == "" {
+		out = filepath.Join(root, "bench")
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// writeReport writes the report md as out/<name>.md, the results as
+// out/<name>.json and the chart, when there is one, as out/<name>.png, and
+// logs the report up to its list of every run.
+func writeReport(t *testing.T, out, name string, br vmharness.BenchResults, md string, chart []byte) {
 	pretty, _ := json.MarshalIndent(br, "", "  ")
-	for name, data := range map[string][]byte{"vm-results.md": []byte(md), "vm-results.png": chart, "vm-results.json": append(pretty, '\n')} {
-		if err := os.WriteFile(filepath.Join(out, name), data, 0o644); err != nil {
+	files := map[string][]byte{name + ".md": []byte(md), name + ".json": append(pretty, '\n')}
+	exts := "md,json"
+	if chart != nil {
+		files[name+".png"] = chart
+		exts = "md,png,json"
+	}
+	for f, data := range files {
+		if err := os.WriteFile(filepath.Join(out, f), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("wrote %s/vm-results.{md,png,json}\n%s", out, md[:strings.Index(md, "## Every run")])
+	t.Logf("wrote %s/%s.{%s}\n%s", out, name, exts, md[:strings.Index(md, "## Every run")])
 }
 
 // filesUnder loads a directory tree as overlay files at the same paths.
@@ -204,4 +241,56 @@ func hostDescription() string {
 	load, _ := os.ReadFile("/proc/loadavg")
 	return fmt.Sprintf("%s, %d cores, host kernel %s, load average at the end %s", model, runtime.NumCPU(),
 		strings.TrimSpace(string(kernel)), strings.Join(strings.Fields(string(load))[:3], " "))
+}
+
+// Ensure that both benchmark tests' report plumbing does what they did
+// inline: rounds from the environment, the report directory created, and
+// the report, results and (for vmbench only) chart written beside each other.
+func TestBenchReportFiles(t *testing.T) {
+	t.Setenv("DLOG_TEST_ROUNDS", "")
+	if n := envRounds(t, "DLOG_TEST_ROUNDS", 3); n != 3 {
+		t.Errorf("rounds unset: %d, want the default 3", n)
+	}
+	t.Setenv("DLOG_TEST_ROUNDS", "20")
+	if n := envRounds(t, "DLOG_TEST_ROUNDS", 3); n != 20 {
+		t.Errorf("rounds 20: %d", n)
+	}
+	root := t.TempDir()
+	t.Setenv("DLOG_TEST_OUT", "")
+	if out := reportDir(t, "DLOG_TEST_OUT", root); out != filepath.Join(root, "bench") {
+		t.Errorf("default report dir %s, want <root>/bench", out)
+	}
+	out := filepath.Join(root, "elsewhere", "report")
+	t.Setenv("DLOG_TEST_OUT", out)
+	if got := reportDir(t, "DLOG_TEST_OUT", root); got != out {
+		t.Errorf("report dir %s, want %s", got, out)
+	}
+	br := vmharness.BenchResults{Kernel: "6.1.0-test", Rounds: 2}
+	raw, err := json.Marshal(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &vmharness.Result{Files: map[string][]byte{vmharness.BenchFile: raw}}
+	if got := benchResults(t, res, vmharness.BenchFile, "the results disk"); got.Kernel != br.Kernel || got.Rounds != 2 {
+		t.Errorf("results read back as %+v", got)
+	}
+	md := "# report\n\n## Every run\n"
+	writeReport(t, out, "vm-results", br, md, []byte("png"))
+	writeReport(t, out, "vmcluster-results", br, md, nil)
+	for name, want := range map[string]string{"vm-results.md": md, "vm-results.png": "png", "vmcluster-results.md": md} {
+		if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", name, b, err, want)
+		}
+	}
+	for _, name := range []string{"vm-results.json", "vmcluster-results.json"} {
+		var back vmharness.BenchResults
+		if b, err := os.ReadFile(filepath.Join(out, name)); err != nil {
+			t.Error(err)
+		} else if err := json.Unmarshal(b, &back); err != nil || back.Kernel != br.Kernel || b[len(b)-1] != '\n' {
+			t.Errorf("%s: %v, %+v", name, err, back)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "vmcluster-results.png")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a chart written for the cluster report: %v", err)
+	}
 }

@@ -1,11 +1,8 @@
 package vm_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,13 +23,7 @@ import (
 //	DLOG_VMCLUSTER_BENCH_OUT=dir         where the report goes (default <repo>/bench)
 func TestVMClusterBench(t *testing.T) {
 	h, extra := prepareCluster(t, "DLOG_VMCLUSTER_BENCH", "the real-kernel cluster benchmark is off: run it with make vmclusterbench (DLOG_VMCLUSTER_BENCH=1)")
-	rounds := 2
-	if v := os.Getenv("DLOG_VMCLUSTER_BENCH_ROUNDS"); v != "" {
-		var err error
-		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 || rounds > 20 {
-			t.Fatalf("DLOG_VMCLUSTER_BENCH_ROUNDS=%q: want 1..20", v)
-		}
-	}
+	rounds := envRounds(t, "DLOG_VMCLUSTER_BENCH_ROUNDS", 2)
 	// About four minutes a round on a shared 2-core host, plus the boot.
 	h.guestTimeout = max(h.guestTimeout, time.Duration(rounds)*6*time.Minute+5*time.Minute)
 	loadBefore := loadAverage()
@@ -45,34 +36,15 @@ func TestVMClusterBench(t *testing.T) {
 	if res == nil || t.Failed() {
 		t.FailNow()
 	}
-	raw, ok := res.Files[vmharness.ClusterBenchFile]
-	if !ok {
-		t.Fatalf("node 1's results disk has no %s", vmharness.ClusterBenchFile)
-	}
-	var br vmharness.BenchResults
-	if err := json.Unmarshal(raw, &br); err != nil {
-		t.Fatal(err)
-	}
-	out := os.Getenv("DLOG_VMCLUSTER_BENCH_OUT")
-	if out == "" {
-		out = filepath.Join(h.root, "bench")
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	br := benchResults(t, res, vmharness.ClusterBenchFile, "node 1's results disk")
+	out := reportDir(t, "DLOG_VMCLUSTER_BENCH_OUT", h.root)
 	md := br.ClusterMarkdown(vmharness.ClusterBenchMeta{
 		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Host: hostDescription(),
 		LoadBefore: loadBefore, LoadAfter: loadAverage(),
 		Command: fmt.Sprintf("make vmclusterbench VMCLUSTERBENCH_ROUNDS=%d", rounds),
 		Mirror:  fmt.Sprintf("The mirror: %d MiB, two legs, %d KiB regions, the log device %d MiB", clusterLegBytes>>20, 256, clusterLogBytes>>20),
 	})
-	pretty, _ := json.MarshalIndent(br, "", "  ")
-	for name, data := range map[string][]byte{"vmcluster-results.md": []byte(md), "vmcluster-results.json": append(pretty, '\n')} {
-		if err := os.WriteFile(filepath.Join(out, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("wrote %s/vmcluster-results.{md,json}\n%s", out, md[:strings.Index(md, "## Every run")])
+	writeReport(t, out, "vmcluster-results", br, md, nil)
 }
 
 // loadAverage is the host's 1, 5 and 15 minute load averages.
