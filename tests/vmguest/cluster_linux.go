@@ -359,11 +359,7 @@ func compareLegs() (string, error) {
 // compareByRegion reads size bytes of two devices and returns "identical"
 // or which regions of rbytes differ.
 func compareByRegion(devA, devB string, size, rbytes int) (string, error) {
-	a, err := readDirect(devA, 0, size)
-	if err != nil {
-		return "", err
-	}
-	b, err := readDirect(devB, 0, size)
+	a, b, err := readBoth(devA, devB, 0, size)
 	if err != nil {
 		return "", err
 	}

@@ -90,6 +90,17 @@ func writeDirectFlags(ctx context.Context, path string, flag int, off int64, dat
 	return nil
 }
 
+// readBoth reads n bytes at off of two devices (a mirror's legs) with
+// O_DIRECT, for comparing them.
+func readBoth(a, b string, off int64, n int) ([]byte, []byte, error) {
+	da, err := readDirect(a, off, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := readDirect(b, off, n)
+	return da, db, err
+}
+
 // readDirect reads n bytes at off with O_DIRECT, bypassing the page cache
 // (which would be stale: dm-mirror writes the legs underneath it).
 func readDirect(path string, off int64, n int) ([]byte, error) {

@@ -423,11 +423,7 @@ func crashCheckOne(s *S, e *env, d *Dlogd, c *crashLayout, k int, entries []jEnt
 func diffRegions(a, b string) (map[int]bool, error) {
 	out := map[int]bool{}
 	for off := 0; off < legBytes; off += 8 * mib {
-		da, err := readDirect(a, int64(off), 8*mib)
-		if err != nil {
-			return nil, err
-		}
-		db, err := readDirect(b, int64(off), 8*mib)
+		da, db, err := readBoth(a, b, int64(off), 8*mib)
 		if err != nil {
 			return nil, err
 		}

@@ -90,11 +90,7 @@ func kill9Idle(s *S) {
 		return orNone(strings.Join(g, " | ")), err
 	})
 	s.Expect("4 KiB blocks of regions 40-41 where leg B differs from leg A", "none", time.Minute, func(ctx context.Context) (string, error) {
-		da, err := readDirect(legs[0].Dev, 40*regionBytes, len(data))
-		if err != nil {
-			return "", err
-		}
-		db, err := readDirect(legs[1].Dev, 40*regionBytes, len(data))
+		da, db, err := readBoth(legs[0].Dev, legs[1].Dev, 40*regionBytes, len(data))
 		if err != nil {
 			return "", err
 		}
@@ -409,11 +405,7 @@ func orNone(s string) string {
 // diffBlocks compares two devices in bs-byte blocks and describes where
 // they differ: "none", or "blocks 3,17-19 (regions 0,1)".
 func diffBlocks(a, b string, n, bs int) (string, error) {
-	da, err := readDirect(a, 0, n)
-	if err != nil {
-		return "", err
-	}
-	db, err := readDirect(b, 0, n)
+	da, db, err := readBoth(a, b, 0, n)
 	if err != nil {
 		return "", err
 	}
