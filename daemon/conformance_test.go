@@ -15,17 +15,12 @@ import (
 	"github.com/dlog-dev/dlog/daemon"
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/iouring"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
 // Tests are named after the items of docs/conformance.md they cover.
-
-const (
-	einval = -int32(syscall.EINVAL)
-	esrch  = -int32(syscall.ESRCH)
-	eio    = -int32(syscall.EIO)
-)
 
 // coreLog constructs and resumes a 128-region clustered-core log.
 func coreLog(t *testing.T, k *kernel, uuid string, luid uint64, extra string) {
@@ -89,7 +84,7 @@ func TestItems05to08Framing(t *testing.T) {
 				switch {
 				case tc.reply == "ack" && (!rep.AckOnly || rep.CnAck != uint32(syscall.EAGAIN)):
 					t.Fatalf("want ack-only EAGAIN, got %+v", rep)
-				case tc.reply == "einval" && (rep.AckOnly || rep.Req.Error != einval):
+				case tc.reply == "einval" && (rep.AckOnly || rep.Req.Error != fakekernel.EINVAL):
 					t.Fatalf("want -EINVAL, got %+v", rep)
 				case tc.reply == "":
 					t.Fatalf("want no reply, got %+v", rep)
@@ -259,7 +254,7 @@ func TestItems16to19Header(t *testing.T) {
 	for _, typ := range []uint32{0, 18, 99, 255} {
 		r := k.request(ulog.RequestType(typ), "u", 1, nil)
 		k.send(r)
-		if got := k.finish(r); got.err != einval {
+		if got := k.finish(r); got.err != fakekernel.EINVAL {
 			t.Fatalf("type %d: error %d, want -EINVAL", typ, got.err)
 		}
 	}
@@ -277,7 +272,7 @@ func TestItems16to19Header(t *testing.T) {
 		r.UUID[i-44] = 'x' // what the reply must echo
 	}
 	handle(d, b, k.p)
-	if got := k.finish(r); got.err != einval {
+	if got := k.finish(r); got.err != fakekernel.EINVAL {
 		t.Fatalf("uuid without NUL: error %d", got.err)
 	}
 	// 18: versions 1 and 2 are served; a newer one too (with a warning);
@@ -308,14 +303,14 @@ func TestItems16to19Header(t *testing.T) {
 		if typ == ulog.TypeInSync || typ == ulog.TypeMarkRegion {
 			data = regions(1)
 		}
-		if got := k.call(typ, "u", 2, data); got.err != esrch {
+		if got := k.call(typ, "u", 2, data); got.err != fakekernel.ESRCH {
 			t.Fatalf("%s on an unknown luid: %d, want -ESRCH", typ, got.err)
 		}
-		if got := k.call(typ, "nope", 1, data); got.err != esrch {
+		if got := k.call(typ, "nope", 1, data); got.err != fakekernel.ESRCH {
 			t.Fatalf("%s on an unknown uuid: %d, want -ESRCH", typ, got.err)
 		}
 	}
-	if got := k.call(ulog.TypeDtr, "nope", 1, nil); got.err != einval {
+	if got := k.call(ulog.TypeDtr, "nope", 1, nil); got.err != fakekernel.EINVAL {
 		t.Fatalf("DTR of an unknown log: %d, want -EINVAL", got.err)
 	}
 	if n := d.InUse(); n != 1 {
@@ -336,28 +331,28 @@ func TestItems20to25Ctr(t *testing.T) {
 	}{
 		{"no NUL", "131072 clustered-core 1024", 0},
 		{"with NUL", "131072 clustered-core 1024\x00", 0},
-		{"embedded NUL", "131072 clustered\x00-core 1024", einval},
-		{"empty", "", einval},
-		{"only NULs", "\x00\x00", einval},
-		{"non-numeric length", "abc clustered-core 1024", einval},
-		{"zero length", "0 clustered-core 1024", einval},
-		{"no spaces", "131072", einval},
-		{"332 bytes", "131072 clustered-core 1024 " + strings.Repeat("x", 332-27), einval},
-		{"unknown type", "131072 mirror 1024", einval},
+		{"embedded NUL", "131072 clustered\x00-core 1024", fakekernel.EINVAL},
+		{"empty", "", fakekernel.EINVAL},
+		{"only NULs", "\x00\x00", fakekernel.EINVAL},
+		{"non-numeric length", "abc clustered-core 1024", fakekernel.EINVAL},
+		{"zero length", "0 clustered-core 1024", fakekernel.EINVAL},
+		{"no spaces", "131072", fakekernel.EINVAL},
+		{"332 bytes", "131072 clustered-core 1024 " + strings.Repeat("x", 332-27), fakekernel.EINVAL},
+		{"unknown type", "131072 mirror 1024", fakekernel.EINVAL},
 		{"core words", "131072 core 1 1024", 0},
 		{"disk words", "131072 disk 2 " + p + " 1024", 0},
-		{"region size not a power of two", "131072 clustered-core 1000", einval},
-		{"region size 0x400", "131072 clustered-core 0x400", einval},
-		{"region size 1", "131072 clustered-core 1", einval},
-		{"region size beyond length", "1024 clustered-core 2048", einval},
-		{"region size beyond 32 bits", "17179869184 clustered-core 8589934592", einval},
-		{"too many regions", "17179869184 clustered-core 2", einval},
-		{"extra word", "131072 clustered-core 1024 sync please", einval},
-		{"sync and nosync", "131072 clustered-core 1024 sync nosync", einval},
+		{"region size not a power of two", "131072 clustered-core 1000", fakekernel.EINVAL},
+		{"region size 0x400", "131072 clustered-core 0x400", fakekernel.EINVAL},
+		{"region size 1", "131072 clustered-core 1", fakekernel.EINVAL},
+		{"region size beyond length", "1024 clustered-core 2048", fakekernel.EINVAL},
+		{"region size beyond 32 bits", "17179869184 clustered-core 8589934592", fakekernel.EINVAL},
+		{"too many regions", "17179869184 clustered-core 2", fakekernel.EINVAL},
+		{"extra word", "131072 clustered-core 1024 sync please", fakekernel.EINVAL},
+		{"sync and nosync", "131072 clustered-core 1024 sync nosync", fakekernel.EINVAL},
 		{"block_on_error", "131072 clustered-core 1024 block_on_error", 0},
-		{"missing device", "131072 clustered-disk /nonexistent 1024", einval},
-		{"device too small", "131072 clustered-disk " + small + " 1024", einval},
-		{"device a directory", "131072 clustered-disk " + t.TempDir() + " 1024", einval},
+		{"missing device", "131072 clustered-disk /nonexistent 1024", fakekernel.EINVAL},
+		{"device too small", "131072 clustered-disk " + small + " 1024", fakekernel.EINVAL},
+		{"device a directory", "131072 clustered-disk " + t.TempDir() + " 1024", fakekernel.EINVAL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			luid := uint64(len(tc.name))
@@ -476,7 +471,7 @@ func TestItem30SingleRegion(t *testing.T) {
 	coreLog(t, k, "u", 1, " nosync")
 	for _, typ := range []ulog.RequestType{ulog.TypeIsClean, ulog.TypeInSync, ulog.TypeIsRemoteRecovering} {
 		for _, data := range [][]byte{nil, make([]byte, 4), make([]byte, 9), make([]byte, 16), regions(128), regions(1 << 40), regions(^uint64(0))} {
-			if got := k.call(typ, "u", 1, data); got.err != einval {
+			if got := k.call(typ, "u", 1, data); got.err != fakekernel.EINVAL {
 				t.Fatalf("%s with % x: error %d, want -EINVAL", typ, data, got.err)
 			}
 		}
@@ -498,7 +493,7 @@ func TestItem31Batches(t *testing.T) {
 	}
 	for _, typ := range []ulog.RequestType{ulog.TypeMarkRegion, ulog.TypeClearRegion, ulog.TypeFlush} {
 		for _, data := range bad {
-			if got := k.call(typ, "u", 1, data); got.err != einval {
+			if got := k.call(typ, "u", 1, data); got.err != fakekernel.EINVAL {
 				t.Fatalf("%s with %d bytes: error %d", typ, len(data), got.err)
 			}
 		}
@@ -551,7 +546,7 @@ func TestItems32_33Flush(t *testing.T) {
 		t.Fatal("FLUSH with nothing changed wrote the device")
 	}
 	failWrites.Store("on", true)
-	if got := k.call(ulog.TypeFlush, "f", 1, regions(4)); got.err != eio {
+	if got := k.call(ulog.TypeFlush, "f", 1, regions(4)); got.err != fakekernel.EIO {
 		t.Fatalf("FLUSH with a failing device: %d, want -EIO", got.err)
 	}
 	if s := k.status(ulog.TypeStatusInfo, "f", 1); s != "3 clustered-disk "+p+" D" {
@@ -567,7 +562,7 @@ func TestItems34to38Resync(t *testing.T) {
 	k.ok(ulog.TypeResume, "s", 1, nil)
 	// 35: exactly 16 bytes, region in range.
 	for _, data := range [][]byte{nil, regions(1), make([]byte, 24), ulog.AppendRegionSync(nil, 4, 1)} {
-		if got := k.call(ulog.TypeSetRegionSync, "s", 1, data); got.err != einval {
+		if got := k.call(ulog.TypeSetRegionSync, "s", 1, data); got.err != fakekernel.EINVAL {
 			t.Fatalf("SET_REGION_SYNC % x: %d", data, got.err)
 		}
 	}
@@ -666,7 +661,7 @@ func TestItem45LiveReload(t *testing.T) {
 	if !k.isClean("m", 0xB, 17) || k.isClean("m", 0xB, 18) || k.u64(ulog.TypeGetSyncCount, "m", 0xB) != 127 {
 		t.Fatal("the new instance did not take over the old one's state")
 	}
-	if got := k.call(ulog.TypeInSync, "m", 0xA, regions(1)); got.err != esrch {
+	if got := k.call(ulog.TypeInSync, "m", 0xA, regions(1)); got.err != fakekernel.ESRCH {
 		t.Fatalf("old instance still answers: %d", got.err)
 	}
 }

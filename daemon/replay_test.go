@@ -9,6 +9,7 @@ import (
 
 	"github.com/dlog-dev/dlog/engine"
 	"github.com/dlog-dev/dlog/header"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/internal/testutil/ktrace"
 	"github.com/dlog-dev/dlog/ulog"
 )
@@ -85,7 +86,7 @@ func (m *model) answer(t ulog.RequestType, data []byte) (int32, []byte) {
 	case ulog.TypeInSync, ulog.TypeIsClean:
 		r, ok := region()
 		if !ok {
-			return einval, nil
+			return fakekernel.EINVAL, nil
 		}
 		if t == ulog.TypeInSync {
 			return 0, u64(uint64(b2i(m.sync[r])))
@@ -93,7 +94,7 @@ func (m *model) answer(t ulog.RequestType, data []byte) (int32, []byte) {
 		return 0, u64(uint64(b2i(m.clean[r])))
 	case ulog.TypeIsRemoteRecovering:
 		if _, ok := region(); !ok {
-			return einval, nil
+			return fakekernel.EINVAL, nil
 		}
 		if m.halted {
 			return 0, pair(0, m.n())
@@ -109,7 +110,7 @@ func (m *model) answer(t ulog.RequestType, data []byte) (int32, []byte) {
 		}
 		rs, ok := list()
 		if !ok {
-			return einval, nil
+			return fakekernel.EINVAL, nil
 		}
 		for _, r := range rs {
 			m.clean[r] = t == ulog.TypeClearRegion
@@ -139,11 +140,11 @@ func (m *model) answer(t ulog.RequestType, data []byte) (int32, []byte) {
 		return 0, pair(0, 0)
 	case ulog.TypeSetRegionSync:
 		if len(data) != 16 {
-			return einval, nil
+			return fakekernel.EINVAL, nil
 		}
 		r := binary.NativeEndian.Uint64(data)
 		if r >= m.n() {
-			return einval, nil
+			return fakekernel.EINVAL, nil
 		}
 		delete(m.recovering, r)
 		m.sync[r] = binary.NativeEndian.Uint64(data[8:]) != 0
@@ -183,7 +184,7 @@ func (m *model) answer(t ulog.RequestType, data []byte) (int32, []byte) {
 		}
 		return 0, []byte("1 " + m.cfg.Type + "\x00")
 	}
-	return einval, nil
+	return fakekernel.EINVAL, nil
 }
 
 // TestReplayKernelTrace replays every request of kernel-trace.txt, in

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dlog-dev/dlog/daemon"
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -104,7 +105,7 @@ func TestESRCHKeepsTheKernelsRoom(t *testing.T) {
 		got := k.call(tc.t, "unknown", 1, tc.data)
 		capacity, _ := ulog.ReplyCapacity(tc.t)
 		res, n := got.rep.Result(capacity)
-		if res != esrch || n != capacity {
+		if res != fakekernel.ESRCH || n != capacity {
 			t.Errorf("%s: the kernel gets %d with room %d for the retry, want -ESRCH and %d", tc.t, res, n, capacity)
 		}
 	}

@@ -149,7 +149,7 @@ func (c *kclient) req(ctx context.Context, l *soakLog, luid uint64, typ ulog.Req
 		if err == nil {
 			c.gen = c.conn.gen.n
 			c.resent = c.resent || c.conn.sends > 1
-			if res == eIO {
+			if res == fakekernel.EIO {
 				c.s.onEIO(c.conn.gen, l, typ)
 			}
 			return res, d, nil
@@ -193,12 +193,12 @@ func (c *kclient) do(ctx context.Context, l *soakLog, in *instance, typ ulog.Req
 	}
 	for attempt := 0; ; attempt++ {
 		res, d, err := c.req(ctx, l, in.luid, typ, data, capacity)
-		if err != nil || res != eSRCH || attempt >= 3 {
+		if err != nil || res != fakekernel.ESRCH || attempt >= 3 {
 			return res, d, err
 		}
 		ok, err := c.reconnect(ctx, l, in)
 		if err != nil || !ok {
-			return eSRCH, nil, err
+			return fakekernel.ESRCH, nil, err
 		}
 	}
 }

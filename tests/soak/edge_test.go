@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -137,8 +138,8 @@ func TestEdgeLogDevice(t *testing.T) {
 		l := newTlog(c, uuid, diskCtr(dev, regions), regions)
 		res := l.ctrReq()
 		msg := d.waitLine("CTR failed", "uuid="+uuid)
-		if res != eINVAL {
-			t.Errorf("CTR on %s: %d, want %d (-EINVAL)", dev, res, eINVAL)
+		if res != fakekernel.EINVAL {
+			t.Errorf("CTR on %s: %d, want %d (-EINVAL)", dev, res, fakekernel.EINVAL)
 		}
 		for _, w := range wants {
 			if !strings.Contains(msg, w) {
@@ -146,7 +147,7 @@ func TestEdgeLogDevice(t *testing.T) {
 			}
 		}
 		t.Logf("CTR on %s: %d: %s", filepath.Base(dev), res, shortMsg(msg))
-		if res, _ := l.req(ulog.TypeIsClean, u64(0)); res != eSRCH {
+		if res, _ := l.req(ulog.TypeIsClean, u64(0)); res != fakekernel.ESRCH {
 			t.Errorf("after the refused CTR a request for the log got %d, want -ESRCH (no log)", res)
 		}
 	}
@@ -229,7 +230,7 @@ func TestEdgeLogDevice(t *testing.T) {
 			l.must(ulog.TypeDtr, nil)
 		} else {
 			msg := d.waitLine("CTR failed", "uuid=roloop")
-			if res != eINVAL || !strings.Contains(msg, "read-only") {
+			if res != fakekernel.EINVAL || !strings.Contains(msg, "read-only") {
 				t.Errorf("CTR on a read-only block device: %d, message %q; want -EINVAL and \"read-only\"", res, msg)
 			}
 			t.Logf("CTR on a read-only block device: %d: %s", res, shortMsg(msg))
@@ -259,7 +260,7 @@ func TestEdgeLogDevice(t *testing.T) {
 		res := l.markFlush(30)
 		st := l.status()
 		msg := d.waitLine("log device failed", "uuid=turnsro")
-		if res != eIO || !strings.HasSuffix(st, " D") || !strings.Contains(msg, "operation not permitted") {
+		if res != fakekernel.EIO || !strings.HasSuffix(st, " D") || !strings.Contains(msg, "operation not permitted") {
 			t.Errorf("FLUSH on a device turned read-only: %d, status %q, message %q; want -EIO, D, \"operation not permitted\"", res, st, msg)
 		}
 		t.Logf("device turned read-only: FLUSH %d, status %q: %s", res, st, shortMsg(msg))
@@ -380,7 +381,7 @@ func TestEdgeLogDevice(t *testing.T) {
 		l.must(ulog.TypeClearRegion, regionList([]uint64{100, 60000}))
 		fres := l.markFlush(100)
 		msg := d.waitLine("log device failed", "uuid=full")
-		if rres != eIO || !strings.HasSuffix(st, " D") || fres != eIO || !strings.Contains(msg, "no space left on device") {
+		if rres != fakekernel.EIO || !strings.HasSuffix(st, " D") || fres != fakekernel.EIO || !strings.Contains(msg, "no space left on device") {
 			t.Errorf("log on a full filesystem: RESUME %d, status %q, FLUSH %d, message %q; want -EIO, D, -EIO, \"no space left on device\"", rres, st, fres, msg)
 		}
 		t.Logf("disk full: RESUME %d, status %q, FLUSH %d: %s", rres, st, fres, shortMsg(msg))
@@ -455,7 +456,7 @@ func TestEdgeDeviceGoneAtReconnect(t *testing.T) {
 
 	reconnect := func(l *tlog) int32 {
 		t.Helper()
-		if res, _ := l.req(ulog.TypeIsClean, u64(0)); res != eSRCH {
+		if res, _ := l.req(ulog.TypeIsClean, u64(0)); res != fakekernel.ESRCH {
 			t.Fatalf("first request after the restart: %d, want -ESRCH (a log whose device is gone is not restored)", res)
 		}
 		res, _ := c2.call(ulog.TypeCtr, l.uuid, l.luid, []byte(l.ctr+"\x00"), 0)
@@ -472,7 +473,7 @@ func TestEdgeDeviceGoneAtReconnect(t *testing.T) {
 
 	res := reconnect(x)
 	msg := d2.waitLine("CTR failed", "uuid=gone")
-	if res != eINVAL || !strings.Contains(msg, "gone.img") || !strings.Contains(msg, "no such file or directory") {
+	if res != fakekernel.EINVAL || !strings.Contains(msg, "gone.img") || !strings.Contains(msg, "no such file or directory") {
 		t.Errorf("reconnect CTR with the device gone: %d, message %q; want -EINVAL naming the file", res, msg)
 	}
 	t.Logf("device gone at reconnect: CTR %d: %s", res, shortMsg(msg))

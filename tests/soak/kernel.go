@@ -11,13 +11,6 @@ import (
 	"github.com/dlog-dev/dlog/ulog"
 )
 
-// Kernel-side errnos the soak looks at (negative, as in replies).
-const (
-	eIO    = -int32(ulog.EIO)
-	eSRCH  = -int32(ulog.ESRCH)
-	eINVAL = -int32(ulog.EINVAL)
-)
-
 // statusCapacity is the room the kernel offers a STATUS_INFO reply: what is
 // left of the status buffer after the mirror's own fields.
 const statusCapacity = 512

@@ -858,9 +858,9 @@ func (s *soak) vanishEpisode(ctx context.Context) error {
 		msg = s.tap.lastMatching(l.uuid, "CTR failed")
 		// docs/conformance.md item 23: -EINVAL for a CTR that cannot use
 		// its device.
-		if ctrErr != eINVAL {
+		if ctrErr != fakekernel.EINVAL {
 			s.fail("vanish(%s): reload of %s with its file %s: CTR gave %d, want %d (dlogd says: %s)", v, l.name,
-				map[string]string{"remove": "removed", "shrink": "replaced by a 512-byte one"}[v], ctrErr, eINVAL, msg)
+				map[string]string{"remove": "removed", "shrink": "replaced by a 512-byte one"}[v], ctrErr, fakekernel.EINVAL, msg)
 		}
 		if err := replaceFile(l.path, logFileSize); err != nil {
 			return err
@@ -895,8 +895,8 @@ func (s *soak) vanishLoop(ctx context.Context) error {
 		return err
 	}
 	msg := s.tap.lastMatching(l.uuid, "CTR failed")
-	if ctrErr != eINVAL {
-		s.fail("vanish(loop): reload of %s on an empty device: CTR gave %d, want %d (too small) (dlogd says: %s)", l.name, ctrErr, eINVAL, msg)
+	if ctrErr != fakekernel.EINVAL {
+		s.fail("vanish(loop): reload of %s on an empty device: CTR gave %d, want %d (too small) (dlogd says: %s)", l.name, ctrErr, fakekernel.EINVAL, msg)
 	}
 	if err := s.loop.restore(); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dlog-dev/dlog/internal/testutil/fakekernel"
 	"github.com/dlog-dev/dlog/ulog"
 )
 
@@ -138,9 +139,9 @@ func (c *kclient) expect(l *soakLog, in *instance, typ ulog.RequestType, res int
 	switch res {
 	case 0:
 		return true
-	case eIO:
+	case fakekernel.EIO:
 		return false
-	case eSRCH:
+	case fakekernel.ESRCH:
 		if g := c.s.current(); g.mode.name == "normal" && g.n == c.gen {
 			if expect, _ := l.expectingEIO(); !expect {
 				c.s.fail("%s: %s on %s luid %#x: -ESRCH even after the reconnect, in a run without faults", c.name, typ, l.name, in.luid)
@@ -463,7 +464,7 @@ func (c *kclient) suspendResume(ctx context.Context, l *soakLog) error {
 // device gives.
 func (c *kclient) expectDirect(l *soakLog, in *instance, typ ulog.RequestType, res int32) {
 	switch res {
-	case 0, eIO, eSRCH:
+	case 0, fakekernel.EIO, fakekernel.ESRCH:
 	default:
 		c.s.fail("%s: %s on %s luid %#x: unexpected error %d", c.name, typ, l.name, in.luid, res)
 	}
@@ -553,7 +554,7 @@ func (c *kclient) reload(ctx context.Context, l *soakLog) (reloadResult, error) 
 	}
 	// -EINVAL (unknown log) is right for a resent DTR, or when the old
 	// instance died with a daemon and nothing reconnected it.
-	if res != 0 && !(res == eINVAL && (c.gen != genBefore || c.resent)) {
+	if res != 0 && !(res == fakekernel.EINVAL && (c.gen != genBefore || c.resent)) {
 		c.s.fail("%s: DTR of %s's old instance %#x after a reload: error %d", c.name, l.name, old.luid, res)
 	}
 	c.s.st.reloads.Add(1)
@@ -586,7 +587,7 @@ func (c *kclient) backgroundIO(ctx context.Context, l *soakLog, in *instance) fu
 			}
 			if res == 0 {
 				c.checkBool(l, ulog.TypeInSync, d)
-			} else if res != eSRCH {
+			} else if res != fakekernel.ESRCH {
 				c.s.fail("%s: IN_SYNC on %s's old instance during a reload: error %d", c.name, l.name, res)
 			}
 		}
@@ -622,7 +623,7 @@ func (c *kclient) reactivate(ctx context.Context, l *soakLog) error {
 	if err != nil {
 		return err
 	}
-	if res != 0 && !(res == eINVAL && (c.gen != gen || c.resent)) {
+	if res != 0 && !(res == fakekernel.EINVAL && (c.gen != gen || c.resent)) {
 		c.s.fail("%s: DTR of %s luid %#x: error %d", c.name, l.name, in.luid, res)
 	}
 	l.mu.Lock()

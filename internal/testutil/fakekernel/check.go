@@ -27,6 +27,16 @@ const AnyCapacity = -1
 // Version is the protocol version the kernel sends (module 1.3.0).
 const Version = 3
 
+// Result.Err values tests look for: the errnos a reply carries, negative
+// as the kernel reads them.
+const (
+	EIO    = -int32(ulog.EIO)
+	ESRCH  = -int32(ulog.ESRCH)
+	EINVAL = -int32(ulog.EINVAL)
+	EAGAIN = -int32(ulog.EAGAIN)
+	ENOSPC = -int32(ulog.ENOSPC)
+)
+
 // Result is what the kernel's waiting caller gets from a reply.
 type Result struct {
 	// Err is the result: 0, or a negative errno (of the reply, its ack,
@@ -88,7 +98,7 @@ func Check(r *ulog.Request, rep *ulog.Reply, capacity int) (Result, error) {
 	if rep.CnSeq != r.Seq {
 		return Result{}, fmt.Errorf("%w: %s reply cn_msg.seq %d, want %d", ErrProtocol, t, rep.CnSeq, r.Seq)
 	}
-	if res == -int32(ulog.ENOSPC) && q.Error == 0 {
+	if res == ENOSPC && q.Error == 0 {
 		return Result{}, fmt.Errorf("%w: %s reply of %d bytes, the kernel offered %d", ErrProtocol, t, q.DataSize, capacity)
 	}
 	if q.Error == 0 {
@@ -110,7 +120,7 @@ func Check(r *ulog.Request, rep *ulog.Reply, capacity int) (Result, error) {
 		// the real answer, so that the kernel's retry after its reconnect
 		// has room for it.
 		n, _ := ulog.ReplyCapacity(t)
-		if q.Error != -int32(ulog.ESRCH) || int(q.DataSize) != n || !allZero(q.Data) {
+		if q.Error != ESRCH || int(q.DataSize) != n || !allZero(q.Data) {
 			return Result{}, fmt.Errorf("%w: %s error %d reply carries %d bytes", ErrProtocol, t, q.Error, q.DataSize)
 		}
 	}

@@ -122,7 +122,7 @@ func (k *Conn) Call(ctx context.Context, t ulog.RequestType, uuid string, luid u
 			}
 			st.Requests.Add(1)
 			st.ByType[t].Add(1)
-			if res.Err == -int32(ulog.EAGAIN) {
+			if res.Err == EAGAIN {
 				st.EAGAIN.Add(1)
 				break receive
 			}
