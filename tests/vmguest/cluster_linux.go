@@ -285,16 +285,11 @@ func payload(node, seq int, blk int64) []byte {
 // count acknowledged so far after each one, and calls after(seq) after
 // each acknowledged write (nil: nothing).
 func writeWorkload(ctx context.Context, mb *mailbox, dev string, c clusterCfg, first, last int, after func(seq int)) error {
-	f, err := openDirect(dev, os.O_WRONLY)
+	f, buf, done, err := openDirectBuf(dev, os.O_WRONLY, clusterBlock)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	buf, free, err := alignedBuf(clusterBlock)
-	if err != nil {
-		return err
-	}
-	defer free()
+	defer done()
 	for seq := first; seq < last; seq++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("after %d writes: %w", seq, err)
@@ -319,16 +314,11 @@ func writeWorkload(ctx context.Context, mb *mailbox, dev string, c clusterCfg, f
 // write after the last acknowledged one may have been in flight when the
 // node died: its block may hold it or the zeros from before.
 func checkWrites(dev string, c clusterCfg, node, acked int) (string, error) {
-	f, err := openDirect(dev, os.O_RDONLY)
+	f, buf, done, err := openDirectBuf(dev, os.O_RDONLY, clusterBlock)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	buf, free, err := alignedBuf(clusterBlock)
-	if err != nil {
-		return "", err
-	}
-	defer free()
+	defer done()
 	var bad []string
 	nbad := 0
 	for seq := 0; seq < acked; seq++ {
@@ -467,18 +457,12 @@ func fencedMain(arg string) int {
 		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: node %q: want 1 to 8\n", arg)
 		return 2
 	}
-	f, err := openDirect(mailboxDev, os.O_RDONLY)
+	f, buf, done, err := openDirectBuf(mailboxDev, os.O_RDONLY, mbSlot)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
 		return 1
 	}
-	defer f.Close()
-	buf, free, err := alignedBuf(mbSlot)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
-		return 1
-	}
-	defer free()
+	defer done()
 	if _, err := f.ReadAt(buf, fenceSector(node)); err != nil {
 		fmt.Fprintf(os.Stderr, "dlog-vmguest fenced: %v\n", err)
 		return 1

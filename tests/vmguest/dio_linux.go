@@ -65,16 +65,11 @@ func writeDirectFlags(ctx context.Context, path string, flag int, off int64, dat
 	if bs <= 0 || len(data)%bs != 0 || off%512 != 0 {
 		return fmt.Errorf("writeDirect: %d bytes at %d in %d-byte blocks is not aligned", len(data), off, bs)
 	}
-	f, err := openDirect(path, os.O_WRONLY|flag)
+	f, buf, done, err := openDirectBuf(path, os.O_WRONLY|flag, bs)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	buf, free, err := alignedBuf(bs)
-	if err != nil {
-		return err
-	}
-	defer free()
+	defer done()
 	for i := 0; i < len(data); i += bs {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("write %s at %d: %w", path, off+int64(i), err)
@@ -88,6 +83,22 @@ func writeDirectFlags(ctx context.Context, path string, flag int, off int64, dat
 		}
 	}
 	return nil
+}
+
+// openDirectBuf opens path with O_DIRECT (openDirect) and allocates an
+// aligned n-byte buffer for its I/O; done frees the buffer and closes the
+// file.
+func openDirectBuf(path string, flag, n int) (f *os.File, buf []byte, done func(), err error) {
+	f, err = openDirect(path, flag)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	buf, free, err := alignedBuf(n)
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	return f, buf, func() { free(); f.Close() }, nil
 }
 
 // readBoth reads n bytes at off of two devices (a mirror's legs) with
@@ -104,16 +115,11 @@ func readBoth(a, b string, off int64, n int) ([]byte, []byte, error) {
 // readDirect reads n bytes at off with O_DIRECT, bypassing the page cache
 // (which would be stale: dm-mirror writes the legs underneath it).
 func readDirect(path string, off int64, n int) ([]byte, error) {
-	f, err := openDirect(path, os.O_RDONLY)
+	f, buf, done, err := openDirectBuf(path, os.O_RDONLY, n)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	buf, free, err := alignedBuf(n)
-	if err != nil {
-		return nil, err
-	}
-	defer free()
+	defer done()
 	const chunk = 1 << 20
 	for i := 0; i < n; i += chunk {
 		end := min(i+chunk, n)

@@ -230,18 +230,12 @@ func scenCrashWrite(s *S) {
 		for w := 0; w < crashWriters; w++ {
 			go func(k, w int, path string) {
 				rng := rand.New(rand.NewPCG(uint64(w), 42))
-				f, err := openDirect(path, os.O_WRONLY)
+				f, buf, done, err := openDirectBuf(path, os.O_WRONLY, 4096)
 				if err != nil {
 					werr.Store(err)
 					return
 				}
-				defer f.Close()
-				buf, free, err := alignedBuf(4096)
-				if err != nil {
-					werr.Store(err)
-					return
-				}
-				defer free()
+				defer done()
 				for seq := 0; !chanClosed(stop); seq++ {
 					region := rng.IntN(nRegions)
 					off := uint64(region)*regionBytes + uint64(rng.IntN(regionBytes/4096))*4096
