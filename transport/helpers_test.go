@@ -155,6 +155,27 @@ func served(t testing.TB, errc <-chan error, what string) {
 	}
 }
 
+// answerAfterCancel serves tr, sends req to it with send and cancels
+// Serve's ctx while req is still unanswered: Serve must return nil (what
+// names the cancel), and the Peer req came from must still take the
+// answer, which it returns.
+func answerAfterCancel(t testing.TB, tr transport.Transport, req []byte, what string, send func([]byte) error) transport.Peer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	peers, errc := servePeers(ctx, tr)
+	if err := send(req); err != nil {
+		t.Fatal(err)
+	}
+	peer := <-peers
+	cancel()
+	served(t, errc, what)
+	if err := answer(t, peer, req); err != nil {
+		t.Fatalf("Send after %s, before Close: %v", what, err)
+	}
+	return peer
+}
+
 // answer sends to peer replier's answer to the request req.
 func answer(t testing.TB, peer transport.Peer, req []byte) error {
 	t.Helper()

@@ -282,19 +282,9 @@ func TestIntegrationNetlinkOverrun(t *testing.T) {
 // replies.
 func TestIntegrationNetlinkCloseAndCancel(t *testing.T) {
 	tr, fk := startNetlink(t, transport.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	peers, errc := servePeers(ctx, tr)
 	luid := testLUID()
 	req := inSync(t, "cancel", luid, testSeqBase+7, 7)
-	if err := fk.Multicast(req); err != nil {
-		t.Fatal(err)
-	}
-	peer := <-peers
-	cancel()
-	served(t, errc, "cancel")
-	if err := answer(t, peer, req); err != nil {
-		t.Fatalf("Send after cancel: %v", err)
-	}
+	peer := answerAfterCancel(t, tr, req, "cancel", fk.Multicast)
 	if rep, _, _ := receiveReply(t, fk, luid); rep.Req.Seq != testSeqBase+7 {
 		t.Errorf("reply seq %d", rep.Req.Seq)
 	}

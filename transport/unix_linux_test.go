@@ -473,20 +473,10 @@ func TestUnixCloseUnblocksServe(t *testing.T) {
 // stay open until Close, so replies still pending go out.
 func TestUnixContextCancel(t *testing.T) {
 	tr, path := listenUnix(t, transport.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	peers, errc := servePeers(ctx, tr)
 	c := dial(t, path)
 	req := inSync(t, "cancel", 9, 9, 9)
-	if err := c.Send(req); err != nil {
-		t.Fatal(err)
-	}
-	peer := <-peers
-	cancel()
-	served(t, errc, "ctx was cancelled")
+	answerAfterCancel(t, tr, req, "ctx was cancelled", c.Send)
 	// The pending reply still reaches the client.
-	if err := answer(t, peer, req); err != nil {
-		t.Fatalf("Send after cancel, before Close: %v", err)
-	}
 	buf := make([]byte, 1024)
 	n, err := c.Receive(buf)
 	if err != nil {
