@@ -42,7 +42,7 @@ func TestSoakSlice(t *testing.T) {
 	cfg.Clients = 3
 	cfg.Logs = 8
 	cfg.Dlogd = testDlogd
-	cfg.Dir = t.TempDir()
+	cfg.Dir = keptDir(t)
 	cfg.Patience = 500 * time.Millisecond
 	cfg.FaultEvery = 700 * time.Millisecond
 	cfg.LifeEvery = 500 * time.Millisecond
@@ -68,6 +68,24 @@ func TestSoakSlice(t *testing.T) {
 			t.Errorf("fault %s never injected", k)
 		}
 	}
+}
+
+// keptDir is a work directory for one soak that is removed when the test
+// passes and kept, with dlogd's log in it, when it fails.
+func keptDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dlog-soak-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept the soak's work directory: %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return dir
 }
 
 // TestSoakDetectsLoss checks the checker: a mark lost behind the model's
