@@ -88,6 +88,8 @@ func (l *Log) loop(done chan struct{}) {
 		l.events = l.events[1:]
 		if !ev.cc {
 			l.stats.recv++
+		} else {
+			l.trace("confchg", "members", len(ev.members), "joined", len(ev.joined), "left", len(ev.left))
 		}
 		if l.status != stSynced {
 			l.queue = append(l.queue, ev)
@@ -166,6 +168,7 @@ func (l *Log) sendReports() {
 	}
 	rs := l.reports
 	l.reports = nil
+	l.trace("syncs sent", "regions", len(rs))
 	if l.reportTimer != nil {
 		l.reportTimer.Stop()
 		l.reportTimer = nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dlog-dev/dlog/internal/testutil/vmharness"
@@ -43,8 +44,34 @@ var clBenchConfigs = []clBenchConfig{
 
 const clBenchBytes = 16 * mib
 
+// clBenchParams are the kernel parameters that narrow a cluster
+// benchmark run (make vmclusterbench VMCLUSTERBENCH_OPS=resync
+// VMCLUSTERBENCH_DEBUG=1): dlog.benchops=resync|write (default both) and
+// dlog.cldebug=1 (dlogd --log-level debug: the cluster log's timeline,
+// docs/design/cluster.md, "Idle resync timeline").
+func clBenchParams() (ops []string, debug bool) {
+	ops = []string{"write 4K", "resync"}
+	b, _ := os.ReadFile("/proc/cmdline")
+	for _, w := range strings.Fields(string(b)) {
+		switch w {
+		case "dlog.benchops=resync":
+			ops = []string{"resync"}
+		case "dlog.benchops=write":
+			ops = []string{"write 4K"}
+		case "dlog.cldebug=1":
+			debug = true
+		}
+	}
+	return ops, debug
+}
+
 func scenClBench(s *S) {
-	cr := startCluster(s, "bench")
+	ops, debug := clBenchParams()
+	var dlogdArgs []string
+	if debug {
+		dlogdArgs = []string{"--log-level", "debug"}
+	}
+	cr := startCluster(s, "bench", dlogdArgs...)
 	var names []string
 	for _, c := range clBenchConfigs {
 		names = append(names, c.Name)
@@ -56,7 +83,7 @@ func scenClBench(s *S) {
 	for round := 1; round <= rounds; round++ {
 		for _, cluster := range []bool{true, false} {
 			b.serve(s, cluster)
-			for _, op := range []string{"write 4K", "resync"} {
+			for _, op := range ops {
 				for i, c := range clBenchConfigs {
 					if c.Cluster != cluster {
 						continue
@@ -150,6 +177,7 @@ func (b *clBench) setUp(s *S, c clBenchConfig, name, sync string) (string, time.
 			return dmRemove(ctx, name)
 		})
 		start = time.Now()
+		logCmd("# %s: dmsetup create at %s", name, start.UTC().Format("15:04:05.000"))
 		s.Do("dmsetup create "+name+": "+t, time.Minute, func(ctx context.Context) error { return dmCreate(ctx, name, t) })
 	}
 	return "/dev/mapper/" + name, start
