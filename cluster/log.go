@@ -766,14 +766,12 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 
 // ---- resync hand-out ----
 
-// Resync hand-out batches: a member proposes up to resyncBatch regions at
-// once and proposes the next batch when no more than resyncLow of its
-// granted regions are left to hand to its kernel, so that dm-raid1, which
+// Resync hand-out batches: a member proposes its fair share of the
+// regions left, up to maxBatch (the VOTE mask's width) at once, and
+// proposes the next batch when no more than resyncLow of its granted
+// regions are left to hand to its kernel, so that dm-raid1, which
 // recovers one region at a time, finds the next region granted already.
-const (
-	resyncBatch = 32
-	resyncLow   = 12
-)
+const resyncLow = 12
 
 // GetResyncWork hands this node's kernel the next region of its grant,
 // proposing the next batch to the group when the grant runs low
@@ -928,13 +926,20 @@ func (l *Log) proposeBatch() {
 }
 
 // batchSize is how many regions this member proposes at once: its fair
-// share of what is left to resync (the out-of-sync regions over twice the
-// synced members, at least one, at most resyncBatch), so that every member
-// keeps work to the end, and never more than maxBatch held; mu is held.
+// share of what is left to resync (the out-of-sync regions over the
+// synced members, at most maxBatch) less what it holds already, at least
+// one, and never more than maxBatch held. Two idle members of a fresh log
+// each take half of it (up to maxBatch) in their first vote: every vote
+// and report is a corosync message, and under emulation each one costs
+// the mirrors' copies CPU (docs/design/cluster.md, "Idle resync
+// timeline"). The next batch, proposed before the grant runs out, tops
+// the holding up to the share again, so a member whose kernel asks first
+// does not take the others' part of a small log. mu is held.
 func (l *Log) batchSize() int {
 	left := l.n - l.st.sync.Count()
-	share := max(1, left/uint64(2*max(1, len(l.st.synced()))))
-	return int(min(uint64(resyncBatch), share, uint64(maxBatch-len(l.st.grants[l.me]))))
+	held := len(l.st.grants[l.me])
+	share := int(min(uint64(maxBatch), max(1, left/uint64(max(1, len(l.st.synced()))))))
+	return min(max(1, share-held), maxBatch-held)
 }
 
 // waitUntil waits on cond once, woken at the latest at t; mu is held.
