@@ -53,7 +53,7 @@ func (r *BenchResults) ClusterMarkdown(m ClusterBenchMeta) string {
 		"each running corosync 3 and `dlogd --cluster corosync`. %s. ", r.Kernel, m.Mirror)
 	p("On node 1, 16 MiB of 4 KiB O_DIRECT writes (busybox `dd`) through a `nosync` mirror; node 2 has the cluster mirrors too (a member of their groups) and does no I/O. "+
 		"The single-node mirrors exist on node 1 only, with the same log types served by the same dlogd binary without `--cluster` (node 1 switches daemons between the two sets of runs, outside the timings). "+
-		"Resync: a fresh mirror (no `nosync`) created on the nodes at one barrier, timed on node 1 from its `dmsetup create` to full sync, with no I/O. "+
+		"Resync: a fresh mirror (no `nosync`) created on the nodes at one barrier, timed on node 1 from its `dmsetup create` to full sync, with no I/O, after one untimed resync of each configuration (a warm-up: under TCG the first recovery after boot runs through code qemu has not translated yet). "+
 		"%d rounds, configurations interleaved within each round; the table shows the median (min–max).\n\n", r.Rounds)
 	p("| log | write 4K (s) | resync (s) | requests per 4K write | log device writes per 4K write |\n|---|---|---|---|---|\n")
 	for _, c := range r.Configs {
