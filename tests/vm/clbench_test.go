@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,6 +78,7 @@ func TestVMClusterBench(t *testing.T) {
 		LoadBefore: loadBefore, LoadAfter: loadAverage(),
 		Command: fmt.Sprintf("make vmclusterbench VMCLUSTERBENCH_ROUNDS=%d", rounds),
 		Mirror:  fmt.Sprintf("The mirror: %d MiB, two legs, %d KiB regions, the log device %d MiB", clusterLegBytes>>20, 256, clusterLogBytes>>20),
+		Cores:   runtime.NumCPU(),
 	})
 	pretty, _ := json.MarshalIndent(br, "", "  ")
 	for name, data := range map[string][]byte{"vmcluster-results.md": []byte(md), "vmcluster-results.json": append(pretty, '\n')} {
