@@ -87,6 +87,23 @@ func resume(t testing.TB, ls ...*Log) {
 			t.Fatal(err)
 		}
 	}
+	// Each resumed member sees the others synced in its state (it may
+	// apply the STATE that made them synced after their RESUME returned):
+	// its first batch is then its share of the log among them.
+	waitFor(t, "every resumed member synced in each one's state", func() bool {
+		for _, l := range ls {
+			l.mu.Lock()
+			ok := true
+			for _, o := range ls {
+				ok = ok && l.st.isSynced(o.me)
+			}
+			l.mu.Unlock()
+			if !ok {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // coreAndDisk runs test as a subtest for each cluster log type, with the

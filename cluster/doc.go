@@ -66,7 +66,7 @@
 //     subset it may); its kernel gets them one per GET_RESYNC_WORK with no
 //     round trip, and the next batch is proposed before the grant runs
 //     out. In-sync reports are multicast in batches (SYNCS), at most
-//     200 ms late and before any later message of the reporter; until
+//     500 ms late and before any later message of the reporter; until
 //     delivered, the region stays held and out of sync for the others.
 //   - A write the kernel issues without IS_REMOTE_RECOVERING (below its
 //     hint, presuspended, after a reconnect) is always marked: IN_SYNC

@@ -88,6 +88,8 @@ func (l *Log) loop(done chan struct{}) {
 		l.events = l.events[1:]
 		if !ev.cc {
 			l.stats.recv++
+		} else {
+			l.trace("confchg", "members", len(ev.members), "joined", len(ev.joined), "left", len(ev.left))
 		}
 		if l.status != stSynced {
 			l.queue = append(l.queue, ev)
@@ -131,9 +133,11 @@ func (l *Log) decode(ev event) (message, bool) {
 // which only delays them. Each message keeps corosync's token rotating at
 // full speed for a while, taking CPU from the mirror's copies: under qemu
 // one message per recovered region made the cluster's idle resync many
-// times slower than a single node's.
+// times slower than a single node's, and with a 200 ms delay a slow copy
+// (a loaded host) still sent one SYNCS per region or two
+// (docs/design/cluster.md, "Idle resync timeline").
 const (
-	reportDelay = 200 * time.Millisecond
+	reportDelay = 500 * time.Millisecond
 	reportBatch = 64
 )
 
@@ -166,6 +170,7 @@ func (l *Log) sendReports() {
 	}
 	rs := l.reports
 	l.reports = nil
+	l.trace("syncs sent", "regions", len(rs))
 	if l.reportTimer != nil {
 		l.reportTimer.Stop()
 		l.reportTimer = nil

@@ -26,6 +26,7 @@ func (l *Log) Resume() error {
 		return nil
 	}
 	l.mu.Lock()
+	l.trace("resume")
 	if l.group == nil {
 		if err := l.join(); err != nil {
 			l.mu.Unlock()
@@ -41,6 +42,7 @@ func (l *Log) Resume() error {
 	}
 	l.resumeWaiting = false
 	defer l.mu.Unlock()
+	l.trace("resume answered", "synced", l.status == stSynced)
 	if l.running.Load() {
 		return nil
 	}
@@ -69,9 +71,11 @@ func (l *Log) join() error {
 	l.events, l.evstop, l.sendq, l.sendStop = nil, false, nil, false
 	l.reports = nil
 	l.founded = false
+	l.trace("cpg join")
 	l.mu.Unlock()
 	g, err := l.opts.Messenger.Join(l.name, handler{l})
 	l.mu.Lock()
+	l.trace("cpg joined")
 	if err != nil {
 		return fmt.Errorf("%w: join group %s: %v", ErrUnreachable, l.name, err)
 	}

@@ -264,6 +264,17 @@ type Log struct {
 	sendStop      bool
 	sendDone      chan struct{}
 	stats         struct{ sent, recv, malformed, proposals, grants, vetoes, merges, yields, wakes uint64 }
+	opened        time.Time // CTR: the origin of the debug timeline (trace)
+}
+
+// trace logs one step of the log's timeline at debug level, with the
+// milliseconds since CTR: the join, the hand-out and the kernel's resync
+// requests (docs/design/cluster.md, "Idle resync timeline").
+func (l *Log) trace(what string, args ...any) {
+	if !l.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	l.log.Debug("trace "+what, append([]any{"ms", time.Since(l.opened).Milliseconds(), "me", l.me.String()}, args...)...)
 }
 
 type stateAsm struct {
@@ -291,7 +302,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 	}
 	n := c.RegionCount()
 	l := &Log{
-		cfg: c, eopts: eo, opts: o, n: n, core: !c.Disk(), name: GroupName(uuid), uuid: uuid,
+		cfg: c, eopts: eo, opts: o, n: n, core: !c.Disk(), name: GroupName(uuid), uuid: uuid, opened: time.Now(),
 		codec:    codec{n: n, rs: c.RegionSize},
 		log:      eo.Logger.With("cluster", o.Messenger.Name()),
 		mine:     newBits(n, false),
@@ -325,6 +336,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		l.log.Info("cluster disk log opened", "device", info.Path, "buf_size", g.bufSize, "slots", g.nslots, "slot_size", g.slotSize)
 	}
 	l.setState(newState(n, l.core, l.geo.nslots))
+	l.trace("ctr", "regions", n)
 	return l, nil
 }
 
@@ -727,6 +739,7 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.trace("set_region_sync", "region", r, "in_sync", inSync)
 	if !inSync && !slices.Contains(l.st.grants[l.me], r) {
 		// A failed write: the kernel keeps the region NOSYNC in its
 		// region hash until this node recovers it; only this node may
@@ -753,14 +766,12 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 
 // ---- resync hand-out ----
 
-// Resync hand-out batches: a member proposes up to resyncBatch regions at
-// once and proposes the next batch when no more than resyncLow of its
-// granted regions are left to hand to its kernel, so that dm-raid1, which
+// Resync hand-out batches: a member proposes its fair share of the
+// regions left, up to maxBatch (the VOTE mask's width) at once, and
+// proposes the next batch when no more than resyncLow of its granted
+// regions are left to hand to its kernel, so that dm-raid1, which
 // recovers one region at a time, finds the next region granted already.
-const (
-	resyncBatch = 32
-	resyncLow   = 12
-)
+const resyncLow = 12
 
 // GetResyncWork hands this node's kernel the next region of its grant,
 // proposing the next batch to the group when the grant runs low
@@ -793,6 +804,7 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 			if len(work)-1 <= resyncLow {
 				l.proposeBatch()
 			}
+			l.trace("get_resync_work", "region", work[0], "granted_left", len(work)-1)
 			return work[0], true, nil
 		}
 		if l.failed != nil || l.halted.Load() || l.closed.Load() {
@@ -802,6 +814,7 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 		// I/O or a wake (maybeWake) runs its worker again.
 		if l.group == nil || (l.status != stSynced && !l.rejoining) || l.st.sync.Count() >= l.n {
 			l.stalled = true
+			l.trace("get_resync_work none", "synced", l.status == stSynced, "in_sync", l.st.sync.Count())
 			return 0, false, nil
 		}
 		l.proposeBatch()
@@ -811,6 +824,7 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 			// proposes again as obstacles go, and a region granted
 			// later wakes the kernel.
 			l.stalled = true
+			l.trace("get_resync_work none", "proposal_open", l.myProp != 0, "in_sync", l.st.sync.Count())
 			return 0, false, nil
 		}
 		// Wait for the vote, or for the group's state to change (a
@@ -857,6 +871,7 @@ func (l *Log) maybeWake() {
 	l.waking = true
 	l.lastWake = time.Now()
 	l.stats.wakes++
+	l.trace("wake")
 	wake, uuid := l.opts.Wake, l.uuid
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -906,17 +921,25 @@ func (l *Log) proposeBatch() {
 	id := l.propID
 	l.myProp = id
 	l.stats.proposals++
+	l.trace("propose sent", "id", id, "regions", len(rs))
 	l.send(func(seq uint64) []byte { return l.codec.propose(seq, id, rs) })
 }
 
 // batchSize is how many regions this member proposes at once: its fair
-// share of what is left to resync (the out-of-sync regions over twice the
-// synced members, at least one, at most resyncBatch), so that every member
-// keeps work to the end, and never more than maxBatch held; mu is held.
+// share of what is left to resync (the out-of-sync regions over the
+// synced members, at most maxBatch) less what it holds already, at least
+// one, and never more than maxBatch held. Two idle members of a fresh log
+// each take half of it (up to maxBatch) in their first vote: every vote
+// and report is a corosync message, and under emulation each one costs
+// the mirrors' copies CPU (docs/design/cluster.md, "Idle resync
+// timeline"). The next batch, proposed before the grant runs out, tops
+// the holding up to the share again, so a member whose kernel asks first
+// does not take the others' part of a small log. mu is held.
 func (l *Log) batchSize() int {
 	left := l.n - l.st.sync.Count()
-	share := max(1, left/uint64(2*max(1, len(l.st.synced()))))
-	return int(min(uint64(resyncBatch), share, uint64(maxBatch-len(l.st.grants[l.me]))))
+	held := len(l.st.grants[l.me])
+	share := int(min(uint64(maxBatch), max(1, left/uint64(max(1, len(l.st.synced()))))))
+	return min(max(1, share-held), maxBatch-held)
 }
 
 // waitUntil waits on cond once, woken at the latest at t; mu is held.

@@ -303,6 +303,7 @@ func (l *Log) propose(x MemberID, m message) {
 		}
 	}
 	st.pending[x] = p
+	l.trace("propose delivered", "from", x.String(), "regions", len(regions), "voters", len(p.waiting))
 	if len(p.waiting) == 0 {
 		l.grant(x, p)
 		return
@@ -375,6 +376,7 @@ func (l *Log) grant(x MemberID, p *proposal) {
 	st := l.st
 	got := p.accepted()
 	l.log.Debug("GRANT", "me", l.me, "to", x, "regions", got, "id", p.id)
+	l.trace("grant", "to", x.String(), "regions", len(got), "of", len(p.regions))
 	delete(st.pending, x)
 	st.grants[x] = append(st.grants[x], got...)
 	for _, r := range p.regions {

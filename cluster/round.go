@@ -90,6 +90,7 @@ func (l *Log) tally(from MemberID, m message) bool {
 		status, yielded = l.heal(from, m.Flags&annTookOver != 0)
 	}
 	l.round[from] = status
+	l.trace("announce delivered", "from", from.String(), "status", status)
 	if from == l.me && l.foundIntent != 0 && m.Seq == l.foundIntent {
 		l.intentSeen = true
 	}
@@ -219,6 +220,7 @@ func (l *Log) sendState(to []MemberID, pointFrom MemberID, pointSeq uint64) {
 		l.send(func(seq uint64) []byte { return l.codec.state(seq, id, o, total, chunk) })
 	}
 	l.log.Info("state sent to joining members", "to", fmt.Sprint(to), "bytes", total)
+	l.trace("state sent", "bytes", total)
 }
 
 func (l *Log) assemble(from MemberID, m message) []byte {
@@ -270,6 +272,7 @@ func (l *Log) adopt(sn *snapshot) {
 	l.replaying = false
 	if m := l.st.members[l.me]; m != nil && m.status == stSynced {
 		l.status = stSynced
+		l.trace("state adopted", "replayed", len(q))
 		l.log.Info("joined the log's group with its state", "members", len(l.cur), "in_sync", l.st.sync.Count(), "slot", m.slot)
 	} else {
 		l.log.Warn("state transfer did not make this member synced (no free slot on the log device?)")
@@ -299,6 +302,7 @@ func (l *Log) found() {
 	l.status = stSynced
 	l.founded = true
 	l.queue = nil
+	l.trace("founded", "in_sync", st.sync.Count())
 	l.log.Info("founded the log's state", "members", len(l.cur), "in_sync", st.sync.Count())
 }
 

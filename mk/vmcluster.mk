@@ -11,7 +11,8 @@
 #   make vmclusterbench     two guests: 16 MiB of 4 KiB O_DIRECT writes on node 1 (node 2 an idle member) and
 #                           idle initial resyncs, clustered-core and clustered-disk on both nodes against the
 #                           same logs served by dlogd without --cluster on node 1 (VMCLUSTERBENCH_ROUNDS rounds,
-#                           default 2);
+#                           default 2; VMCLUSTERBENCH_OPS=resync or write for one op only,
+#                           VMCLUSTERBENCH_DEBUG=1 for dlogd's debug timeline in each node's dlogd.log);
 #                           writes bench/vmcluster-results.md and .json
 #
 # VMCLUSTER_LOG=clustered-core switches the log type; VMCLUSTER_CUT sets the partition's cut (default 45s).
@@ -26,6 +27,8 @@ VMCLUSTER_LOG          ?= clustered-disk
 VMCLUSTER_CUT          ?= 45s
 VMCLUSTER_TIMEOUT      ?= 9m
 VMCLUSTERBENCH_ROUNDS  ?= 2
+VMCLUSTERBENCH_OPS     ?=
+VMCLUSTERBENCH_DEBUG   ?=
 
 VMCLUSTER_TEST = DLOG_VMCLUSTER=1 DLOG_VMCLUSTER_LOG=$(VMCLUSTER_LOG) DLOG_VMCLUSTER_CUT=$(VMCLUSTER_CUT) \
 	DLOG_VM_TIMEOUT=$(VMCLUSTER_TIMEOUT) $(GO) test -count=1 -v -run '^TestVMCluster$$' ./tests/vm/
@@ -43,6 +46,7 @@ vmclustertest-ci: vmcluster-deps
 
 vmclusterbench: vmcluster-deps
 	DLOG_VMCLUSTER_BENCH=1 DLOG_VMCLUSTER_BENCH_ROUNDS=$(VMCLUSTERBENCH_ROUNDS) \
+		DLOG_VMCLUSTER_BENCH_OPS='$(VMCLUSTERBENCH_OPS)' DLOG_VMCLUSTER_BENCH_DEBUG='$(VMCLUSTERBENCH_DEBUG)' \
 		$(GO) test -count=1 -v -run '^TestVMClusterBench$$' ./tests/vm/ -timeout 120m
 
 .DEFAULT_GOAL := $(vmcluster_saved_default_goal)

@@ -3,6 +3,7 @@ package vm_test
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ import (
 //	DLOG_VMCLUSTER_BENCH=1               run at all
 //	DLOG_VMCLUSTER_BENCH_ROUNDS=2        interleaved rounds
 //	DLOG_VMCLUSTER_BENCH_OUT=dir         where the report goes (default <repo>/bench)
+//	DLOG_VMCLUSTER_BENCH_OPS=resync      only the resyncs (or write: only the writes)
+//	DLOG_VMCLUSTER_BENCH_DEBUG=1         dlogd --log-level debug: the cluster log's timeline in each node's dlogd.log
 func TestVMClusterBench(t *testing.T) {
 	h, extra := prepareCluster(t, "DLOG_VMCLUSTER_BENCH", "the real-kernel cluster benchmark is off: run it with make vmclusterbench (DLOG_VMCLUSTER_BENCH=1)")
 	rounds := envRounds(t, "DLOG_VMCLUSTER_BENCH_ROUNDS", 2)
@@ -29,8 +32,18 @@ func TestVMClusterBench(t *testing.T) {
 	loadBefore := loadAverage()
 	start := time.Now()
 	sc := clusterScenario{name: "bench", guest: "cl-bench", nodes: 2}
-	results := runClusterScenario(t, h, sc, clusterRunOpts{initrd: extra, logType: "clustered-disk", cut: time.Minute,
-		extra: []string{fmt.Sprintf("dlog.benchrounds=%d", rounds)}})
+	params := []string{fmt.Sprintf("dlog.benchrounds=%d", rounds)}
+	switch v := os.Getenv("DLOG_VMCLUSTER_BENCH_OPS"); v {
+	case "":
+	case "resync", "write":
+		params = append(params, "dlog.benchops="+v)
+	default:
+		t.Fatalf("DLOG_VMCLUSTER_BENCH_OPS=%q: want resync or write", v)
+	}
+	if os.Getenv("DLOG_VMCLUSTER_BENCH_DEBUG") == "1" {
+		params = append(params, "dlog.cldebug=1")
+	}
+	results := runClusterScenario(t, h, sc, clusterRunOpts{initrd: extra, logType: "clustered-disk", cut: time.Minute, extra: params})
 	t.Logf("cluster benchmark: %.1f s of wall time", time.Since(start).Seconds())
 	res := results[1]
 	if res == nil || t.Failed() {
@@ -43,6 +56,7 @@ func TestVMClusterBench(t *testing.T) {
 		LoadBefore: loadBefore, LoadAfter: loadAverage(),
 		Command: fmt.Sprintf("make vmclusterbench VMCLUSTERBENCH_ROUNDS=%d", rounds),
 		Mirror:  fmt.Sprintf("The mirror: %d MiB, two legs, %d KiB regions, the log device %d MiB", clusterLegBytes>>20, 256, clusterLogBytes>>20),
+		Cores:   runtime.NumCPU(),
 	})
 	writeReport(t, out, "vmcluster-results", br, md, nil)
 }

@@ -39,6 +39,20 @@ var ClusterTargets = []ClusterTarget{
 type ClusterBenchMeta struct {
 	Date, Host, LoadBefore, LoadAfter, Command string
 	Mirror                                     string // the mirror's geometry, for the text
+	Cores                                      int    // the host's CPUs: a 1-minute load above them is flagged
+}
+
+// overloaded reports whether a 1-minute load average ("1.5 1.2 1.0")
+// exceeds cores.
+func overloaded(load string, cores int) bool {
+	var l1 float64
+	if cores <= 0 {
+		return false
+	}
+	if _, err := fmt.Sscan(load, &l1); err != nil {
+		return false
+	}
+	return l1 > float64(cores)
 }
 
 // ClusterMarkdown renders the cluster benchmark's report: the table of
@@ -53,8 +67,12 @@ func (r *BenchResults) ClusterMarkdown(m ClusterBenchMeta) string {
 		"each running corosync 3 and `dlogd --cluster corosync`. %s. ", r.Kernel, m.Mirror)
 	p("On node 1, 16 MiB of 4 KiB O_DIRECT writes (busybox `dd`) through a `nosync` mirror; node 2 has the cluster mirrors too (a member of their groups) and does no I/O. "+
 		"The single-node mirrors exist on node 1 only, with the same log types served by the same dlogd binary without `--cluster` (node 1 switches daemons between the two sets of runs, outside the timings). "+
-		"Resync: a fresh mirror (no `nosync`) created on the nodes at one barrier, timed on node 1 from its `dmsetup create` to full sync, with no I/O. "+
+		"Resync: a fresh mirror (no `nosync`) created on the nodes at one barrier, timed on node 1 from its `dmsetup create` to full sync, with no I/O, after one untimed resync of each configuration (a warm-up: under TCG the first recovery after boot runs through code qemu has not translated yet). "+
 		"%d rounds, configurations interleaved within each round; the table shows the median (min–max).\n\n", r.Rounds)
+	if overloaded(m.LoadBefore, m.Cores) || overloaded(m.LoadAfter, m.Cores) {
+		p("**The host's 1-minute load average (%s before, %s after) exceeded its %d cores: other work shared the CPUs with the guests, "+
+			"single-node and 2-node runs alike were slowed by it, and the ratios below measure that as much as dlog.**\n\n", m.LoadBefore, m.LoadAfter, m.Cores)
+	}
 	p("| log | write 4K (s) | resync (s) | requests per 4K write | log device writes per 4K write |\n|---|---|---|---|---|\n")
 	for _, c := range r.Configs {
 		w, rs := st[c]["write 4K"], st[c]["resync"]

@@ -1,6 +1,7 @@
 package vmharness
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -28,4 +29,10 @@ func TestClusterMarkdown(t *testing.T) {
 		"- **2-node clustered-disk**: 6.00 (FLUSH 2.00, IN_SYNC 2.00, CLEAR_REGION 1.00, MARK_REGION 1.00); 7.324 ms per write",
 		"load average before 1 1 1, after 2 2 2. Command: `make vmclusterbench`",
 	)
+	if strings.Contains(md, "exceeded its") {
+		t.Fatal("a load within the host's cores flagged as overload")
+	}
+	// A host busier than its cores: the ratios are flagged.
+	md = r.ClusterMarkdown(ClusterBenchMeta{Date: "2026-12-07", Host: "test host", LoadBefore: "1.50 1 1", LoadAfter: "9.17 8.26 6.68", Command: "make vmclusterbench", Cores: 2})
+	mustContain(t, md, "**The host's 1-minute load average (1.50 1 1 before, 9.17 8.26 6.68 after) exceeded its 2 cores:")
 }
