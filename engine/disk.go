@@ -521,7 +521,8 @@ func (d *diskState) failSync(l *dirtyLog, err error) {
 }
 
 // reload reads the image back from the device for a log restored from its
-// state file while live (the previous process served it and died): the
+// state file after a resume (the previous process served it and died,
+// live or suspended): the
 // device holds every acknowledged mark, so its clean bits are taken as
 // they are. Nothing is written. If the device cannot be read, or no longer
 // holds this log, every region is made dirty (over-reporting is safe) and

@@ -123,17 +123,21 @@ func (l *dirtyLog) mem(i int) ([]byte, error) {
 }
 
 // restore brings back what the state file kept: the phase, the cursor,
-// the halted flag, and for a disk log that was live the clean bits as
-// the device holds them (every acknowledged mark is there). Nothing is
-// written: the kernel, which reconnects without resuming, still holds the
-// state the previous process served.
+// the halted flag, and for a disk log that was ever resumed (live or
+// suspended since) the clean bits as the device holds them (every
+// acknowledged mark is there). Nothing is written: the kernel, which
+// reconnects without resuming, still holds the state the previous process
+// served. A suspended log is no exception: until its RESUME re-reads the
+// device it answers IS_CLEAN as the previous process did, never with the
+// constructor's all-clean bits (only a log never resumed has those, as in
+// the kernel).
 func (l *dirtyLog) restore() error {
 	l.st, l.cursor, l.halted = l.state.load()
 	if l.st == phaseClosed {
 		l.st = phaseSuspended
 	}
-	live := l.st == phaseRunning || l.st == phasePresuspended
-	if l.disk != nil && live {
+	resumed := l.st == phaseRunning || l.st == phasePresuspended || l.st == phaseSuspended
+	if l.disk != nil && resumed {
 		l.disk.reload(l)
 	}
 	l.logger.Info("log state restored", "phase", l.st.String(), "in_sync", l.sync.Count(), "dirty", l.n-l.clean.Count(), "cursor", l.cursor)

@@ -53,16 +53,22 @@ func TestStateRestoresCoreLog(t *testing.T) {
 	}
 }
 
-func TestStateRestoresDiskLog(t *testing.T) {
-	dir := t.TempDir()
-	sf := filepath.Join(dir, "log.state")
-	dev := logFile(t, 1<<20)
-	opts := engine.Options{StateFile: sf}
-	args := fmt.Sprintf("clustered-disk %s 2", dev)
-	l := mustOpen(t, 2048, args, opts) // 1024 regions
+// resumedDiskLog opens and resumes a clustered-disk log of 1024 regions
+// with a state file; reopen opens a second log on the same device and
+// state file, as a restarted daemon does.
+func resumedDiskLog(t *testing.T) (l engine.Log, reopen func() engine.Log) {
+	t.Helper()
+	opts := engine.Options{StateFile: filepath.Join(t.TempDir(), "log.state")}
+	args := fmt.Sprintf("clustered-disk %s 2", logFile(t, 1<<20))
+	l = mustOpen(t, 2048, args, opts)
 	if err := l.Resume(); err != nil {
 		t.Fatal(err)
 	}
+	return l, func() engine.Log { return mustOpen(t, 2048, args, opts) }
+}
+
+func TestStateRestoresDiskLog(t *testing.T) {
+	l, reopen := resumedDiskLog(t)
 	for r := uint64(0); r < 1024; r++ {
 		l.SetRegionSync(r, true)
 		l.ClearRegion(r)
@@ -71,7 +77,7 @@ func TestStateRestoresDiskLog(t *testing.T) {
 	if err := l.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	l2 := mustOpen(t, 2048, args, opts)
+	l2 := reopen()
 	st := l2.State()
 	if st.Phase != "running" || st.InSync != 1024 || st.Dirty != 1 {
 		t.Fatalf("restored %+v; want running, all 1024 in sync, 1 dirty", st)
@@ -92,6 +98,52 @@ func TestStateRestoresDiskLog(t *testing.T) {
 	}
 	if y, _ := l2.InSync(77); y {
 		t.Fatal("after a real resume a dirty region is out of sync, as in the kernel")
+	}
+}
+
+// A disk log killed after POSTSUSPEND (its RESUME still to come) is
+// restored suspended. It must answer IS_CLEAN as the dead process did, with
+// every acknowledged mark dirty, not with the constructor's all-clean bits:
+// the soak found 66 marks "lost" this way (a kill -9 while its POSTSUSPEND
+// was answered, the kernel's check before the RESUME).
+func TestStateRestoresSuspendedDiskLog(t *testing.T) {
+	l, reopen := resumedDiskLog(t)
+	for r := uint64(0); r < 1024; r++ {
+		l.ClearRegion(r)
+	}
+	for _, r := range []uint64{3, 77, 1023} {
+		l.MarkRegion(r)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	l.Presuspend()
+	if err := l.Postsuspend(); err != nil {
+		t.Fatal(err)
+	}
+	l2 := reopen()
+	st := l2.State()
+	if st.Phase != "suspended" || st.Dirty != 3 {
+		t.Fatalf("restored %+v; want suspended with the 3 marked regions dirty", st)
+	}
+	for _, r := range []uint64{3, 77, 1023} {
+		if c, _ := l2.IsClean(r); c {
+			t.Fatalf("mark of region %d lost by the restore of a suspended log", r)
+		}
+	}
+	if c, _ := l2.IsClean(4); !c {
+		t.Fatal("region 4, cleared and flushed, reads dirty")
+	}
+	// Nothing was written: the device still holds the dead process's image,
+	// and the kernel's RESUME reads it as before.
+	if err := l2.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if st := l2.State(); st.Phase != "running" || st.Dirty != 3 {
+		t.Fatalf("after RESUME %+v; want running with 3 dirty", st)
+	}
+	if c, _ := l2.IsClean(77); c {
+		t.Fatal("mark of region 77 lost by the RESUME after the restore")
 	}
 }
 

@@ -245,6 +245,10 @@ type logTap struct {
 	dumpSeq  atomic.Uint64
 	alarms   []string // panics, races, fatal errors
 	recent   []string // the last lines mentioning a failure, for reports
+	// restored holds the last "log state restored" line of each luid (as
+	// dlogd prints it, luid=0x...): what a restarted dlogd brought back,
+	// for the report of a mark found lost after a restart.
+	restored map[string]string
 	lines    uint64
 	// A SIGQUIT makes the Go runtime dump every goroutine and exit: the
 	// only outside view of dlogd's goroutine count.
@@ -257,6 +261,8 @@ type logTap struct {
 var goroutineRe = regexp.MustCompile(`^goroutine [1-9][0-9]* `)
 
 var dumpRe = regexp.MustCompile(`msg="state dump" logs=([0-9]+)`)
+
+var luidRe = regexp.MustCompile(` luid=(0x[0-9a-f]+)`)
 
 func newLogTap(path string) (*logTap, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -323,6 +329,14 @@ func (t *logTap) line(s string) {
 			t.alarms = append(t.alarms, s)
 		}
 	}
+	if strings.Contains(s, `msg="log state restored"`) {
+		if m := luidRe.FindStringSubmatch(s); m != nil {
+			if t.restored == nil {
+				t.restored = map[string]string{}
+			}
+			t.restored[m[1]] = s
+		}
+	}
 	if strings.Contains(s, "CTR failed") || strings.Contains(s, "CTR rejected") || strings.Contains(s, "log device failed") ||
 		strings.Contains(s, "request failed") || strings.Contains(s, "cache flush failed") {
 		t.recent = append(t.recent, s)
@@ -330,6 +344,29 @@ func (t *logTap) line(s string) {
 			t.recent = t.recent[len(t.recent)-100:]
 		}
 	}
+}
+
+// lastRestored returns the last "log state restored" line dlogd printed
+// for luid (its phase, dirty count and cursor), or "".
+func (t *logTap) lastRestored(luid uint64) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.restored[fmt.Sprintf("%#x", luid)]
+}
+
+// logFields picks the unquoted key=value fields named in keys from a
+// dlogd log line, in the order of keys.
+func logFields(line string, keys ...string) string {
+	var out []string
+	for _, k := range keys {
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, k+"="); ok {
+				out = append(out, k+"="+v)
+				break
+			}
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // mark writes a separator line into the log file.

@@ -487,3 +487,42 @@ func TestEdgeDeviceGoneAtReconnect(t *testing.T) {
 	x.expectDirty("a fresh log after the device came back", 5, 6, 7, 8191)
 	b.check("after the other log came back")
 }
+
+// A dlogd killed -9 after answering a disk log's POSTSUSPEND (the RESUME of
+// the suspend/resume cycle still to come) is restarted with the log
+// suspended. Until the RESUME, it must answer IS_CLEAN as the dead process
+// did: the acknowledged marks dirty, not the constructor's all-clean bits.
+// The soak found 66 marks lost this way (its kernel checked the log while
+// the POSTSUSPEND reply was lost with the daemon).
+func TestEdgeKilledWhileSuspended(t *testing.T) {
+	dir := t.TempDir()
+	d := startTestDaemon(t, dir, "dlogd", normal())
+	c := dialTest(t, d)
+	const regions = 8192
+	dev := filepath.Join(dir, "log.img")
+	mustFile(t, dev, 1<<20)
+	x := newTlog(c, "suspended", diskCtr(dev, regions), regions)
+	x.activate()
+	x.clean(5, 6, 7, 8191)
+	if res := x.markFlush(5, 6, 8191); res != 0 {
+		t.Fatalf("FLUSH: %d", res)
+	}
+	x.must(ulog.TypePresuspend, nil)
+	x.must(ulog.TypePostsuspend, nil)
+	d.kill()
+
+	d2 := startTestDaemon(t, dir, "dlogd2", normal())
+	x.c = dialTest(t, d2)
+	if line := d2.waitLine("log state restored", "uuid=suspended"); !strings.Contains(line, "phase=suspended") {
+		t.Fatalf("dlogd did not restore the log suspended: %q", line)
+	}
+	x.expectDirty("restored suspended, before the RESUME", 5, 6, 8191)
+	if x.isClean(7) != 1 {
+		t.Errorf("region 7, cleared and flushed, reads dirty after the restore")
+	}
+	x.must(ulog.TypeResume, nil)
+	x.expectDirty("after the RESUME", 5, 6, 8191)
+	if x.isClean(7) != 1 {
+		t.Errorf("region 7, cleared and flushed, reads dirty after the RESUME")
+	}
+}

@@ -760,6 +760,7 @@ func (c *kclient) checkFreshCore(ctx context.Context, l *soakLog, in *instance, 
 // checkDirty is the invariant: every mark acknowledged by a FLUSH reply,
 // and not cleared since the CLEAR was sent, reads dirty (IS_CLEAN 0).
 func (c *kclient) checkDirty(ctx context.Context, l *soakLog, in *instance, why string) error {
+	first := true
 	for _, r := range l.mustDirtyList() {
 		var res int32
 		var d []byte
@@ -779,12 +780,32 @@ func (c *kclient) checkDirty(ctx context.Context, l *soakLog, in *instance, why 
 		c.s.st.marksChecked.Add(1)
 		if v, _ := ulog.Int64(d); v != 0 && l.stillMustDirty(r) {
 			c.s.st.marksLost.Add(1)
-			c.s.fail("MARK LOST: %s (%s) region %d: marked, acknowledged by a FLUSH reply, never cleared, reads clean after %s (generation %d, luid %#x)",
-				l.name, l.kind(), r, why, c.gen, in.luid)
+			c.s.fail("MARK LOST: %s (%s) region %d: marked, acknowledged by a FLUSH reply, never cleared, reads clean after %s (generation %d, luid %#x)%s",
+				l.name, l.kind(), r, why, c.gen, in.luid, c.lossContext(l, in, first))
+			first = false
 			l.lost(r)
 		}
 	}
 	return nil
+}
+
+// lossContext is what the first lost mark of a check adds to its report:
+// the kernel's view of the log (instances and their states, marks still
+// owed) and what dlogd said when it last restored the instance from its
+// state file, so that one report explains the loss (a log restored with
+// the wrong phase or image shows here).
+func (c *kclient) lossContext(l *soakLog, in *instance, first bool) string {
+	if !first {
+		return ""
+	}
+	restored := c.s.tap.lastRestored(in.luid)
+	if restored == "" {
+		restored = "none (not restored from a state file in any generation)"
+	} else {
+		restored = logFields(restored, "time", "phase", "dirty", "in_sync", "cursor")
+	}
+	return fmt.Sprintf("; kernel's view: %s, %d marks owed; dlogd's last restore of this luid: %s",
+		l.describe(), len(l.mustDirtyList()), restored)
 }
 
 // describe is a one-line view of a log for failure messages.
