@@ -160,6 +160,9 @@ func TestIntegrationNetlinkRoundTrip(t *testing.T) {
 		t.Errorf("peer %q, want %q + the fake kernel's port id", peerName, want)
 	}
 	mu.Unlock()
+	// The sender counts a reply after sendmsg returns, which can be after
+	// the fake kernel has read it: wait for the count, not just the reply.
+	waitFor(t, "every reply counted as sent", func() bool { return tr.Stats().Sent >= uint64(n) })
 	if st := tr.Stats(); st.Handled < uint64(n) || st.Sent < uint64(n) || st.SendErrors != 0 {
 		t.Errorf("stats %+v after %d round trips", st, n)
 	}
