@@ -244,7 +244,13 @@ func PhaseDelta(before, after DumpLog) (string, error) {
 	if inline, err := count("phase_inline"); err != nil {
 		return "", err
 	} else if inline > 0 {
-		parts = append(parts, fmt.Sprintf("%d answered without the hand-off", inline))
+		p := fmt.Sprintf("%d answered without the hand-off", inline)
+		if detached, err := count("phase_detached"); err != nil {
+			return "", err
+		} else if detached > 0 {
+			p += fmt.Sprintf(" (%d of them writing, on a receiver that detached)", detached)
+		}
+		parts = append(parts, p)
 	}
 	return parts[0] + " " + strings.Join(parts[1:], ", "), nil
 }

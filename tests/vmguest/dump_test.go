@@ -82,6 +82,12 @@ func TestPhaseDelta(t *testing.T) {
 	if err != nil || got != want {
 		t.Errorf("PhaseDelta with inline flushes = %q, %v; want %q", got, err, want)
 	}
+	detachedAfter := line(`phase_flushes=6 phase_inline=3 phase_detached=2 phase_queue=60µs phase_run=10ms phase_reply=300µs write_time=5ms leg_flushes=5 leg_flush_time=2.5ms`)
+	got, err = PhaseDelta(before, detachedAfter)
+	want += " (2 of them writing, on a receiver that detached)"
+	if err != nil || got != want {
+		t.Errorf("PhaseDelta with detached flushes = %q, %v; want %q", got, err, want)
+	}
 	if got, err := PhaseDelta(after, after); err != nil || got != "no flushes" {
 		t.Errorf("no flushes between: %q, %v", got, err)
 	}
