@@ -50,11 +50,17 @@ type netlinkTransport struct {
 	rx        *receiver // the first receiver's (Serve's own goroutine); the others' are made by Serve
 	receivers int       // Options.Receivers, 1 with netpoll or spin
 
-	// dmu is held by the receiver whose datagram is being handled, from
-	// the end of its recvmsg until its Handle returns or detaches, so that
-	// datagrams are handled one at a time; attached counts the receivers
-	// that have not detached (under dmu).
-	dmu      sync.Mutex
+	// lead holds the one token that lets a receiver receive and handle
+	// (buffer 1): the receiver that holds it is the only one in recvmsg or
+	// Handle, so datagrams are handled one at a time, and the others wait
+	// on the channel, not in recvmsg, where each would be woken for
+	// datagrams the leader would have read on its own. A Handle that
+	// detaches passes the token on. attached counts the receivers that
+	// have not detached (under amu); stop ends the wait of the others.
+	lead     chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	amu      sync.Mutex
 	attached int
 }
 
@@ -63,22 +69,30 @@ type nlReceiver struct {
 	t    *netlinkTransport
 	rx   *receiver
 	dg   Datagram
-	held bool // dmu is held by this receiver's Handle and not detached
+	held bool // this receiver holds the lead token
 	// detached: this receiver's Handle detached and has not reattached
 	// (it is not counted in attached).
 	detached bool
 }
 
-// detach is Datagram.Detach for r's datagram; Handle calls it with dmu held.
+// detach is Datagram.Detach for r's datagram: it passes the lead token on
+// (to a receiver waiting for it, or the next one that does), unless r is
+// the last receiver attached.
 func (r *nlReceiver) detach() bool {
 	t := r.t
-	if !r.held || t.attached <= 1 {
+	if !r.held {
+		return false
+	}
+	t.amu.Lock()
+	if t.attached <= 1 {
+		t.amu.Unlock()
 		return false
 	}
 	t.attached--
+	t.amu.Unlock()
 	t.c.detached.Add(1)
 	r.held, r.detached = false, true
-	t.dmu.Unlock()
+	t.lead <- struct{}{} // never blocks: r held the one token
 	return true
 }
 
@@ -87,11 +101,14 @@ func (r *nlReceiver) reattach() {
 	if r.held || !r.detached {
 		return
 	}
-	r.t.dmu.Lock()
+	r.t.amu.Lock()
 	r.t.attached++
 	r.detached = false
-	r.t.dmu.Unlock()
+	r.t.amu.Unlock()
 }
+
+// stopAll ends the wait of every receiver for the lead token.
+func (t *netlinkTransport) stopAll() { t.stopOnce.Do(func() { close(t.stop) }) }
 
 // nlPeer is the one peer of the netlink transport: the kernel (nl_pid 0),
 // or the fake kernel in test mode (export_test.go).
@@ -148,6 +165,7 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 		allow:   allow,
 		rx:      newReceiver(MaxDatagram, true, false),
 		netpoll: opts.NetpollWait,
+		stop:    make(chan struct{}),
 	}
 	t.rx.polled = &t.c.polled
 	t.receivers = min(max(opts.Receivers, 0), MaxReceivers)
@@ -334,6 +352,7 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 	}
 	stop := context.AfterFunc(ctx, func() {
 		t.stopping.Store(true)
+		t.stopAll()
 		if t.conn != nil {
 			_ = t.conn.SetReadDeadline(time.Unix(1, 0))
 		}
@@ -353,6 +372,8 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 		}
 	}
 	t.attached = len(rs)
+	t.lead = make(chan struct{}, 1)
+	t.lead <- struct{}{}
 	errs := make(chan error, len(rs))
 	var wg sync.WaitGroup
 	for _, r := range rs[1:] {
@@ -375,6 +396,7 @@ func (r *nlReceiver) serve(h Handler) error {
 	err := r.loop(h)
 	if err != nil {
 		t.stopping.Store(true)
+		t.stopAll()
 	}
 	return err
 }
@@ -386,6 +408,14 @@ func (r *nlReceiver) loop(h Handler) error {
 		read = t.rc.Read
 	}
 	for !t.stopping.Load() {
+		if !r.held {
+			select {
+			case <-t.lead:
+				r.held = true
+			case <-t.stop:
+				return nil
+			}
+		}
 		if err := read(rx.fn); err != nil {
 			if t.closed.Load() || t.stopping.Load() {
 				return nil
@@ -418,13 +448,8 @@ func (r *nlReceiver) loop(h Handler) error {
 		if !t.admit(b, rx.n, truncated, &r.dg, &t.peer) {
 			continue
 		}
-		t.dmu.Lock()
-		r.held = true
 		h.Handle(&r.dg, &t.peer)
-		if r.held {
-			r.held = false
-			t.dmu.Unlock()
-		} else {
+		if !r.held {
 			r.reattach()
 		}
 	}
@@ -468,6 +493,7 @@ func (t *netlinkTransport) Close() error {
 	if !t.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	t.stopAll()
 	t.mu.Lock()
 	var err error
 	if t.conn != nil {

@@ -75,11 +75,11 @@ type Datagram struct {
 // is detached too): Handle must not block. Detach may be called once per
 // Handle; later calls report false.
 //
-// The netlink transport keeps Options.Receivers readers blocked in recvmsg
-// and hands a datagram to a Handler one at a time: until the Handler
-// detaches or returns, no other Handle runs, so what a Handler does
-// before it detaches is ordered with every other datagram as with a
-// single reader.
+// The netlink transport has Options.Receivers readers, of which one at a
+// time receives and calls Handle: until the Handler detaches or returns,
+// no other Handle runs, so what a Handler does before it detaches is
+// ordered with every other datagram as with a single reader. Detach wakes
+// a waiting reader to receive next.
 func (d *Datagram) Detach() bool { return d.detach != nil && d.detach() }
 
 // Reattach, called by a Handler that detached, tells the transport that
@@ -177,16 +177,17 @@ type Options struct {
 	// slower under emulation (docs/performance.md).
 	NetpollWait bool
 
-	// Receivers is the number of goroutines the netlink transport keeps
-	// blocked in recvmsg on its socket (0: DefaultReceivers; at most
-	// MaxReceivers). The kernel wakes one of them per datagram. One at a
-	// time hands its datagram to the Handler; a Handler that must block
-	// calls Datagram.Detach, and blocks on that goroutine while the others
-	// go on receiving, so that the reply leaves from the goroutine that
-	// did the work and no request waits for a hand-off to another
-	// goroutine (docs/performance.md). At least one receiver always stays
-	// attached. With NetpollWait or Poll there is one receiver, which
-	// cannot detach. The unix transport ignores it.
+	// Receivers is the number of goroutines that receive on the netlink
+	// socket (0: DefaultReceivers; at most MaxReceivers), one at a time:
+	// the one that holds the lead receives and calls Handle, the others
+	// wait for it. A Handler that must block calls Datagram.Detach, which
+	// passes the lead to another receiver, and blocks on its goroutine
+	// while that one goes on receiving, so that the work and the reply
+	// stay on the goroutine that received the request and no request
+	// waits for a hand-off to another goroutine (docs/performance.md). At
+	// least one receiver always stays attached. With NetpollWait or Poll
+	// there is one receiver, which cannot detach. The unix transport
+	// ignores it.
 	Receivers int
 }
 

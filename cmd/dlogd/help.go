@@ -206,13 +206,13 @@ OPTIONS
         for comparison.
 
     --receivers N
-        How many threads wait for the kernel's requests on the netlink
-        socket (default 2, at most 16; 1 with --poll or --netpoll). The
-        thread that receives a disk log's MARK or FLUSH writes the log
-        itself and sends the reply, instead of handing it to the log's
-        worker, when another thread is left to go on receiving; at least
-        one always is. 1 hands every disk write to the worker, as dlogd did
-        before (docs/performance.md).
+        How many threads take turns at receiving the kernel's requests on
+        the netlink socket (default 2, at most 16; 1 with --poll or
+        --netpoll). The thread that receives a disk log's MARK or FLUSH
+        writes the log itself and sends the reply, instead of handing it to
+        the log's worker, when another thread is left to go on receiving;
+        at least one always is. 1 hands every disk write to the worker, as
+        dlogd did before (docs/performance.md).
 
 SIGNALS
     SIGTERM, SIGINT, SIGHUP
