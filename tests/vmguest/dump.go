@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"sort"
@@ -128,6 +129,13 @@ func FormatCounts(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// completeLines is b up to its last newline: a log file read while the
+// daemon writes to it can end in part of a line (seen under load: a dump
+// line cut inside a quoted value failed to parse).
+func completeLines(b []byte) string {
+	return string(b[:bytes.LastIndexByte(b, '\n')+1])
 }
 
 // ParseDlogdDump finds the last complete state dump in text (dlogd's log

@@ -52,6 +52,15 @@ func TestParseDlogdDump(t *testing.T) {
 	if _, complete, _ := ParseDlogdDump("no dump here"); complete {
 		t.Error("no dump reported complete")
 	}
+	// A log read while a dump line is half written: the cut line is not
+	// parsed (it would fail on its open quote), the dump is incomplete.
+	cut := full[:len(full)-len(`024" phase=constructed regions=128 in_sync=0 dirty=128 requests=CTR=1`)]
+	if _, complete, err := ParseDlogdDump(completeLines([]byte(sampleDump + "\n" + cut))); err != nil || complete {
+		t.Errorf("dump with a half-written last line: complete=%v err=%v, want incomplete and no error", complete, err)
+	}
+	if _, _, err := ParseDlogdDump(sampleDump + "\n" + cut); err == nil {
+		t.Error("the cut line parsed without completeLines: the test no longer shows the failure")
+	}
 }
 
 func TestRequestDelta(t *testing.T) {
