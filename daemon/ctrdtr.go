@@ -385,7 +385,7 @@ func (d *Daemon) Dump() {
 			"cursor", s.State.Cursor, "halted", s.State.Halted, "status", s.StatusInfo,
 			"flushes", s.State.Stats.Flushes, "bytes_written", s.State.Stats.BytesWritten,
 			"last_flush", s.LastFlush, "p99_flush", s.P99Flush,
-			"phase_flushes", s.Phases.Flushes, "phase_queue", s.Phases.Queue, "phase_run", s.Phases.Run, "phase_reply", s.Phases.Reply, "phase_inline", s.Phases.Inline,
+			"phase_flushes", s.Phases.Flushes, "phase_queue", s.Phases.Queue, "phase_run", s.Phases.Run, "phase_reply", s.Phases.Reply, "phase_inline", s.Phases.Inline, "phase_detached", s.Phases.Detached,
 			"write_time", s.State.Stats.WriteTime, "syncs", s.State.Stats.Syncs,
 			"leg_flushes", s.State.Stats.LegFlushes, "leg_flush_time", s.State.Stats.LegFlushTime,
 			"requests", strings.Join(req, " "))

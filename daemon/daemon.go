@@ -231,7 +231,7 @@ func (d *Daemon) Handle(dg *transport.Datagram, from transport.Peer) {
 	}
 	defer in.release()
 	in.requests[t].Add(1)
-	if errno, answered := d.serve(in, req, from, &out); answered && d.opts.Observer != nil {
+	if errno, answered := d.serve(in, dg, from, &out); answered && d.opts.Observer != nil {
 		d.opts.Observer.Request(t, time.Since(start), errno)
 	}
 }
@@ -252,7 +252,8 @@ func (d *Daemon) Counters() Counters {
 // serve answers a request for a known log, or queues it to the log's
 // worker. It returns the errno it answered with, and false when the
 // request was queued (the worker answers it).
-func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
+func (d *Daemon) serve(in *instance, dg *transport.Datagram, from transport.Peer, out *[]byte) (int32, bool) {
+	req := &dg.Frame.Req
 	l := in.log
 	var pl [ulog.PairLen]byte
 	payload := pl[:0]
@@ -306,7 +307,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 			// nothing left to do, so a write batch still costs one sync
 			// (one cluster round trip for a cluster core log; nothing for
 			// a core log, whose Flush is free).
-			return d.queueOrRun(in, req, from, out)
+			return d.queueOrRun(in, dg, from, out)
 		}
 	case ulog.TypeFlush:
 		// Integrated flush (protocol v3): the marks travel in the FLUSH.
@@ -322,7 +323,7 @@ func (d *Daemon) serve(in *instance, req *ulog.Request, from transport.Peer, out
 				l.MarkRegion(regions.At(i))
 			}
 		}
-		return d.queueOrRun(in, req, from, out)
+		return d.queueOrRun(in, dg, from, out)
 	case ulog.TypeResume:
 		in.resuming.Add(1)
 		errno, answered := d.queue(in, req, from, out)
@@ -391,36 +392,58 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 	return rl, nil
 }
 
-// queueOrRun runs a MARK or FLUSH at once, on the receiving goroutine, when
-// its flush costs nothing and nothing is ahead of it: a single-node log (a
-// cluster log's flush goes round the cluster) whose worker is idle, and
-// either a core log (no device) or a disk log's FLUSH that has nothing to
-// write (engine FlushNoIO: the FLUSH after a MARK, whose write the MARK
-// already made durable). Otherwise it queues it. The hand-off to the
-// worker and back costs a goroutine wake-up per request, which the bare
-// responder does not pay (docs/performance.md). The reader is the only
-// goroutine that queues this log's requests and applies its marks and
-// clears, so an idle worker stays idle until this returns, nothing can
-// become dirty between the check and the reply, and arrival order holds.
-func (d *Daemon) queueOrRun(in *instance, req *ulog.Request, from transport.Peer, out *[]byte) (int32, bool) {
+// queueOrRun runs a MARK or FLUSH at once, on the receiving goroutine,
+// when nothing is ahead of it, instead of handing it to the log's worker:
+// the hand-off and the worker's wake-up cost more than the flush of a core
+// log, and made up the disk log's queue phase (docs/performance.md). The
+// reader is the only goroutine that queues this log's requests and
+// applies its marks and clears, so an idle worker stays idle until this
+// returns and arrival order holds. A single-node log only (a cluster
+// log's flush goes round the cluster):
+//   - a core log's flush costs nothing: run when the worker is idle;
+//   - a disk log's FLUSH with nothing to write (engine FlushNoIO: the FLUSH
+//     after a MARK, whose write the MARK made durable) is answered when
+//     nothing is queued; nothing can become dirty between the check and
+//     the reply;
+//   - any other disk flush runs here too when the worker is idle and the
+//     transport can go on receiving without this goroutine
+//     (Datagram.Detach): this goroutine takes the worker's place for the
+//     log (instance.claim), so requests for the log that arrive meanwhile
+//     queue behind it, and it does the I/O and sends the reply itself.
+//     The reader never blocks on a disk: another reader receives meanwhile.
+func (d *Daemon) queueOrRun(in *instance, dg *transport.Datagram, from transport.Peer, out *[]byte) (int32, bool) {
+	req := &dg.Frame.Req
 	if d.opts.OpenInstance != nil {
 		return d.queue(in, req, from, out)
 	}
 	j := job{req: *req, from: from, at: time.Now(), inline: true}
-	if in.cfg.Disk() {
-		// The worker may still be finishing the MARK before this FLUSH
-		// (its reply is out, its flush done): FlushNoIO orders with it.
-		nf, ok := in.log.(noIOFlusher)
-		if !ok || req.Type() != ulog.TypeFlush || !in.idleButFlush() || !nf.FlushNoIO() {
+	j.req.Data = nil
+	if !in.cfg.Disk() {
+		if !in.idle() {
 			return d.queue(in, req, from, out)
 		}
+		*out = d.runJob(in, &j, (*out)[:0])
+		return 0, false // answered by runJob, which told the Observer
+	}
+	// The worker may still be finishing the MARK before this FLUSH (its
+	// reply is out, its flush done): FlushNoIO orders with it.
+	if nf, ok := in.log.(noIOFlusher); ok && req.Type() == ulog.TypeFlush && in.idleButFlush() && nf.FlushNoIO() {
 		j.flushed = true
-	} else if !in.idle() {
+		*out = d.runJob(in, &j, (*out)[:0])
+		return 0, false
+	}
+	if !in.claim() {
 		return d.queue(in, req, from, out)
 	}
-	j.req.Data = nil
+	if !dg.Detach() {
+		in.unclaim(true)
+		return d.queue(in, req, from, out)
+	}
+	// From here on this goroutine is the log's worker, not the reader;
+	// runJob gives both places back before the reply (done).
+	j.detached, j.dg = true, dg
 	*out = d.runJob(in, &j, (*out)[:0])
-	return 0, false // answered by runJob, which told the Observer
+	return 0, false
 }
 
 // queue hands a disk request to the log's worker, or answers EAGAIN when
@@ -523,10 +546,20 @@ func (d *Daemon) runJob(in *instance, j *job, buf []byte) []byte {
 	if errno != 0 {
 		payload = nil
 	}
+	if !j.inline || j.detached {
+		// The I/O is done: the reply needs neither the worker's place nor
+		// a reader's, and on one CPU its sendto can wait long behind the
+		// kernel work it wakes (docs/performance.md): the next request of
+		// the log may run meanwhile.
+		in.unclaim(j.detached)
+	}
+	if j.detached {
+		j.dg.Reattach()
+	}
 	sent := time.Now()
 	d.reply(j.from, &j.req, errno, payload, &buf)
 	if timed {
-		in.phases.add(start.Sub(j.at), took, time.Since(sent), j.inline)
+		in.phases.add(start.Sub(j.at), took, time.Since(sent), j.inline, j.detached)
 	}
 	if d.opts.Observer != nil {
 		d.opts.Observer.Request(j.req.Type(), time.Since(j.at), errno)

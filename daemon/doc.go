@@ -16,7 +16,13 @@
 //     or running on the log's worker (the same order, no hand-off); so is
 //     a single-node disk log's FLUSH that has nothing to write (the one
 //     after a MARK, which made its write durable: engine FlushNoIO), when
-//     nothing is queued and the worker runs at most a MARK or FLUSH.
+//     nothing is queued and the worker runs at most a MARK or FLUSH. Any
+//     other single-node disk MARK or FLUSH runs on the transport's
+//     goroutine too when nothing is queued or running on the worker and
+//     the transport can go on receiving without it (transport
+//     Datagram.Detach): that goroutine takes the worker's place for the
+//     log until the I/O is done (requests of the log queue behind it),
+//     writes, and replies; no receiving goroutine ever blocks on a disk.
 //   - A MARK_REGION is durable before it is acknowledged, and the marks of
 //     an integrated FLUSH are applied in arrival order before the flush.
 //   - The steady-state request path (MARK, CLEAR, IN_SYNC) does not

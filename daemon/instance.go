@@ -71,12 +71,16 @@ type instance struct {
 type phaseTimes struct {
 	n, queue, run, reply atomic.Int64
 	inline               atomic.Int64 // flushes run on the receiving goroutine
+	detached             atomic.Int64 // of them, run after it detached to write (queueOrRun)
 }
 
-func (p *phaseTimes) add(queue, run, reply time.Duration, inline bool) {
+func (p *phaseTimes) add(queue, run, reply time.Duration, inline, detached bool) {
 	p.n.Add(1)
 	if inline {
 		p.inline.Add(1)
+	}
+	if detached {
+		p.detached.Add(1)
 	}
 	p.queue.Add(int64(queue))
 	p.run.Add(int64(run))
@@ -92,10 +96,13 @@ type Phases struct {
 	// Inline counts the flushes answered on the receiving goroutine,
 	// without the hand-off to the worker.
 	Inline int64 `json:"inline"`
+	// Detached counts, of Inline, the disk flushes whose receiving
+	// goroutine detached from the transport and did the I/O itself.
+	Detached int64 `json:"detached"`
 }
 
 func (p *phaseTimes) snapshot() Phases {
-	return Phases{Flushes: p.n.Load(), Queue: time.Duration(p.queue.Load()), Run: time.Duration(p.run.Load()), Reply: time.Duration(p.reply.Load()), Inline: p.inline.Load()}
+	return Phases{Flushes: p.n.Load(), Queue: time.Duration(p.queue.Load()), Run: time.Duration(p.run.Load()), Reply: time.Duration(p.reply.Load()), Inline: p.inline.Load(), Detached: p.detached.Load()}
 }
 
 // job is a request handed to a worker: the request header without its
@@ -116,6 +123,11 @@ type job struct {
 	flushed bool
 	// inline: run on the receiving goroutine (queueOrRun).
 	inline bool
+	// detached: inline, by a goroutine that detached from the transport
+	// and took the worker's place (instance.claim) to do the I/O.
+	detached bool
+	// dg is a detached job's datagram, to Reattach before the reply.
+	dg *transport.Datagram
 }
 
 func newInstance(uuid string, luid uint64, ctr string, l engine.Log) *instance {
@@ -155,7 +167,9 @@ func (in *instance) run(d *Daemon) {
 	var buf []byte
 	for {
 		in.qmu.Lock()
-		for in.head == len(in.queue) && !in.closing {
+		// working is set here only by a receiving goroutine that claimed
+		// the worker's place (claim): its job runs first.
+		for in.working || (in.head == len(in.queue) && !in.closing) {
 			in.qcond.Wait()
 		}
 		if in.head == len(in.queue) {
@@ -174,11 +188,34 @@ func (in *instance) run(d *Daemon) {
 		t := j.req.Type()
 		in.workingFlush = t == ulog.TypeFlush || t == ulog.TypeMarkRegion
 		in.qmu.Unlock()
-		buf = d.runJob(in, &j, buf[:0])
-		in.qmu.Lock()
-		in.working, in.workingFlush = false, false
-		in.qmu.Unlock()
+		buf = d.runJob(in, &j, buf[:0]) // clears working before the reply (unclaim)
 	}
+}
+
+// claim takes the worker's place for one MARK or FLUSH run by the
+// receiving goroutine (Daemon.queueOrRun) when nothing is queued or
+// running: until unclaim, the worker runs nothing and jobs queue behind it.
+func (in *instance) claim() bool {
+	in.qmu.Lock()
+	defer in.qmu.Unlock()
+	if in.head != len(in.queue) || in.working || in.closing {
+		return false
+	}
+	in.working, in.workingFlush = true, true
+	return true
+}
+
+// unclaim gives the worker's place back when a job's work is done, before
+// its reply: the job's claim (claimed), or the worker's own job. For a
+// claim it wakes the worker if jobs queued meanwhile (or the log is
+// closing).
+func (in *instance) unclaim(claimed bool) {
+	in.qmu.Lock()
+	in.working, in.workingFlush = false, false
+	if claimed && (in.head != len(in.queue) || in.closing) {
+		in.qcond.Signal()
+	}
+	in.qmu.Unlock()
 }
 
 // idleButFlush reports whether the worker has nothing queued and runs at

@@ -37,7 +37,9 @@
 // reader blocks in recvmsg on its own thread (Serve sees Close and the end
 // of its context within 200 ms), not in the runtime's poller unless
 // Options.NetpollWait; Options.Poll adds a bounded busy-poll before it
-// blocks. Sends never block.
+// blocks. Sends never block. It has Options.Receivers readers that take
+// turns, one at a time in recvmsg and Handle; a Handle that must block
+// detaches (Datagram.Detach) and another reader takes over.
 //
 // The unix transport carries the same datagrams over SOCK_SEQPACKET; each
 // connection is its own Peer, and a client is admitted only if its uid is

@@ -47,9 +47,68 @@ type netlinkTransport struct {
 	netpoll  bool          // Options.NetpollWait
 	spin     time.Duration // Options.Poll when the reader blocks in recvmsg
 
-	rx *receiver // Serve's goroutine only
-	dg Datagram  // Serve's goroutine only
+	rx        *receiver // the first receiver's (Serve's own goroutine); the others' are made by Serve
+	receivers int       // Options.Receivers, 1 with netpoll or spin
+
+	// lead holds the one token that lets a receiver receive and handle
+	// (buffer 1): the receiver that holds it is the only one in recvmsg or
+	// Handle, so datagrams are handled one at a time, and the others wait
+	// on the channel, not in recvmsg, where each would be woken for
+	// datagrams the leader would have read on its own. A Handle that
+	// detaches passes the token on. attached counts the receivers that
+	// have not detached (under amu); stop ends the wait of the others.
+	lead     chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	amu      sync.Mutex
+	attached int
 }
+
+// nlReceiver is one of the netlink transport's receiving goroutines.
+type nlReceiver struct {
+	t    *netlinkTransport
+	rx   *receiver
+	dg   Datagram
+	held bool // this receiver holds the lead token
+	// detached: this receiver's Handle detached and has not reattached
+	// (it is not counted in attached).
+	detached bool
+}
+
+// detach is Datagram.Detach for r's datagram: it passes the lead token on
+// (to a receiver waiting for it, or the next one that does), unless r is
+// the last receiver attached.
+func (r *nlReceiver) detach() bool {
+	t := r.t
+	if !r.held {
+		return false
+	}
+	t.amu.Lock()
+	if t.attached <= 1 {
+		t.amu.Unlock()
+		return false
+	}
+	t.attached--
+	t.amu.Unlock()
+	t.c.detached.Add(1)
+	r.held, r.detached = false, true
+	t.lead <- struct{}{} // never blocks: r held the one token
+	return true
+}
+
+// reattach is Datagram.Reattach for r's datagram.
+func (r *nlReceiver) reattach() {
+	if r.held || !r.detached {
+		return
+	}
+	r.t.amu.Lock()
+	r.t.attached++
+	r.detached = false
+	r.t.amu.Unlock()
+}
+
+// stopAll ends the wait of every receiver for the lead token.
+func (t *netlinkTransport) stopAll() { t.stopOnce.Do(func() { close(t.stop) }) }
 
 // nlPeer is the one peer of the netlink transport: the kernel (nl_pid 0),
 // or the fake kernel in test mode (export_test.go).
@@ -106,8 +165,16 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 		allow:   allow,
 		rx:      newReceiver(MaxDatagram, true, false),
 		netpoll: opts.NetpollWait,
+		stop:    make(chan struct{}),
 	}
 	t.rx.polled = &t.c.polled
+	t.receivers = min(max(opts.Receivers, 0), MaxReceivers)
+	if t.receivers == 0 {
+		t.receivers = DefaultReceivers
+	}
+	if opts.NetpollWait || opts.Poll > 0 {
+		t.receivers = 1
+	}
 	if opts.NetpollWait {
 		t.rx.poll = min(opts.Poll, MaxPoll)
 	} else {
@@ -149,7 +216,7 @@ func listenNetlink(opts Options, allow uint32) (Transport, error) {
 	}
 	t.log.Info("transport: listening on the netlink connector",
 		"group", ulog.CnIdxDM, "port_id", t.pid, "rcvbuf", rcvbuf, "rcvbuf_forced", forced,
-		"reply_to", t.peer.name, "poll", max(t.rx.poll, t.spin), "wait", map[bool]string{false: "blocking recvmsg", true: "runtime poller"}[t.netpoll])
+		"reply_to", t.peer.name, "poll", max(t.rx.poll, t.spin), "receivers", t.receivers, "wait", map[bool]string{false: "blocking recvmsg", true: "runtime poller"}[t.netpoll])
 	if !forced && rcvbuf < opts.RcvBuf {
 		t.log.Warn("transport: netlink receive buffer smaller than asked (SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by net.core.rmem_max)",
 			"asked", opts.RcvBuf, "got", rcvbuf)
@@ -273,7 +340,9 @@ func warnIfNoDMLog(log *slog.Logger) {
 	log.Info("transport: dm-log-userspace is not loaded (no dmlogusr in /proc/net/connector); requests will arrive once it is")
 }
 
-// Serve reads requests until ctx is done or Close is called.
+// Serve reads requests until ctx is done or Close is called, on
+// t.receivers goroutines (Options.Receivers); it returns when all of them
+// have returned, with the first fatal error.
 func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 	if !t.served.CompareAndSwap(false, true) {
 		return fmt.Errorf("transport: netlink: %w", ErrServing)
@@ -283,17 +352,70 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 	}
 	stop := context.AfterFunc(ctx, func() {
 		t.stopping.Store(true)
+		t.stopAll()
 		if t.conn != nil {
 			_ = t.conn.SetReadDeadline(time.Unix(1, 0))
 		}
 	})
 	defer stop()
-	rx := t.rx
-	read := t.readBlocking
+	rs := make([]*nlReceiver, t.receivers)
+	for i := range rs {
+		rx := t.rx
+		if i > 0 {
+			rx = newReceiver(MaxDatagram, true, false)
+			rx.recvFlags, rx.polled = t.rx.recvFlags, t.rx.polled
+		}
+		rs[i] = &nlReceiver{t: t, rx: rx}
+		if len(rs) > 1 {
+			rs[i].dg.OnDetach(rs[i].detach)
+			rs[i].dg.OnReattach(rs[i].reattach)
+		}
+	}
+	t.attached = len(rs)
+	t.lead = make(chan struct{}, 1)
+	t.lead <- struct{}{}
+	errs := make(chan error, len(rs))
+	var wg sync.WaitGroup
+	for _, r := range rs[1:] {
+		wg.Go(func() { errs <- r.serve(h) })
+	}
+	errs <- rs[0].serve(h)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serve is one receiver's loop. A fatal error stops every receiver.
+func (r *nlReceiver) serve(h Handler) error {
+	t := r.t
+	err := r.loop(h)
+	if err != nil {
+		t.stopping.Store(true)
+		t.stopAll()
+	}
+	return err
+}
+
+func (r *nlReceiver) loop(h Handler) error {
+	t, rx := r.t, r.rx
+	read := func(fn func(uintptr) bool) error { return t.readBlocking(rx, fn) }
 	if t.netpoll {
 		read = t.rc.Read
 	}
 	for !t.stopping.Load() {
+		if !r.held {
+			select {
+			case <-t.lead:
+				r.held = true
+			case <-t.stop:
+				return nil
+			}
+		}
 		if err := read(rx.fn); err != nil {
 			if t.closed.Load() || t.stopping.Load() {
 				return nil
@@ -310,7 +432,7 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 			t.overrunSeen()
 			continue
 		default:
-			if t.closed.Load() {
+			if t.closed.Load() || t.stopping.Load() {
 				return nil
 			}
 			return fmt.Errorf("transport: netlink: recvmsg: %w", rx.errno)
@@ -323,10 +445,13 @@ func (t *netlinkTransport) Serve(ctx context.Context, h Handler) error {
 			t.foreign(nlPID(src), rx.n)
 			continue
 		}
-		if !t.admit(b, rx.n, truncated, &t.dg, &t.peer) {
+		if !t.admit(b, rx.n, truncated, &r.dg, &t.peer) {
 			continue
 		}
-		h.Handle(&t.dg, &t.peer)
+		h.Handle(&r.dg, &t.peer)
+		if !r.held {
+			r.reattach()
+		}
 	}
 	return nil
 }
@@ -343,14 +468,14 @@ const waitSlice = 200 // ms
 // wake-up of whichever thread waits in epoll_wait, which readies the
 // goroutine, often for another thread to run. The descriptor is held open
 // (mu.RLock) across the call; Close waits for at most waitSlice.
-func (t *netlinkTransport) readBlocking(fn func(uintptr) bool) error {
+func (t *netlinkTransport) readBlocking(rx *receiver, fn func(uintptr) bool) error {
 	for {
 		t.mu.RLock()
 		if t.closed.Load() || t.stopping.Load() {
 			t.mu.RUnlock()
 			return net.ErrClosed
 		}
-		ok := (t.spin > 0 && t.rx.spin(uintptr(t.fd), t.spin)) || fn(uintptr(t.fd))
+		ok := (t.spin > 0 && rx.spin(uintptr(t.fd), t.spin)) || fn(uintptr(t.fd))
 		t.mu.RUnlock()
 		if ok {
 			return nil
@@ -368,6 +493,7 @@ func (t *netlinkTransport) Close() error {
 	if !t.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	t.stopAll()
 	t.mu.Lock()
 	var err error
 	if t.conn != nil {

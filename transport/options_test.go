@@ -17,7 +17,7 @@ func TestOptionsAreOperatorSettings(t *testing.T) {
 	for i := range typ.NumField() {
 		got = append(got, typ.Field(i).Name)
 	}
-	want := []string{"Logger", "RcvBuf", "Mode", "SendTimeout", "Poll", "NetpollWait"}
+	want := []string{"Logger", "RcvBuf", "Mode", "SendTimeout", "Poll", "NetpollWait", "Receivers"}
 	if !slices.Equal(got, want) {
 		t.Errorf("transport.Options fields %v, want %v", got, want)
 	}

@@ -50,6 +50,9 @@ type Stats struct {
 	// Polled counts the datagrams received during the busy-poll
 	// (Options.Poll), without parking the reader.
 	Polled uint64
+	// Detached counts the Handles that detached from their receiver
+	// (Datagram.Detach) to block while another receiver went on.
+	Detached uint64
 
 	// Sent counts datagrams sent by Peers.
 	Sent uint64
@@ -124,6 +127,7 @@ type counters struct {
 	overruns          atomic.Uint64
 	recvErrors        atomic.Uint64
 	polled            atomic.Uint64
+	detached          atomic.Uint64
 	sent, sendErrors  atomic.Uint64
 	accepted, refused atomic.Uint64
 	conns             atomic.Int64
@@ -142,6 +146,7 @@ func (c *counters) snapshot() Stats {
 		Overruns:           c.overruns.Load(),
 		RecvErrors:         c.recvErrors.Load(),
 		Polled:             c.polled.Load(),
+		Detached:           c.detached.Load(),
 		Sent:               c.sent.Load(),
 		SendErrors:         c.sendErrors.Load(),
 		Accepted:           c.accepted.Load(),

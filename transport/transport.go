@@ -60,7 +60,46 @@ type Datagram struct {
 	// is ActionAckAgain or ActionReplyError: the sender waits for that
 	// answer.
 	Err *ulog.FrameError
+
+	detach   func() bool // set by a transport that can Detach; nil: it cannot
+	reattach func()      // set with detach
 }
+
+// Detach, called by a Handler during Handle, asks the transport to go on
+// receiving without this goroutine, so that this Handle may block (on a
+// disk write, say) before it returns. It reports whether it did: then
+// another reader of the transport receives the next datagrams and may call
+// Handle for them before this one returns; this Handle may still use d
+// (the transport gives it no other datagram until it returns). False means
+// that the transport cannot spare a reader (it has one, or every other one
+// is detached too): Handle must not block. Detach may be called once per
+// Handle; later calls report false.
+//
+// The netlink transport has Options.Receivers readers, of which one at a
+// time receives and calls Handle: until the Handler detaches or returns,
+// no other Handle runs, so what a Handler does before it detaches is
+// ordered with every other datagram as with a single reader. Detach wakes
+// a waiting reader to receive next.
+func (d *Datagram) Detach() bool { return d.detach != nil && d.detach() }
+
+// Reattach, called by a Handler that detached, tells the transport that
+// the rest of this Handle will not block (it only sends its reply and
+// returns), so that the transport counts its receiver as receiving again
+// and another Handle may detach meanwhile. It does nothing if Handle did
+// not detach, or already reattached.
+func (d *Datagram) Reattach() {
+	if d.reattach != nil {
+		d.reattach()
+	}
+}
+
+// OnReattach sets the function Reattach calls.
+func (d *Datagram) OnReattach(f func()) { d.reattach = f }
+
+// OnDetach sets the function Detach calls (nil: Detach reports false).
+// For transports, and for drivers that call a Handler themselves and can
+// go on feeding it while a Handle blocks (tests).
+func (d *Datagram) OnDetach(f func() bool) { d.detach = f }
 
 // Decode decodes b into d as both transports do before handing a
 // datagram on, without allocating for a sound request. It returns the
@@ -137,12 +176,30 @@ type Options struct {
 	// the poller's chain of wake-ups made every request several times
 	// slower under emulation (docs/performance.md).
 	NetpollWait bool
+
+	// Receivers is the number of goroutines that receive on the netlink
+	// socket (0: DefaultReceivers; at most MaxReceivers), one at a time:
+	// the one that holds the lead receives and calls Handle, the others
+	// wait for it. A Handler that must block calls Datagram.Detach, which
+	// passes the lead to another receiver, and blocks on its goroutine
+	// while that one goes on receiving, so that the work and the reply
+	// stay on the goroutine that received the request and no request
+	// waits for a hand-off to another goroutine (docs/performance.md). At
+	// least one receiver always stays attached. With NetpollWait or Poll
+	// there is one receiver, which cannot detach. The unix transport
+	// ignores it.
+	Receivers int
 }
 
 // Defaults and bounds for Options.
 const (
 	// MaxPoll bounds Options.Poll.
 	MaxPoll = 10 * time.Millisecond
+	// DefaultReceivers is Options.Receivers when 0: one receiver to block
+	// on a log's disk and one to go on receiving.
+	DefaultReceivers = 2
+	// MaxReceivers bounds Options.Receivers.
+	MaxReceivers = 16
 	// DefaultRcvBuf is the netlink receive buffer asked for when
 	// Options.RcvBuf is 0. The kernel doubles it for its bookkeeping;
 	// 4 MiB holds several thousand queued requests (a request takes about

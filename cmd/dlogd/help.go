@@ -69,7 +69,8 @@ SYNOPSIS
                 [--cluster corosync|none] [--fence-confirm COMMAND]
                 [--fence-timeout DURATION] [--no-self-resume]
                 [--clear-delay DURATION] [--rcvbuf BYTES] [--poll DURATION]
-                [--netpoll] [--force] [--no-mlock] [--io-fallback]
+                [--netpoll] [--receivers N] [--force] [--no-mlock]
+                [--io-fallback]
 
 DESCRIPTION
     Serves dm-log-userspace requests until stopped. It stays in the
@@ -203,6 +204,15 @@ OPTIONS
         receive on the receiving thread, as dlogd did before. Slower
         wherever more than one CPU is online (docs/performance.md); kept
         for comparison.
+
+    --receivers N
+        How many threads take turns at receiving the kernel's requests on
+        the netlink socket (default 2, at most 16; 1 with --poll or
+        --netpoll). The thread that receives a disk log's MARK or FLUSH
+        writes the log itself and sends the reply, instead of handing it to
+        the log's worker, when another thread is left to go on receiving;
+        at least one always is. 1 hands every disk write to the worker, as
+        dlogd did before (docs/performance.md).
 
 SIGNALS
     SIGTERM, SIGINT, SIGHUP

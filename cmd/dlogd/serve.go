@@ -44,6 +44,7 @@ type serveFlags struct {
 	noSelfResume  bool
 	poll          time.Duration
 	netpoll       bool
+	receivers     int
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -67,6 +68,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.noSelfResume, "no-self-resume", false, "")
 	fs.DurationVar(&f.poll, "poll", 0, "")
 	fs.BoolVar(&f.netpoll, "netpoll", false, "")
+	fs.IntVar(&f.receivers, "receivers", transport.DefaultReceivers, "")
 	if code, ok := parseFlags(fs, args, helpServe, stdout, stderr); !ok {
 		return code
 	}
@@ -78,6 +80,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if f.poll < 0 || f.poll > transport.MaxPoll {
 		return usageError(stderr, "dlogd serve", "--poll %v: want a duration from 0 (off) to %v", f.poll, transport.MaxPoll)
+	}
+	if f.receivers < 1 || f.receivers > transport.MaxReceivers {
+		return usageError(stderr, "dlogd serve", "--receivers %d: want 1 to %d", f.receivers, transport.MaxReceivers)
 	}
 	if f.control == "" {
 		f.control = besidePidfile(f.pidfile, "dlogd.ctl")
@@ -131,7 +136,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	t, err := transport.Listen(f.transport, transport.Options{Logger: log, RcvBuf: f.rcvbuf, Poll: pollSetting(f.poll, runtime.NumCPU(), log), NetpollWait: f.netpoll})
+	t, err := transport.Listen(f.transport, transport.Options{Logger: log, RcvBuf: f.rcvbuf, Poll: pollSetting(f.poll, runtime.NumCPU(), log), NetpollWait: f.netpoll, Receivers: f.receivers})
 	if err != nil {
 		log.Error("cannot listen", "transport", f.transport, "err", err)
 		return 1

@@ -34,7 +34,7 @@ func (d *Dlogd) Dump(ctx context.Context) (Dump, error) {
 		if err != nil {
 			return Dump{}, err
 		}
-		dump, complete, err := ParseDlogdDump(string(b))
+		dump, complete, err := ParseDlogdDump(completeLines(b))
 		if err != nil {
 			return Dump{}, err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"strconv"
@@ -122,6 +123,13 @@ func FormatCounts(m map[string]uint64) string {
 	return strings.Join(parts, " ")
 }
 
+// completeLines is b up to its last newline: a log file read while the
+// daemon writes to it can end in part of a line (seen under load: a dump
+// line cut inside a quoted value failed to parse).
+func completeLines(b []byte) string {
+	return string(b[:bytes.LastIndexByte(b, '\n')+1])
+}
+
 // ParseDlogdDump finds the last complete state dump in text (dlogd's log
 // output) and parses it. complete is false when the last "state dump"
 // line is not yet followed by as many "log" lines as it announced (the
@@ -236,7 +244,13 @@ func PhaseDelta(before, after DumpLog) (string, error) {
 	if inline, err := count("phase_inline"); err != nil {
 		return "", err
 	} else if inline > 0 {
-		parts = append(parts, fmt.Sprintf("%d answered without the hand-off", inline))
+		p := fmt.Sprintf("%d answered without the hand-off", inline)
+		if detached, err := count("phase_detached"); err != nil {
+			return "", err
+		} else if detached > 0 {
+			p += fmt.Sprintf(" (%d of them writing, on a receiver that detached)", detached)
+		}
+		parts = append(parts, p)
 	}
 	return parts[0] + " " + strings.Join(parts[1:], ", "), nil
 }

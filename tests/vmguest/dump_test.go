@@ -52,6 +52,15 @@ func TestParseDlogdDump(t *testing.T) {
 	if _, complete, _ := ParseDlogdDump("no dump here"); complete {
 		t.Error("no dump reported complete")
 	}
+	// A log read while a dump line is half written: the cut line is not
+	// parsed (it would fail on its open quote), the dump is incomplete.
+	cut := full[:len(full)-len(`024" phase=constructed regions=128 in_sync=0 dirty=128 requests=CTR=1`)]
+	if _, complete, err := ParseDlogdDump(completeLines([]byte(sampleDump + "\n" + cut))); err != nil || complete {
+		t.Errorf("dump with a half-written last line: complete=%v err=%v, want incomplete and no error", complete, err)
+	}
+	if _, _, err := ParseDlogdDump(sampleDump + "\n" + cut); err == nil {
+		t.Error("the cut line parsed without completeLines: the test no longer shows the failure")
+	}
 }
 
 func TestRequestDelta(t *testing.T) {
@@ -81,6 +90,12 @@ func TestPhaseDelta(t *testing.T) {
 	want += ", 3 answered without the hand-off"
 	if err != nil || got != want {
 		t.Errorf("PhaseDelta with inline flushes = %q, %v; want %q", got, err, want)
+	}
+	detachedAfter := line(`phase_flushes=6 phase_inline=3 phase_detached=2 phase_queue=60µs phase_run=10ms phase_reply=300µs write_time=5ms leg_flushes=5 leg_flush_time=2.5ms`)
+	got, err = PhaseDelta(before, detachedAfter)
+	want += " (2 of them writing, on a receiver that detached)"
+	if err != nil || got != want {
+		t.Errorf("PhaseDelta with detached flushes = %q, %v; want %q", got, err, want)
 	}
 	if got, err := PhaseDelta(after, after); err != nil || got != "no flushes" {
 		t.Errorf("no flushes between: %q, %v", got, err)

@@ -69,6 +69,8 @@ var benchConfigs = []benchConfig{
 	{Name: "dlogd clustered-core GOMAXPROCS=1", Spec: logSpec{Type: "clustered-core"}, Env: []string{"GOMAXPROCS=1"}, Extra: true},
 	{Name: "dlogd clustered-core + integrated_flush", Spec: logSpec{Type: "clustered-core", Integrated: true}},
 	{Name: "dlogd clustered-disk + integrated_flush", Spec: logSpec{Type: "clustered-disk", Integrated: true}},
+	{Name: "dlogd clustered-core --receivers 1", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--receivers", "1"}, Extra: true},
+	{Name: "dlogd clustered-disk --receivers 1", Spec: logSpec{Type: "clustered-disk"}, DlogdArgs: []string{"--receivers", "1"}, Extra: true},
 	{Name: "dlogd clustered-core --netpoll", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--netpoll"}, Extra: true},
 	{Name: "dlogd clustered-core --poll 1ms", Spec: logSpec{Type: "clustered-core"}, DlogdArgs: []string{"--poll", "1ms"}, SMP: true},
 	{Name: "dlogd clustered-disk --poll 1ms", Spec: logSpec{Type: "clustered-disk"}, DlogdArgs: []string{"--poll", "1ms"}, SMP: true},
