@@ -418,7 +418,11 @@ func (l *Log) grant(x MemberID, p *proposal) {
 			l.stats.vetoes++
 		}
 		// Regions a peer's kernel asked for while they were proposed.
+		// A region given back before is granted only once its RELEASE
+		// was applied (a held region is never proposed): forget it, even
+		// if that RELEASE was applied in a state this member adopted.
 		for _, r := range got {
+			delete(l.givenBack, r)
 			if l.wanted[r] == p.id {
 				l.giveBack(r)
 			}
