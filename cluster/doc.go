@@ -68,6 +68,13 @@
 //     out. In-sync reports are multicast in batches (SYNCS), at most
 //     500 ms late and before any later message of the reporter; until
 //     delivered, the region stays held and out of sync for the others.
+//   - Give-back: a write that waits (IS_REMOTE_RECOVERING 1) for a region
+//     another member holds multicasts a WANT; the holder gives the region
+//     back (RELEASE) unless its kernel was handed it, and the writer's
+//     member proposes it first and hands it to its own kernel first. The
+//     write still waits for a recovery, its own kernel's, never goes to
+//     an out-of-sync region; a region handed to a kernel is never given
+//     back.
 //   - A write the kernel issues without IS_REMOTE_RECOVERING (below its
 //     hint, presuspended, after a reconnect) is always marked: IN_SYNC
 //     answers 1 below every hint this node returned, and RESUME of a

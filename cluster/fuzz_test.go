@@ -20,6 +20,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(c.vote(5, MakeMemberID(2, 77), 9, 0))
 	f.Add(c.vote(5, MakeMemberID(2, 77), 10, 0b1011))
 	f.Add(c.release(9, 7))
+	f.Add(c.want(11, 99))
 	f.Add(c.syncs(10, []uint64{4, 5, 99}))
 	f.Add(c.leaving(6))
 	f.Add(c.merged(7, 3, MakeMemberID(1, 5), []uint64{0, 50}, true))
@@ -47,6 +48,8 @@ func FuzzDecode(f *testing.F) {
 				again = c.taint(m.Seq, m.Region)
 			case syncRelease:
 				again = c.release(m.Seq, m.Region)
+			case syncWant:
+				again = c.want(m.Seq, m.Region)
 			default:
 				again = c.sync(m.Seq, m.Region, m.Value == 1)
 			}

@@ -65,6 +65,10 @@ func (l *Log) join() error {
 	l.rejoining, l.rejoinSeq = false, 0
 	clear(l.override)
 	l.nover.Store(0)
+	clear(l.started)
+	clear(l.givenBack)
+	clear(l.wanted)
+	clear(l.wantSent)
 	clear(l.merging)
 	clear(l.fencing)
 	clear(l.tookOver)

@@ -210,21 +210,27 @@ type Log struct {
 	cond sync.Cond
 	st   *state
 	// Local, not replicated:
-	me            MemberID
-	group         Group
-	status        uint8      // stUnsynced, stSynced, stRetired
-	cur           []MemberID // current membership
-	round         map[MemberID]uint8
-	resolved      bool
-	queue         []event // events since our join, while unsynced
-	assembly      map[MemberID]*stateAsm
-	replaying     bool
-	seq           uint64               // last sequence number sent
-	delivered     uint64               // highest own sequence number delivered
-	override      map[uint64]bool      // own SET_REGION_SYNC not yet delivered
-	reserved      map[uint64]time.Time // IS_REMOTE_RECOVERING answered 0
-	ns            map[uint64]bool      // regions this node's kernel may hold NOSYNC
-	prio          []uint64
+	me        MemberID
+	group     Group
+	status    uint8      // stUnsynced, stSynced, stRetired
+	cur       []MemberID // current membership
+	round     map[MemberID]uint8
+	resolved  bool
+	queue     []event // events since our join, while unsynced
+	assembly  map[MemberID]*stateAsm
+	replaying bool
+	seq       uint64               // last sequence number sent
+	delivered uint64               // highest own sequence number delivered
+	override  map[uint64]bool      // own SET_REGION_SYNC not yet delivered
+	reserved  map[uint64]time.Time // IS_REMOTE_RECOVERING answered 0
+	ns        map[uint64]bool      // regions this node's kernel may hold NOSYNC
+	prio      []uint64
+	// Give-back (docs/design/cluster.md, "Give-back"):
+	interest      map[uint64]time.Time // regions this node's kernel was told are recovering: when
+	wantSent      map[uint64]time.Time // WANTs this member sent: when
+	started       map[uint64]bool      // granted regions GET_RESYNC_WORK handed to this node's kernel, not reported
+	givenBack     map[uint64]bool      // granted regions this member gave back (RELEASE sent, not delivered)
+	wanted        map[uint64]uint64    // regions of this member's open proposal a peer's kernel wants: the proposal's id
 	cursor        uint64
 	skipped       map[uint64]bool
 	lastReset     time.Time
@@ -263,7 +269,7 @@ type Log struct {
 	sendcond      sync.Cond
 	sendStop      bool
 	sendDone      chan struct{}
-	stats         struct{ sent, recv, malformed, proposals, grants, vetoes, merges, yields, wakes uint64 }
+	stats         struct{ sent, recv, malformed, proposals, grants, vetoes, merges, yields, wakes, givenBack uint64 }
 	opened        time.Time // CTR: the origin of the debug timeline (trace)
 }
 
@@ -307,6 +313,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		log:      eo.Logger.With("cluster", o.Messenger.Name()),
 		mine:     newBits(n, false),
 		override: map[uint64]bool{}, reserved: map[uint64]time.Time{}, ns: map[uint64]bool{},
+		interest: map[uint64]time.Time{}, wantSent: map[uint64]time.Time{}, started: map[uint64]bool{}, givenBack: map[uint64]bool{}, wanted: map[uint64]uint64{},
 		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{}, fencing: map[uint32]bool{}, tookOver: map[uint32]bool{},
 		assembly: map[MemberID]*stateAsm{}, linger: map[uint64]time.Time{},
 	}
@@ -676,24 +683,95 @@ func (l *Log) IsRemoteRecovering(r uint64) (bool, uint64, error) {
 	if v, ok := l.override[r]; ok {
 		rec = !v
 	}
+	now := time.Now()
 	if rec {
 		hint = min(hint, r)
 		if len(l.prio) < 1024 && !slices.Contains(l.prio, r) {
 			l.prio = append(l.prio, r)
 		}
-	} else {
-		l.reserved[r] = time.Now().Add(l.opts.Reserve)
-		if len(l.reserved) > 4096 {
-			now := time.Now()
-			for k, t := range l.reserved {
-				if now.After(t) {
-					delete(l.reserved, k)
-				}
-			}
+		l.interest[r] = now.Add(interestTTL)
+		pruneBefore(l.interest, now, 4096)
+		if x, locked := l.st.lockedBy(r); locked && x != l.me {
+			l.want(r, now)
 		}
+	} else {
+		l.reserved[r] = now.Add(l.opts.Reserve)
+		pruneBefore(l.reserved, now, 4096)
 	}
 	l.promise(hint)
 	return rec, hint, nil
+}
+
+// Give-back: a region another member holds for recovery and this node's
+// kernel waits to write is wanted from its holder (a WANT, at most once per
+// wantEvery per region while the kernel keeps asking); a holder whose
+// kernel was not handed it yet gives it back (RELEASE), and this member
+// proposes it first and hands it to its kernel first, so that the write
+// waits for one vote and one region's copy, not for the holder's batch
+// (docs/design/cluster.md, "Give-back"). interestTTL is how long a
+// kernel's IS_REMOTE_RECOVERING answered 1 counts as its interest (the
+// kernel asks again every 200-450 ms while the write waits).
+const (
+	wantEvery   = time.Second
+	interestTTL = 2 * time.Second
+)
+
+// pruneBefore drops the entries of m that expired before now once m holds
+// more than max of them.
+func pruneBefore(m map[uint64]time.Time, now time.Time, max int) {
+	if len(m) <= max {
+		return
+	}
+	for k, t := range m {
+		if now.After(t) {
+			delete(m, k)
+		}
+	}
+}
+
+// want multicasts a WANT of r, held by another member, unless one went
+// less than wantEvery ago; mu is held.
+func (l *Log) want(r uint64, now time.Time) {
+	if t, ok := l.wantSent[r]; ok && now.Before(t) {
+		return
+	}
+	if l.send(func(seq uint64) []byte { return l.codec.want(seq, r) }) == 0 {
+		return
+	}
+	l.wantSent[r] = now.Add(wantEvery)
+	pruneBefore(l.wantSent, now, 4096)
+	l.trace("want sent", "region", r)
+}
+
+// wants reports whether this node's kernel waits to write r; mu is held.
+func (l *Log) wants(r uint64) bool {
+	t, ok := l.interest[r]
+	return ok && time.Now().Before(t)
+}
+
+// giveBack gives back r, wanted by a peer's kernel, if this member holds it
+// and its kernel was not handed it: a RELEASE, after which the region is
+// no longer work here. A region of this member's open proposal is given
+// back when it is granted; mu is held.
+func (l *Log) giveBack(r uint64) {
+	if l.started[r] || l.givenBack[r] || l.replaying {
+		return
+	}
+	if !slices.Contains(l.st.grants[l.me], r) {
+		if p := l.st.pending[l.me]; p != nil && slices.Contains(p.regions, r) && len(l.wanted) < maxBatch {
+			l.wanted[r] = p.id
+		}
+		return
+	}
+	if _, reported := l.override[r]; reported {
+		return
+	}
+	if l.send(func(seq uint64) []byte { return l.codec.release(seq, r) }) == 0 {
+		return
+	}
+	l.givenBack[r] = true
+	l.stats.givenBack++
+	l.trace("given back", "region", r)
 }
 
 func (l *Log) promise(h uint64) {
@@ -740,6 +818,10 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.trace("set_region_sync", "region", r, "in_sync", inSync)
+	delete(l.started, r)
+	if inSync {
+		delete(l.interest, r)
+	}
 	if !inSync && !slices.Contains(l.st.grants[l.me], r) {
 		// A failed write: the kernel keeps the region NOSYNC in its
 		// region hash until this node recovers it; only this node may
@@ -801,11 +883,15 @@ func (l *Log) GetResyncWork() (uint64, bool, error) {
 		work := l.unreported()
 		if len(work) > 0 {
 			l.stalled = false
-			if len(work)-1 <= resyncLow {
+			// A region this node's kernel waits to write goes first.
+			i := max(0, slices.IndexFunc(work, l.wants))
+			r := work[i]
+			l.started[r] = true
+			if len(work)-1 <= resyncLow || l.wantsFree() {
 				l.proposeBatch()
 			}
-			l.trace("get_resync_work", "region", work[0], "granted_left", len(work)-1)
-			return work[0], true, nil
+			l.trace("get_resync_work", "region", r, "granted_left", len(work)-1)
+			return r, true, nil
 		}
 		if l.failed != nil || l.halted.Load() || l.closed.Load() {
 			return 0, false, nil
@@ -896,15 +982,27 @@ func (l *Log) maybeWake() {
 }
 
 // unreported returns the regions granted to this member that it has not
-// reported (no SET_REGION_SYNC of them since); mu is held.
+// reported (no SET_REGION_SYNC of them since) nor given back; mu is held.
 func (l *Log) unreported() []uint64 {
 	var out []uint64
 	for _, r := range l.st.grants[l.me] {
-		if _, reported := l.override[r]; !reported {
+		if _, reported := l.override[r]; !reported && !l.givenBack[r] {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// wantsFree reports whether this node's kernel waits to write a region
+// that is out of sync and held by nobody (given back to it): proposed at
+// once, not after this member's grant runs low; mu is held.
+func (l *Log) wantsFree() bool {
+	for _, r := range l.prio {
+		if _, locked := l.st.lockedBy(r); !locked && !l.st.sync.Test(r) && l.wants(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // proposeBatch proposes the next batch of regions unless a proposal of
@@ -1122,6 +1220,9 @@ type Info struct {
 	Proposals, Granted uint64
 	// Wakes counts the Options.Wake calls made.
 	Wakes uint64
+	// GivenBack counts the granted regions this member gave back to a
+	// peer's waiting write (RELEASE).
+	GivenBack uint64
 }
 
 // Info returns the log's group view.
@@ -1130,7 +1231,7 @@ func (l *Log) Info() Info {
 	defer l.mu.Unlock()
 	in := Info{Me: l.me, Synced: l.status == stSynced, Members: slices.Clone(l.cur), Grants: map[MemberID][]uint64{},
 		InSync: l.st.sync.Count(), Slot: -1, Founded: l.founded, Sent: l.stats.sent, Received: l.stats.recv, Bad: l.stats.malformed, Merges: l.stats.merges,
-		Proposals: l.stats.proposals, Granted: l.stats.grants, Wakes: l.stats.wakes}
+		Proposals: l.stats.proposals, Granted: l.stats.grants, Wakes: l.stats.wakes, GivenBack: l.stats.givenBack}
 	for k, v := range l.st.grants {
 		in.Grants[k] = slices.Clone(v)
 	}

@@ -64,8 +64,14 @@ func (l *Log) processFull(ev event) {
 			}
 			return
 		}
+		if m.Value == syncWant {
+			if from != l.me {
+				l.giveBack(m.Region)
+			}
+			return
+		}
 		if m.Value == syncRelease {
-			st.ungrant(from, m.Region)
+			l.released(from, m.Region)
 			return
 		}
 		l.applySync(from, m.Region, m.Value == 1)
@@ -171,6 +177,24 @@ func (l *Log) applySync(from MemberID, r uint64, inSync bool) {
 		delete(l.override, r)
 		l.nover.Store(int32(len(l.override)))
 	}
+}
+
+// released applies a RELEASE of from: r, given back unrecovered, is out
+// of sync and held by nobody. A member whose kernel waits to write r
+// proposes it first, at once.
+func (l *Log) released(from MemberID, r uint64) {
+	held := l.st.ungrant(from, r)
+	if from == l.me {
+		delete(l.givenBack, r)
+		return
+	}
+	if !held || l.replaying || !l.wants(r) || l.st.sync.Test(r) {
+		return
+	}
+	delete(l.skipped, r)
+	l.prio = slices.DeleteFunc(l.prio, func(x uint64) bool { return x == r })
+	l.prio = slices.Insert(l.prio, 0, r)
+	l.proposeBatch()
 }
 
 // rejoin: a member on a node whose previous member departed without
@@ -393,5 +417,16 @@ func (l *Log) grant(x MemberID, p *proposal) {
 		if len(got) < len(p.regions) {
 			l.stats.vetoes++
 		}
+		// Regions a peer's kernel asked for while they were proposed.
+		// A region given back before is granted only once its RELEASE
+		// was applied (a held region is never proposed): forget it, even
+		// if that RELEASE was applied in a state this member adopted.
+		for _, r := range got {
+			delete(l.givenBack, r)
+			if l.wanted[r] == p.id {
+				l.giveBack(r)
+			}
+		}
+		clear(l.wanted)
 	}
 }

@@ -89,7 +89,7 @@ type message struct {
 	Marks, Clears []uint64 // MARKS; Marks also for MERGED and SYNCS
 
 	Region uint64 // SYNC
-	Value  uint64 // SYNC: 0 or 1, syncTaint, syncRelease
+	Value  uint64 // SYNC: 0 or 1, syncTaint, syncRelease, syncWant
 
 	Regions  []uint64 // PROPOSE: 1 to maxBatch distinct regions
 	Proposal uint64   // PROPOSE, VOTE
@@ -183,6 +183,18 @@ const syncRelease = 3
 
 func (c codec) release(seq, region uint64) []byte {
 	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, syncRelease)
+}
+
+// syncWant is the SYNC value of a want: the sender's kernel waits to write
+// the region (IS_REMOTE_RECOVERING answered 1) while another member holds
+// it for recovery. The holder gives it back (syncRelease) if its kernel
+// was not handed it yet; the others ignore it. A member of wire version 2
+// drops it as malformed, and the write waits for the holder's recovery as
+// it did there (docs/design/cluster.md, "Give-back").
+const syncWant = 4
+
+func (c codec) want(seq, region uint64) []byte {
+	return u64s(c.head(make([]byte, 0, hdrLen+16), mSync, seq, 16), region, syncWant)
 }
 
 // propose asks the group for regions to recover (1 to maxBatch, distinct):
@@ -356,7 +368,7 @@ func (c codec) decode(b []byte) (message, error) {
 		if err := region(m.Region); err != nil {
 			return m, err
 		}
-		if m.Value > syncRelease {
+		if m.Value > syncWant {
 			return m, malformed("SYNC value %d", m.Value)
 		}
 	case mPropose:

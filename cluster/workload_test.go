@@ -166,9 +166,11 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 	for i := range nodes {
 		start(i)
 	}
+	var givenBack uint64 // by the killed nodes' logs
 	kill := func(i int) (map[uint64]bool, MemberID, time.Time) {
 		nd := nodes[i]
 		me := nd.l.Info().Me
+		givenBack += nd.l.Info().GivenBack
 		nd.k.dead.Store(true)
 		ch.Dies(i)
 		at := time.Now()
@@ -207,6 +209,7 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 		}
 		checkSame(t, nodes)
 		for _, nd := range nodes {
+			givenBack += nd.l.Info().GivenBack
 			nd.l.Close()
 		}
 	} else {
@@ -269,18 +272,19 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 		dirty := kl.State().Dirty
 		kl.Close()
 		for _, nd := range nodes {
+			givenBack += nd.l.Info().GivenBack
 			nd.l.Close()
 		}
 		t.Logf("clean image: %d dirty regions, %d still marked", dirty, len(marked))
 	}
 	st := ch.Stats()
-	t.Logf("writes %d, recoveries %d (hand-outs from a batch %d of %d), kills %d, membership checks %d, dead marks checked %d",
-		st.Writes, st.Recoveries, st.Batched, st.HandOuts, st.Kills, st.Checks, st.MarksChecked)
+	t.Logf("writes %d, recoveries %d (hand-outs from a batch %d of %d, regions given back %d), kills %d, membership checks %d, dead marks checked %d",
+		st.Writes, st.Recoveries, st.Batched, st.HandOuts, givenBack, st.Kills, st.Checks, st.MarksChecked)
 	if v := ch.Violations(); len(v) > 0 {
 		t.Fatalf("%d violations, first: %s", len(v), v[0])
 	}
-	if st.Recoveries == 0 || st.Kills == 0 || st.Batched == 0 {
-		t.Fatal("the workload did not exercise recovery, batched hand-outs and kills")
+	if st.Recoveries == 0 || st.Kills == 0 || st.Batched == 0 || givenBack == 0 {
+		t.Fatal("the workload did not exercise recovery, batched hand-outs, give-backs and kills")
 	}
 	_ = header.Magic
 }

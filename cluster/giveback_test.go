@@ -1,0 +1,184 @@
+package cluster
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// writerKernel is b's kernel waiting to write region w while it is out of
+// sync: as dm-raid1's worker does, it asks IS_REMOTE_RECOVERING, and while
+// the answer is 1 it runs a recovery pass (GET_RESYNC_WORK, the copy,
+// SET_REGION_SYNC) and asks again after a short delay (delayed_wake). It
+// returns once the write may go, with the regions b's kernel recovered;
+// it fails the test if that takes longer than within.
+func writerKernel(t *testing.T, b *Log, w uint64, within time.Duration) []uint64 {
+	t.Helper()
+	var recovered []uint64
+	for deadline := time.Now().Add(within); ; {
+		rec, _, err := b.IsRemoteRecovering(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rec {
+			return recovered
+		}
+		if !time.Now().Before(deadline) {
+			t.Fatalf("the write to region %d still waits after %v (b recovered %v, grants %v)", w, within, recovered, b.Info().Grants)
+		}
+		if r, ok, err := b.GetResyncWork(); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			if err := b.SetRegionSync(r, true); err != nil {
+				t.Fatal(err)
+			}
+			recovered = append(recovered, r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestGiveBackNotStarted: a holds a batch of regions for recovery and its
+// kernel recovers the first one; b's kernel wants to write another region
+// of the batch, which a's kernel was not handed. Before the give-back,
+// b's write waited (IS_REMOTE_RECOVERING 1) until a's kernel reached that
+// region: here never, a's kernel being busy with its first one. Now a
+// gives it back, b recovers it next and its write goes, within a handful
+// of messages; a's kernel is never handed it again.
+func TestGiveBackNotStarted(t *testing.T) {
+	coreAndDisk(t, func(t *testing.T, args string) {
+		a, b, _ := pairOn(t, "65536 "+args) // 64 regions
+		first, ok, err := a.GetResyncWork()
+		if err != nil || !ok {
+			t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
+		}
+		ga := a.Info().Grants[a.Info().Me]
+		if len(ga) < 8 {
+			t.Fatalf("a holds %v; want a batch", ga)
+		}
+		w := ga[len(ga)-1] // the batch's last region: the longest wait
+		waitFor(t, "a's grant known to b", func() bool { return held(b, w) })
+		sent := a.Info().Sent + b.Info().Sent
+		got := writerKernel(t, b, w, 5*time.Second)
+		msgs := a.Info().Sent + b.Info().Sent - sent
+		t.Logf("b's write to region %d went after %d messages; b recovered %v", w, msgs, got)
+		// b's kernel may take a region of its own before the RELEASE
+		// arrives (it recovers what it is handed), then w.
+		if !slices.Contains(got, w) || len(got) > 3 {
+			t.Fatalf("b's kernel recovered %v; want region %d within its first 3", got, w)
+		}
+		// WANT, RELEASE, PROPOSE, VOTE, and a SYNCS or two.
+		if msgs > 8 {
+			t.Fatalf("%d messages before the write went; want at most 8", msgs)
+		}
+		if n := a.Info().GivenBack; n != 1 {
+			t.Fatalf("a gave back %d regions; want 1", n)
+		}
+		waitFor(t, "b's recovery known to a", func() bool { return replicatedInSync(a, w) })
+		if slices.Contains(a.Info().Grants[a.Info().Me], w) {
+			t.Fatalf("a still holds region %d", w)
+		}
+		// a's kernel goes on with its batch and is never handed w.
+		if err := a.SetRegionSync(first, true); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			r, ok, err := a.GetResyncWork()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if r == w {
+				t.Fatalf("a's kernel handed region %d after a gave it back", w)
+			}
+			if err := a.SetRegionSync(r, true); err != nil {
+				t.Fatal(err)
+			}
+			if a.SyncCount() == 64 {
+				break
+			}
+		}
+	})
+}
+
+// TestGiveBackStartedKept: a region a's kernel was handed (it may be
+// copying it) is never given back: b's write to it waits for a's report,
+// while a region of the same batch a's kernel was not handed is given back
+// to b's other write.
+func TestGiveBackStartedKept(t *testing.T) {
+	coreAndDisk(t, func(t *testing.T, args string) {
+		a, b, _ := pairOn(t, "65536 "+args)
+		first, ok, err := a.GetResyncWork()
+		if err != nil || !ok {
+			t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
+		}
+		ga := a.Info().Grants[a.Info().Me]
+		other := ga[len(ga)-1]
+		waitFor(t, "a's grant known to b", func() bool { return held(b, first, other) })
+		// b's kernel asks about both; only the one a's kernel was not
+		// handed comes back.
+		for _, r := range []uint64{first, other} {
+			if rec, _, _ := b.IsRemoteRecovering(r); !rec {
+				t.Fatalf("IS_REMOTE_RECOVERING(%d) = 0 on b while a holds it", r)
+			}
+		}
+		waitFor(t, "the region a's kernel was not handed given back", func() bool { return !slices.Contains(b.Info().Grants[a.Info().Me], other) })
+		time.Sleep(200 * time.Millisecond) // any RELEASE of first would be delivered by now
+		if !slices.Contains(a.Info().Grants[a.Info().Me], first) || !slices.Contains(b.Info().Grants[a.Info().Me], first) {
+			t.Fatalf("region %d, which a's kernel recovers, is no longer a's (grants %v)", first, b.Info().Grants)
+		}
+		if n := a.Info().GivenBack; n != 1 {
+			t.Fatalf("a gave back %d regions; want 1", n)
+		}
+		for range 3 {
+			if rec, _, _ := b.IsRemoteRecovering(first); !rec {
+				t.Fatalf("IS_REMOTE_RECOVERING(%d) = 0 on b while a's kernel recovers it", first)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := a.SetRegionSync(first, true); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a's report of the started region delivered to b", func() bool {
+			rec, _, _ := b.IsRemoteRecovering(first)
+			return !rec
+		})
+	})
+}
+
+// TestGiveBackProposed: b's kernel wants a region of a's proposal while
+// the vote is open (b voted for it, c has not yet); a gives it back as
+// soon as it is granted, and b's write goes.
+func TestGiveBackProposed(t *testing.T) {
+	net := NewFakeNet(3)
+	a, b, c := threeNodes(t, net, ctr(t, "65536 clustered-core 1024"), nil)
+	t.Cleanup(func() { a.Close(); b.Close(); c.Close() })
+	net.Hold(3) // c sees no PROPOSE: its vote waits
+	go a.GetResyncWork()
+	var w uint64
+	waitFor(t, "a's proposal known to b", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		p := b.st.pending[a.me]
+		if p == nil {
+			return false
+		}
+		w = p.regions[len(p.regions)-1]
+		return true
+	})
+	if rec, _, _ := b.IsRemoteRecovering(w); !rec {
+		t.Fatalf("IS_REMOTE_RECOVERING(%d) = 0 on b while a proposed it", w)
+	}
+	time.Sleep(100 * time.Millisecond) // b's WANT delivered to a before c's vote
+	if !held(a, w) && a.Info().GivenBack != 0 {
+		t.Fatal("the proposal ended before c voted")
+	}
+	net.Release()
+	waitFor(t, "region given back at its grant", func() bool { return a.Info().GivenBack == 1 })
+	writerKernel(t, b, w, 5*time.Second)
+	if slices.Contains(a.Info().Grants[a.Info().Me], w) {
+		t.Fatalf("a still holds region %d", w)
+	}
+}
