@@ -99,6 +99,21 @@ type diskState struct {
 	// Options.FlushCallback is set.
 	cleaned atomic.Bool
 
+	// Held clears (only with Options.FlushCallback, holds): from a
+	// flush's cleaned.Swap to the end of its writeChanged, ClearRegion
+	// records its region in held instead of setting the clean bit, since
+	// that flush's leg flush (if any) may not cover the region's leg
+	// writes while its writeChanged would write the clear. MarkRegion
+	// removes its region from held (a mark after a clear wins). The flush
+	// applies what is left when its writes are done, and the next flush
+	// leg-flushes and writes them (see flushOnce). hmu guards held, the
+	// writes of holding, and a ClearRegion's check of holding together
+	// with its clean.Set and cleaned.Store.
+	holds   bool
+	hmu     sync.Mutex
+	holding atomic.Bool
+	held    map[uint64]struct{}
+
 	// Group commit: a Flush waits for the first flush that starts after it
 	// was called. fmu guards the fields below it.
 	fmu       sync.Mutex
@@ -135,7 +150,10 @@ func (l *dirtyLog) openDisk() error {
 	if err != nil {
 		return err
 	}
-	d := &diskState{info: info, name: info.Name, dev: dev}
+	d := &diskState{info: info, name: info.Name, dev: dev, holds: l.opts.FlushCallback != nil}
+	if d.holds {
+		d.held = make(map[uint64]struct{})
+	}
 	d.fcond.L = &d.fmu
 	l.disk = d
 	if l.opts.WrapDevice != nil {
@@ -328,6 +346,20 @@ func (d *diskState) flushOnce(l *dirtyLog, force bool) error {
 		d.clearTimer = nil
 	}
 	marks = d.dirtied.Swap(false)
+	if d.holds {
+		// The leg flush below (or its absence, when cleaned is false)
+		// covers only the clears made before the Swap: a clear made
+		// later, during cb or the staging, may be for a region whose leg
+		// writes completed after cb started, into a leg's volatile cache.
+		// writeChanged stages the live bitmap and would write such a
+		// clear with no leg flush behind it, so clears are held until the
+		// writes are done, then applied for the next flush (the kernel's
+		// FLUSH after its CLEAR waits for a flush that starts after it).
+		d.hmu.Lock()
+		d.holding.Store(true)
+		d.hmu.Unlock()
+		defer d.applyHeld(l)
+	}
 	if cb := l.opts.FlushCallback; cb != nil && d.cleaned.Swap(false) && !l.ignoreClears.Load() {
 		t := time.Now()
 		err := cb()
@@ -351,6 +383,53 @@ func (d *diskState) flushOnce(l *dirtyLog, force bool) error {
 		return fmt.Errorf("%w: flush: %v", ErrIO, err)
 	}
 	return nil
+}
+
+// applyHeld ends the hold flushOnce started: the clears held during the
+// flush are applied (unless a failed leg flush made clears ignored since),
+// for the next flush to leg-flush and write. It runs after writeChanged,
+// whether it succeeded or not.
+func (d *diskState) applyHeld(l *dirtyLog) {
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
+	if !l.ignoreClears.Load() {
+		for r := range d.held {
+			if l.clean.Set(r) {
+				d.cleaned.Store(true)
+			}
+		}
+	}
+	clear(d.held)
+	d.holding.Store(false)
+}
+
+// clearRegion is ClearRegion for a disk log with a FlushCallback: the
+// clear is held while a flush is between its cleaned.Swap and the end of
+// its writes, applied otherwise.
+func (d *diskState) clearRegion(l *dirtyLog, region uint64) {
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
+	if l.ignoreClears.Load() {
+		return
+	}
+	if d.holding.Load() {
+		d.held[region] = struct{}{}
+		return
+	}
+	if l.clean.Set(region) {
+		d.cleaned.Store(true)
+	}
+}
+
+// unhold drops a held clear of region: MarkRegion calls it when it sees a
+// hold, before clearing the bit, so a mark made after a clear wins. A mark
+// that sees no hold needs nothing: holding is stored false only after the
+// held clears were applied, so any clear held before the mark's load has
+// been applied already, and the mark's clean.Clear comes after it.
+func (d *diskState) unhold(region uint64) {
+	d.hmu.Lock()
+	delete(d.held, region)
+	d.hmu.Unlock()
 }
 
 // writeChanged writes every changed block of the image, then flushes the

@@ -268,6 +268,9 @@ func (l *dirtyLog) MarkRegion(region uint64) error {
 	if err := l.check(region); err != nil {
 		return err
 	}
+	if d := l.disk; d != nil && d.holds && d.holding.Load() {
+		d.unhold(region)
+	}
 	if l.clean.Clear(region) && l.disk != nil {
 		// After the bit and its block flag: see Flush.
 		l.disk.dirtied.Store(true)
@@ -278,6 +281,10 @@ func (l *dirtyLog) MarkRegion(region uint64) error {
 func (l *dirtyLog) ClearRegion(region uint64) error {
 	if err := l.check(region); err != nil {
 		return err
+	}
+	if d := l.disk; d != nil && d.holds {
+		d.clearRegion(l, region)
+		return nil
 	}
 	if !l.ignoreClears.Load() && l.clean.Set(region) && l.disk != nil {
 		l.disk.cleaned.Store(true)
