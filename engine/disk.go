@@ -320,7 +320,11 @@ func (d *diskState) flush(l *dirtyLog, force bool) error {
 }
 
 // flushOnce writes the changed blocks. It is called with fmu held and
-// releases it around the I/O so that waiters can queue.
+// releases it around the I/O so that waiters can queue. With a
+// FlushCallback it calls the leg flush first if clears were made since the
+// last one, and holds the clears made from then until its writes are done
+// (diskState.held): no clear is written without a leg flush issued after
+// it.
 func (d *diskState) flushOnce(l *dirtyLog, force bool) error {
 	marks := d.dirtied.Load()
 	if !marks && !force && l.opts.ClearDelay > 0 {

@@ -54,8 +54,10 @@ type Options struct {
 	// that records clears, as the kernel calls the mirror's flush_callback_fn
 	// to flush every leg. If it fails, every region is marked dirty and
 	// clears are ignored until the log is reconstructed (the kernel's
-	// flush_failed). dm-log-userspace has no such callback; dlogd finds
-	// the mirror's legs itself (daemon.Options.FlushLegs).
+	// flush_failed). A clear made while a flush runs is left to the next
+	// flush, which calls it again before writing it. dm-log-userspace has
+	// no such callback; dlogd finds the mirror's legs itself
+	// (daemon.Options.FlushLegs).
 	FlushCallback func() error
 }
 

@@ -202,3 +202,60 @@ func TestDiskHeldClearDroppedOnLegFlushFailure(t *testing.T) {
 }
 
 var errTest = errors.New("leg flush failed")
+
+// Marks, clears and flushes racing with a leg flush callback (run with
+// -race): once they stop, two flushes leave memory and device equal, and
+// every region whose last call was a mark is dirty.
+func TestDiskHeldClearsConcurrent(t *testing.T) {
+	p := logFile(t, 8192)
+	var legs atomic.Int32
+	l := mustOpen(t, 2097152, "disk 2 "+p+" 1024", engine.Options{FlushCallback: func() error { legs.Add(1); return nil }})
+	l.Resume()
+	for r := uint64(0); r < 2048; r++ {
+		l.SetRegionSync(r, true)
+	}
+	const workers, regionsEach, rounds = 4, 64, 200
+	var stopped atomic.Bool
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for !stopped.Load() {
+			l.Flush()
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			base := uint64(w * regionsEach)
+			for i := range rounds {
+				for r := base; r < base+regionsEach; r++ {
+					l.MarkRegion(r)
+					if (int(r)+i)%3 != 0 || i < rounds-1 {
+						l.ClearRegion(r)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stopped.Store(true)
+	<-flushed
+	for range 2 {
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if legs.Load() == 0 {
+		t.Fatal("no leg flush")
+	}
+	img := readDirect(t, p, 8192)
+	for r := uint64(0); r < workers*regionsEach; r++ {
+		c, _ := l.IsClean(r)
+		wantClean := (int(r)+rounds-1)%3 != 0
+		if c != wantClean || cleanBit(img, r) != wantClean {
+			t.Fatalf("region %d: clean in memory %v, on the device %v; want %v", r, c, cleanBit(img, r), wantClean)
+		}
+	}
+}
