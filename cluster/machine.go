@@ -65,8 +65,8 @@ func (l *Log) processFull(ev event) {
 			return
 		}
 		if m.Value == syncWant {
-			if from != l.me {
-				l.giveBack(m.Region)
+			if from != l.me && l.canTake(from) {
+				l.giveBack(m.Region, from)
 			}
 			return
 		}
@@ -423,8 +423,8 @@ func (l *Log) grant(x MemberID, p *proposal) {
 		// if that RELEASE was applied in a state this member adopted.
 		for _, r := range got {
 			delete(l.givenBack, r)
-			if l.wanted[r] == p.id {
-				l.giveBack(r)
+			if w, ok := l.wanted[r]; ok && w.prop == p.id && l.canTake(w.by) {
+				l.giveBack(r, w.by)
 			}
 		}
 		clear(l.wanted)
