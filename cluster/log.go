@@ -840,14 +840,17 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.trace("set_region_sync", "region", r, "in_sync", inSync)
+	started := l.started[r]
 	delete(l.started, r)
 	if inSync {
 		delete(l.interest, r)
 	}
-	if !inSync && !slices.Contains(l.st.grants[l.me], r) {
-		// A failed write: the kernel keeps the region NOSYNC in its
-		// region hash until this node recovers it; only this node may
-		// resync it.
+	if !inSync && !started {
+		// A failed write (dm_rh_mark_nosync; a failed recovery is of a
+		// region the kernel was handed, even if r is granted to this
+		// member): the kernel keeps the region NOSYNC in its region
+		// hash until this node recovers it; only this node may resync
+		// it.
 		l.ns[r] = true
 	} else if inSync {
 		// This node's kernel recovered r: its region-hash entry is
