@@ -347,9 +347,15 @@ func (l *Log) propose(x MemberID, m message) {
 
 // accept is this member's vote on another member recovering r: no if this
 // node has r marked (its writes may be in flight), has just told its kernel
-// r is not recovering, may hold r as NOSYNC in its kernel, or has no
-// quorum.
+// r is not recovering, may hold r as NOSYNC in its kernel, handed r to its
+// kernel for recovery and has not had its report (the copy may be running
+// though this member's hold of r ended: after a partition heal, say), or
+// has no quorum. All of it is this node's own state: a vote is its own
+// decision.
 func (l *Log) accept(r uint64) bool {
+	if l.started[r] {
+		return false
+	}
 	l.pmu.Lock()
 	l.releaseFor(r) // a held clear: this node's writes to r are done
 	l.pmu.Unlock()

@@ -147,3 +147,43 @@ func TestVetoFailedWriteGranted(t *testing.T) {
 		t.Fatalf("region %d in sync while a's kernel holds it NOSYNC", r)
 	}
 }
+
+// TestVetoStarted: a's kernel was handed region r for recovery and has
+// not reported it; a's hold of r ends all the same (here a RELEASE; after
+// a partition heal, the adopted state). a's kernel may still be copying
+// r, so a votes no when b proposes it: b's kernel is never handed r while
+// a's is.
+func TestVetoStarted(t *testing.T) {
+	a, b, _ := pairOn(t, "65536 clustered-core 1024")
+	r, ok, err := a.GetResyncWork()
+	if err != nil || !ok {
+		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
+	}
+	a.mu.Lock()
+	a.send(func(seq uint64) []byte { return a.codec.release(seq, r) })
+	a.mu.Unlock()
+	waitFor(t, "a's hold of r ended on b", func() bool { return !held(b, r) })
+	// b's kernel waits to write r: b proposes it first.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if rec, _, _ := b.IsRemoteRecovering(r); !rec {
+			t.Fatalf("IS_REMOTE_RECOVERING(%d) = 0 on b while it is out of sync", r)
+		}
+		x, ok, err := b.GetResyncWork()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && x == r {
+			t.Fatalf("b's kernel handed region %d while a's kernel recovers it", r)
+		}
+		if ok {
+			if err := b.SetRegionSync(x, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.SetRegionSync(r, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a's recovery of r known to b", func() bool { return replicatedInSync(b, r) })
+}
