@@ -79,28 +79,34 @@ func TestGiveBackNotStarted(t *testing.T) {
 			t.Fatalf("a still holds region %d", w)
 		}
 		// a's kernel goes on with its batch and is never handed w.
-		if err := a.SetRegionSync(first, true); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			r, ok, err := a.GetResyncWork()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-			if r == w {
-				t.Fatalf("a's kernel handed region %d after a gave it back", w)
-			}
-			if err := a.SetRegionSync(r, true); err != nil {
-				t.Fatal(err)
-			}
-			if a.SyncCount() == 64 {
-				break
-			}
+		if got := recoverGrant(t, a, first); slices.Contains(got, w) {
+			t.Fatalf("a's kernel handed region %d after a gave it back", w)
 		}
 	})
+}
+
+// recoverGrant is l's kernel reporting first, which it was handed, in sync,
+// then recovering every region GET_RESYNC_WORK hands it until the log is in
+// sync or it answers "no work": the regions it was handed after first.
+func recoverGrant(t *testing.T, l *Log, first uint64) []uint64 {
+	t.Helper()
+	var got []uint64
+	for r := first; ; got = append(got, r) {
+		if err := l.SetRegionSync(r, true); err != nil {
+			t.Fatal(err)
+		}
+		if l.SyncCount() == l.n {
+			return got
+		}
+		next, ok, err := l.GetResyncWork()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return got
+		}
+		r = next
+	}
 }
 
 // TestGiveBackStartedKept: a region a's kernel was handed (it may be
@@ -180,5 +186,94 @@ func TestGiveBackProposed(t *testing.T) {
 	writerKernel(t, b, w, 5*time.Second)
 	if slices.Contains(a.Info().Grants[a.Info().Me], w) {
 		t.Fatalf("a still holds region %d", w)
+	}
+}
+
+// TestGiveBackNotWhileUnfenced: a holds a batch; c's member departs
+// without leaving (its node unfenced), so nothing may be handed out by a
+// proposal. b's kernel wants a region of a's batch that a's kernel was
+// not handed: a must not give it back (nobody could take it until c is
+// fenced), and a's kernel recovers it with the rest of its batch, after
+// which b's write goes.
+func TestGiveBackNotWhileUnfenced(t *testing.T) {
+	net := NewFakeNet(1)
+	a, b, c := threeNodes(t, net, ctr(t, "65536 clustered-core 1024"), nil)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	first, ok, err := a.GetResyncWork()
+	if err != nil || !ok {
+		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
+	}
+	ga := a.Info().Grants[a.Info().Me]
+	w := ga[len(ga)-1]
+	waitFor(t, "a's grant known to b", func() bool { return held(b, w) })
+	net.KillProcesses(3)
+	c.crash()
+	waitFor(t, "c to leave", func() bool { return len(a.Info().Members) == 2 && len(b.Info().Members) == 2 })
+	notWanted(t, a, b, w, "c's node is unfenced")
+	if !slices.Contains(b.Info().Grants[a.Info().Me], w) {
+		t.Fatalf("region %d is no longer a's on b (grants %v)", w, b.Info().Grants)
+	}
+	// a's kernel recovers its whole batch, w included.
+	if got := recoverGrant(t, a, first); !slices.Contains(got, w) {
+		t.Fatalf("a's kernel was never handed region %d", w)
+	}
+	waitFor(t, "b's write to go", func() bool {
+		rec, _, _ := b.IsRemoteRecovering(w)
+		return !rec
+	})
+}
+
+// notWanted checks that b, whose kernel waits to write w held by a, sends
+// no WANT of it (why: b could not take it), and that a WANT from b anyway
+// (say, sent before the state that forbids it was applied) is not given
+// back either: every member applies it alike.
+func notWanted(t *testing.T, a, b *Log, w uint64, why string) {
+	t.Helper()
+	for range 4 {
+		if rec, _, _ := b.IsRemoteRecovering(w); !rec {
+			t.Fatalf("IS_REMOTE_RECOVERING(%d) = 0 on b while a holds it", w)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.mu.Lock()
+	_, wanted := b.wantSent[w]
+	b.send(func(seq uint64) []byte { return b.codec.want(seq, w) })
+	b.mu.Unlock()
+	if wanted {
+		t.Fatalf("b sent a WANT of region %d while %s; want none", w, why)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := a.Info().GivenBack; n != 0 {
+		t.Fatalf("a gave back %d regions while %s; want 0", n, why)
+	}
+}
+
+// TestGiveBackNotWhenFull: b's grant is full (maxBatch regions), so a
+// region given back to it could not be proposed by b, nor handed out
+// again by a. b sends no WANT, and a WANT from b anyway is not given back;
+// once b's kernel reported one of its regions, b's next WANT is, and b's
+// write goes.
+func TestGiveBackNotWhenFull(t *testing.T) {
+	a, b, _ := pairOn(t, "1048576 clustered-core 1024") // 1024 regions
+	if _, ok, err := a.GetResyncWork(); err != nil || !ok {
+		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
+	}
+	ga := a.Info().Grants[a.Info().Me]
+	w := ga[len(ga)-1]
+	bfirst, ok, err := b.GetResyncWork()
+	if err != nil || !ok {
+		t.Fatalf("GET_RESYNC_WORK on b = %v, %v; want a region", ok, err)
+	}
+	waitFor(t, "both grants known to both", func() bool {
+		return held(b, w) && len(a.Info().Grants[b.Info().Me]) == maxBatch && len(b.Info().Grants[b.Info().Me]) == maxBatch
+	})
+	notWanted(t, a, b, w, "b's grant is full")
+	if err := b.SetRegionSync(bfirst, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b's report known to a", func() bool { return len(a.Info().Grants[b.Info().Me]) < maxBatch })
+	writerKernel(t, b, w, 5*time.Second)
+	if n := a.Info().GivenBack; n != 1 {
+		t.Fatalf("a gave back %d regions; want 1", n)
 	}
 }

@@ -230,7 +230,7 @@ type Log struct {
 	wantSent      map[uint64]time.Time // WANTs this member sent: when
 	started       map[uint64]bool      // granted regions GET_RESYNC_WORK handed to this node's kernel, not reported
 	givenBack     map[uint64]bool      // granted regions this member gave back (RELEASE sent, not delivered)
-	wanted        map[uint64]uint64    // regions of this member's open proposal a peer's kernel wants: the proposal's id
+	wanted        map[uint64]wantedBy  // regions of this member's open proposal a peer's kernel wants: the proposal's id and the wanter
 	cursor        uint64
 	skipped       map[uint64]bool
 	lastReset     time.Time
@@ -313,7 +313,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		log:      eo.Logger.With("cluster", o.Messenger.Name()),
 		mine:     newBits(n, false),
 		override: map[uint64]bool{}, reserved: map[uint64]time.Time{}, ns: map[uint64]bool{},
-		interest: map[uint64]time.Time{}, wantSent: map[uint64]time.Time{}, started: map[uint64]bool{}, givenBack: map[uint64]bool{}, wanted: map[uint64]uint64{},
+		interest: map[uint64]time.Time{}, wantSent: map[uint64]time.Time{}, started: map[uint64]bool{}, givenBack: map[uint64]bool{}, wanted: map[uint64]wantedBy{},
 		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{}, fencing: map[uint32]bool{}, tookOver: map[uint32]bool{},
 		assembly: map[MemberID]*stateAsm{}, linger: map[uint64]time.Time{},
 	}
@@ -735,6 +735,11 @@ func (l *Log) want(r uint64, now time.Time) {
 	if t, ok := l.wantSent[r]; ok && now.Before(t) {
 		return
 	}
+	// A region given back while this member could not take it would be
+	// held by nobody: no WANT unless this member may propose it now.
+	if l.status != stSynced || l.group == nil || l.failed != nil || !l.group.Quorate() || !l.canTake(l.me) {
+		return
+	}
 	if l.send(func(seq uint64) []byte { return l.codec.want(seq, r) }) == 0 {
 		return
 	}
@@ -749,17 +754,34 @@ func (l *Log) wants(r uint64) bool {
 	return ok && time.Now().Before(t)
 }
 
-// giveBack gives back r, wanted by a peer's kernel, if this member holds it
+// wantedBy is a region of this member's open proposal that a peer's
+// kernel wants: the proposal, and the wanter.
+type wantedBy struct {
+	prop uint64
+	by   MemberID
+}
+
+// canTake reports whether x could take a region given back to it now:
+// nothing is unfenced (no proposal is granted while a node is), x is
+// synced and its grant has room. Decided from replicated state when a
+// WANT of x, or the grant of a proposal x wanted a region of, is applied,
+// so every member agrees on whether a give-back happens; mu is held.
+func (l *Log) canTake(x MemberID) bool {
+	st := l.st
+	return len(st.unfenced) == 0 && st.isSynced(x) && len(st.grants[x]) < maxBatch
+}
+
+// giveBack gives back r, wanted by the peer by, if this member holds it
 // and its kernel was not handed it: a RELEASE, after which the region is
 // no longer work here. A region of this member's open proposal is given
 // back when it is granted; mu is held.
-func (l *Log) giveBack(r uint64) {
+func (l *Log) giveBack(r uint64, by MemberID) {
 	if l.started[r] || l.givenBack[r] || l.replaying {
 		return
 	}
 	if !slices.Contains(l.st.grants[l.me], r) {
 		if p := l.st.pending[l.me]; p != nil && slices.Contains(p.regions, r) && len(l.wanted) < maxBatch {
-			l.wanted[r] = p.id
+			l.wanted[r] = wantedBy{prop: p.id, by: by}
 		}
 		return
 	}
@@ -818,14 +840,17 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.trace("set_region_sync", "region", r, "in_sync", inSync)
+	started := l.started[r]
 	delete(l.started, r)
 	if inSync {
 		delete(l.interest, r)
 	}
-	if !inSync && !slices.Contains(l.st.grants[l.me], r) {
-		// A failed write: the kernel keeps the region NOSYNC in its
-		// region hash until this node recovers it; only this node may
-		// resync it.
+	if !inSync && !started {
+		// A failed write (dm_rh_mark_nosync; a failed recovery is of a
+		// region the kernel was handed, even if r is granted to this
+		// member): the kernel keeps the region NOSYNC in its region
+		// hash until this node recovers it; only this node may resync
+		// it.
 		l.ns[r] = true
 	} else if inSync {
 		// This node's kernel recovered r: its region-hash entry is

@@ -65,8 +65,8 @@ func (l *Log) processFull(ev event) {
 			return
 		}
 		if m.Value == syncWant {
-			if from != l.me {
-				l.giveBack(m.Region)
+			if from != l.me && l.canTake(from) {
+				l.giveBack(m.Region, from)
 			}
 			return
 		}
@@ -347,9 +347,15 @@ func (l *Log) propose(x MemberID, m message) {
 
 // accept is this member's vote on another member recovering r: no if this
 // node has r marked (its writes may be in flight), has just told its kernel
-// r is not recovering, may hold r as NOSYNC in its kernel, or has no
-// quorum.
+// r is not recovering, may hold r as NOSYNC in its kernel, handed r to its
+// kernel for recovery and has not had its report (the copy may be running
+// though this member's hold of r ended: after a partition heal, say), or
+// has no quorum. All of it is this node's own state: a vote is its own
+// decision.
 func (l *Log) accept(r uint64) bool {
+	if l.started[r] {
+		return false
+	}
 	l.pmu.Lock()
 	l.releaseFor(r) // a held clear: this node's writes to r are done
 	l.pmu.Unlock()
@@ -423,8 +429,8 @@ func (l *Log) grant(x MemberID, p *proposal) {
 		// if that RELEASE was applied in a state this member adopted.
 		for _, r := range got {
 			delete(l.givenBack, r)
-			if l.wanted[r] == p.id {
-				l.giveBack(r)
+			if w, ok := l.wanted[r]; ok && w.prop == p.id && l.canTake(w.by) {
+				l.giveBack(r, w.by)
 			}
 		}
 		clear(l.wanted)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"testing"
+	"time"
 )
 
 // TestVetoClearedAfterRecovery: a node that failed a write on region 10
@@ -99,4 +100,90 @@ func TestMergeTwice(t *testing.T) {
 	if !replicatedInSync(a, 7) {
 		t.Fatal("a late MERGED of a freed slot sent region 7, resynced since, out of sync again")
 	}
+}
+
+// TestVetoFailedWriteGranted: a's kernel fails a write to region r that
+// is granted to a but that a's kernel was not handed for recovery
+// (dm_rh_mark_nosync reports SET_REGION_SYNC(r, 0)): a's kernel holds r
+// NOSYNC and writes only the default leg, so a must veto everyone else's
+// resync of r, as for a region it does not hold. Before, a granted region
+// counted as "being recovered" and b could recover r and report it in
+// sync.
+func TestVetoFailedWriteGranted(t *testing.T) {
+	a, b, _ := pairOn(t, "65536 clustered-core 1024")
+	if _, ok, err := a.GetResyncWork(); err != nil || !ok {
+		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
+	}
+	ga := a.Info().Grants[a.Info().Me]
+	r := ga[len(ga)-1] // granted, not handed to a's kernel
+	if err := a.SetRegionSync(r, false); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	ns := a.ns[r]
+	a.mu.Unlock()
+	if !ns {
+		t.Fatalf("a's failed write to region %d, granted to a, is not tracked NOSYNC", r)
+	}
+	waitFor(t, "a's hold of r ended on b", func() bool { return !held(b, r) })
+	// b's kernel recovers whatever it is handed: never r.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		x, ok, err := b.GetResyncWork()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if x == r {
+			t.Fatalf("b's kernel handed region %d, which a's kernel holds NOSYNC", r)
+		}
+		if err := b.SetRegionSync(x, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if replicatedInSync(a, r) || replicatedInSync(b, r) {
+		t.Fatalf("region %d in sync while a's kernel holds it NOSYNC", r)
+	}
+}
+
+// TestVetoStarted: a's kernel was handed region r for recovery and has
+// not reported it; a's hold of r ends all the same (here a RELEASE; after
+// a partition heal, the adopted state). a's kernel may still be copying
+// r, so a votes no when b proposes it: b's kernel is never handed r while
+// a's is.
+func TestVetoStarted(t *testing.T) {
+	a, b, _ := pairOn(t, "65536 clustered-core 1024")
+	r, ok, err := a.GetResyncWork()
+	if err != nil || !ok {
+		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
+	}
+	a.mu.Lock()
+	a.send(func(seq uint64) []byte { return a.codec.release(seq, r) })
+	a.mu.Unlock()
+	waitFor(t, "a's hold of r ended on b", func() bool { return !held(b, r) })
+	// b's kernel waits to write r: b proposes it first.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if rec, _, _ := b.IsRemoteRecovering(r); !rec {
+			t.Fatalf("IS_REMOTE_RECOVERING(%d) = 0 on b while it is out of sync", r)
+		}
+		x, ok, err := b.GetResyncWork()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && x == r {
+			t.Fatalf("b's kernel handed region %d while a's kernel recovers it", r)
+		}
+		if ok {
+			if err := b.SetRegionSync(x, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.SetRegionSync(r, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a's recovery of r known to b", func() bool { return replicatedInSync(b, r) })
 }
