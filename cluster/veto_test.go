@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -33,10 +34,18 @@ func TestVetoClearedAfterRecovery(t *testing.T) {
 }
 
 // recoverRegion is a kernel's recovery of region want: GET_RESYNC_WORK
-// must hand it out, then SET_REGION_SYNC reports it done.
+// must hand it out, then SET_REGION_SYNC reports it done. "No work" is
+// asked again, as dm-raid1 does on its next pass: the grant may still be
+// on its way (a vote round, a departed node's fence confirmation).
 func recoverRegion(t *testing.T, l *Log, want uint64, why string) {
 	t.Helper()
-	r, ok, err := l.GetResyncWork()
+	var r uint64
+	var ok bool
+	var err error
+	waitFor(t, fmt.Sprintf("GET_RESYNC_WORK to hand out region %d (%s)", want, why), func() bool {
+		r, ok, err = l.GetResyncWork()
+		return err != nil || ok
+	})
 	if err != nil || !ok || r != want {
 		t.Fatalf("%s: GET_RESYNC_WORK = %d, %v, %v; want region %d (%s)", l.Info().Me, r, ok, err, want, why)
 	}
