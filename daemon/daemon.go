@@ -157,9 +157,12 @@ func (d *Daemon) lookup(r *ulog.Request) *instance {
 	return byLUID[r.LUID]
 }
 
-// Handle handles one datagram from a transport. It never blocks on disk
-// I/O: requests that need the disk are queued to their log's worker, CTR
-// and DTR to the CTR/DTR worker; everything else is answered at once.
+// Handle handles one datagram from a transport. It blocks on disk I/O
+// only after detaching from the transport (a single-node disk log's MARK
+// or writing FLUSH run in place of an idle worker, queueOrRun), so the
+// transport goes on receiving: other requests that need the disk are
+// queued to their log's worker, CTR and DTR to the CTR/DTR worker;
+// everything else is answered at once.
 //
 // dg is decoded already, by the transport's admission check
 // (transport.Datagram.Decode); a fault the codec wants answered

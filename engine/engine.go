@@ -138,7 +138,7 @@ func (l *dirtyLog) restore() error {
 	if l.st == phaseClosed {
 		l.st = phaseSuspended
 	}
-	resumed := l.st == phaseRunning || l.st == phasePresuspended || l.st == phaseSuspended
+	resumed := l.st != phaseConstructed // closed was mapped to suspended above
 	if l.disk != nil && resumed {
 		l.disk.reload(l)
 	}

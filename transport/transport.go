@@ -128,9 +128,11 @@ type Transport interface {
 	// conditions (ENOBUFS overrun, a truncated or foreign datagram) are
 	// counted and logged and Serve goes on. Serve may be called once.
 	//
-	// When ctx is done Serve stops reading and returns, but the socket
-	// stays open: Peers can still send the replies of requests already
-	// handed out until Close.
+	// When ctx is done Serve stops reading and returns once every Handle
+	// it called has returned (a detached one too: a Handler that detached
+	// to wait on a disk delays the return), but the socket stays open:
+	// Peers can still send the replies of requests already handed out
+	// until Close.
 	Serve(ctx context.Context, h Handler) error
 	// Close closes the socket(s) and makes Serve return nil. Later Sends
 	// fail with an error wrapping net.ErrClosed. Close is idempotent.
