@@ -144,6 +144,7 @@ func (l *Log) processFull(ev event) {
 				mm.slot = k
 			}
 			mm.status = stSynced
+			l.resetCursor() // the shares of the log change with the synced members
 			delete(l.tookOver, r.NodeID())
 			if st.unfenced[r.NodeID()] {
 				l.rejoin(r)

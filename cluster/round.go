@@ -272,6 +272,7 @@ func (l *Log) adopt(sn *snapshot) {
 	l.replaying = false
 	if m := l.st.members[l.me]; m != nil && m.status == stSynced {
 		l.status = stSynced
+		l.resetCursor() // this member's share among the synced members
 		l.trace("state adopted", "replayed", len(q))
 		l.log.Info("joined the log's group with its state", "members", len(l.cur), "in_sync", l.st.sync.Count(), "slot", m.slot)
 	} else {
