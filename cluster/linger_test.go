@@ -172,3 +172,89 @@ func testClearLingerVote(t *testing.T, args string) {
 	waitFor(t, "d's mark out of sync on b", func() bool { return !replicatedInSync(b, 10) })
 	recoverRegion(t, b, 10, "d died with it marked; a's kernel cleared it")
 }
+
+// TestFlushNoIO: FlushNoIO says true only when a Flush would send, write
+// and wait for nothing: never with a mark not yet durable (new, or taken by
+// a Flush still waiting for its delivery), nor with a held clear due for
+// release; a MARK of a region whose clear is held back needs nothing.
+func TestFlushNoIO(t *testing.T) { coreAndDisk(t, testFlushNoIO) }
+
+func testFlushNoIO(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(1)
+	const linger = 300 * time.Millisecond
+	a := lingering(t, net, 1, c, linger, new(atomic.Int64))
+	b := lingering(t, net, 2, c, linger, new(atomic.Int64))
+	resume(t, a, b)
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !a.FlushNoIO() {
+		t.Fatal("FlushNoIO false right after a Flush with nothing new")
+	}
+	if err := a.MarkRegion(7); err != nil {
+		t.Fatal(err)
+	}
+	if a.FlushNoIO() {
+		t.Fatal("FlushNoIO true with a new mark")
+	}
+	// A Flush that has taken the mark and waits for the group: a FLUSH
+	// behind it must wait too.
+	if a.core {
+		net.SetLatency(200 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Flush() }()
+	if a.core {
+		waitFor(t, "the Flush to take the mark", func() bool {
+			a.pmu.Lock()
+			defer a.pmu.Unlock()
+			return a.flushing > 0
+		})
+		if a.FlushNoIO() {
+			t.Fatal("FlushNoIO true while a Flush waits for the delivery of its mark")
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	net.SetLatency(0)
+	if !a.FlushNoIO() {
+		t.Fatal("FlushNoIO false after the mark's Flush returned")
+	}
+	if err := a.ClearRegion(7); err != nil {
+		t.Fatal(err)
+	}
+	if !a.FlushNoIO() {
+		t.Fatal("FlushNoIO false with a clear held back and not due")
+	}
+	if err := a.MarkRegion(7); err != nil {
+		t.Fatal(err)
+	}
+	if !a.FlushNoIO() {
+		t.Fatal("FlushNoIO false after a MARK of a region whose clear is held back")
+	}
+	if err := a.ClearRegion(7); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(linger + 50*time.Millisecond)
+	if a.FlushNoIO() {
+		t.Fatal("FlushNoIO true with a held clear due for release")
+	}
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !a.FlushNoIO() {
+		t.Fatal("FlushNoIO false after the Flush that released the clear")
+	}
+	mustFlush(t, a, 9)
+	if err := a.ClearRegion(9); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Presuspend(); err != nil {
+		t.Fatal(err)
+	}
+	if a.FlushNoIO() {
+		t.Fatal("FlushNoIO true while presuspended with a held clear (a suspend releases it)")
+	}
+}

@@ -198,6 +198,7 @@ type Log struct {
 	newMarks, newClear []uint64
 	linger             map[uint64]time.Time // clears held back (Options.ClearLinger): region -> when its CLEAR came
 	slotErr            error                // clustered-disk: the slot failed to open at the last resume
+	flushing           int                  // Flush calls past taking the new marks and clears, not returned (FlushNoIO)
 	flushFailed        atomic.Bool          // a FLUSH failed since the last resume: status 'D'
 
 	// syncp is st.sync, for the readers that take no lock; nover is
@@ -549,7 +550,13 @@ func (l *Log) flush() error {
 		l.pmu.Unlock()
 		return fmt.Errorf("%w: this node's slot on the log device is not open: %v", engine.ErrIO, slotErr)
 	}
+	l.flushing++
 	l.pmu.Unlock()
+	defer func() {
+		l.pmu.Lock()
+		l.flushing--
+		l.pmu.Unlock()
+	}()
 	if !l.core {
 		if slot != nil {
 			if err := slot.Flush(); err != nil {
@@ -566,6 +573,58 @@ func (l *Log) flush() error {
 		}
 	}
 	return l.holdFor(marks)
+}
+
+// FlushNoIO reports whether a Flush now would send nothing, write
+// nothing and wait for nothing, without doing any of it and without
+// blocking: no mark or clear since the last Flush took them (none held
+// back by ClearLinger due for release), no other Flush still making its
+// marks durable, the group not failed, and for clustered-disk a slot
+// whose own Flush would write nothing. When it returns true every mark
+// made before the call is already as durable as a Flush would make it
+// (delivered to the group, or in the slot on the device), so the daemon
+// answers the FLUSH at once, on the goroutine that received it: a
+// sequential writer's FLUSHes, and its MARKs of a region whose clear was
+// held back, skip the hand-off to the log's worker.
+func (l *Log) FlushNoIO() bool {
+	if l.closed.Load() || !l.mu.TryLock() {
+		return false
+	}
+	failed := l.failed
+	l.mu.Unlock()
+	if failed != nil && l.running.Load() {
+		return false // Flush fails
+	}
+	if !l.pmu.TryLock() {
+		return false
+	}
+	defer l.pmu.Unlock()
+	if l.flushing > 0 || len(l.newMarks)+len(l.newClear) > 0 || l.lingerDue(l.halted.Load()) {
+		return false
+	}
+	if l.core {
+		return true
+	}
+	if l.slot == nil {
+		return !l.running.Load()
+	}
+	nf, ok := l.slot.(interface{ FlushNoIO() bool })
+	return ok && nf.FlushNoIO()
+}
+
+// lingerDue reports whether releaseLingering(all) would release a held
+// clear; pmu is held.
+func (l *Log) lingerDue(all bool) bool {
+	if all {
+		return len(l.linger) > 0
+	}
+	now := time.Now()
+	for _, at := range l.linger {
+		if now.Sub(at) >= l.opts.ClearLinger {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Log) hasNewMarks() bool {

@@ -401,8 +401,10 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 // log, and made up the disk log's queue phase (docs/performance.md). The
 // reader is the only goroutine that queues this log's requests and
 // applies its marks and clears, so an idle worker stays idle until this
-// returns and arrival order holds. A single-node log only (a cluster
-// log's flush goes round the cluster):
+// returns and arrival order holds. With Options.OpenInstance (dlogd
+// --cluster) the log may be a cluster log, whose flush goes round the
+// cluster: it runs here only when its FlushNoIO says it has nothing to do,
+// and is queued otherwise. Without it:
 //   - a core log's flush costs nothing: run when the worker is idle;
 //   - a disk log's FLUSH with nothing to write (engine FlushNoIO: the FLUSH
 //     after a MARK, whose write the MARK made durable) is answered when
@@ -416,11 +418,19 @@ func (d *Daemon) regions(in *instance, data []byte) (ulog.RegionList, error) {
 //     The reader never blocks on a disk: another reader receives meanwhile.
 func (d *Daemon) queueOrRun(in *instance, dg *transport.Datagram, from transport.Peer, out *[]byte) (int32, bool) {
 	req := &dg.Frame.Req
-	if d.opts.OpenInstance != nil {
-		return d.queue(in, req, from, out)
-	}
 	j := job{req: *req, from: from, at: time.Now(), inline: true}
 	j.req.Data = nil
+	if d.opts.OpenInstance != nil {
+		// The log may be a cluster log, whose flush goes round the
+		// cluster: run it here only when it has nothing to do (a FLUSH
+		// after a MARK, a MARK of a region still marked).
+		if nf, ok := in.log.(noIOFlusher); ok && in.idleButFlush() && nf.FlushNoIO() {
+			j.flushed = true
+			*out = d.runJob(in, &j, (*out)[:0])
+			return 0, false
+		}
+		return d.queue(in, req, from, out)
+	}
 	if !in.cfg.Disk() {
 		if !in.idle() {
 			return d.queue(in, req, from, out)
@@ -481,7 +491,7 @@ type withLegs struct {
 }
 
 // noIOFlusher is a log that can tell a Flush with nothing to write
-// (engine's disk log: FlushNoIO).
+// (engine's disk log, and cluster's logs: FlushNoIO).
 type noIOFlusher interface{ FlushNoIO() bool }
 
 // FlushNoIO forwards to the log: the legs are flushed only with clears,

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,5 +59,80 @@ func TestOpenInstanceAndQueuedResyncWork(t *testing.T) {
 	i, region, err := ulog.Pair(r.data)
 	if r.err != 0 || err != nil || i != 1 || region != 0 {
 		t.Fatalf("GET_RESYNC_WORK from the worker: err %d, %d %d %v", r.err, i, region, err)
+	}
+}
+
+// slowFlush is a log whose Flush blocks until released, as a cluster
+// log's waits for its group, and whose FlushNoIO says what noIO holds.
+type slowFlush struct {
+	engine.Log
+	noIO    atomic.Bool
+	flushes atomic.Int64
+	release chan struct{}
+}
+
+func (s *slowFlush) FlushNoIO() bool { return s.noIO.Load() }
+
+func (s *slowFlush) Flush() error {
+	s.flushes.Add(1)
+	<-s.release
+	return s.Log.Flush()
+}
+
+// TestOpenInstanceFlushInlineOnlyWithoutIO: with OpenInstance (dlogd
+// --cluster) a MARK or FLUSH is answered on the receiving goroutine, with
+// no Flush call, only when the log's FlushNoIO says it has nothing to do
+// (a cluster log's FLUSH after its MARK); otherwise it goes to the log's
+// worker, and the reader stays free while the flush waits for the group.
+func TestOpenInstanceFlushInlineOnlyWithoutIO(t *testing.T) {
+	var sf *slowFlush
+	d := newDaemon(t, daemon.Options{OpenInstance: func(uuid string, luid uint64, c engine.Config, o engine.Options) (engine.Log, error) {
+		l, err := engine.Open(c, o)
+		if err != nil {
+			return nil, err
+		}
+		sf = &slowFlush{Log: l, release: make(chan struct{})}
+		return sf, nil
+	}})
+	k := newKernel(t, d)
+	if r := k.ctr("cl", 1, "8192 clustered-core 1024"); r.err != 0 {
+		t.Fatalf("CTR: %d", r.err)
+	}
+	k.ok(ulog.TypeResume, "cl", 1, nil)
+
+	sf.noIO.Store(true)
+	for _, typ := range []ulog.RequestType{ulog.TypeMarkRegion, ulog.TypeFlush} {
+		var data []byte
+		if typ == ulog.TypeMarkRegion {
+			data = regions(3)
+		}
+		r := k.request(typ, "cl", 1, data)
+		k.send(r)
+		if len(k.p.Replies) == 0 {
+			t.Fatalf("%v with nothing to flush was not answered before Handle returned", typ)
+		}
+		if rep := k.finish(r); rep.err != 0 {
+			t.Fatalf("%v: err %d", typ, rep.err)
+		}
+	}
+	if n := sf.flushes.Load(); n != 0 {
+		t.Fatalf("Flush called %d times for requests whose FlushNoIO was true", n)
+	}
+
+	sf.noIO.Store(false)
+	f := k.request(ulog.TypeFlush, "cl", 1, regions(5))
+	k.send(f)
+	if len(k.p.Replies) != 0 {
+		t.Fatal("a FLUSH with something to flush was answered before its Flush returned")
+	}
+	if k.isClean("cl", 1, 5) { // the reader is free meanwhile
+		t.Fatal("region 5 clean after its integrated FLUSH arrived")
+	}
+	time.AfterFunc(20*time.Millisecond, func() { close(sf.release) })
+	if rep := k.finish(f); rep.err != 0 {
+		t.Fatalf("FLUSH from the worker: err %d", rep.err)
+	}
+	if n := sf.flushes.Load(); n != 1 {
+		t.Fatalf("Flush called %d times, want 1", n)
 	}
 }

@@ -364,7 +364,9 @@ func (d *diskState) flushOnce(l *dirtyLog, force bool) error {
 		d.hmu.Unlock()
 		defer d.applyHeld(l)
 	}
-	if cb := l.opts.FlushCallback; cb != nil && d.cleaned.Swap(false) && !l.ignoreClears.Load() {
+	// Without a FlushCallback there is no leg flush to order, but the
+	// flag is still consumed: FlushNoIO reads it.
+	if cleaned, cb := d.cleaned.Swap(false), l.opts.FlushCallback; cb != nil && cleaned && !l.ignoreClears.Load() {
 		t := time.Now()
 		err := cb()
 		took := time.Since(t)

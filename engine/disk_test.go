@@ -232,11 +232,18 @@ func TestDiskFlushWritesChangedBlocks(t *testing.T) {
 	if base.BytesWritten != bs || base.Syncs != 1 {
 		t.Fatalf("resume wrote %d bytes with %d syncs, want %d and 1", base.BytesWritten, base.Syncs, bs)
 	}
+	nf := l.(interface{ FlushNoIO() bool })
 	step := func(name string, wantBlocks, wantSyncs uint64) {
 		t.Helper()
+		if noIO := nf.FlushNoIO(); noIO != (wantBlocks == 0) {
+			t.Fatalf("%s: FlushNoIO before the Flush = %v, want %v", name, noIO, wantBlocks == 0)
+		}
 		before := l.Stats()
 		if err := l.Flush(); err != nil {
 			t.Fatal(err)
+		}
+		if !nf.FlushNoIO() {
+			t.Fatalf("%s: FlushNoIO false right after a Flush", name)
 		}
 		after := l.Stats()
 		if b := after.BlocksWritten - before.BlocksWritten; b != wantBlocks {
