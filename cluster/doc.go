@@ -25,7 +25,10 @@
 //     its CLEAR of a region it marked, so that a MARK of it soon after
 //     costs nothing; a held clear is released at the first FLUSH after
 //     ClearLinger, before this node votes on another's recovery of the
-//     region, and at suspend and close: it only over-reports.
+//     region, and at suspend and close: it only over-reports. With
+//     Options.MarkAhead a sequential writer's new mark carries the next
+//     regions in sync with it, held as held clears are, so the writer
+//     waits for the group once every few regions: over-reporting too.
 //   - clustered-disk: a node flushes its mirror's legs
 //     (engine.Options.FlushCallback: dlogd's leg flush) before its slot
 //     persists a clear and before it reports a recovered region in sync;

@@ -258,3 +258,97 @@ func testFlushNoIO(t *testing.T, args string) {
 		t.Fatal("FlushNoIO true while presuspended with a held clear (a suspend releases it)")
 	}
 }
+
+// TestMarkAhead: a sequential writer's new mark of a region carries the
+// next Options.MarkAhead regions in sync with it, in the same FLUSH; its
+// MARKs of them then need no cluster message (clustered-core) and no slot
+// write (clustered-disk); a writer that does not go on has them cleared
+// after their hold; a random mark, and a region out of sync, are not
+// marked ahead.
+func TestMarkAhead(t *testing.T) { coreAndDisk(t, testMarkAhead) }
+
+func testMarkAhead(t *testing.T, args string) {
+	c := ctr(t, "65536 "+args+" nosync")
+	net := NewFakeNet(1)
+	const linger = 100 * time.Millisecond
+	var writes atomic.Int64
+	open := func(id uint32, w *atomic.Int64) *Log {
+		o := testOptions(net.Node(id))
+		o.ClearLinger, o.MarkAhead = linger, 3
+		eo := engine.Options{Logger: testLogger(), WrapDevice: func(d engine.Device) engine.Device { return writeCounter{d, w} }}
+		l, err := Open("uuid-1", c, eo, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	a, b := open(1, &writes), open(2, new(atomic.Int64))
+	resume(t, a, b)
+	me := a.Info().Me
+	watch := b
+	if !a.core {
+		watch = a
+	}
+	marked := func(r uint64) bool { return markedFor(t, watch, me, r) }
+	// The kernel's pattern for a sequential writer: MARK and FLUSH at a
+	// region's first write, CLEAR and FLUSH when its writes drain.
+	write := func(r uint64) {
+		t.Helper()
+		mustFlush(t, a, r)
+		if err := a.ClearRegion(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(10) // not after another mark: nothing ahead
+	waitFor(t, "10 marked", func() bool { return marked(10) })
+	if marked(11) {
+		t.Fatal("region 11 marked ahead of a first, random mark")
+	}
+	sent, wrote := a.Info().Sent, writes.Load()
+	write(11) // sequential: 12, 13 and 14 with it
+	for _, r := range []uint64{11, 12, 13, 14} {
+		waitFor(t, "marked ahead", func() bool { return marked(r) })
+	}
+	if marked(15) {
+		t.Fatal("region 15 marked: MarkAhead is 3")
+	}
+	if got := a.Info().Sent - sent; a.core && got != 1 {
+		t.Errorf("the mark of 11 and its marks ahead took %d cluster messages, want 1", got)
+	}
+	if got := writes.Load() - wrote; !a.core && got != 1 {
+		t.Errorf("the mark of 11 and its marks ahead took %d slot writes, want 1", got)
+	}
+	sent, wrote = a.Info().Sent, writes.Load()
+	for _, r := range []uint64{12, 13, 14} {
+		write(r)
+	}
+	if got := a.Info().Sent - sent; a.core && got != 0 {
+		t.Errorf("writes to regions marked ahead sent %d cluster messages, want 0", got)
+	}
+	if got := writes.Load() - wrote; !a.core && got != 0 {
+		t.Errorf("writes to regions marked ahead wrote the slot %d times, want 0", got)
+	}
+	// Out of sync regions are not marked ahead.
+	if err := a.SetRegionSync(42, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "42 out of sync everywhere", func() bool { ok, _ := b.InSync(42); return !ok })
+	write(40)
+	write(41) // 42 out of sync: 43 and 44 only
+	for _, r := range []uint64{43, 44} {
+		waitFor(t, "marked ahead past an out-of-sync region", func() bool { return marked(r) })
+	}
+	if marked(42) {
+		t.Fatal("region 42, out of sync, marked ahead")
+	}
+	// Unused marks ahead are cleared after their hold.
+	time.Sleep((1 + markAheadHold) * linger)
+	mustFlush(t, a, 60)
+	for _, r := range []uint64{11, 12, 13, 14, 43, 44} {
+		waitFor(t, "an unused or released mark ahead cleared", func() bool { return !marked(r) })
+	}
+}

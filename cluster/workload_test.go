@@ -131,6 +131,14 @@ func TestWorkloadLinger(t *testing.T) {
 	t.Run("clustered-disk", func(t *testing.T) { testWorkload(t, "65536 clustered-disk "+logDevice(t, 1<<20)+" 1024", linger) })
 }
 
+// The same with marks ahead (Options.MarkAhead, as dlogd runs) and a
+// kernel that writes region after region more often than not.
+func TestWorkloadMarkAhead(t *testing.T) {
+	ahead := func(o *Options) { o.ClearLinger, o.MarkAhead = 50*time.Millisecond, 3 }
+	t.Run("clustered-core", func(t *testing.T) { testWorkload(t, "65536 clustered-core 1024", ahead) })
+	t.Run("clustered-disk", func(t *testing.T) { testWorkload(t, "65536 clustered-disk "+logDevice(t, 1<<20)+" 1024", ahead) })
+}
+
 func testWorkload(t *testing.T, table string, opt func(*Options)) {
 	dur := 3 * time.Second
 	if s := os.Getenv("DLOG_CLUSTER_SOAK"); s != "" {
@@ -143,6 +151,10 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	// DLOG_CLUSTER_DEBUG=1 go test -v traces every hand-out (testLogger).
 	c := ctr(t, table)
+	var probe Options
+	if opt != nil {
+		opt(&probe)
+	}
 	net := NewFakeNet(3)
 	ch := clustercheck.New()
 	stop := make(chan struct{})
@@ -157,6 +169,9 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 		nd.k = &kernel{stopped: make(chan struct{})}
 		nd.k.Kernel = clustercheck.NewKernel(i, modelLog{Log: nd.l, k: nd.k, c: ch}, c.RegionCount(), rng.Uint64(), ch)
 		nd.k.Idle = 300 * time.Microsecond
+		if probe.MarkAhead > 0 {
+			nd.k.Sequential = 60 // a writer that goes on to the next region
+		}
 		nodes[i] = nd
 		go nd.k.run(stop)
 	}
@@ -166,11 +181,16 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 	for i := range nodes {
 		start(i)
 	}
-	var givenBack uint64 // by the killed nodes' logs
+	var givenBack, markedAhead uint64 // by the killed nodes' logs, then by all
+	count := func(nd *cnode) {
+		in := nd.l.Info()
+		givenBack += in.GivenBack
+		markedAhead += in.MarkedAhead
+	}
 	kill := func(i int) (map[uint64]bool, MemberID, time.Time) {
 		nd := nodes[i]
 		me := nd.l.Info().Me
-		givenBack += nd.l.Info().GivenBack
+		count(nd)
 		nd.k.dead.Store(true)
 		ch.Dies(i)
 		at := time.Now()
@@ -209,7 +229,7 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 		}
 		checkSame(t, nodes)
 		for _, nd := range nodes {
-			givenBack += nd.l.Info().GivenBack
+			count(nd)
 			nd.l.Close()
 		}
 	} else {
@@ -272,7 +292,7 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 		dirty := kl.State().Dirty
 		kl.Close()
 		for _, nd := range nodes {
-			givenBack += nd.l.Info().GivenBack
+			count(nd)
 			nd.l.Close()
 		}
 		t.Logf("clean image: %d dirty regions, %d still marked", dirty, len(marked))
@@ -285,6 +305,12 @@ func testWorkload(t *testing.T, table string, opt func(*Options)) {
 	}
 	if st.Recoveries == 0 || st.Kills == 0 || st.Batched == 0 || givenBack == 0 {
 		t.Fatal("the workload did not exercise recovery, batched hand-outs, give-backs and kills")
+	}
+	if probe.MarkAhead > 0 {
+		t.Logf("regions marked ahead: %d", markedAhead)
+		if markedAhead == 0 {
+			t.Fatal("the workload did not exercise marks ahead")
+		}
 	}
 	_ = header.Magic
 }

@@ -32,7 +32,7 @@ func clusterOpener(kind string, fc fencing, log *slog.Logger) (func(string, uint
 		} else {
 			log.Info("cluster mode: clustered-core and clustered-disk logs are coordinated over corosync CPG")
 		}
-		o := cluster.Options{Messenger: t, Logger: log, FenceTimeout: fc.timeout, ClearLinger: cluster.DefaultClearLinger, Wake: wakeMirror}
+		o := cluster.Options{Messenger: t, Logger: log, FenceTimeout: fc.timeout, ClearLinger: cluster.DefaultClearLinger, MarkAhead: cluster.DefaultMarkAhead, Wake: wakeMirror}
 		if !fc.noSelfResume {
 			o.Restart = restartMirror
 		}

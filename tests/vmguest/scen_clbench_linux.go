@@ -3,12 +3,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -239,6 +241,12 @@ func (b *clBench) writes(s *S, c clBenchConfig, name string) (vmharness.BenchRun
 			r.DiskFlushes = after[0].Flushes - before[0].Flushes
 		}
 		s.Note("time", fmt.Sprintf("%.3f s %s", took.Seconds(), FormatCounts(r.Requests)))
+		// Where the FLUSHes and MARKs spent their time (the queue phase
+		// is the hand-off to the log's worker; a cluster log's engine
+		// phase holds its round trip to the group).
+		if ph, err := PhaseDelta(before[0], after[0]); err == nil {
+			s.Note("flush phases", fmt.Sprintf("%s; %s inline", ph, fieldDelta(before[0], after[0], "phase_inline")))
+		}
 		s.Expect("md5 of the 16 MiB on leg B", b.sum, time.Minute, md5Of(legBDev, 0, clBenchBytes))
 	}
 	b.tearDown(s, c, name)
@@ -261,4 +269,15 @@ func (b *clBench) resync(s *S, c clBenchConfig, name string) (vmharness.BenchRun
 	}
 	b.tearDown(s, c, name)
 	return r, b.cr.c.node == 1 && !s.Failed()
+}
+
+// fieldDelta is after's counter key less before's, as text ("?" when
+// either is not a number).
+func fieldDelta(before, after DumpLog, key string) string {
+	a, errA := strconv.ParseInt(cmp.Or(after.Fields[key], "0"), 10, 64)
+	b, errB := strconv.ParseInt(cmp.Or(before.Fields[key], "0"), 10, 64)
+	if errA != nil || errB != nil {
+		return "?"
+	}
+	return strconv.FormatInt(a-b, 10)
 }

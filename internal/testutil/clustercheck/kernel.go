@@ -56,14 +56,19 @@ type Kernel struct {
 	// CopyTime is the longest pause between the start and the end of a
 	// recovery (the copy); Idle the longest idle step.
 	CopyTime, Idle time.Duration
+	// Sequential is the percentage of writes that go to the region after
+	// the last one written (a sequential writer); the others go to a
+	// random region.
+	Sequential int
 
 	// Hint is the resync hint: regions below it are known in sync.
 	Hint    uint64
 	Entries map[uint64]*Entry
 
-	inflight []uint64
-	toClear  []uint64
-	recov    int64 // region being recovered, -1 if none
+	lastWrite uint64
+	inflight  []uint64
+	toClear   []uint64
+	recov     int64 // region being recovered, -1 if none
 }
 
 // NewKernel returns node's kernel over l, with n regions and a random
@@ -79,7 +84,12 @@ func NewKernel(node int, l Log, n, seed uint64, c *Checker) *Kernel {
 func (k *Kernel) Step() error {
 	switch p := k.Rng.IntN(100); {
 	case p < 40:
-		return k.write(k.Rng.Uint64N(k.N))
+		r := k.Rng.Uint64N(k.N)
+		if k.Rng.IntN(100) < k.Sequential {
+			r = (k.lastWrite + 1) % k.N
+		}
+		k.lastWrite = r
+		return k.write(r)
 	case p < 65:
 		if len(k.inflight) > 0 {
 			k.completeOne(k.Rng.IntN(len(k.inflight)))
