@@ -3,14 +3,12 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -245,7 +243,7 @@ func (b *clBench) writes(s *S, c clBenchConfig, name string) (vmharness.BenchRun
 		// is the hand-off to the log's worker; a cluster log's engine
 		// phase holds its round trip to the group).
 		if ph, err := PhaseDelta(before[0], after[0]); err == nil {
-			s.Note("flush phases", fmt.Sprintf("%s; %s inline", ph, fieldDelta(before[0], after[0], "phase_inline")))
+			s.Note("flush phases", ph)
 		}
 		s.Expect("md5 of the 16 MiB on leg B", b.sum, time.Minute, md5Of(legBDev, 0, clBenchBytes))
 	}
@@ -269,15 +267,4 @@ func (b *clBench) resync(s *S, c clBenchConfig, name string) (vmharness.BenchRun
 	}
 	b.tearDown(s, c, name)
 	return r, b.cr.c.node == 1 && !s.Failed()
-}
-
-// fieldDelta is after's counter key less before's, as text ("?" when
-// either is not a number).
-func fieldDelta(before, after DumpLog, key string) string {
-	a, errA := strconv.ParseInt(cmp.Or(after.Fields[key], "0"), 10, 64)
-	b, errB := strconv.ParseInt(cmp.Or(before.Fields[key], "0"), 10, 64)
-	if errA != nil || errB != nil {
-		return "?"
-	}
-	return strconv.FormatInt(a-b, 10)
 }
