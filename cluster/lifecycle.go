@@ -187,9 +187,23 @@ func (l *Log) openSlot() error {
 		s.Close()
 		return err
 	}
+	// A MARK or CLEAR that came after mine was copied (a rejoin runs
+	// this while the kernel writes: MarkRegion takes only pmu) found no
+	// slot: apply it now, under pmu, so none is missing from the slot.
+	// The new marks stay queued for the next Flush, which writes them and
+	// holds the write for a region another member recovers (holdFor).
 	l.pmu.Lock()
+	for _, r := range l.newMarks {
+		if l.mine.Test(r) {
+			s.MarkRegion(r)
+		}
+	}
+	for _, r := range l.newClear {
+		if !l.mine.Test(r) {
+			s.ClearRegion(r)
+		}
+	}
 	l.slot = s
-	l.newMarks, l.newClear = nil, nil
 	l.pmu.Unlock()
 	return nil
 }

@@ -459,7 +459,7 @@ func (l *Log) MarkRegion(r uint64) error {
 	}
 	l.pmu.Lock()
 	defer l.pmu.Unlock()
-	sequential := l.lastMarked == r // the writer went on from the last region it marked
+	sequential := r > 0 && l.lastMarked == r // the writer went on from the last region it marked
 	l.lastMarked = r + 1
 	if _, held := l.linger[r]; held {
 		// Its clear was held back, or it was marked ahead: r is
@@ -692,6 +692,13 @@ func (l *Log) hasNewMarks() bool {
 func (l *Log) sendMarks(marks, clears []uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Send each region's last state only: a CLEAR then a MARK of r in one
+	// batch (dm_rh_update_states' clear, then do_writes' FLUSH [r]) must
+	// not reach the group as mark-then-clear (a message's marks apply
+	// before its clears), and a mark ahead released by a vote (releaseFor,
+	// under mu too) must not be sent after its CLEAR.
+	marks = slices.DeleteFunc(slices.Clone(marks), func(r uint64) bool { return !l.mine.Test(r) })
+	clears = slices.DeleteFunc(slices.Clone(clears), func(r uint64) bool { return l.mine.Test(r) })
 	var last uint64
 	hadMarks := len(marks) > 0
 	for len(marks)+len(clears) > 0 {

@@ -64,9 +64,10 @@ func (l *Log) reestablish() {
 		}
 		l.openSlotOrFail()
 	} else if l.mine.Count() > 0 {
-		l.pmu.Lock()
-		l.newMarks, l.newClear = nil, nil
-		l.pmu.Unlock()
+		// The new marks stay queued: a FLUSH that waited for quorum
+		// takes them (sent again, a harmless duplicate) and holds the
+		// write while another member holds a region for recovery
+		// (holdFor), as it would have without the partition.
 		l.rejoinSeq = l.sendAllMarks()
 	}
 	l.restartWanted = true // its kernel may have been told "no work" meanwhile
