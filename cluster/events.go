@@ -57,8 +57,14 @@ func (l *Log) sender(g Group, done chan struct{}) {
 		m := l.sendq[0]
 		l.sendq = l.sendq[1:]
 		l.mu.Unlock()
+		t := time.Now()
 		err := g.Multicast(m)
 		l.mu.Lock()
+		if took := time.Since(t); took > 5*time.Millisecond {
+			// corosync refused it for a while (CS_ERR_TRY_AGAIN: its
+			// queue full, or a membership change being synced).
+			l.trace("multicast slow", "bytes", len(m), "took_ms", took.Milliseconds())
+		}
 		if err != nil {
 			if l.failed == nil {
 				l.failed = fmt.Errorf("cluster: multicast failed: %w", err)
