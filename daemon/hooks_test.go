@@ -1,6 +1,9 @@
 package daemon_test
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -134,5 +137,43 @@ func TestOpenInstanceFlushInlineOnlyWithoutIO(t *testing.T) {
 	}
 	if n := sf.flushes.Load(); n != 1 {
 		t.Fatalf("Flush called %d times, want 1", n)
+	}
+}
+
+// groupLog is a core log with a cluster log's group counters.
+type groupLog struct {
+	engine.Log
+}
+
+func (groupLog) GroupCounters() map[string]uint64 {
+	return map[string]uint64{"taken_back": 1, "given_back": 2}
+}
+
+// TestGroupCountersInStatusAndDump: a log kept with a group has its group
+// counters in Status and in the state dump's "group" field, sorted by
+// name; a plain log has none.
+func TestGroupCountersInStatusAndDump(t *testing.T) {
+	var out bytes.Buffer
+	d := newDaemon(t, daemon.Options{Logger: slog.New(slog.NewTextHandler(&out, nil)),
+		OpenInstance: func(uuid string, luid uint64, c engine.Config, o engine.Options) (engine.Log, error) {
+			l, err := engine.Open(c, o)
+			if err != nil || uuid != "grp" {
+				return l, err
+			}
+			return groupLog{Log: l}, nil
+		}})
+	k := newKernel(t, d)
+	for _, u := range []string{"grp", "plain"} {
+		if r := k.ctr(u, 1, "8192 clustered-core 1024"); r.err != 0 {
+			t.Fatalf("CTR %s: %d", u, r.err)
+		}
+	}
+	st := d.Status()
+	if len(st) != 2 || st[0].UUID != "grp" || st[0].Group["given_back"] != 2 || st[0].Group["taken_back"] != 1 || st[1].Group != nil {
+		t.Fatalf("Status = %+v; want grp with given_back 2, taken_back 1 and plain with no group", st)
+	}
+	d.Dump()
+	if s := out.String(); !strings.Contains(s, `uuid=grp `) || !strings.Contains(s, `group="given_back=2 taken_back=1"`) || !strings.Contains(s, `group=""`) {
+		t.Fatalf("dump without the group counters:\n%s", s)
 	}
 }
