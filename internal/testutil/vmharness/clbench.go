@@ -152,7 +152,10 @@ type ResyncWriteStat struct {
 	Median, Max  float64 // ms, of a write
 	// Slow counts the writes that took at least SlowWriteMs: those the
 	// kernel requeued at least once (see SlowWriteMs).
-	Slow   int
+	Slow int
+	// First is the median over runs of the first write's latency, ms:
+	// the write into the mirror's far end, out of sync when it is made.
+	First  float64
 	ToLast float64 // s, median over runs: the mirror's create to its last write's completion
 	// RemoteRecovering is IS_REMOTE_RECOVERING requests per write (the
 	// kernel asks at most once in 250 ms, answering "recovering" itself in
@@ -206,6 +209,12 @@ func (r *BenchResults) ResyncWrites() map[string]ResyncWriteStat {
 			st.RemoteRecovering /= float64(n)
 		}
 		st.ToLast = median(runs[c], func(b BenchRun) float64 { return b.Seconds })
+		st.First = median(runs[c], func(b BenchRun) float64 {
+			if len(b.WriteMs) == 0 {
+				return 0
+			}
+			return b.WriteMs[0]
+		})
 		out[c] = st
 	}
 	return out
@@ -224,13 +233,13 @@ func (r *BenchResults) resyncWriteMarkdown(b *strings.Builder) {
 		"one 4 KiB O_DIRECT write (a Go writer: `pwrite` on an aligned buffer, one write at a time, each timed, no process start in the time) " +
 		"into the middle of each of 16 equal spans of the mirror, from the far end in a stride of 7 (not the resync's ascending order); " +
 		"then full sync, and every written block read back through the mirror and on both legs. Latencies: every write of every round pooled.\n\n")
-	p("| log | writes | median write (ms) | max write (ms) | writes ≥ %d ms (requeued) | create to last write (s) | IS_REMOTE_RECOVERING per write | WANTs sent by node 1 | regions given back to node 1 | given back by node 1 |\n|---|---|---|---|---|---|---|---|---|---|\n", SlowWriteMs)
+	p("| log | writes | median write (ms) | max write (ms) | first write (ms, median of the runs) | writes ≥ %d ms (requeued) | create to last write (s) | IS_REMOTE_RECOVERING per write | WANTs sent by node 1 | regions given back to node 1 | given back by node 1 |\n|---|---|---|---|---|---|---|---|---|---|---|\n", SlowWriteMs)
 	for _, c := range r.Configs {
 		s, ok := st[c]
 		if !ok {
 			continue
 		}
-		p("| %s | %d | %.1f | %.1f | %d | %.2f | %.2f | %d | %d | %d |\n", c, s.Writes, s.Median, s.Max, s.Slow, s.ToLast, s.RemoteRecovering, s.WantsSent, s.TakenBack, s.GivenBack)
+		p("| %s | %d | %.1f | %.1f | %.1f | %d | %.2f | %.2f | %d | %d | %d |\n", c, s.Writes, s.Median, s.Max, s.First, s.Slow, s.ToLast, s.RemoteRecovering, s.WantsSent, s.TakenBack, s.GivenBack)
 	}
 	p("\nRatios of the median write latency during resync, 2 nodes against single-node (no target):\n\n")
 	for _, pair := range [][2]string{{ClBenchClusterCore, ClBenchSingleCore}, {ClBenchClusterDisk, ClBenchSingleDisk}} {

@@ -80,8 +80,8 @@ func TestResyncWriteMarkdown(t *testing.T) {
 	md := r.ClusterMarkdown(ClusterBenchMeta{Date: "2026-12-08", Host: "test host", LoadBefore: "1 1 1", LoadAfter: "1 1 1", Command: "make vmclusterbench"})
 	mustContain(t, md,
 		"## Writes during resync",
-		"| 2-node clustered-core | 6 | 250.0 | 900.0 | 4 | 4.00 | 2.00 | 6 | 5 | 1 |",
-		"| single-node clustered-core | 6 | 3.5 | 250.0 | 1 | 1.50 | 0.67 | 0 | 0 | 0 |",
+		"| 2-node clustered-core | 6 | 250.0 | 900.0 | 300.0 | 4 | 4.00 | 2.00 | 6 | 5 | 1 |",
+		"| single-node clustered-core | 6 | 3.5 | 250.0 | 3.5 | 1 | 1.50 | 0.67 | 0 | 0 | 0 |",
 		"- 2-node clustered-core against single-node clustered-core: 71.43x (250.0 ms against 3.5 ms)",
 		"- 2-node clustered-disk against single-node clustered-disk: not measured",
 		"| 1 | 2-node clustered-core | write during resync | 3.000 |",
