@@ -74,6 +74,11 @@ func TestGiveBackNotStarted(t *testing.T) {
 		if n := a.Info().GivenBack; n != 1 {
 			t.Fatalf("a gave back %d regions; want 1", n)
 		}
+		// The writer's side: b sent the WANT and took the region back;
+		// dlogd's state dump shows both (GroupCounters).
+		if bi, g := b.Info(), b.GroupCounters(); bi.TakenBack != 1 || bi.WantsSent < 1 || g["taken_back"] != 1 || g["wants_sent"] != bi.WantsSent || a.GroupCounters()["given_back"] != 1 {
+			t.Fatalf("b: taken back %d, wants sent %d, counters %v; a's counters %v; want 1 taken back after a WANT", bi.TakenBack, bi.WantsSent, g, a.GroupCounters())
+		}
 		waitFor(t, "b's recovery known to a", func() bool { return replicatedInSync(a, w) })
 		if slices.Contains(a.Info().Grants[a.Info().Me], w) {
 			t.Fatalf("a still holds region %d", w)

@@ -294,7 +294,7 @@ type Log struct {
 	sendcond      sync.Cond
 	sendStop      bool
 	sendDone      chan struct{}
-	stats         struct{ sent, recv, malformed, proposals, grants, vetoes, merges, yields, wakes, givenBack uint64 }
+	stats         struct{ sent, recv, malformed, proposals, grants, vetoes, merges, yields, wakes, givenBack, wantsSent, takenBack uint64 }
 	opened        time.Time // CTR: the origin of the debug timeline (trace)
 }
 
@@ -865,6 +865,7 @@ func (l *Log) want(r uint64, now time.Time) {
 	}
 	l.wantSent[r] = now.Add(wantEvery)
 	pruneBefore(l.wantSent, now, 4096)
+	l.stats.wantsSent++
 	l.trace("want sent", "region", r)
 }
 
@@ -1368,6 +1369,11 @@ type Info struct {
 	// GivenBack counts the granted regions this member gave back to a
 	// peer's waiting write (RELEASE).
 	GivenBack uint64
+	// WantsSent counts the WANTs this member multicast for its kernel's
+	// waiting writes, and TakenBack the regions a peer gave back while
+	// this member's kernel waited to write them (proposed first here):
+	// the writer's side of GivenBack.
+	WantsSent, TakenBack uint64
 	// MarkedAhead counts the regions marked ahead of a sequential writer
 	// (Options.MarkAhead).
 	MarkedAhead uint64
@@ -1379,7 +1385,7 @@ func (l *Log) Info() Info {
 	defer l.mu.Unlock()
 	in := Info{Me: l.me, Synced: l.status == stSynced, Members: slices.Clone(l.cur), Grants: map[MemberID][]uint64{},
 		InSync: l.st.sync.Count(), Slot: -1, Founded: l.founded, Sent: l.stats.sent, Received: l.stats.recv, Bad: l.stats.malformed, Merges: l.stats.merges,
-		Proposals: l.stats.proposals, Granted: l.stats.grants, Wakes: l.stats.wakes, GivenBack: l.stats.givenBack, MarkedAhead: l.markedAhead.Load()}
+		Proposals: l.stats.proposals, Granted: l.stats.grants, Wakes: l.stats.wakes, GivenBack: l.stats.givenBack, WantsSent: l.stats.wantsSent, TakenBack: l.stats.takenBack, MarkedAhead: l.markedAhead.Load()}
 	for k, v := range l.st.grants {
 		in.Grants[k] = slices.Clone(v)
 	}
@@ -1390,6 +1396,16 @@ func (l *Log) Info() Info {
 		in.Slot = m.slot
 	}
 	return in
+}
+
+// GroupCounters are the counters of the log's work with its group that
+// dlogd's state dump shows (daemon's groupCounters), by name.
+func (l *Log) GroupCounters() map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return map[string]uint64{"sent": l.stats.sent, "received": l.stats.recv, "proposals": l.stats.proposals, "granted": l.stats.grants,
+		"wakes": l.stats.wakes, "given_back": l.stats.givenBack, "wants_sent": l.stats.wantsSent, "taken_back": l.stats.takenBack,
+		"marked_ahead": l.markedAhead.Load()}
 }
 
 func (l *Log) setState(st *state) {

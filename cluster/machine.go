@@ -192,6 +192,7 @@ func (l *Log) released(from MemberID, r uint64) {
 	if !held || l.replaying || !l.wants(r) || l.st.sync.Test(r) {
 		return
 	}
+	l.stats.takenBack++
 	delete(l.skipped, r)
 	l.prio = slices.DeleteFunc(l.prio, func(x uint64) bool { return x == r })
 	l.prio = slices.Insert(l.prio, 0, r)

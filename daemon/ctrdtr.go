@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -324,10 +325,19 @@ type LogStatus struct {
 	// time in the daemon; State.Stats splits their engine time further.
 	Phases     Phases `json:"phases"`
 	StatusInfo string `json:"status_info"`
+	// Group holds a cluster log's counters of its work with its group
+	// (messages, resync proposals, give-backs), by name; nil for others.
+	Group map[string]uint64 `json:"group,omitempty"`
 	// Warning says what is wrong with how the log is kept, "" when nothing
 	// is: a log without a state file in the daemon's state directory, a
 	// mirror without handle_errors (Options.CheckMirror).
 	Warning string `json:"warning,omitempty"`
+}
+
+// groupCounters is a log kept with a group (cluster.Log): its counters,
+// for status and the state dump.
+type groupCounters interface {
+	GroupCounters() map[string]uint64
 }
 
 // Status describes every log, sorted by uuid and luid.
@@ -339,6 +349,9 @@ func (d *Daemon) Status() []LogStatus {
 		}
 		s := LogStatus{UUID: in.uuid, LUID: in.luid, Ctr: in.ctr, State: in.log.State(),
 			Requests: map[string]uint64{}, Age: time.Since(in.created), StatusInfo: in.log.Status(engine.StatusInfo)}
+		if g, ok := in.log.(groupCounters); ok {
+			s.Group = g.GroupCounters()
+		}
 		in.release()
 		var warnings []string
 		if why := cmp.Or(in.noState, s.State.StateFileError); why != "" {
@@ -376,10 +389,14 @@ func (d *Daemon) Dump() {
 	d.log.Info("state dump", "logs", len(st), "malformed", d.counters.malformed.Load(),
 		"unknown_log", d.counters.unknown.Load(), "errors", d.counters.errors.Load(), "busy", d.counters.busy.Load())
 	for _, s := range st {
-		var req []string
+		var req, group []string
 		for k, v := range s.Requests {
 			req = append(req, fmt.Sprintf("%s=%d", k, v))
 		}
+		for k, v := range s.Group {
+			group = append(group, fmt.Sprintf("%s=%d", k, v))
+		}
+		slices.Sort(group)
 		d.log.Info("log", "uuid", s.UUID, "luid", fmt.Sprintf("%#x", s.LUID), "ctr", s.Ctr, "phase", s.State.Phase,
 			"regions", s.State.Regions, "in_sync", s.State.InSync, "dirty", s.State.Dirty, "recovering", s.State.Recovering,
 			"cursor", s.State.Cursor, "halted", s.State.Halted, "status", s.StatusInfo,
@@ -388,6 +405,6 @@ func (d *Daemon) Dump() {
 			"phase_flushes", s.Phases.Flushes, "phase_queue", s.Phases.Queue, "phase_run", s.Phases.Run, "phase_reply", s.Phases.Reply, "phase_inline", s.Phases.Inline, "phase_detached", s.Phases.Detached,
 			"write_time", s.State.Stats.WriteTime, "syncs", s.State.Stats.Syncs,
 			"leg_flushes", s.State.Stats.LegFlushes, "leg_flush_time", s.State.Stats.LegFlushTime,
-			"requests", strings.Join(req, " "))
+			"requests", strings.Join(req, " "), "group", strings.Join(group, " "))
 	}
 }

@@ -501,6 +501,14 @@ func (l withLegs) FlushNoIO() bool {
 	return ok && nf.FlushNoIO()
 }
 
+// GroupCounters forwards to the log: nil when it has no group.
+func (l withLegs) GroupCounters() map[string]uint64 {
+	if g, ok := l.Log.(groupCounters); ok {
+		return g.GroupCounters()
+	}
+	return nil
+}
+
 func (l withLegs) Close() error {
 	err := l.Log.Close()
 	l.legs.Close()

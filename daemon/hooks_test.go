@@ -1,6 +1,9 @@
 package daemon_test
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -134,5 +137,51 @@ func TestOpenInstanceFlushInlineOnlyWithoutIO(t *testing.T) {
 	}
 	if n := sf.flushes.Load(); n != 1 {
 		t.Fatalf("Flush called %d times, want 1", n)
+	}
+}
+
+// groupLog is a core log with a cluster log's group counters.
+type groupLog struct {
+	engine.Log
+}
+
+func (groupLog) GroupCounters() map[string]uint64 {
+	return map[string]uint64{"taken_back": 1, "given_back": 2}
+}
+
+// TestGroupCountersInStatusAndDump: a log kept with a group has its group
+// counters in Status and in the state dump's "group" field, sorted by
+// name, a disk log whose mirror's legs the daemon flushes too (it wraps
+// the log: the first VM run showed clustered-disk logs without them); a
+// plain log has none.
+func TestGroupCountersInStatusAndDump(t *testing.T) {
+	var out bytes.Buffer
+	d := newDaemon(t, daemon.Options{Logger: slog.New(slog.NewTextHandler(&out, nil)),
+		FlushLegs: func(string) daemon.LegFlush { return legFunc(func() error { return nil }) },
+		OpenInstance: func(uuid string, luid uint64, c engine.Config, o engine.Options) (engine.Log, error) {
+			l, err := engine.Open(c, o)
+			if err != nil || uuid == "plain" {
+				return l, err
+			}
+			return groupLog{Log: l}, nil
+		}})
+	k := newKernel(t, d)
+	for u, ctr := range map[string]string{"grp": "8192 clustered-core 1024", "grpdisk": "131072 clustered-disk " + logFile(t, 1<<20) + " 1024", "plain": "8192 clustered-core 1024"} {
+		if r := k.ctr(u, 1, ctr); r.err != 0 {
+			t.Fatalf("CTR %s: %d", u, r.err)
+		}
+	}
+	st := d.Status()
+	if len(st) != 3 || st[2].UUID != "plain" || st[2].Group != nil {
+		t.Fatalf("Status = %+v; want grp, grpdisk and plain with no group", st)
+	}
+	for _, s := range st[:2] {
+		if s.Group["given_back"] != 2 || s.Group["taken_back"] != 1 {
+			t.Fatalf("%s: group %v; want given_back 2, taken_back 1", s.UUID, s.Group)
+		}
+	}
+	d.Dump()
+	if s := out.String(); strings.Count(s, `group="given_back=2 taken_back=1"`) != 2 || !strings.Contains(s, `group=""`) {
+		t.Fatalf("dump without the group counters:\n%s", s)
 	}
 }

@@ -11,7 +11,8 @@
 #   make vmclusterbench     two guests: 16 MiB of 4 KiB O_DIRECT writes on node 1 (node 2 an idle member) and
 #                           idle initial resyncs, clustered-core and clustered-disk on both nodes against the
 #                           same logs served by dlogd without --cluster on node 1 (VMCLUSTERBENCH_ROUNDS rounds,
-#                           default 2; VMCLUSTERBENCH_OPS=resync or write for one op only,
+#                           default 2; VMCLUSTERBENCH_OPS=resync, write or resyncwrite (16 timed 4 KiB
+#                           writes on node 1 into a fresh mirror while it resyncs) for one op only,
 #                           VMCLUSTERBENCH_DEBUG=1 for dlogd's debug timeline in each node's dlogd.log);
 #                           writes bench/vmcluster-results.md and .json
 #

@@ -13,7 +13,8 @@ import (
 
 // TestVMClusterBench is make vmclusterbench: one two-guest cluster boot
 // running the guest's cl-bench scenario (tests/vmguest/scen_clbench_linux.go:
-// 4 KiB O_DIRECT writes on node 1 and idle initial resyncs, dlogd
+// 4 KiB O_DIRECT writes on node 1, idle initial resyncs and writes during
+// a resync, dlogd
 // --cluster's clustered-core and clustered-disk logs on both nodes against
 // the same logs served single-node on node 1 by dlogd without --cluster),
 // then the report:
@@ -22,7 +23,7 @@ import (
 //	DLOG_VMCLUSTER_BENCH=1               run at all
 //	DLOG_VMCLUSTER_BENCH_ROUNDS=2        interleaved rounds
 //	DLOG_VMCLUSTER_BENCH_OUT=dir         where the report goes (default <repo>/bench)
-//	DLOG_VMCLUSTER_BENCH_OPS=resync      only the resyncs (or write: only the writes)
+//	DLOG_VMCLUSTER_BENCH_OPS=resync      only the resyncs (write: only the writes; resyncwrite: only the writes during resync)
 //	DLOG_VMCLUSTER_BENCH_DEBUG=1         dlogd --log-level debug: the cluster log's timeline in each node's dlogd.log
 func TestVMClusterBench(t *testing.T) {
 	h, extra := prepareCluster(t, "DLOG_VMCLUSTER_BENCH", "the real-kernel cluster benchmark is off: run it with make vmclusterbench (DLOG_VMCLUSTER_BENCH=1)")
@@ -35,10 +36,10 @@ func TestVMClusterBench(t *testing.T) {
 	params := []string{fmt.Sprintf("dlog.benchrounds=%d", rounds)}
 	switch v := os.Getenv("DLOG_VMCLUSTER_BENCH_OPS"); v {
 	case "":
-	case "resync", "write":
+	case "resync", "write", "resyncwrite":
 		params = append(params, "dlog.benchops="+v)
 	default:
-		t.Fatalf("DLOG_VMCLUSTER_BENCH_OPS=%q: want resync or write", v)
+		t.Fatalf("DLOG_VMCLUSTER_BENCH_OPS=%q: want resync, write or resyncwrite", v)
 	}
 	if os.Getenv("DLOG_VMCLUSTER_BENCH_DEBUG") == "1" {
 		params = append(params, "dlog.cldebug=1")

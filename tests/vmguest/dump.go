@@ -71,6 +71,7 @@ type DumpLog struct {
 	Regions, InSync, Dirty         uint64
 	Recovering, Flushes            uint64
 	Requests                       map[string]uint64 // by request type name, e.g. "IN_SYNC"
+	Group                          map[string]uint64 // a cluster log's group counters, e.g. "taken_back"; empty for others
 	Fields                         map[string]string // everything, raw
 }
 
@@ -167,7 +168,7 @@ func ParseDlogdDump(text string) (d Dump, complete bool, err error) {
 			return d, false, err
 		}
 		l := DumpLog{UUID: f["uuid"], LUID: f["luid"], Ctr: f["ctr"], Phase: f["phase"], Status: f["status"],
-			Requests: map[string]uint64{}, Fields: f}
+			Requests: map[string]uint64{}, Group: map[string]uint64{}, Fields: f}
 		for k, p := range map[string]*uint64{"regions": &l.Regions, "in_sync": &l.InSync, "dirty": &l.Dirty, "recovering": &l.Recovering, "flushes": &l.Flushes} {
 			if v, ok := f[k]; ok {
 				if *p, err = strconv.ParseUint(v, 10, 64); err != nil {
@@ -175,13 +176,15 @@ func ParseDlogdDump(text string) (d Dump, complete bool, err error) {
 				}
 			}
 		}
-		for _, kv := range strings.Fields(f["requests"]) {
-			k, v, ok := strings.Cut(kv, "=")
-			n, err := strconv.ParseUint(v, 10, 64)
-			if !ok || err != nil {
-				return d, false, fmt.Errorf("dlogd dump: requests item %q in %q", kv, line)
+		for key, m := range map[string]map[string]uint64{"requests": l.Requests, "group": l.Group} {
+			for _, kv := range strings.Fields(f[key]) {
+				k, v, ok := strings.Cut(kv, "=")
+				n, err := strconv.ParseUint(v, 10, 64)
+				if !ok || err != nil {
+					return d, false, fmt.Errorf("dlogd dump: %s item %q in %q", key, kv, line)
+				}
+				m[k] = n
 			}
-			l.Requests[k] = n
 		}
 		d.Logs = append(d.Logs, l)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -24,7 +25,7 @@ const sampleDump = `time=T level=INFO msg="dlogd serving" transport=netlink pid=
 time=T level=INFO msg="state dump" logs=1 malformed=0 unknown_log=0 errors=0 busy=0
 time=T level=INFO msg=log uuid=old luid=0x1 ctr="131072 clustered-core 1024" phase=running regions=128 in_sync=128 dirty=0 requests=CTR=1
 time=T level=INFO msg="state dump" logs=2 malformed=0 unknown_log=3 errors=0 busy=0
-time=T level=INFO msg=log uuid=dlog-vm-ucore luid=0xff3dda563fde8400 ctr="131072 clustered-core 1024" phase=running regions=128 in_sync=120 dirty=8 recovering=1 cursor=121 halted=false status="1 clustered-core" flushes=0 bytes_written=0 last_flush=0s p99_flush=0s requests="IN_SYNC=12 FLUSH=4 CTR=1"
+time=T level=INFO msg=log uuid=dlog-vm-ucore luid=0xff3dda563fde8400 ctr="131072 clustered-core 1024" phase=running regions=128 in_sync=120 dirty=8 recovering=1 cursor=121 halted=false status="1 clustered-core" flushes=0 bytes_written=0 last_flush=0s p99_flush=0s requests="IN_SYNC=12 FLUSH=4 CTR=1" group="given_back=0 taken_back=3 wants_sent=4"
 time=T level=WARN msg="CTR for an existing log: reconnect, keeping its state" uuid=x
 `
 
@@ -45,6 +46,12 @@ func TestParseDlogdDump(t *testing.T) {
 	if l.UUID != "dlog-vm-ucore" || l.LUID != "0xff3dda563fde8400" || l.InSync != 120 || l.Dirty != 8 || l.Recovering != 1 ||
 		l.Status != "1 clustered-core" || l.Phase != "running" || l.Requests["IN_SYNC"] != 12 || l.TotalRequests() != 17 {
 		t.Errorf("%+v", l)
+	}
+	if g := l.Group; len(g) != 3 || g["taken_back"] != 3 || g["wants_sent"] != 4 || len(d.Logs[1].Group) != 0 {
+		t.Errorf("group counters %v and %v; want taken_back 3, wants_sent 4, given_back 0, and none", g, d.Logs[1].Group)
+	}
+	if _, _, err := ParseDlogdDump(strings.Replace(full, "taken_back=3", "taken_back=x", 1)); err == nil {
+		t.Error("a malformed group counter accepted")
 	}
 	if n := len(d.ByUUID("dlog-vm-ucore")); n != 2 {
 		t.Errorf("ByUUID: %d", n)

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,10 +24,12 @@ import (
 // served by the same dlogd binary without --cluster (single-node: node 1
 // stops its cluster dlogd and starts a plain one for those runs, then
 // switches back); then the time a fresh mirror takes to resync with no
-// I/O, the same pairs, after one untimed resync of each. Every
-// configuration runs once per round and the rounds interleave. Results:
-// /out/clbench.json (vmharness.BenchResults, ops "write 4K" and
-// "resync").
+// I/O, the same pairs, after one untimed resync of each; then 4 KiB
+// O_DIRECT writes on node 1 into a fresh mirror while it resyncs, each
+// timed (vmharness.ClBenchResyncWrite). Every configuration runs once per
+// round and the rounds interleave. Results: /out/clbench.json
+// (vmharness.BenchResults, ops "write 4K", "resync" and "write during
+// resync").
 
 // ClusterBenchFile is the cluster benchmark's results file.
 const ClusterBenchFile = vmharness.ClusterBenchFile
@@ -48,11 +51,12 @@ const clBenchBytes = 16 * mib
 
 // clBenchParams are the kernel parameters that narrow a cluster
 // benchmark run (make vmclusterbench VMCLUSTERBENCH_OPS=resync
-// VMCLUSTERBENCH_DEBUG=1): dlog.benchops=resync|write (default both) and
+// VMCLUSTERBENCH_DEBUG=1): dlog.benchops=resync|write|resyncwrite
+// (default all three) and
 // dlog.cldebug=1 (dlogd --log-level debug: the cluster log's timeline,
 // docs/design/cluster.md, "Idle resync timeline").
 func clBenchParams() (ops []string, debug bool) {
-	ops = []string{"write 4K", "resync"}
+	ops = []string{"write 4K", "resync", vmharness.ClBenchResyncWrite}
 	b, _ := os.ReadFile("/proc/cmdline")
 	for _, w := range strings.Fields(string(b)) {
 		switch w {
@@ -60,6 +64,8 @@ func clBenchParams() (ops []string, debug bool) {
 			ops = []string{"resync"}
 		case "dlog.benchops=write":
 			ops = []string{"write 4K"}
+		case "dlog.benchops=resyncwrite":
+			ops = []string{vmharness.ClBenchResyncWrite}
 		case "dlog.cldebug=1":
 			debug = true
 		}
@@ -82,7 +88,7 @@ func scenClBench(s *S) {
 	rounds := res.Rounds
 	b := &clBench{cr: cr, phase: 10, sum: sum, d: cr.d, plain: NewDlogd()}
 	s.Defer("stop the single-node dlogd", 10*time.Second, func(ctx context.Context) error { return b.plain.Stop(5 * time.Second) })
-	if slices.Contains(ops, "resync") {
+	if slices.Contains(ops, "resync") || slices.Contains(ops, vmharness.ClBenchResyncWrite) {
 		// An untimed resync of every configuration first: under TCG the
 		// first recovery after boot runs through code qemu has not
 		// translated yet (dm-raid1's recovery, kcopyd, dlogd's paths),
@@ -108,8 +114,11 @@ func scenClBench(s *S) {
 					}
 					s.Part(fmt.Sprintf("round %d: %s: %s", round, c.Name, op), func(p *S) {
 						run, name := b.writes, fmt.Sprintf("w%d%d", round, i)
-						if op == "resync" {
+						switch op {
+						case "resync":
 							run, name = b.resync, fmt.Sprintf("r%d%d", round, i)
+						case vmharness.ClBenchResyncWrite:
+							run, name = b.resyncWrites, fmt.Sprintf("x%d%d", round, i)
 						}
 						if r, ok := run(p, c, name); ok {
 							r.Round = round
@@ -267,4 +276,116 @@ func (b *clBench) resync(s *S, c clBenchConfig, name string) (vmharness.BenchRun
 	}
 	b.tearDown(s, c, name)
 	return r, b.cr.c.node == 1 && !s.Failed()
+}
+
+// clResyncWrites is how many writes the "write during resync" op makes:
+// one into each of as many equal spans of the mirror
+// (vmharness.ResyncWriteRegions).
+const clResyncWrites = 16
+
+// resyncWrites times 4 KiB O_DIRECT writes on node 1 into a fresh mirror
+// from the moment its create returns, while it resyncs (node 2, for the
+// cluster logs, creates it at the same barrier and stays idle, as in
+// resync): one into the middle of each of clResyncWrites regions spread
+// over the mirror, in vmharness.ResyncWriteRegions' order, one at a time.
+// Then full sync on every node that has the mirror, and the data oracle:
+// every written block reads back as written through the mirror and on
+// both legs. The blocks differ from run to run (the name seeds them), so
+// a block left by an earlier run does not pass.
+func (b *clBench) resyncWrites(s *S, c clBenchConfig, name string) (vmharness.BenchRun, bool) {
+	const regionBytes = clusterRegion * 512
+	regions := vmharness.ResyncWriteRegions(clLegBytes/regionBytes, clResyncWrites)
+	offs := make([]int64, len(regions))
+	for i, r := range regions {
+		offs[i] = int64(r)*regionBytes + regionBytes/2
+	}
+	var seed uint64
+	for _, ch := range name {
+		seed = seed*131 + uint64(ch)
+	}
+	data := pattern(seed, len(offs)*clusterBlock)
+	dev, start := b.setUp(s, c, name, "")
+	r := vmharness.BenchRun{Config: c.Name, Op: vmharness.ClBenchResyncWrite}
+	uuid := "LVM-dlogvmc-" + name
+	if b.cr.c.node == 1 {
+		s.Do(fmt.Sprintf("%d 4 KiB O_DIRECT writes during the resync, regions %v", len(offs), regions), 5*time.Minute, func(ctx context.Context) error {
+			var err error
+			r.WriteMs, err = timedWrites(ctx, dev, offs, data)
+			return err
+		})
+		r.Seconds = time.Since(start).Seconds()
+		lat := make([]string, len(r.WriteMs))
+		for i, ms := range r.WriteMs {
+			lat[i] = fmt.Sprintf("%.1f", ms)
+		}
+		s.Note("write latencies (ms, in order)", strings.Join(lat, " "))
+		s.Note("time from create to the last write", secs(time.Since(start)))
+		after := s.dumpValue(b.d, uuid, "request and group counters after the writes")
+		r.Requests, r.Group = after[0].Requests, after[0].Group
+		s.Note("group counters", FormatCounts(r.Group))
+	}
+	if b.on(c) {
+		s.Do("full sync", clusterSyncTimeout, func(ctx context.Context) error {
+			_, err := waitSync(ctx, name)
+			return err
+		})
+	}
+	if b.cr.c.node == 1 {
+		for _, d := range []string{dev, legADev, legBDev} {
+			s.Expect("the written blocks on "+d, "as written", time.Minute, func(ctx context.Context) (string, error) {
+				return blocksAsWritten(d, offs, data)
+			})
+		}
+	}
+	b.tearDown(s, c, name)
+	return r, b.cr.c.node == 1 && !s.Failed()
+}
+
+// timedWrites writes data's blocks (len(data)/len(offs) bytes each) at
+// offs of path, one O_DIRECT pwrite at a time from an aligned buffer, and
+// returns each write's latency in ms (the pwrite alone).
+func timedWrites(ctx context.Context, path string, offs []int64, data []byte) ([]float64, error) {
+	if len(offs) == 0 || len(data)%len(offs) != 0 {
+		return nil, fmt.Errorf("timedWrites: %d bytes in %d writes", len(data), len(offs))
+	}
+	bs := len(data) / len(offs)
+	f, buf, done, err := openDirectBuf(path, os.O_WRONLY, bs)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	lat := make([]float64, 0, len(offs))
+	for i, off := range offs {
+		if err := ctx.Err(); err != nil {
+			return lat, fmt.Errorf("write %s at %d: %w", path, off, err)
+		}
+		copy(buf, data[i*bs:(i+1)*bs])
+		t := time.Now()
+		n, err := f.WriteAt(buf, off)
+		lat = append(lat, float64(time.Since(t).Microseconds())/1000)
+		if err != nil || n != bs {
+			return lat, fmt.Errorf("write %s at %d: %d of %d bytes: %v", path, off, n, bs, err)
+		}
+	}
+	return lat, nil
+}
+
+// blocksAsWritten reads the blocks timedWrites wrote back from path with
+// O_DIRECT: "as written", or the blocks that differ.
+func blocksAsWritten(path string, offs []int64, data []byte) (string, error) {
+	bs := len(data) / len(offs)
+	var bad []string
+	for i, off := range offs {
+		got, err := readDirect(path, off, bs)
+		if err != nil {
+			return "", err
+		}
+		if !bytes.Equal(got, data[i*bs:(i+1)*bs]) {
+			bad = append(bad, fmt.Sprint(off))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Sprintf("%d of %d blocks differ, at offsets %s", len(bad), len(offs), strings.Join(bad, " ")), nil
+	}
+	return "as written", nil
 }

@@ -43,6 +43,11 @@ type BenchRun struct {
 	// Phases is where dlogd's flushes spent their time during the run
 	// (its flush-path timers, per flush).
 	Phases string `json:"phases,omitempty"`
+	// WriteMs are the latencies of a "write during resync" run's writes,
+	// ms, in the order written; Group is the cluster log's group counters
+	// (dlogd's state dump, "group") on the writer's node after its writes.
+	WriteMs []float64         `json:"write_ms,omitempty"`
+	Group   map[string]uint64 `json:"group,omitempty"`
 }
 
 // Bench config names the report refers to.
