@@ -152,6 +152,14 @@ func TestGiveBackStartedKept(t *testing.T) {
 		if err := a.SetRegionSync(first, true); err != nil {
 			t.Fatal(err)
 		}
+		// b's kernel waits for it: the report goes now, not with the
+		// next batch of reports (reportDelay later).
+		a.mu.Lock()
+		queued := slices.Contains(a.reports, first)
+		a.mu.Unlock()
+		if queued {
+			t.Fatalf("the report of %d, which b's kernel waits to write, was queued for the next batch", first)
+		}
 		waitFor(t, "a's report of the started region delivered to b", func() bool {
 			rec, _, _ := b.IsRemoteRecovering(first)
 			return !rec
@@ -281,4 +289,68 @@ func TestGiveBackNotWhenFull(t *testing.T) {
 	if n := a.Info().GivenBack; n != 1 {
 		t.Fatalf("a gave back %d regions; want 1", n)
 	}
+}
+
+// TestGiveBackReportedSentAtOnce: a region a's kernel recovered and
+// reported, its report still waiting for company (reportDelay), is
+// wanted by b's kernel: the WANT sends a's queued reports at once.
+func TestGiveBackReportedSentAtOnce(t *testing.T) {
+	a, b, _ := pairOn(t, "65536 clustered-core 1024")
+	first, ok, err := a.GetResyncWork()
+	if err != nil || !ok {
+		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
+	}
+	waitFor(t, "a's grant known to b", func() bool { return held(b, first) })
+	if err := a.SetRegionSync(first, true); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	queued := slices.Contains(a.reports, first)
+	a.mu.Unlock()
+	if !queued {
+		t.Fatal("the report was not queued: the test's premise (a batched report) does not hold")
+	}
+	a.mu.Lock()
+	recv := a.stats.recv
+	a.mu.Unlock()
+	if rec, _, _ := b.IsRemoteRecovering(first); !rec {
+		t.Fatalf("IS_REMOTE_RECOVERING(%d) = 0 on b before a's report", first)
+	}
+	if b.Info().WantsSent == 0 {
+		t.Fatal("b sent no WANT")
+	}
+	// The WANT is the next message a receives; it is applied in the
+	// same step as it is counted.
+	waitFor(t, "b's WANT delivered to a", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.stats.recv == recv {
+			return false
+		}
+		if slices.Contains(a.reports, first) {
+			t.Fatalf("a's report of %d still queued after b's WANT of it", first)
+		}
+		return true
+	})
+}
+
+// TestWantAtVote: b's kernel waits to write region w, which nobody holds;
+// a then proposes w. b votes for it and wants it back in the same breath,
+// without waiting for its kernel's next IS_REMOTE_RECOVERING.
+func TestWantAtVote(t *testing.T) {
+	a, b, _ := pairOn(t, "65536 clustered-core 1024")
+	w := uint64(40)
+	if rec, _, _ := b.IsRemoteRecovering(w); !rec {
+		t.Fatalf("IS_REMOTE_RECOVERING(%d) = 0 on a fresh log", w)
+	}
+	if n := b.Info().WantsSent; n != 0 {
+		t.Fatalf("b sent %d WANTs for a region nobody holds", n)
+	}
+	a.mu.Lock()
+	a.prio = append(a.prio, w) // a proposes w first
+	a.mu.Unlock()
+	if _, ok, err := a.GetResyncWork(); err != nil || !ok {
+		t.Fatalf("a's GET_RESYNC_WORK = %v, %v", ok, err)
+	}
+	waitFor(t, "b's WANT of the region it voted to a", func() bool { return b.Info().WantsSent > 0 })
 }

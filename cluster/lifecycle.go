@@ -66,6 +66,7 @@ func (l *Log) join() error {
 	clear(l.override)
 	l.nover.Store(0)
 	clear(l.started)
+	clear(l.hurry)
 	clear(l.givenBack)
 	clear(l.wanted)
 	clear(l.wantSent)

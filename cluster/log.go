@@ -254,6 +254,7 @@ type Log struct {
 	interest      map[uint64]time.Time // regions this node's kernel was told are recovering: when
 	wantSent      map[uint64]time.Time // WANTs this member sent: when
 	started       map[uint64]bool      // granted regions GET_RESYNC_WORK handed to this node's kernel, not reported
+	hurry         map[uint64]bool      // started regions a peer's kernel waits to write: reported at once (giveBack)
 	givenBack     map[uint64]bool      // granted regions this member gave back (RELEASE sent, not delivered)
 	wanted        map[uint64]wantedBy  // regions of this member's open proposal a peer's kernel wants: the proposal's id and the wanter
 	cursor        uint64
@@ -338,7 +339,7 @@ func Open(uuid string, c engine.Config, eo engine.Options, o Options) (*Log, err
 		log:      eo.Logger.With("cluster", o.Messenger.Name()),
 		mine:     newBits(n, false),
 		override: map[uint64]bool{}, reserved: map[uint64]time.Time{}, ns: map[uint64]bool{},
-		interest: map[uint64]time.Time{}, wantSent: map[uint64]time.Time{}, started: map[uint64]bool{}, givenBack: map[uint64]bool{}, wanted: map[uint64]wantedBy{},
+		interest: map[uint64]time.Time{}, wantSent: map[uint64]time.Time{}, started: map[uint64]bool{}, hurry: map[uint64]bool{}, givenBack: map[uint64]bool{}, wanted: map[uint64]wantedBy{},
 		skipped: map[uint64]bool{}, vetoed: map[uint64]bool{}, merging: map[int]bool{}, fencing: map[uint32]bool{}, tookOver: map[uint32]bool{},
 		assembly: map[MemberID]*stateAsm{}, linger: map[uint64]time.Time{},
 	}
@@ -897,7 +898,16 @@ func (l *Log) canTake(x MemberID) bool {
 // no longer work here. A region of this member's open proposal is given
 // back when it is granted; mu is held.
 func (l *Log) giveBack(r uint64, by MemberID) {
-	if l.started[r] || l.givenBack[r] || l.replaying {
+	if l.replaying {
+		return
+	}
+	if l.started[r] {
+		// Its copy may be running here: kept, but its report goes the
+		// moment it is made, not in the next batch (report).
+		l.hurry[r] = true
+		return
+	}
+	if l.givenBack[r] {
 		return
 	}
 	if !slices.Contains(l.st.grants[l.me], r) {
@@ -907,6 +917,9 @@ func (l *Log) giveBack(r uint64, by MemberID) {
 		return
 	}
 	if _, reported := l.override[r]; reported {
+		if slices.Contains(l.reports, r) {
+			l.sendReports() // copied already: the waiting write needs only the report
+		}
 		return
 	}
 	if l.send(func(seq uint64) []byte { return l.codec.release(seq, r) }) == 0 {
@@ -961,8 +974,9 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.trace("set_region_sync", "region", r, "in_sync", inSync)
-	started := l.started[r]
+	started, hurry := l.started[r], l.hurry[r]
 	delete(l.started, r)
+	delete(l.hurry, r)
 	if inSync {
 		delete(l.interest, r)
 	}
@@ -986,6 +1000,9 @@ func (l *Log) SetRegionSync(r uint64, inSync bool) error {
 	l.nover.Store(int32(len(l.override)))
 	if inSync {
 		l.report(r)
+		if hurry {
+			l.sendReports() // a peer's kernel waits to write r
+		}
 		return nil
 	}
 	l.send(func(seq uint64) []byte { return l.codec.sync(seq, r, inSync) })

@@ -344,6 +344,15 @@ func (l *Log) propose(x MemberID, m message) {
 		}
 		l.log.Debug("vote", "me", l.me, "accept", accept, "proposer", x, "id", m.Proposal)
 		l.send(func(seq uint64) []byte { return l.codec.vote(seq, x, m.Proposal, accept) })
+		// A region this node's kernel waits to write, voted to x: want
+		// it back now, not at the kernel's next ask (up to 250 ms on):
+		// x gives it back at its grant if its kernel was not handed it.
+		now := time.Now()
+		for i, r := range regions {
+			if accept&(1<<i) != 0 && l.wants(r) {
+				l.want(r, now)
+			}
+		}
 	}
 }
 
