@@ -118,13 +118,53 @@ func (l *Log) maybeRestart() {
 		return // the kernel still asks for work, or a wake makes it ask
 	}
 	l.stalled = false
+	l.restartMirror("regions of a departed member to resync, and this node's kernel latched full sync: restarting the mirror so that it resyncs them")
+}
+
+// Restart retries: the kernel sends its POSTSUSPEND and RESUME once
+// (dm-log-userspace-base.c sends them with dm_consult_userspace, not
+// through the reconnecting userspace_do_request), so a netlink receive
+// queue overrun while the mirror is restarted can drop them: the mirror
+// then runs ("log postsuspend failed", "log resume failed") while this
+// log stays halted, hands out no work and never resyncs.
+const (
+	restartTries = 5
+	restartRetry = 2 * time.Second
+)
+
+// restartMirror runs Options.Restart on its own goroutine, one at a time,
+// and again while the log is left halted after it (its POSTSUSPEND or
+// RESUME lost, see restartTries); mu is held.
+func (l *Log) restartMirror(why string) {
+	if l.opts.Restart == nil || l.restarting {
+		return
+	}
+	l.restarting = true
 	restart, uuid := l.opts.Restart, l.uuid
-	l.log.Info("regions of a departed member to resync, and this node's kernel latched full sync: restarting the mirror so that it resyncs them")
+	l.log.Info(why)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := restart(ctx, uuid); err != nil {
-			l.log.Error("cannot restart the mirror; suspend and resume it to resync a departed member's regions", "err", err)
+		defer func() {
+			l.mu.Lock()
+			l.restarting = false
+			l.mu.Unlock()
+		}()
+		for try := 1; ; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			err := restart(ctx, uuid)
+			cancel()
+			if err != nil {
+				l.log.Error("cannot restart the mirror; suspend and resume it to resync a departed member's regions", "err", err)
+				return
+			}
+			if l.closed.Load() || !l.halted.Load() {
+				return
+			}
+			if try == restartTries {
+				l.log.Error("the mirror was restarted but this log never saw its POSTSUSPEND or RESUME; suspend and resume the mirror", "tries", try)
+				return
+			}
+			l.log.Warn("the mirror was restarted but this log saw no POSTSUSPEND or RESUME (a netlink receive queue overrun drops them, and the kernel does not resend them): restarting it again", "try", try)
+			time.Sleep(restartRetry)
 		}
 	}()
 }

@@ -336,7 +336,8 @@ func TestGiveBackReportedSentAtOnce(t *testing.T) {
 
 // TestWantAtVote: b's kernel waits to write region w, which nobody holds;
 // a then proposes w. b votes for it and wants it back in the same breath,
-// without waiting for its kernel's next IS_REMOTE_RECOVERING.
+// without waiting for its kernel's next IS_REMOTE_RECOVERING, and a,
+// whose kernel was handed nothing, gives it back at the grant: b takes it.
 func TestWantAtVote(t *testing.T) {
 	a, b, _ := pairOn(t, "65536 clustered-core 1024")
 	w := uint64(40)
@@ -347,10 +348,34 @@ func TestWantAtVote(t *testing.T) {
 		t.Fatalf("b sent %d WANTs for a region nobody holds", n)
 	}
 	a.mu.Lock()
-	a.prio = append(a.prio, w) // a proposes w first
+	a.prio = append(a.prio, w) // a proposes w first; no kernel is handed anything
+	a.proposeBatch()
 	a.mu.Unlock()
-	if _, ok, err := a.GetResyncWork(); err != nil || !ok {
-		t.Fatalf("a's GET_RESYNC_WORK = %v, %v", ok, err)
+	waitFor(t, "b takes back the region it voted to a", func() bool {
+		in := b.Info()
+		return in.TakenBack == 1 && slices.Contains(in.Grants[in.Me], w)
+	})
+}
+
+// TestNoWantWhilePresuspended: a presuspended member's kernel recovers
+// nothing; a WANT with its vote would take a region (and a batch) away
+// from a member that would copy it.
+func TestNoWantWhilePresuspended(t *testing.T) {
+	a, b, _ := pairOn(t, "65536 clustered-core 1024")
+	w := uint64(40)
+	if rec, _, _ := b.IsRemoteRecovering(w); !rec {
+		t.Fatal("w in sync")
 	}
-	waitFor(t, "b's WANT of the region it voted to a", func() bool { return b.Info().WantsSent > 0 })
+	if err := b.Presuspend(); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	a.prio = append(a.prio, w)
+	a.proposeBatch()
+	a.mu.Unlock()
+	waitFor(t, "a's grant of w", func() bool { return held(a, w) })
+	time.Sleep(300 * time.Millisecond)
+	if bi, ai := b.Info(), a.Info(); bi.WantsSent != 0 || ai.GivenBack != 0 {
+		t.Fatalf("presuspended b wanted w: a gave back %d, b holds %v", ai.GivenBack, bi.Grants[bi.Me])
+	}
 }

@@ -269,6 +269,7 @@ type Log struct {
 	holdWarned    bool            // minorityHold was logged
 	rejoining     bool            // demoted (quorum lost) while running: marks to re-establish
 	restartWanted bool            // a node was confirmed fenced, or this member rejoined: restart the mirror if its kernel will not ask for work
+	restarting    bool            // an Options.Restart goroutine runs (restartMirror)
 	stalled       bool            // GET_RESYNC_WORK answered "no work": the kernel asks again only when woken (maybeWake)
 	waking        bool            // an Options.Wake call runs
 	lastWake      time.Time       // when the last Options.Wake call started
@@ -605,6 +606,19 @@ func (l *Log) flush() error {
 		l.pmu.Unlock()
 		return fmt.Errorf("%w: this node's slot on the log device is not open: %v", engine.ErrIO, slotErr)
 	}
+	if len(marks) > 0 && !l.running.Load() {
+		// Suspended (POSTSUSPEND came) and not resumed, yet the kernel
+		// writes: its RESUME was lost (a receive queue overrun; the
+		// kernel sends it once). No group or slot holds these marks:
+		// fail the FLUSH rather than acknowledge them, and restart the
+		// mirror so that its next RESUME reaches this log.
+		l.newMarks, l.newClear = append(marks, l.newMarks...), append(clears, l.newClear...)
+		l.pmu.Unlock()
+		l.mu.Lock()
+		l.restartMirror("a FLUSH with new marks came to a suspended log: the kernel's RESUME was lost; restarting the mirror")
+		l.mu.Unlock()
+		return fmt.Errorf("%w: the log is suspended (its RESUME never arrived): marks not persisted", engine.ErrIO)
+	}
 	l.flushing++
 	l.pmu.Unlock()
 	defer func() {
@@ -858,8 +872,8 @@ func (l *Log) want(r uint64, now time.Time) {
 	}
 	// A region given back while this member could not take it would be
 	// held by nobody: no WANT unless this member may propose it now.
-	if l.status != stSynced || l.group == nil || l.failed != nil || !l.group.Quorate() || !l.canTake(l.me) {
-		return
+	if l.status != stSynced || l.group == nil || l.failed != nil || l.halted.Load() || !l.group.Quorate() || !l.canTake(l.me) {
+		return // (halted: this kernel's recovery has stopped: it could not use the region)
 	}
 	if l.send(func(seq uint64) []byte { return l.codec.want(seq, r) }) == 0 {
 		return

@@ -189,8 +189,8 @@ func (l *Log) released(from MemberID, r uint64) {
 		delete(l.givenBack, r)
 		return
 	}
-	if !held || l.replaying || !l.wants(r) || l.st.sync.Test(r) {
-		return
+	if !held || l.replaying || !l.wants(r) || l.st.sync.Test(r) || l.halted.Load() {
+		return // (halted: this kernel recovers nothing now; the region stays free for others)
 	}
 	l.stats.takenBack++
 	delete(l.skipped, r)
