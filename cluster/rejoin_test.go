@@ -159,12 +159,7 @@ func TestReleasedMarkAheadNotResent(t *testing.T) {
 	c := ctr(t, "65536 clustered-core 1024 nosync")
 	net := NewFakeNet(1)
 	open := func(id uint32) *Log {
-		o := testOptions(net.Node(id))
-		o.ClearLinger, o.MarkAhead = time.Hour, 7
-		l, err := Open("uuid-1", c, engine.Options{Logger: testLogger()}, o)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := openWith(t, net, id, c, func(o *Options) { o.ClearLinger, o.MarkAhead = time.Hour, 7 })
 		t.Cleanup(func() { l.Close() })
 		return l
 	}

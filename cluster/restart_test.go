@@ -22,12 +22,9 @@ func testFlushAfterLostResume(t *testing.T, args string) {
 	net := NewFakeNet(1)
 	restarts := make(chan string, 4)
 	open := func(id uint32) *Log {
-		o := testOptions(net.Node(id))
-		o.Restart = func(_ context.Context, uuid string) error { restarts <- uuid; return nil }
-		l, err := Open("uuid-1", c, engine.Options{Logger: testLogger()}, o)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := openWith(t, net, id, c, func(o *Options) {
+			o.Restart = func(_ context.Context, uuid string) error { restarts <- uuid; return nil }
+		})
 		t.Cleanup(func() { l.Close() })
 		return l
 	}
