@@ -85,7 +85,7 @@ func (k *Kernel) Step() error {
 	switch p := k.Rng.IntN(100); {
 	case p < 40:
 		r := k.Rng.Uint64N(k.N)
-		if k.Rng.IntN(100) < k.Sequential {
+		if k.Sequential > 0 && k.Rng.IntN(100) < k.Sequential { // no draw otherwise: seeded runs keep their sequence
 			r = (k.lastWrite + 1) % k.N
 		}
 		k.lastWrite = r
