@@ -22,6 +22,7 @@ package clustercheck
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -126,17 +127,24 @@ func (c *Checker) StartRecovery(node int, r uint64) {
 func (c *Checker) Held(node int, r uint64, own uint64, grants map[uint64][]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	holder := map[uint64]uint64{}
-	for m, g := range grants {
-		for _, x := range g {
-			if o, dup := holder[x]; dup && o != m {
-				c.fail("node %d's view: region %d held for recovery by members %#x and %#x", node, x, o, m)
+	// Every holder of each region, in member order: the checks below do
+	// not depend on the map's iteration order.
+	members := slices.Sorted(maps.Keys(grants))
+	holders := map[uint64][]uint64{}
+	for _, m := range members {
+		for _, x := range grants[m] {
+			if hs := holders[x]; len(hs) > 0 && !slices.Contains(hs, m) {
+				c.fail("node %d's view: region %d held for recovery by members %#x and %#x", node, x, hs[0], m)
 			}
-			holder[x] = m
+			holders[x] = append(holders[x], m)
 		}
 	}
-	if o, ok := holder[r]; !ok || o != own {
-		c.fail("node %d was handed region %d, which its view holds for member %#x (held: %v), not its own %#x", node, r, o, ok, own)
+	if hs := holders[r]; !slices.Contains(hs, own) {
+		var o uint64
+		if len(hs) > 0 {
+			o = hs[0]
+		}
+		c.fail("node %d was handed region %d, which its view holds for member %#x (held: %v), not its own %#x", node, r, o, len(hs) > 0, own)
 	}
 	c.stats.HandOuts++
 	if len(grants[own]) > 1 {
