@@ -539,10 +539,16 @@ func (l *Log) clearLocked(r uint64) {
 func (l *Log) releaseLingering(all bool) {
 	now := time.Now()
 	for r, at := range l.linger {
-		if all || now.Sub(at) >= l.opts.ClearLinger {
+		if all || l.lingerOver(at, now) {
 			l.clearLocked(r)
 		}
 	}
+}
+
+// lingerOver reports whether a clear held since at (a mark ahead: a time
+// to come) is due for release at now.
+func (l *Log) lingerOver(at, now time.Time) bool {
+	return now.Sub(at) >= l.opts.ClearLinger
 }
 
 // releaseFor releases a held clear of r at once, because another member
@@ -597,28 +603,27 @@ func (l *Log) flush() error {
 	}
 	l.pmu.Lock()
 	l.releaseLingering(l.halted.Load()) // a suspend or close releases every held clear
-	marks, clears := l.newMarks, l.newClear
-	l.newMarks, l.newClear = nil, nil
 	slot, slotErr := l.slot, l.slotErr
+	// The two refusals below leave the new marks and clears queued.
 	if slot == nil && !l.core && l.running.Load() {
 		// No slot: the marks would be persisted nowhere.
-		l.newMarks, l.newClear = append(marks, l.newMarks...), append(clears, l.newClear...)
 		l.pmu.Unlock()
 		return fmt.Errorf("%w: this node's slot on the log device is not open: %v", engine.ErrIO, slotErr)
 	}
-	if len(marks) > 0 && !l.running.Load() {
+	if len(l.newMarks) > 0 && !l.running.Load() {
 		// Suspended (POSTSUSPEND came) and not resumed, yet the kernel
 		// writes: its RESUME was lost (a receive queue overrun; the
 		// kernel sends it once). No group or slot holds these marks:
 		// fail the FLUSH rather than acknowledge them, and restart the
 		// mirror so that its next RESUME reaches this log.
-		l.newMarks, l.newClear = append(marks, l.newMarks...), append(clears, l.newClear...)
 		l.pmu.Unlock()
 		l.mu.Lock()
 		l.restartMirror("a FLUSH with new marks came to a suspended log: the kernel's RESUME was lost; restarting the mirror")
 		l.mu.Unlock()
 		return fmt.Errorf("%w: the log is suspended (its RESUME never arrived): marks not persisted", engine.ErrIO)
 	}
+	marks, clears := l.newMarks, l.newClear
+	l.newMarks, l.newClear = nil, nil
 	l.flushing++
 	l.pmu.Unlock()
 	defer func() {
@@ -689,7 +694,7 @@ func (l *Log) lingerDue(all bool) bool {
 	}
 	now := time.Now()
 	for _, at := range l.linger {
-		if now.Sub(at) >= l.opts.ClearLinger {
+		if l.lingerOver(at, now) {
 			return true
 		}
 	}
@@ -1432,11 +1437,10 @@ func (l *Log) Info() Info {
 // GroupCounters are the counters of the log's work with its group that
 // dlogd's state dump shows (daemon's groupCounters), by name.
 func (l *Log) GroupCounters() map[string]uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return map[string]uint64{"sent": l.stats.sent, "received": l.stats.recv, "proposals": l.stats.proposals, "granted": l.stats.grants,
-		"wakes": l.stats.wakes, "given_back": l.stats.givenBack, "wants_sent": l.stats.wantsSent, "taken_back": l.stats.takenBack,
-		"marked_ahead": l.markedAhead.Load()}
+	in := l.Info()
+	return map[string]uint64{"sent": in.Sent, "received": in.Received, "proposals": in.Proposals, "granted": in.Granted,
+		"wakes": in.Wakes, "given_back": in.GivenBack, "wants_sent": in.WantsSent, "taken_back": in.TakenBack,
+		"marked_ahead": in.MarkedAhead}
 }
 
 func (l *Log) setState(st *state) {
