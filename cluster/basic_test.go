@@ -134,6 +134,17 @@ func pairOn(t *testing.T, table string) (*Log, *Log, *FakeNet) {
 	return a, b, net
 }
 
+// mustWork asks l for resync work (GET_RESYNC_WORK) and fails the test
+// unless it hands a region; it returns the region.
+func mustWork(t testing.TB, l *Log) uint64 {
+	t.Helper()
+	r, ok, err := l.GetResyncWork()
+	if err != nil || !ok {
+		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
+	}
+	return r
+}
+
 func mustFlush(t testing.TB, l *Log, rs ...uint64) {
 	t.Helper()
 	for _, r := range rs {

@@ -48,10 +48,7 @@ func writerKernel(t *testing.T, b *Log, w uint64, within time.Duration) []uint64
 func TestGiveBackNotStarted(t *testing.T) {
 	coreAndDisk(t, func(t *testing.T, args string) {
 		a, b, _ := pairOn(t, "65536 "+args) // 64 regions
-		first, ok, err := a.GetResyncWork()
-		if err != nil || !ok {
-			t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
-		}
+		first := mustWork(t, a)
 		ga := a.Info().Grants[a.Info().Me]
 		if len(ga) < 8 {
 			t.Fatalf("a holds %v; want a batch", ga)
@@ -121,10 +118,7 @@ func recoverGrant(t *testing.T, l *Log, first uint64) []uint64 {
 func TestGiveBackStartedKept(t *testing.T) {
 	coreAndDisk(t, func(t *testing.T, args string) {
 		a, b, _ := pairOn(t, "65536 "+args)
-		first, ok, err := a.GetResyncWork()
-		if err != nil || !ok {
-			t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
-		}
+		first := mustWork(t, a)
 		ga := a.Info().Grants[a.Info().Me]
 		other := ga[len(ga)-1]
 		waitFor(t, "a's grant known to b", func() bool { return held(b, first, other) })
@@ -212,10 +206,7 @@ func TestGiveBackNotWhileUnfenced(t *testing.T) {
 	net := NewFakeNet(1)
 	a, b, c := threeNodes(t, net, ctr(t, "65536 clustered-core 1024"), nil)
 	t.Cleanup(func() { a.Close(); b.Close() })
-	first, ok, err := a.GetResyncWork()
-	if err != nil || !ok {
-		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
-	}
+	first := mustWork(t, a)
 	ga := a.Info().Grants[a.Info().Me]
 	w := ga[len(ga)-1]
 	waitFor(t, "a's grant known to b", func() bool { return held(b, w) })
@@ -268,15 +259,10 @@ func notWanted(t *testing.T, a, b *Log, w uint64, why string) {
 // write goes.
 func TestGiveBackNotWhenFull(t *testing.T) {
 	a, b, _ := pairOn(t, "1048576 clustered-core 1024") // 1024 regions
-	if _, ok, err := a.GetResyncWork(); err != nil || !ok {
-		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
-	}
+	mustWork(t, a)
 	ga := a.Info().Grants[a.Info().Me]
 	w := ga[len(ga)-1]
-	bfirst, ok, err := b.GetResyncWork()
-	if err != nil || !ok {
-		t.Fatalf("GET_RESYNC_WORK on b = %v, %v; want a region", ok, err)
-	}
+	bfirst := mustWork(t, b)
 	waitFor(t, "both grants known to both", func() bool {
 		return held(b, w) && len(a.Info().Grants[b.Info().Me]) == maxBatch && len(b.Info().Grants[b.Info().Me]) == maxBatch
 	})
@@ -296,10 +282,7 @@ func TestGiveBackNotWhenFull(t *testing.T) {
 // wanted by b's kernel: the WANT sends a's queued reports at once.
 func TestGiveBackReportedSentAtOnce(t *testing.T) {
 	a, b, _ := pairOn(t, "65536 clustered-core 1024")
-	first, ok, err := a.GetResyncWork()
-	if err != nil || !ok {
-		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
-	}
+	first := mustWork(t, a)
 	waitFor(t, "a's grant known to b", func() bool { return held(b, first) })
 	if err := a.SetRegionSync(first, true); err != nil {
 		t.Fatal(err)

@@ -238,10 +238,7 @@ func TestProposeBeforeSyncDelivered(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	resume(t, a, b)
-	r, ok, err := a.GetResyncWork()
-	if err != nil || !ok {
-		t.Fatalf("GET_RESYNC_WORK = %d, %v, %v; want a region", r, ok, err)
-	}
+	r := mustWork(t, a)
 	net.Hold(1, 2) // nothing is delivered: a's SYNC stays in flight
 	sent := a.Info().Sent
 	if err := a.SetRegionSync(r, true); err != nil {

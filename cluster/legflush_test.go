@@ -109,10 +109,7 @@ func TestLegFlushBeforeSlotClear(t *testing.T) {
 func TestLegFlushBeforeRecoveryReport(t *testing.T) {
 	l, p := probed(t, "4096 clustered-disk "+logDevice(t, 1<<20)+" 1024")
 
-	r, ok, err := l.GetResyncWork()
-	if err != nil || !ok {
-		t.Fatalf("GET_RESYNC_WORK = %d, %v, %v; want a region", r, ok, err)
-	}
+	r := mustWork(t, l)
 	base := p.count()
 	inSyncAtFlush := true
 	p.seen = []func(){func() { inSyncAtFlush = replicatedInSync(l, r) }}
@@ -162,10 +159,7 @@ func TestCoreNoLegFlush(t *testing.T) {
 	if err := l.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	r, ok, err := l.GetResyncWork()
-	if err != nil || !ok {
-		t.Fatalf("GET_RESYNC_WORK = %d, %v, %v; want a region", r, ok, err)
-	}
+	r := mustWork(t, l)
 	if err := l.SetRegionSync(r, true); err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,15 @@ func (d writeCounter) Write(bs []iouring.Block, sync bool) error {
 	return d.Device.Write(bs, sync)
 }
 
-// lingering opens node id with Options.ClearLinger set to linger and its
-// device writes counted in writes.
-func lingering(t *testing.T, net *FakeNet, id uint32, c engine.Config, linger time.Duration, writes *atomic.Int64) *Log {
+// lingering opens node id with Options.ClearLinger set to linger, then
+// opts applied, and its device writes counted in writes.
+func lingering(t *testing.T, net *FakeNet, id uint32, c engine.Config, linger time.Duration, writes *atomic.Int64, opts ...func(*Options)) *Log {
 	t.Helper()
 	o := testOptions(net.Node(id))
 	o.ClearLinger = linger
+	for _, opt := range opts {
+		opt(&o)
+	}
 	eo := engine.Options{Logger: testLogger(), WrapDevice: func(d engine.Device) engine.Device { return writeCounter{d, writes} }}
 	l, err := Open("uuid-1", c, eo, o)
 	if err != nil {
@@ -272,18 +275,9 @@ func testMarkAhead(t *testing.T, args string) {
 	net := NewFakeNet(1)
 	const linger = 100 * time.Millisecond
 	var writes atomic.Int64
-	open := func(id uint32, w *atomic.Int64) *Log {
-		o := testOptions(net.Node(id))
-		o.ClearLinger, o.MarkAhead = linger, 3
-		eo := engine.Options{Logger: testLogger(), WrapDevice: func(d engine.Device) engine.Device { return writeCounter{d, w} }}
-		l, err := Open("uuid-1", c, eo, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return l
-	}
-	a, b := open(1, &writes), open(2, new(atomic.Int64))
+	ahead := func(o *Options) { o.MarkAhead = 3 }
+	a := lingering(t, net, 1, c, linger, &writes, ahead)
+	b := lingering(t, net, 2, c, linger, new(atomic.Int64), ahead)
 	resume(t, a, b)
 	me := a.Info().Me
 	watch := b

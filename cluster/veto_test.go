@@ -120,9 +120,7 @@ func TestMergeTwice(t *testing.T) {
 // sync.
 func TestVetoFailedWriteGranted(t *testing.T) {
 	a, b, _ := pairOn(t, "65536 clustered-core 1024")
-	if _, ok, err := a.GetResyncWork(); err != nil || !ok {
-		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
-	}
+	mustWork(t, a)
 	ga := a.Info().Grants[a.Info().Me]
 	r := ga[len(ga)-1] // granted, not handed to a's kernel
 	if err := a.SetRegionSync(r, false); err != nil {
@@ -164,10 +162,7 @@ func TestVetoFailedWriteGranted(t *testing.T) {
 // a's is.
 func TestVetoStarted(t *testing.T) {
 	a, b, _ := pairOn(t, "65536 clustered-core 1024")
-	r, ok, err := a.GetResyncWork()
-	if err != nil || !ok {
-		t.Fatalf("GET_RESYNC_WORK = %v, %v; want a region", ok, err)
-	}
+	r := mustWork(t, a)
 	a.mu.Lock()
 	a.send(func(seq uint64) []byte { return a.codec.release(seq, r) })
 	a.mu.Unlock()
