@@ -389,14 +389,6 @@ func (d *Daemon) Dump() {
 	d.log.Info("state dump", "logs", len(st), "malformed", d.counters.malformed.Load(),
 		"unknown_log", d.counters.unknown.Load(), "errors", d.counters.errors.Load(), "busy", d.counters.busy.Load())
 	for _, s := range st {
-		var req, group []string
-		for k, v := range s.Requests {
-			req = append(req, fmt.Sprintf("%s=%d", k, v))
-		}
-		for k, v := range s.Group {
-			group = append(group, fmt.Sprintf("%s=%d", k, v))
-		}
-		slices.Sort(group)
 		d.log.Info("log", "uuid", s.UUID, "luid", fmt.Sprintf("%#x", s.LUID), "ctr", s.Ctr, "phase", s.State.Phase,
 			"regions", s.State.Regions, "in_sync", s.State.InSync, "dirty", s.State.Dirty, "recovering", s.State.Recovering,
 			"cursor", s.State.Cursor, "halted", s.State.Halted, "status", s.StatusInfo,
@@ -405,6 +397,17 @@ func (d *Daemon) Dump() {
 			"phase_flushes", s.Phases.Flushes, "phase_queue", s.Phases.Queue, "phase_run", s.Phases.Run, "phase_reply", s.Phases.Reply, "phase_inline", s.Phases.Inline, "phase_detached", s.Phases.Detached,
 			"write_time", s.State.Stats.WriteTime, "syncs", s.State.Stats.Syncs,
 			"leg_flushes", s.State.Stats.LegFlushes, "leg_flush_time", s.State.Stats.LegFlushTime,
-			"requests", strings.Join(req, " "), "group", strings.Join(group, " "))
+			"requests", counts(s.Requests), "group", counts(s.Group))
 	}
+}
+
+// counts formats named counters as "name=value" pairs, sorted by name,
+// separated by spaces.
+func counts(m map[string]uint64) string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, fmt.Sprintf("%s=%d", k, v))
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
 }
